@@ -1,0 +1,110 @@
+# lockwarden - clears stuck App Service (Kudu) deployments.
+#
+#   make          build build/lockwarden
+#   make check    build and run every test (unit, end to end, sanitizers)
+#   make demo     a first run on a throwaway site tree
+#   make bench    print reaction time, memory and idle CPU figures
+#   make install  PREFIX=/usr/local DESTDIR=
+#   make SAN=1    an ASan+UBSan build in build-san/
+#   make WERROR=1 warnings are errors (CI)
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS := libuv inih libsystemd
+
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-unused-parameter -Wvla -Wimplicit-fallthrough \
+	-Wno-format-truncation
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+# Messages are cut to fixed buffers on purpose (-Wno-format-truncation).
+# Recursively expanded on purpose: pkg-config runs only once the deps stamp
+# has made sure it and the libraries are there.
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DLOCKWARDEN_VERSION='"$(VERSION)"' \
+	$(WARNINGS) $(SANFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS))
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+
+AGENT_SRC := $(wildcard agent/*.c)
+AGENT_OBJ := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRC))
+CORE_OBJ := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJ))
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
+DEPS_STAMP := build/.deps-build
+
+.PHONY: all check unit e2e san-check demo bench install uninstall clean deps-check deps-build fuzz
+
+all: $(BUILD)/lockwarden
+
+# Installs (as root, with apt-get) or names the Debian packages a target needs.
+$(DEPS_STAMP): packaging/ensure-deps.sh
+	@sh packaging/ensure-deps.sh build
+	@mkdir -p build && touch $@
+
+deps-check:
+	@sh packaging/ensure-deps.sh check
+
+$(BUILD)/agent/%.o: agent/%.c agent/*.h agent/config.def | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lockwarden: $(AGENT_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Each unit test links only the modules it tests, so one unfinished module
+# does not stop the others' tests.
+$(BUILD)/test_kudu: $(BUILD)/agent/kudu.o
+$(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/log.o
+$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/site.o $(BUILD)/agent/kudu.o $(BUILD)/agent/log.o
+$(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/log.o
+$(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
+$(BUILD)/test_%: test/unit/test_%.c
+	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
+
+unit: deps-check $(UNIT_BIN)
+	@sh test/run-unit.sh $(BUILD) $(UNIT_BIN)
+
+e2e: deps-check $(BUILD)/lockwarden
+	cd test/e2e && LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
+
+# The same unit and end-to-end tests on an ASan+UBSan build.
+san-check:
+	$(MAKE) SAN=1 unit e2e
+
+check: deps-check
+	$(MAKE) unit e2e
+	$(MAKE) san-check
+
+demo: $(BUILD)/lockwarden
+	@sh test/demo.sh $(BUILD)/lockwarden
+
+bench: deps-check $(BUILD)/lockwarden
+	@/usr/bin/python3 test/bench/bench.py $(BUILD)/lockwarden
+
+install: $(BUILD)/lockwarden
+	install -D -m 0755 $(BUILD)/lockwarden $(DESTDIR)$(BINDIR)/lockwarden
+	install -D -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/lockwarden
+
+clean:
+	rm -rf build build-san

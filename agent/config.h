@@ -1,0 +1,93 @@
+/* config.h - the agent's configuration: built-in defaults, then the ini
+ * file, then LOCKWARDEN_<SECTION>_<KEY> environment variables, then the
+ * command line (each beats the one before). Every key is declared once in
+ * config.def.
+ *
+ * Errors name where the bad value came from: "FILE:LINE: [section] key =
+ * 'value': why" for the file, "environment LOCKWARDEN_X_Y='value': why" for
+ * the environment. Functions return 0 or a negative errno.
+ */
+#ifndef LOCKWARDEN_CONFIG_H
+#define LOCKWARDEN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/lockwarden/lockwarden.ini"
+#define CONFIG_ERROR_MAX 512
+
+/* Where a key's effective value came from, for check-config. */
+enum config_source {
+	CONFIG_FROM_DEFAULT,
+	CONFIG_FROM_FILE,
+	CONFIG_FROM_ENV,
+	CONFIG_FROM_COMMAND_LINE,
+};
+
+#define CONFIG_TYPE_STRING char *
+#define CONFIG_TYPE_PATH char *
+#define CONFIG_TYPE_DURATION uint64_t
+#define CONFIG_TYPE_BOOL bool
+#define CONFIG_TYPE_LEVEL enum log_level
+
+struct config {
+#define CONFIG_KEY(section, key, type, def, min, max, doc) \
+	CONFIG_TYPE_##type section##_##key;
+#include "config.def"
+	/* One per key, in config.def order. */
+#define CONFIG_KEY(section, key, type, def, min, max, doc) \
+	enum config_source section##_##key##_source;
+#include "config.def"
+	/* One per key: the file's line for a CONFIG_FROM_FILE value, else 0. */
+#define CONFIG_KEY(section, key, type, def, min, max, doc) \
+	unsigned section##_##key##_line;
+#include "config.def"
+	char *file;          /* the file that was read, NULL when none */
+};
+
+/* Command-line values that beat the file and the environment. */
+struct config_overrides {
+	const char *site_root;  /* NULL: not given */
+	bool dry_run;           /* true: --dry-run given */
+	bool verbose;           /* true: -v given, log level debug */
+};
+
+/* Fills cfg from defaults, the file, the environment (envp, NULL-terminated
+ * "NAME=value" strings, normally environ) and the overrides.
+ *
+ * path: the file to read; NULL means the default path, where a missing file
+ * means built-in defaults. A missing file named explicitly is an error.
+ *
+ * On failure returns -EINVAL (bad value, unknown section or key), -ENOENT
+ * (missing file named explicitly) or another -errno, writes one line naming
+ * file, line, key and value into err, and leaves cfg empty (config_free safe).
+ * Unknown LOCKWARDEN_<SECTION>_<KEY> variables whose SECTION is one of ours
+ * are errors too (a typo would otherwise be silently ignored). */
+int config_load(struct config *cfg, const char *path, char *const *envp,
+		const struct config_overrides *over, char *err, size_t err_size);
+
+/* Releases what config_load allocated; cfg is zeroed. */
+void config_free(struct config *cfg);
+
+/* Writes the effective configuration as an ini file, each key with its doc
+ * line and, when not the default, where its value came from. */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Writes the documented sample file (every key at its default, commented). */
+void config_print_sample(FILE *out);
+
+/* "90", "90s", "15m", "2h", "250ms", "1h30m" -> milliseconds. A bare number
+ * is seconds. -EINVAL for anything else, -ERANGE on overflow. */
+int config_parse_duration(const char *text, uint64_t *out_ms);
+
+/* Formats ms the way the file would say it: "15m", "90s", "1h30m", "250ms". */
+void config_format_duration(uint64_t ms, char *out, size_t out_size);
+
+/* true/false, yes/no, on/off, 1/0 (any case). -EINVAL otherwise. */
+int config_parse_bool(const char *text, bool *out);
+
+#endif

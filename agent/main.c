@@ -1,0 +1,168 @@
+/* main.c - parse the command line, load the configuration, open the log,
+ * and hand over to the daemon, report or check-config. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+#include "report.h"
+
+extern char **environ;
+
+enum command { CMD_RUN, CMD_REPORT, CMD_CHECK_CONFIG };
+
+struct args {
+	enum command command;
+	const char *config_path;
+	struct config_overrides over;
+	bool once;
+	bool json;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lockwarden [run] [-c FILE] [--once] [--dry-run] [--site-root DIR] [-v]\n"
+		"       lockwarden report [-c FILE] [--site-root DIR] [--json]\n"
+		"       lockwarden check-config [-c FILE] [--site-root DIR] [--dry-run]\n"
+		"       lockwarden --help | --version\n"
+		"\n"
+		"Clears App Service deployments stuck behind Kudu's deployment lock (HTTP 409).\n"
+		"\n"
+		"  run           watch the site and clear stuck deployments (the default)\n"
+		"  report        list locks/ and deployments/ with a verdict for each; changes nothing;\n"
+		"                exit 0 when nothing is stuck, 2 when a stuck deployment is found\n"
+		"  check-config  validate and print the effective configuration\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"      --site-root DIR the site folder (beats [site] root and LOCKWARDEN_SITE_ROOT)\n"
+		"      --dry-run       log what would be removed, remove nothing, run no hook\n"
+		"      --once          watch for quiet_period, clear what is stuck, run the hook, exit\n"
+		"      --json          report as JSON\n"
+		"  -v, --verbose       log at debug level\n"
+		"\n"
+		"Every key can also be set with LOCKWARDEN_<SECTION>_<KEY>, e.g.\n"
+		"LOCKWARDEN_POLICY_STUCK_AFTER=20m; the command line beats the environment,\n"
+		"which beats the file.\n"
+		"\n"
+		"Exit codes: 0 ok, 1 runtime failure, 2 report found a stuck deployment,\n"
+		"64 usage error, 78 configuration error.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+/* Returns 0, or EX_USAGE after saying why; -1 when --help/--version ended it. */
+static int parse_args(int argc, char **argv, struct args *args)
+{
+	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_SITE_ROOT, OPT_JSON, OPT_HELP, OPT_VERSION };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "site-root", required_argument, NULL, OPT_SITE_ROOT },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int first = 1;
+
+	memset(args, 0, sizeof(*args));
+	if (argc > 1 && argv[1][0] != '-') {
+		if (strcmp(argv[1], "run") == 0)
+			args->command = CMD_RUN;
+		else if (strcmp(argv[1], "report") == 0)
+			args->command = CMD_REPORT;
+		else if (strcmp(argv[1], "check-config") == 0)
+			args->command = CMD_CHECK_CONFIG;
+		else {
+			fprintf(stderr, "lockwarden: unknown command '%s' (run, report or check-config)\n",
+				argv[1]);
+			return EX_USAGE;
+		}
+		first = 2;
+	}
+	optind = first;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":c:vh", options, NULL)) != -1) {
+		switch (c) {
+		case 'c': args->config_path = optarg; break;
+		case 'v': args->over.verbose = true; break;
+		case OPT_ONCE: args->once = true; break;
+		case OPT_DRY_RUN: args->over.dry_run = true; break;
+		case OPT_SITE_ROOT: args->over.site_root = optarg; break;
+		case OPT_JSON: args->json = true; break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		case OPT_VERSION:
+			printf("lockwarden %s\n", LOCKWARDEN_VERSION);
+			return -1;
+		case ':':
+			fprintf(stderr, "lockwarden: %s needs a value\n", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			fprintf(stderr, "lockwarden: unknown option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "try 'lockwarden --help'\n");
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lockwarden: unexpected argument '%s'\n", argv[optind]);
+		return EX_USAGE;
+	}
+	if (args->once && args->command != CMD_RUN) {
+		fprintf(stderr, "lockwarden: --once goes with run\n");
+		return EX_USAGE;
+	}
+	if (args->json && args->command != CMD_REPORT) {
+		fprintf(stderr, "lockwarden: --json goes with report\n");
+		return EX_USAGE;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args args;
+	struct config cfg;
+	char err[CONFIG_ERROR_MAX];
+	int r;
+
+	r = parse_args(argc, argv, &args);
+	if (r != 0)
+		return r < 0 ? 0 : r;
+
+	log_open();
+	r = config_load(&cfg, args.config_path, environ, &args.over, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "lockwarden: configuration error: %s\n", err);
+		return EX_CONFIG;
+	}
+	log_set_level(cfg.log_level);
+
+	switch (args.command) {
+	case CMD_CHECK_CONFIG:
+		config_print(&cfg, stdout);
+		config_free(&cfg);
+		return 0;
+	case CMD_REPORT:
+		r = report_run(&cfg, args.json, stdout);
+		config_free(&cfg);
+		return r;
+	case CMD_RUN:
+		break;
+	}
+	struct agent_options opt = {
+		.config_path = args.config_path,
+		.over = args.over,
+		.once = args.once,
+	};
+	return agent_run(&cfg, &opt);
+}

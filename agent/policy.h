@@ -1,0 +1,102 @@
+/* policy.h - whether a deployment is stuck, and what a cleanup removes.
+ *
+ * Pure: a function of one snapshot, of what the agent has watched so far
+ * (policy_watch) and of the two clocks passed in. It never reads a clock, a
+ * file or the environment. This is where every dangerous decision is made,
+ * so it is the most tested file of the project.
+ *
+ * The rule (issue 2, ../shared/KUDU.md):
+ *  - A deployment claims to be running when locks/deployment/ exists, or the
+ *    newest record's status.xml is not finished.
+ *  - It is stuck when it claims to be running and the tree shows no
+ *    activity for stuck_after. The last activity is the later of the newest
+ *    mtime of what a running deployment touches (a future mtime counts as
+ *    now: the share's clock is not ours) and the last change the agent saw
+ *    between two scans. Once the agent has itself watched stuck_after pass
+ *    without a change, mtimes cannot hold it back (clock skew).
+ *  - A lock whose lockExpiry has passed (or is null) is free by Kudu's own
+ *    rule: the lock folder alone may go after quiet_period.
+ *  - Nothing is removed until the agent has watched quiet_period without a
+ *    change, whatever the mtimes say.
+ */
+#ifndef LOCKWARDEN_POLICY_H
+#define LOCKWARDEN_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "site.h"
+
+struct policy_params {
+	uint64_t stuck_after_ms;
+	uint64_t quiet_period_ms;
+	/* report: plan the cleanup as if quiet_period had been watched without
+	 * a change, to show what would go. Never proof of idleness. */
+	bool plan_as_if_quiet;
+};
+
+/* What the agent has watched, carried from scan to scan by its owner. */
+struct policy_watch {
+	bool started;             /* at least one scan was observed */
+	uint64_t start_ms;        /* monotonic time of the first observed scan */
+	bool seen_change;         /* a change was seen since start */
+	uint64_t last_change_ms;  /* monotonic time of the scan that saw it */
+	uint64_t fingerprint;     /* of the last observed snapshot */
+};
+
+/* A hash of everything whose change counts as activity: the presence and
+ * lstat (type, inode, mtime, size) of the site root, locks/, every entry of
+ * locks/ and deployments/, info.lock, and status.xml and log.log of every
+ * record that is not finished. */
+uint64_t policy_fingerprint(const struct site_snapshot *snap);
+
+/* Folds one scan, finished at monotonic now_ms, into w. The first scan
+ * starts the watch and is not a change. Returns true when it saw a change. */
+bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap,
+		    uint64_t now_ms);
+
+enum policy_verdict {
+	POLICY_LIVE,      /* part of a deployment that is running or may be */
+	POLICY_STUCK,     /* part of a stuck deployment */
+	POLICY_LEFTOVER,  /* a harmless leftover of a finished operation */
+	POLICY_KEPT,      /* Kudu's, never removed (history, active, tools, ...) */
+	POLICY_FOREIGN,   /* not Kudu's, or not of the shape Kudu makes */
+};
+const char *policy_verdict_name(enum policy_verdict v); /* "live", ..., "not Kudu's" */
+
+struct policy_entry {
+	enum policy_verdict verdict;
+	bool remove;              /* removed by the cleanup this decision calls for */
+	char reason[192];
+};
+
+struct policy_decision {
+	bool blocked;             /* the site root is unusable: nothing may be removed */
+	bool claims_running;
+	bool lock_expired;        /* the lock folder's lockExpiry has passed or is null */
+	bool stuck;               /* claims running with no activity for stuck_after */
+	bool act;                 /* remove the entries marked remove, now */
+	int64_t activity_age_ms;  /* -1 when nothing tells */
+	uint64_t quiet_ms;        /* watched without a change (0 before the first scan) */
+	/* How long until the decision could change with nothing new on disk:
+	 * the agent re-scans then. UINT64_MAX: not by time alone. */
+	uint64_t next_check_ms;
+	char deployment_id[KUDU_TEXT_MAX]; /* the stuck/running record's id, "" unknown */
+	char reason[320];         /* one line, also the hook's LOCKWARDEN_REASON */
+
+	struct policy_entry *entries;   /* one per snapshot entry, same order */
+	size_t n_entries;
+	size_t *removals;         /* indexes into entries, in removal order */
+	size_t n_removals;
+};
+
+/* Decides on snap. watch may be NULL (report: nothing watched). now_wall_ns
+ * is the wall clock, now_mono_ms the monotonic clock of policy_watch.
+ * Returns 0, or -ENOMEM (out is then empty, policy_decision_free safe). */
+int policy_decide(const struct site_snapshot *snap, const struct policy_watch *watch,
+		  const struct policy_params *params, int64_t now_wall_ns,
+		  uint64_t now_mono_ms, struct policy_decision *out);
+void policy_decision_free(struct policy_decision *d);
+
+#endif

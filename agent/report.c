@@ -1,0 +1,274 @@
+/* report.c - one scan, one decision with nothing watched, printed for a
+ * person (a table) or a program (--json). Changes nothing. */
+#include "report.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "policy.h"
+#include "scan.h"
+#include "site.h"
+
+static int64_t wall_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void fmt_time(int64_t ns, char *out, size_t size)
+{
+	if (ns == KUDU_TIME_NONE) {
+		snprintf(out, size, "-");
+		return;
+	}
+	time_t t = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, size, "?");
+}
+
+/* The entry's own last activity: for a record, the newest of the folder,
+ * status.xml and log.log; for the lock folder, info.lock too. */
+static int64_t entry_mtime_ns(const struct site_entry *e)
+{
+	int64_t t = e->st.mtime_ns;
+	const struct site_stat *more[] = { &e->info_st, &e->status_st, &e->log_st };
+	for (size_t i = 0; i < 3; i++)
+		if (more[i]->present && more[i]->mtime_ns > t)
+			t = more[i]->mtime_ns;
+	return t;
+}
+
+static void fmt_age_s(int64_t age_s, char *out, size_t size)
+{
+	if (age_s < 0)
+		age_s = 0;
+	if (age_s < 120)
+		snprintf(out, size, "%llds", (long long)age_s);
+	else if (age_s < 7200)
+		snprintf(out, size, "%lldm", (long long)(age_s / 60));
+	else if (age_s < 172800)
+		snprintf(out, size, "%lldh", (long long)(age_s / 3600));
+	else
+		snprintf(out, size, "%lldd", (long long)(age_s / 86400));
+}
+
+/* What the entry holds, in a few words: lock holder, or record status. */
+static void entry_details(const struct site_entry *e, char *out, size_t size)
+{
+	char a[KUDU_TEXT_MAX * 4], b[KUDU_TEXT_MAX * 4], when[40];
+
+	out[0] = '\0';
+	if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
+		log_escape(e->info.op, a, sizeof(a));
+		log_escape(e->info.worker, b, sizeof(b));
+		fmt_time(e->info.expiry_ns, when, sizeof(when));
+		snprintf(out, size, "op '%s', worker %s, expires %s", a, b[0] ? b : "?", when);
+	} else if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) &&
+		   e->status_err == 0) {
+		log_escape(e->status.status_text, a, sizeof(a));
+		fmt_time(e->status.received_ns, when, sizeof(when));
+		snprintf(out, size, "%s%s%s%s, received %s", kudu_state_name(e->status.state),
+			 a[0] ? " (" : "", a, a[0] ? ")" : "", when);
+	} else if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK &&
+		   e->kind <= KUDU_NAME_HOOKS_LOCK) {
+		log_escape(e->lock.operation, a, sizeof(a));
+		fmt_time(e->lock.acquired_ns, when, sizeof(when));
+		snprintf(out, size, "last '%s' at %s", a, when);
+	}
+}
+
+static void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			/* Bytes outside ASCII are written one by one: names on disk
+			 * need not be UTF-8, and the JSON must stay valid. */
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void json_time(FILE *out, int64_t ns)
+{
+	char when[40];
+	if (ns == KUDU_TIME_NONE) {
+		fputs("null", out);
+		return;
+	}
+	fmt_time(ns, when, sizeof(when));
+	json_string(out, when);
+}
+
+static const char *type_word(mode_t t)
+{
+	switch (t) {
+	case S_IFREG: return "file";
+	case S_IFDIR: return "folder";
+	case S_IFLNK: return "symlink";
+	default: return "other";
+	}
+}
+
+static void print_json(const struct config *cfg, const struct site_snapshot *snap,
+		       const struct policy_decision *d, FILE *out)
+{
+	fputs("{\n  \"site_root\": ", out);
+	json_string(out, cfg->site_root);
+	fputs(",\n  \"scanned_at\": ", out);
+	json_time(out, snap->scanned_ns);
+	fprintf(out, ",\n  \"readable\": %s,\n  \"claims_running\": %s,\n  \"stuck\": %s,\n"
+		"  \"lock_expired\": %s,\n  \"activity_age_s\": ",
+		d->blocked ? "false" : "true", d->claims_running ? "true" : "false",
+		d->stuck ? "true" : "false", d->lock_expired ? "true" : "false");
+	if (d->activity_age_ms < 0)
+		fputs("null", out);
+	else
+		fprintf(out, "%lld", (long long)(d->activity_age_ms / 1000));
+	fputs(",\n  \"deployment_id\": ", out);
+	json_string(out, d->deployment_id);
+	fputs(",\n  \"reason\": ", out);
+	json_string(out, d->reason);
+	fputs(",\n  \"would_remove\": [", out);
+	for (size_t i = 0; i < d->n_removals; i++) {
+		char path[NAME_MAX + 32];
+		site_entry_path(&snap->entries[d->removals[i]], path, sizeof(path));
+		fputs(i ? ", " : "", out);
+		json_string(out, path);
+	}
+	fputs("],\n  \"entries\": [", out);
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		const struct policy_entry *p = &d->entries[i];
+		char path[NAME_MAX + 32];
+		site_entry_path(e, path, sizeof(path));
+		fputs(i ? ",\n    {" : "\n    {", out);
+		fputs("\"path\": ", out);
+		json_string(out, path);
+		fputs(", \"kind\": ", out);
+		json_string(out, kudu_name_describe(e->kind));
+		fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ", type_word(e->st.type),
+			(long long)((snap->scanned_ns - entry_mtime_ns(e)) / 1000000000LL));
+		json_string(out, policy_verdict_name(p->verdict));
+		fprintf(out, ", \"would_remove\": %s, \"reason\": ", p->remove ? "true" : "false");
+		json_string(out, p->reason);
+		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
+			fputs(", \"lock\": {\"expiry\": ", out);
+			json_time(out, e->info.expiry_ns);
+			fputs(", \"held_by_op\": ", out);
+			json_string(out, e->info.op);
+			fputs(", \"held_by_worker\": ", out);
+			json_string(out, e->info.worker);
+			fputs("}", out);
+		}
+		if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK && e->kind <= KUDU_NAME_HOOKS_LOCK) {
+			fputs(", \"lock\": {\"operation\": ", out);
+			json_string(out, e->lock.operation);
+			fputs(", \"acquired\": ", out);
+			json_time(out, e->lock.acquired_ns);
+			fputs(", \"instance\": ", out);
+			json_string(out, e->lock.instance);
+			fputs("}", out);
+		}
+		if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) && e->status_err == 0) {
+			fputs(", \"status\": {\"id\": ", out);
+			json_string(out, e->status.id);
+			fputs(", \"state\": ", out);
+			json_string(out, kudu_state_name(e->status.state));
+			fprintf(out, ", \"complete\": %s, \"received\": ",
+				e->status.complete ? "true" : "false");
+			json_time(out, e->status.received_ns);
+			fputs(", \"status_text\": ", out);
+			json_string(out, e->status.status_text);
+			fputs("}", out);
+		}
+		fputs("}", out);
+	}
+	fputs("\n  ]\n}\n", out);
+}
+
+static void print_text(const struct config *cfg, const struct site_snapshot *snap,
+		       const struct policy_decision *d, FILE *out)
+{
+	char when[40], stuck_after[32], quiet[32];
+
+	fmt_time(snap->scanned_ns, when, sizeof(when));
+	fprintf(out, "lockwarden report for %s at %s\n", cfg->site_root, when);
+	if (snap->root_err) {
+		fprintf(out, "cannot read the site root: %s\n", strerror(-snap->root_err));
+		return;
+	}
+	if (snap->locks_err)
+		fprintf(out, "locks/: %s\n", strerror(-snap->locks_err));
+	if (snap->deployments_err)
+		fprintf(out, "deployments/: %s\n", strerror(-snap->deployments_err));
+	fprintf(out, "\n%-34s %-22s %6s  %-10s %s\n", "ENTRY", "WHAT", "AGE", "VERDICT", "WHY");
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		const struct policy_entry *p = &d->entries[i];
+		char path[NAME_MAX + 32], escaped[sizeof(path) * 4], age[16], details[600];
+		site_entry_path(e, path, sizeof(path));
+		log_escape(path, escaped, sizeof(escaped));
+		fmt_age_s((snap->scanned_ns - entry_mtime_ns(e)) / 1000000000LL, age, sizeof(age));
+		fprintf(out, "%-34s %-22s %6s  %-10s %s\n", escaped, kudu_name_describe(e->kind), age,
+			policy_verdict_name(p->verdict), p->reason);
+		entry_details(e, details, sizeof(details));
+		if (details[0])
+			fprintf(out, "%-34s %s\n", "", details);
+	}
+	if (snap->n_entries == 0)
+		fprintf(out, "(no entries)\n");
+
+	config_format_duration(cfg->policy_stuck_after, stuck_after, sizeof(stuck_after));
+	config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
+	fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : d->stuck ? "STUCK" : "OK", d->reason);
+	if (d->n_removals) {
+		fprintf(out, "a cleanup would remove, in this order:\n");
+		for (size_t i = 0; i < d->n_removals; i++) {
+			char path[NAME_MAX + 32], escaped[sizeof(path) * 4];
+			site_entry_path(&snap->entries[d->removals[i]], path, sizeof(path));
+			log_escape(path, escaped, sizeof(escaped));
+			fprintf(out, "  %s\n", escaped);
+		}
+		fprintf(out, "the running agent removes them once it has itself watched the tree for %s"
+			" (quiet_period) without a change.\n", quiet);
+	}
+}
+
+int report_run(const struct config *cfg, bool json, FILE *out)
+{
+	struct site_snapshot snap = { 0 };
+	struct policy_decision d;
+	struct policy_params params = {
+		.stuck_after_ms = cfg->policy_stuck_after,
+		.quiet_period_ms = cfg->policy_quiet_period,
+		.plan_as_if_quiet = true,
+	};
+	int64_t now = wall_now_ns();
+
+	if (scan_site(cfg->site_root, now, &snap) < 0 ||
+	    policy_decide(&snap, NULL, &params, now, 0, &d) < 0) {
+		fprintf(stderr, "lockwarden: out of memory\n");
+		site_snapshot_free(&snap);
+		return 1;
+	}
+	if (json)
+		print_json(cfg, &snap, &d, out);
+	else
+		print_text(cfg, &snap, &d, out);
+	int code = d.blocked ? 1 : d.stuck ? 2 : 0;
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+	return code;
+}

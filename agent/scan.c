@@ -1,0 +1,277 @@
+/* scan.c - reads locks/ and deployments/ into a snapshot, following nothing. */
+#include "scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void stat_from(struct site_stat *out, const struct stat *st)
+{
+	out->present = true;
+	out->type = st->st_mode & S_IFMT;
+	out->dev = st->st_dev;
+	out->ino = st->st_ino;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	out->size = (int64_t)st->st_size;
+}
+
+/* lstat of name in dirfd; returns 0 or -errno, out->present false when absent. */
+static int stat_at(int dirfd, const char *name, struct site_stat *out)
+{
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	stat_from(out, &st);
+	return 0;
+}
+
+/* Reads a small regular file of dirfd without following a link or blocking
+ * on a FIFO. *buf is malloc'd (NUL-terminated) on success. The stat of the
+ * opened file is returned in st so it matches what was read. */
+static int read_small(int dirfd, const char *name, char **buf, size_t *len,
+		      struct site_stat *st_out)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	*buf = NULL;
+	*len = 0;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	stat_from(st_out, &st);
+	if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		goto out;
+	}
+	if (st.st_size > SCAN_FILE_MAX) {
+		err = -EFBIG;
+		goto out;
+	}
+	char *data = malloc(SCAN_FILE_MAX + 1);
+	if (!data) {
+		err = -ENOMEM;
+		goto out;
+	}
+	size_t got = 0;
+	while (got < SCAN_FILE_MAX) {
+		ssize_t n = read(fd, data + got, SCAN_FILE_MAX - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			free(data);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	data[got] = '\0';
+	*buf = data;
+	*len = got;
+out:
+	close(fd);
+	return err;
+}
+
+static void scan_lock_folder(int locksfd, struct site_entry *e)
+{
+	int fd = openat(locksfd, "deployment", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char *buf;
+	size_t len;
+
+	if (fd < 0) {
+		e->info_err = -errno;
+		return;
+	}
+	e->info_err = read_small(fd, "info.lock", &buf, &len, &e->info_st);
+	if (e->info_err == -ENOENT || e->info_err == -ELOOP || e->info_err == -EINVAL)
+		stat_at(fd, "info.lock", &e->info_st);
+	if (e->info_err == 0) {
+		e->info_err = kudu_parse_info_lock(buf, len, &e->info);
+		free(buf);
+	}
+	close(fd);
+}
+
+static void scan_lock_file(int locksfd, struct site_entry *e)
+{
+	struct site_stat ignored;
+	char *buf;
+	size_t len;
+
+	e->lock_err = read_small(locksfd, e->name, &buf, &len, &ignored);
+	if (e->lock_err == 0) {
+		e->lock_err = kudu_parse_file_lock(buf, len, &e->lock);
+		free(buf);
+	}
+}
+
+static void scan_record(int depfd, struct site_entry *e)
+{
+	int fd = openat(depfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char *buf;
+	size_t len;
+
+	if (fd < 0) {
+		e->status_err = -errno;
+		return;
+	}
+	e->status_err = read_small(fd, "status.xml", &buf, &len, &e->status_st);
+	if (e->status_err != 0 && e->status_err != -ENOMEM)
+		stat_at(fd, "status.xml", &e->status_st);
+	if (e->status_err == 0) {
+		e->status_err = kudu_parse_status_xml(buf, len, &e->status);
+		free(buf);
+	}
+	/* Old Kudu builds wrote log.xml; either one growing is activity. */
+	if (stat_at(fd, "log.log", &e->log_st) == -ENOENT)
+		stat_at(fd, "log.xml", &e->log_st);
+	stat_at(fd, "manifest", &e->manifest_st);
+	close(fd);
+}
+
+static void scan_active(int depfd, struct site_snapshot *snap)
+{
+	struct site_stat ignored;
+	char *buf;
+	size_t len;
+
+	if (read_small(depfd, "active", &buf, &len, &ignored) != 0)
+		return;
+	/* The id is plain text with no newline; keep only a sane first line. */
+	size_t n = strcspn(buf, "\r\n");
+	if (n >= sizeof(snap->active_id))
+		n = sizeof(snap->active_id) - 1;
+	memcpy(snap->active_id, buf, n);
+	snap->active_id[n] = '\0';
+	free(buf);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	const struct site_entry *x = a, *y = b;
+	return strcmp(x->name, y->name);
+}
+
+/* Lists one area. Entries are sorted by name so two scans of the same tree
+ * give the same snapshot (the fingerprint depends on it). */
+static int scan_area(int rootfd, const char *area_name, enum site_area area,
+		     struct site_snapshot *snap, int *area_err, struct site_stat *area_st)
+{
+	int fd = openat(rootfd, area_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		*area_err = -errno;
+		if (errno == ENOTDIR || errno == ELOOP)
+			stat_at(rootfd, area_name, area_st);
+		return 0;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		*area_err = -errno;
+		close(fd);
+		return 0;
+	}
+	stat_from(area_st, &st);
+	*area_err = 0;
+
+	int dupfd = dup(fd);
+	DIR *dir = dupfd < 0 ? NULL : fdopendir(dupfd);
+	if (!dir) {
+		*area_err = -errno;
+		if (dupfd >= 0)
+			close(dupfd);
+		close(fd);
+		return 0;
+	}
+	size_t first = snap->n_entries;
+	struct dirent *d;
+	int err = 0;
+	errno = 0;
+	while ((d = readdir(dir)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		struct site_entry *e = site_add_entry(snap);
+		if (!e) {
+			if (!snap->truncated)
+				err = -ENOMEM;
+			break;
+		}
+		e->area = area;
+		snprintf(e->name, sizeof(e->name), "%s", d->d_name);
+		e->kind = area == SITE_AREA_LOCKS ? kudu_classify_lock(e->name)
+						  : kudu_classify_deployment(e->name);
+		if (stat_at(fd, e->name, &e->st) != 0)
+			continue; /* gone between readdir and lstat: the next scan sees it */
+		bool is_dir = e->st.type == S_IFDIR;
+		bool is_reg = e->st.type == S_IFREG;
+		switch (e->kind) {
+		case KUDU_NAME_LOCK_FOLDER:
+			if (is_dir)
+				scan_lock_folder(fd, e);
+			break;
+		case KUDU_NAME_STATUS_LOCK:
+		case KUDU_NAME_DEPLOYMENTS_LOCK:
+		case KUDU_NAME_SSHKEY_LOCK:
+		case KUDU_NAME_HOOKS_LOCK:
+			if (is_reg)
+				scan_lock_file(fd, e);
+			break;
+		case KUDU_NAME_RECORD:
+		case KUDU_NAME_TEMP_RECORD:
+			if (is_dir)
+				scan_record(fd, e);
+			break;
+		default:
+			break;
+		}
+	}
+	if (!d && errno != 0 && err == 0)
+		*area_err = -errno;
+	closedir(dir);
+	if (area == SITE_AREA_DEPLOYMENTS)
+		scan_active(fd, snap);
+	close(fd);
+	qsort(snap->entries + first, snap->n_entries - first, sizeof(snap->entries[0]),
+	      compare_names);
+	return err;
+}
+
+int scan_site(const char *root, int64_t now_wall_ns, struct site_snapshot *snap)
+{
+	int err;
+
+	snap->scanned_ns = now_wall_ns;
+	snap->locks_err = -ENOENT;
+	snap->deployments_err = -ENOENT;
+	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0) {
+		snap->root_err = -errno;
+		return 0;
+	}
+	struct stat st;
+	if (fstat(rootfd, &st) < 0) {
+		snap->root_err = -errno;
+		close(rootfd);
+		return 0;
+	}
+	stat_from(&snap->root, &st);
+	err = scan_area(rootfd, "locks", SITE_AREA_LOCKS, snap, &snap->locks_err, &snap->locks);
+	if (err == 0)
+		err = scan_area(rootfd, "deployments", SITE_AREA_DEPLOYMENTS, snap,
+				&snap->deployments_err, &snap->deployments);
+	close(rootfd);
+	return err;
+}

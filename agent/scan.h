@@ -1,0 +1,21 @@
+/* scan.h - reading the site tree into a site_snapshot.
+ *
+ * All I/O of judging happens here, relative to directory file descriptors
+ * opened with O_NOFOLLOW: a symlink is recorded as a symlink, never followed.
+ * Files are read with a size cap (SCAN_FILE_MAX); anything larger is not
+ * Kudu's. The meaning of what was read is left to kudu.c and policy.c.
+ * Blocking: the agent runs it off the loop, report runs it directly.
+ */
+#ifndef LOCKWARDEN_SCAN_H
+#define LOCKWARDEN_SCAN_H
+
+#include "site.h"
+
+#define SCAN_FILE_MAX (256 * 1024)
+
+/* Scans root into snap (which must be zeroed). Problems with the tree are
+ * recorded in snap (root_err, locks_err, per-entry errors), not returned:
+ * returns 0, or -ENOMEM. now_wall_ns is stored as snap->scanned_ns. */
+int scan_site(const char *root, int64_t now_wall_ns, struct site_snapshot *snap);
+
+#endif

@@ -1,0 +1,47 @@
+/* site.c - the snapshot's small helpers (growing the entry array). */
+#include "site.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct site_entry *site_add_entry(struct site_snapshot *snap)
+{
+	if (snap->n_entries >= SITE_MAX_ENTRIES) {
+		snap->truncated = true;
+		return NULL;
+	}
+	if (snap->n_entries == snap->cap_entries) {
+		size_t cap = snap->cap_entries ? snap->cap_entries * 2 : 32;
+		struct site_entry *grown = realloc(snap->entries, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		snap->entries = grown;
+		snap->cap_entries = cap;
+	}
+	struct site_entry *e = &snap->entries[snap->n_entries++];
+	memset(e, 0, sizeof(*e));
+	e->info_err = -ENOENT;
+	e->lock_err = -ENOENT;
+	e->status_err = -ENOENT;
+	e->info.expiry_ns = KUDU_TIME_NONE;
+	e->lock.acquired_ns = KUDU_TIME_NONE;
+	e->status.state = KUDU_STATE_UNKNOWN;
+	e->status.received_ns = KUDU_TIME_NONE;
+	e->status.start_ns = KUDU_TIME_NONE;
+	e->status.end_ns = KUDU_TIME_NONE;
+	return e;
+}
+
+void site_snapshot_free(struct site_snapshot *snap)
+{
+	free(snap->entries);
+	memset(snap, 0, sizeof(*snap));
+}
+
+void site_entry_path(const struct site_entry *e, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "%s/%s",
+		 e->area == SITE_AREA_LOCKS ? "locks" : "deployments", e->name);
+}

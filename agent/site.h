@@ -1,0 +1,88 @@
+/* site.h - what one scan of the site tree saw.
+ *
+ * scan.c fills a site_snapshot (all the I/O); policy.c and report.c only read
+ * it. Names are kept as the raw bytes found on disk: they are never trusted,
+ * never put on a command line, and escaped (log_escape) before printing.
+ */
+#ifndef LOCKWARDEN_SITE_H
+#define LOCKWARDEN_SITE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kudu.h"
+
+/* The parts of lstat() that tell whether an entry changed or was replaced. */
+struct site_stat {
+	bool present;
+	mode_t type;        /* S_IFMT bits: S_IFREG, S_IFDIR, S_IFLNK, ... */
+	dev_t dev;
+	ino_t ino;
+	int64_t mtime_ns;   /* since the epoch, by the share's clock */
+	int64_t size;
+};
+
+enum site_area {
+	SITE_AREA_LOCKS,        /* an entry of <root>/locks */
+	SITE_AREA_DEPLOYMENTS,  /* an entry of <root>/deployments */
+};
+
+/* Parse results use: 0 parsed, -ENOENT file absent, -EINVAL not the expected
+ * format, -ENODATA empty, -EFBIG too large to be Kudu's, other -errno: could
+ * not be read. */
+struct site_entry {
+	enum site_area area;
+	char name[NAME_MAX + 1];
+	enum kudu_name kind;
+	struct site_stat st;            /* lstat of the entry itself */
+
+	/* KUDU_NAME_LOCK_FOLDER: its info.lock. */
+	struct site_stat info_st;
+	int info_err;
+	struct kudu_info_lock info;
+
+	/* The lock files (status.lock, deployments.lock, sshkey.lock, hooks.lock). */
+	int lock_err;
+	struct kudu_file_lock lock;
+
+	/* KUDU_NAME_RECORD and KUDU_NAME_TEMP_RECORD. */
+	struct site_stat status_st;     /* status.xml */
+	struct site_stat log_st;        /* log.log (or log.xml on old records) */
+	struct site_stat manifest_st;   /* manifest */
+	int status_err;
+	struct kudu_status status;
+};
+
+struct site_snapshot {
+	int64_t scanned_ns;             /* wall clock when the scan began */
+
+	int root_err;                   /* 0, or why the root could not be opened */
+	struct site_stat root;
+	int locks_err;                  /* 0, -ENOENT when absent, or -errno */
+	struct site_stat locks;
+	int deployments_err;
+	struct site_stat deployments;
+
+	/* deployments/active: the active deployment id, "" when absent. */
+	char active_id[KUDU_TEXT_MAX];
+
+	struct site_entry *entries;     /* locks/ entries first, then deployments/ */
+	size_t n_entries;
+	size_t cap_entries;
+	bool truncated;                 /* more entries than SITE_MAX_ENTRIES */
+};
+
+#define SITE_MAX_ENTRIES 100000
+
+/* Appends a zeroed entry (parse fields set to -ENOENT); NULL when out of
+ * memory or full. */
+struct site_entry *site_add_entry(struct site_snapshot *snap);
+void site_snapshot_free(struct site_snapshot *snap);
+
+/* The relative path of an entry, "locks/<name>" or "deployments/<name>". */
+void site_entry_path(const struct site_entry *e, char *out, size_t out_size);
+
+#endif

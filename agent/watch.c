@@ -1,0 +1,136 @@
+/* watch.c - uv_fs_event watches that only bring the next scan forward. */
+#include "watch.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+static const char *const slot_path[WATCH_SLOTS] = {
+	[WATCH_ROOT] = "",
+	[WATCH_LOCKS] = "locks",
+	[WATCH_LOCK_FOLDER] = "locks/deployment",
+	[WATCH_DEPLOYMENTS] = "deployments",
+};
+
+void watch_init(struct watch_set *set, uv_loop_t *loop, void (*on_event)(struct watch_set *set))
+{
+	memset(set, 0, sizeof(*set));
+	set->loop = loop;
+	set->on_event = on_event;
+	for (int i = 0; i < WATCH_SLOTS; i++)
+		set->dirs[i].set = set;
+}
+
+static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+	struct watch_dir *d = container_of(handle, struct watch_dir, handle);
+
+	/* Whatever happened (even an error), the answer is a scan soon: the
+	 * scan finds out what changed, including a folder that went away. */
+	if (d->set->on_event)
+		d->set->on_event(d->set);
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+	struct watch_dir *d = container_of((uv_fs_event_t *)handle, struct watch_dir, handle);
+	struct watch_set *set = d->set;
+
+	d->closing = false;
+	if (--set->pending_closes == 0 && set->close_cb)
+		set->close_cb(set);
+}
+
+static void stop_dir(struct watch_dir *d)
+{
+	if (!d->active)
+		return;
+	d->active = false;
+	d->closing = true;
+	d->set->pending_closes++;
+	uv_close((uv_handle_t *)&d->handle, on_closed);
+}
+
+static void start_dir(struct watch_set *set, int slot, const struct site_stat *st)
+{
+	struct watch_dir *d = &set->dirs[slot];
+	char path[PATH_MAX + 32];
+	int r;
+
+	if (d->closing)
+		return; /* the old handle is still closing: the next scan re-arms */
+	snprintf(path, sizeof(path), "%s%s%s", set->root, slot_path[slot][0] ? "/" : "",
+		 slot_path[slot]);
+	r = uv_fs_event_init(set->loop, &d->handle);
+	if (r == 0)
+		r = uv_fs_event_start(&d->handle, on_fs_event, path, 0);
+	if (r < 0) {
+		/* ENOSPC (the inotify watch limit), EMFILE, EACCES: say it once
+		 * per cause and live on rescans, which are the ground truth. */
+		if (r != d->last_err)
+			log_warning("cannot watch %s: %s; relying on rescans", path, uv_strerror(r));
+		d->last_err = r;
+		d->set->pending_closes++;
+		d->closing = true;
+		uv_close((uv_handle_t *)&d->handle, on_closed);
+		return;
+	}
+	if (d->last_err)
+		log_info("watching %s again", path);
+	d->last_err = 0;
+	d->active = true;
+	d->dev = st->dev;
+	d->ino = st->ino;
+	log_debug("watching %s", path);
+}
+
+void watch_set_root(struct watch_set *set, const char *root)
+{
+	if (strcmp(set->root, root) == 0)
+		return;
+	for (int i = 0; i < WATCH_SLOTS; i++)
+		stop_dir(&set->dirs[i]);
+	snprintf(set->root, sizeof(set->root), "%s", root);
+}
+
+static void sync_slot(struct watch_set *set, int slot, const struct site_stat *st)
+{
+	struct watch_dir *d = &set->dirs[slot];
+	bool wanted = st && st->present && st->type == S_IFDIR;
+
+	/* inotify watches an inode, not a name: a folder replaced under its
+	 * name (deleted and created again, renamed away and back) must be
+	 * watched again through the name. */
+	if (d->active && (!wanted || d->dev != st->dev || d->ino != st->ino))
+		stop_dir(d);
+	if (wanted && !d->active)
+		start_dir(set, slot, st);
+}
+
+void watch_sync(struct watch_set *set, const struct site_snapshot *snap)
+{
+	const struct site_stat *lock_folder = NULL;
+
+	for (size_t i = 0; i < snap->n_entries; i++)
+		if (snap->entries[i].kind == KUDU_NAME_LOCK_FOLDER)
+			lock_folder = &snap->entries[i].st;
+	sync_slot(set, WATCH_ROOT, snap->root_err == 0 ? &snap->root : NULL);
+	sync_slot(set, WATCH_LOCKS, snap->locks_err == 0 ? &snap->locks : NULL);
+	sync_slot(set, WATCH_LOCK_FOLDER, lock_folder);
+	sync_slot(set, WATCH_DEPLOYMENTS, snap->deployments_err == 0 ? &snap->deployments : NULL);
+}
+
+void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set))
+{
+	set->close_cb = close_cb;
+	for (int i = 0; i < WATCH_SLOTS; i++)
+		stop_dir(&set->dirs[i]);
+	if (set->pending_closes == 0 && close_cb)
+		close_cb(set);
+}

@@ -1,0 +1,34 @@
+#!/bin/sh
+# ensure-deps.sh build|check - makes sure the Debian packages a make target
+# needs are installed. As root it installs what is missing with apt-get;
+# otherwise it prints the exact command and fails.
+set -eu
+
+build_pkgs="gcc make pkg-config libuv1-dev libinih-dev libsystemd-dev"
+check_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest bindfs fuse3"
+
+case "${1:-build}" in
+build) want=$build_pkgs ;;
+check) want=$check_pkgs ;;
+*) echo "usage: $0 build|check" >&2; exit 64 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "lockwarden: installing missing packages:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	exit 0
+fi
+echo "lockwarden: missing packages:$missing" >&2
+echo "install them with:  sudo apt-get install$missing" >&2
+exit 1

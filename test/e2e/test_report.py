@@ -1,0 +1,133 @@
+"""`lockwarden report`: the inspection of the manual procedure. It names
+every entry with a verdict, exits 2 when a deployment is stuck, 0 when
+not, 1 when the site cannot be read, and changes nothing."""
+
+import json
+import os
+
+import pytest
+
+from conftest import (EX_FAILURE, EX_OK, EX_STUCK, HOUR_S, RECORD_DONE, RECORD_OLD,
+                      TEMP_FAILED, TEMP_STUCK, age_tree,
+                      build_finished_site, build_stuck_site, make_file_lock, run_cli,
+                      tree_hash, write_config)
+
+STUCK_SITE_ENTRIES = {
+    # path: must the verdict be "stuck"?
+    "locks/deployment": True,
+    "locks/status.lock": True,
+    "locks/deployments.lock": True,
+    "locks/sshkey.lock": False,
+    "deployments/pending": True,
+    f"deployments/{TEMP_STUCK}": True,
+    f"deployments/{TEMP_FAILED}": False,
+    f"deployments/{RECORD_DONE}": False,
+    f"deployments/{RECORD_OLD}": False,
+    "deployments/active": False,
+    "deployments/tools": False,
+    "deployments/settings.xml": False,
+}
+
+
+@pytest.fixture
+def stuck_cfg(site, tmp_path):
+    build_stuck_site(site)
+    return write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "30s"})
+
+
+@pytest.fixture
+def healthy_cfg(site, tmp_path):
+    build_finished_site(site)
+    make_file_lock(site, "status.lock", acquired_s=-HOUR_S)
+    age_tree(site, HOUR_S)
+    return write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "30s"})
+
+
+def report_json(cfg, *extra):
+    r = run_cli(["report", "-c", cfg, "--json", *extra])
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError as e:
+        raise AssertionError(f"report --json is not JSON ({e}):\n{r.stdout}\n{r.stderr}")
+    assert isinstance(doc.get("entries"), list), f"no `entries` list:\n{r.stdout}"
+    for item in doc["entries"]:
+        for key in ("path", "verdict", "reason"):
+            assert isinstance(item.get(key), str), f"entry without a string {key!r}: {item}"
+    return r, doc
+
+
+def by_path(doc):
+    return {item["path"].rstrip("/"): item for item in doc["entries"]}
+
+
+def test_report_text_names_every_entry_and_its_verdict(stuck_cfg, site):
+    before = tree_hash(site)
+    r = run_cli(["report", "-c", stuck_cfg])
+    assert r.returncode == EX_STUCK, r.stdout + r.stderr
+    for path in STUCK_SITE_ENTRIES:
+        assert os.path.basename(path) in r.stdout, f"{path} not in the report:\n{r.stdout}"
+    assert "stuck" in r.stdout
+    assert "kept" in r.stdout or "keep" in r.stdout
+    assert tree_hash(site) == before
+
+
+def test_report_json_lists_entries_with_verdicts(stuck_cfg, site):
+    before = tree_hash(site)
+    r, doc = report_json(stuck_cfg)
+    assert r.returncode == EX_STUCK, r.stdout + r.stderr
+    entries = by_path(doc)
+    for path, stuck in STUCK_SITE_ENTRIES.items():
+        assert path in entries, f"{path} missing from {sorted(entries)}"
+        verdict = entries[path]["verdict"]
+        assert (verdict == "stuck") == stuck, f"{path}: verdict {verdict!r}"
+        assert entries[path]["reason"].strip(), f"{path}: empty reason"
+    assert tree_hash(site) == before
+
+
+def test_report_on_a_healthy_site_exits_0(healthy_cfg, site):
+    before = tree_hash(site)
+    r = run_cli(["report", "-c", healthy_cfg])
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    r, doc = report_json(healthy_cfg)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    entries = by_path(doc)
+    assert "locks/status.lock" in entries
+    assert not [p for p, e in entries.items() if e["verdict"] == "stuck"]
+    assert tree_hash(site) == before
+
+
+@pytest.mark.parametrize("kind", ["regular-file", "missing"])
+def test_report_on_an_unreadable_site_exits_1(tmp_path, kind):
+    root = tmp_path / "not-a-site"
+    if kind == "regular-file":
+        root.write_text("not a folder\n")
+    cfg = write_config(tmp_path / "lw.ini", root)
+    r = run_cli(["report", "-c", cfg])
+    assert r.returncode == EX_FAILURE, r.stdout + r.stderr
+
+
+def test_report_site_root_flag_beats_the_file(stuck_cfg, tmp_path):
+    healthy = tmp_path / "healthy"
+    build_finished_site(healthy)
+    age_tree(healthy, HOUR_S)
+    assert run_cli(["report", "-c", stuck_cfg]).returncode == EX_STUCK
+    r = run_cli(["report", "-c", stuck_cfg, "--site-root", healthy])
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+
+
+def test_report_survives_hostile_names(stuck_cfg, site):
+    (site / "deployments" / "temp-1a2b3c4e\n\"},{\"path\":\"x").mkdir()
+    with open(os.path.join(os.fsencode(site / "locks"), b"bad\x01\\name\xff"), "w") as f:
+        f.write("{}")
+    os.symlink("/", site / "deployments" / "temp-0badf00d")
+    before = tree_hash(site)
+    r, doc = report_json(stuck_cfg)
+    assert r.returncode == EX_STUCK, r.stdout + r.stderr
+    paths = [e["path"] for e in doc["entries"]]
+    assert "x" not in paths, "a file name forged a JSON entry"
+    assert set(STUCK_SITE_ENTRIES) <= {p.rstrip("/") for p in paths}, paths
+    text = run_cli(["report", "-c", stuck_cfg])
+    assert text.returncode == EX_STUCK
+    assert not [line for line in text.stdout.splitlines() if line.startswith('"},{')], \
+        "a newline in a file name started a new report line"
+    assert tree_hash(site) == before

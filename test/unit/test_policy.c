@@ -1,0 +1,549 @@
+/* test_policy.c - the stuck/live decision as a pure function, driven by
+ * hand-built snapshots and fake clocks. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+#include "site.h"
+
+#define S 1000LL                    /* ms per second */
+#define M (60 * S)
+#define NS(ms) ((int64_t)(ms) * 1000000LL)
+#define NOW_WALL NS(1800000000000LL)  /* 2027-01-15, by the share's clock too */
+
+static const struct policy_params params = { .stuck_after_ms = 15 * M, .quiet_period_ms = 2 * M };
+static ino_t next_ino = 100;
+
+static struct site_stat st_of(mode_t type, int64_t age_ms)
+{
+	struct site_stat st = { .present = true, .type = type, .dev = 1, .ino = next_ino++,
+				.mtime_ns = NOW_WALL - NS(age_ms), .size = 10 };
+	return st;
+}
+
+static struct site_entry *add(struct site_snapshot *snap, enum site_area area, const char *name,
+			      enum kudu_name kind, mode_t type, int64_t age_ms)
+{
+	struct site_entry *e = site_add_entry(snap);
+	assert_non_null(e);
+	e->area = area;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->kind = kind;
+	e->st = st_of(type, age_ms);
+	return e;
+}
+
+static struct site_entry *add_lock(struct site_snapshot *snap, int64_t age_ms, int64_t expiry_in_ms)
+{
+	struct site_entry *e = add(snap, SITE_AREA_LOCKS, "deployment", KUDU_NAME_LOCK_FOLDER,
+				   S_IFDIR, age_ms);
+	e->info_st = st_of(S_IFREG, age_ms);
+	e->info_err = 0;
+	e->info.expiry_ns = NOW_WALL + NS(expiry_in_ms);
+	snprintf(e->info.op, sizeof(e->info.op), "Performing deployment");
+	snprintf(e->info.worker, sizeof(e->info.worker), "abc123");
+	return e;
+}
+
+static struct site_entry *add_record(struct site_snapshot *snap, const char *id,
+				     enum kudu_state state, bool complete, int64_t age_ms)
+{
+	bool temp = strncmp(id, "temp-", 5) == 0;
+	struct site_entry *e = add(snap, SITE_AREA_DEPLOYMENTS, id,
+				   temp ? KUDU_NAME_TEMP_RECORD : KUDU_NAME_RECORD, S_IFDIR, age_ms);
+	e->status_err = 0;
+	e->status_st = st_of(S_IFREG, age_ms);
+	e->log_st = st_of(S_IFREG, age_ms);
+	snprintf(e->status.id, sizeof(e->status.id), "%s", id);
+	e->status.state = state;
+	e->status.has_complete = true;
+	e->status.complete = complete;
+	e->status.is_temp = temp;
+	e->status.received_ns = NOW_WALL - NS(age_ms);
+	return e;
+}
+
+static void base_tree(struct site_snapshot *snap, int64_t age_ms)
+{
+	memset(snap, 0, sizeof(*snap));
+	snap->scanned_ns = NOW_WALL;
+	snap->root = st_of(S_IFDIR, 100 * M);
+	snap->locks = st_of(S_IFDIR, age_ms);
+	snap->deployments = st_of(S_IFDIR, age_ms);
+}
+
+/* A watch that started at mono 0 and saw its last change change_ms ago. */
+static struct policy_watch watched(uint64_t now_ms, uint64_t quiet_ms, bool seen_change)
+{
+	struct policy_watch w = { .started = true, .start_ms = seen_change ? 0 : now_ms - quiet_ms,
+				  .seen_change = seen_change, .last_change_ms = now_ms - quiet_ms };
+	return w;
+}
+
+static size_t index_of(const struct site_snapshot *snap, const char *name)
+{
+	for (size_t i = 0; i < snap->n_entries; i++)
+		if (strcmp(snap->entries[i].name, name) == 0)
+			return i;
+	fail_msg("no entry %s", name);
+	return 0;
+}
+
+static bool removes(const struct site_snapshot *snap, const struct policy_decision *d,
+		    const char *name)
+{
+	return d->entries[index_of(snap, name)].remove;
+}
+
+static void test_empty_tree_is_idle(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 60 * M);
+	struct policy_watch w = watched(1000 * M, 500 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_false(d.claims_running);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_true(d.next_check_ms == UINT64_MAX);
+	assert_string_equal(d.reason, "no deployment is running");
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* The full stuck tree: every kind of entry, all quiet for an hour. */
+static void build_stuck_tree(struct site_snapshot *snap)
+{
+	base_tree(snap, 60 * M);
+	add_lock(snap, 60 * M, 10 * M);
+	add(snap, SITE_AREA_LOCKS, "deployments.lock", KUDU_NAME_DEPLOYMENTS_LOCK, S_IFREG, 60 * M);
+	add(snap, SITE_AREA_LOCKS, "hooks.lock", KUDU_NAME_HOOKS_LOCK, S_IFREG, 60 * M);
+	add(snap, SITE_AREA_LOCKS, "sshkey.lock", KUDU_NAME_SSHKEY_LOCK, S_IFREG, 60 * M);
+	add(snap, SITE_AREA_LOCKS, "status.lock", KUDU_NAME_STATUS_LOCK, S_IFREG, 60 * M);
+	add(snap, SITE_AREA_LOCKS, "notes.txt", KUDU_NAME_UNKNOWN, S_IFREG, 60 * M);
+	add(snap, SITE_AREA_DEPLOYMENTS, "active", KUDU_NAME_ACTIVE, S_IFREG, 90 * M);
+	snprintf(snap->active_id, sizeof(snap->active_id), "0123456789abcdef0123456789abcdef");
+	add_record(snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_SUCCESS, true, 90 * M);
+	add(snap, SITE_AREA_DEPLOYMENTS, "pending", KUDU_NAME_PENDING, S_IFREG, 60 * M);
+	add(snap, SITE_AREA_DEPLOYMENTS, "settings.xml", KUDU_NAME_SETTINGS, S_IFREG, 900 * M);
+	add(snap, SITE_AREA_DEPLOYMENTS, "temp-0000000a", KUDU_NAME_TEMP_RECORD, S_IFLNK, 60 * M);
+	add_record(snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, 61 * M);
+	add_record(snap, "temp-5e6f7a8b", KUDU_STATE_FAILED, true, 80 * M);
+	add_record(snap, "temp-99999999", KUDU_STATE_PENDING, false, 85 * M);
+	add(snap, SITE_AREA_DEPLOYMENTS, "tools", KUDU_NAME_TOOLS, S_IFDIR, 900 * M);
+}
+
+static void test_stuck_tree_cleanup_plan(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	struct policy_watch w = watched(1000 * M, 2 * M, false);
+
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.claims_running);
+	assert_true(d.stuck);
+	assert_true(d.act);
+	assert_false(d.blocked);
+	assert_string_equal(d.deployment_id, "temp-1a2b3c4d");
+	/* The manual procedure's order: lock, lock files, pending, temp records. */
+	const char *order[] = { "deployment", "status.lock", "deployments.lock", "pending",
+				"temp-1a2b3c4d", "temp-99999999" };
+	assert_int_equal(d.n_removals, 6);
+	for (size_t i = 0; i < 6; i++)
+		assert_string_equal(snap.entries[d.removals[i]].name, order[i]);
+	/* Never: history, the active record, tools, settings, other locks,
+	 * unknown names, a symlink with a record's name. */
+	const char *kept[] = { "active", "0123456789abcdef0123456789abcdef", "settings.xml", "tools",
+			       "hooks.lock", "sshkey.lock", "notes.txt", "temp-0000000a",
+			       "temp-5e6f7a8b" };
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		assert_false(removes(&snap, &d, kept[i]));
+	assert_int_equal(d.entries[index_of(&snap, "notes.txt")].verdict, POLICY_FOREIGN);
+	assert_int_equal(d.entries[index_of(&snap, "temp-0000000a")].verdict, POLICY_FOREIGN);
+	assert_int_equal(d.entries[index_of(&snap, "temp-5e6f7a8b")].verdict, POLICY_KEPT);
+	assert_int_equal(d.entries[index_of(&snap, "deployment")].verdict, POLICY_STUCK);
+	assert_non_null(strstr(d.reason, "no activity for 1h"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+static void test_active_temp_record_never_removed(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 60 * M);
+	add_lock(&snap, 60 * M, 10 * M);
+	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, 60 * M);
+	snprintf(snap.active_id, sizeof(snap.active_id), "temp-1a2b3c4d");
+	struct policy_watch w = watched(1000 * M, 5 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.act);
+	assert_false(removes(&snap, &d, "temp-1a2b3c4d"));
+	assert_true(removes(&snap, &d, "deployment"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* Quiet by mtimes is not enough: the agent must have watched quiet_period. */
+static void test_quiet_period_is_watched_not_read(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	struct policy_watch w = watched(1000 * M, 30 * S, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_int_equal(d.next_check_ms, 90 * S);
+	policy_decision_free(&d);
+
+	/* Nothing watched at all (report) never acts either. */
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_true(d.stuck);
+	assert_false(d.act);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+static void test_report_plans_as_if_quiet(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_params p = params;
+	p.plan_as_if_quiet = true;
+	build_stuck_tree(&snap);
+	add(&snap, SITE_AREA_DEPLOYMENTS, ".lockwarden-trash-temp-0badf00d", KUDU_NAME_TRASH,
+	    S_IFDIR, 1 * M);
+	assert_int_equal(policy_decide(&snap, NULL, &p, NOW_WALL, 0, &d), 0);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 6); /* the plan, without our own trash */
+	assert_false(removes(&snap, &d, ".lockwarden-trash-temp-0badf00d"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* A slow live deployment: its log grew 10 s ago. */
+static void test_recent_activity_is_live(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL - NS(10 * S);
+	/* The agent saw the log grow at its last scan. */
+	struct policy_watch w = watched(1000 * M, 5 * S, true);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.claims_running);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_int_equal(d.activity_age_ms, 5 * S);
+	/* The held lock expires in 10 minutes: that is the next moment. */
+	assert_int_equal(d.next_check_ms, 10 * M);
+	assert_int_equal(d.entries[index_of(&snap, "deployment")].verdict, POLICY_LIVE);
+	assert_int_equal(d.entries[index_of(&snap, "temp-1a2b3c4d")].verdict, POLICY_LIVE);
+	assert_int_equal(d.entries[index_of(&snap, "pending")].verdict, POLICY_LIVE);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* A change the agent saw counts as activity even when every mtime is old
+ * (a deletion, or a share whose clock runs behind). */
+static void test_observed_change_is_activity(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	struct policy_watch w = watched(1000 * M, 3 * M, true);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_int_equal(d.activity_age_ms, 3 * M);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	/* Stuck in 12 minutes, but the lock expires in 10: checked then. */
+	assert_int_equal(d.next_check_ms, 10 * M);
+	policy_decision_free(&d);
+	snap.entries[index_of(&snap, "deployment")].info.expiry_ns = NOW_WALL + NS(60 * M);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_int_equal(d.next_check_ms, 12 * M);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* Clock skew: mtimes an hour in the future count as now, until the agent has
+ * itself watched stuck_after pass without a change. */
+static void test_future_mtimes_need_watched_stuck_after(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL + NS(60 * M);
+
+	struct policy_watch w = watched(1000 * M, 14 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_int_equal(d.activity_age_ms, 0);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.next_check_ms, 1 * M);
+	policy_decision_free(&d);
+
+	w = watched(1000 * M, 15 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.stuck);
+	assert_true(d.act);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* An expired lock is free by Kudu's rule: it goes after quiet_period even
+ * with recent activity, but alone: the records may still be in use. */
+static void test_expired_lock_goes_alone(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	struct site_entry *lock = &snap.entries[index_of(&snap, "deployment")];
+	lock->info.expiry_ns = NOW_WALL - NS(1 * S);
+	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL - NS(3 * M);
+
+	struct policy_watch w = watched(1000 * M, 2 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.lock_expired);
+	assert_true(d.act);
+	assert_int_equal(d.n_removals, 1);
+	assert_string_equal(snap.entries[d.removals[0]].name, "deployment");
+	assert_non_null(strstr(d.reason, "lockExpiry"));
+	policy_decision_free(&d);
+
+	/* Not yet quiet long enough: wait for the rest of quiet_period. */
+	w = watched(1000 * M, 90 * S, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_false(d.act);
+	assert_int_equal(d.next_check_ms, 30 * S);
+	policy_decision_free(&d);
+
+	/* A null lockExpiry means the same to Kudu. */
+	lock->info.expiry_ns = KUDU_TIME_NONE;
+	w = watched(1000 * M, 2 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.lock_expired);
+	assert_true(d.act);
+	policy_decision_free(&d);
+
+	/* An unreadable info.lock is not an expired one. */
+	lock->info_err = -EINVAL;
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_false(d.lock_expired);
+	assert_false(d.act);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* The decision timer: a held lock expiring in 40 s is checked then. */
+static void test_next_check_at_lock_expiry(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 10 * S);
+	add_lock(&snap, 10 * S, 40 * S);
+	struct policy_watch w = watched(1000 * M, 5 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_false(d.act);
+	assert_int_equal(d.next_check_ms, 40 * S);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* Kudu never deletes status.lock on Linux: alone, it is no incident. */
+static void test_leftover_status_lock_is_harmless(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 600 * M);
+	add(&snap, SITE_AREA_LOCKS, "status.lock", KUDU_NAME_STATUS_LOCK, S_IFREG, 600 * M);
+	add(&snap, SITE_AREA_DEPLOYMENTS, "pending", KUDU_NAME_PENDING, S_IFREG, 600 * M);
+	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_SUCCESS, true, 600 * M);
+	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false, 900 * M); /* older */
+	struct policy_watch w = watched(1000 * M, 500 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_false(d.claims_running);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_int_equal(d.entries[index_of(&snap, "status.lock")].verdict, POLICY_LEFTOVER);
+	assert_int_equal(d.entries[index_of(&snap, "pending")].verdict, POLICY_LEFTOVER);
+	assert_int_equal(d.entries[index_of(&snap, "temp-1a2b3c4d")].verdict, POLICY_LEFTOVER);
+	assert_true(d.next_check_ms == UINT64_MAX);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* No lock, but the newest record never finished: stuck, and its temp
+ * records go; a non-temp record is kept for Kudu to mark Failed. */
+static void test_unfinished_newest_record_without_lock(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 60 * M);
+	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_DEPLOYING, false, 60 * M);
+	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false, 70 * M);
+	struct policy_watch w = watched(1000 * M, 2 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.stuck);
+	assert_true(d.act);
+	assert_string_equal(d.deployment_id, "0123456789abcdef0123456789abcdef");
+	assert_true(removes(&snap, &d, "temp-1a2b3c4d"));
+	assert_false(removes(&snap, &d, "0123456789abcdef0123456789abcdef"));
+	assert_int_equal(d.entries[index_of(&snap, "0123456789abcdef0123456789abcdef")].verdict,
+			 POLICY_STUCK);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+static void test_symlinked_lock_folder_is_foreign(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 60 * M);
+	add(&snap, SITE_AREA_LOCKS, "deployment", KUDU_NAME_LOCK_FOLDER, S_IFLNK, 60 * M);
+	struct policy_watch w = watched(1000 * M, 100 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_false(d.claims_running);
+	assert_int_equal(d.n_removals, 0);
+	assert_int_equal(d.entries[0].verdict, POLICY_FOREIGN);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* What cannot be read whole is not judged. */
+static void test_unreadable_area_blocks(void **state)
+{
+	static const int errs[] = { -EACCES, -EIO, -ELOOP };
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		build_stuck_tree(&snap);
+		snap.deployments_err = errs[i];
+		struct policy_watch w = watched(1000 * M, 100 * M, false);
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+		assert_true(d.blocked);
+		assert_false(d.act);
+		assert_int_equal(d.n_removals, 0);
+		for (size_t k = 0; k < d.n_entries; k++)
+			assert_false(d.entries[k].remove);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+static void test_own_trash_finished_when_watching(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 60 * M);
+	add(&snap, SITE_AREA_DEPLOYMENTS, ".lockwarden-trash-temp-1a2b3c4d", KUDU_NAME_TRASH,
+	    S_IFDIR, 1 * S);
+	struct policy_watch w = watched(1000 * M, 1 * S, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.act);
+	assert_int_equal(d.n_removals, 1);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+static void test_observe_baseline_and_changes(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_watch w = { 0 };
+	build_stuck_tree(&snap);
+
+	assert_false(policy_observe(&w, &snap, 5000));
+	assert_true(w.started);
+	assert_false(w.seen_change);
+	assert_int_equal(w.last_change_ms, 5000);
+	assert_false(policy_observe(&w, &snap, 6000));
+	assert_int_equal(w.last_change_ms, 5000);
+
+	/* Each kind of change the issue names counts. */
+	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
+	temp->log_st.size += 1;
+	assert_true(policy_observe(&w, &snap, 7000));
+	assert_true(w.seen_change);
+	assert_int_equal(w.last_change_ms, 7000);
+	temp->status_st.mtime_ns += 1;
+	assert_true(policy_observe(&w, &snap, 8000));
+	snap.entries[index_of(&snap, "pending")].st.mtime_ns += 1;
+	assert_true(policy_observe(&w, &snap, 9000));
+	snap.entries[index_of(&snap, "deployment")].info_st.ino += 1;
+	assert_true(policy_observe(&w, &snap, 10000));
+	snap.n_entries--; /* an entry disappeared */
+	assert_true(policy_observe(&w, &snap, 11000));
+
+	/* A finished record's log is history, not activity. */
+	struct site_entry *done = &snap.entries[index_of(&snap, "temp-5e6f7a8b")];
+	done->log_st.size += 100;
+	assert_false(policy_observe(&w, &snap, 12000));
+	site_snapshot_free(&snap);
+}
+
+/* Table: thresholds at their edges, stuck_after 15m, quiet_period 2m. */
+static void test_threshold_table(void **state)
+{
+	static const struct {
+		int64_t mtime_age_ms;
+		uint64_t quiet_ms;
+		bool stuck, act;
+	} rows[] = {
+		{ 15 * M - 1, 2 * M, false, false },
+		{ 15 * M, 2 * M, true, true },
+		{ 15 * M, 2 * M - 1, true, false },
+		{ 24 * 60 * M, 0, true, false },
+		{ 0, 15 * M - 1, false, false },
+		{ 0, 15 * M, true, true },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		base_tree(&snap, rows[i].mtime_age_ms);
+		add_lock(&snap, rows[i].mtime_age_ms, 10 * M);
+		struct policy_watch w = watched(1000 * M, rows[i].quiet_ms, false);
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+		if (d.stuck != rows[i].stuck || d.act != rows[i].act)
+			fail_msg("row %zu: stuck %d act %d", i, d.stuck, d.act);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_tree_is_idle),
+		cmocka_unit_test(test_stuck_tree_cleanup_plan),
+		cmocka_unit_test(test_active_temp_record_never_removed),
+		cmocka_unit_test(test_quiet_period_is_watched_not_read),
+		cmocka_unit_test(test_report_plans_as_if_quiet),
+		cmocka_unit_test(test_recent_activity_is_live),
+		cmocka_unit_test(test_observed_change_is_activity),
+		cmocka_unit_test(test_future_mtimes_need_watched_stuck_after),
+		cmocka_unit_test(test_expired_lock_goes_alone),
+		cmocka_unit_test(test_next_check_at_lock_expiry),
+		cmocka_unit_test(test_leftover_status_lock_is_harmless),
+		cmocka_unit_test(test_unfinished_newest_record_without_lock),
+		cmocka_unit_test(test_symlinked_lock_folder_is_foreign),
+		cmocka_unit_test(test_unreadable_area_blocks),
+		cmocka_unit_test(test_own_trash_finished_when_watching),
+		cmocka_unit_test(test_observe_baseline_and_changes),
+		cmocka_unit_test(test_threshold_table),
+	};
+	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}

@@ -49,7 +49,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all check unit e2e san-check demo bench install uninstall clean deps-check deps-build fuzz
+.PHONY: all check unit e2e packaging-check san-check demo bench install uninstall clean deps-check fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -85,12 +85,17 @@ e2e: deps-check $(BUILD)/lockwarden
 	cd test/e2e && LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
 
+# Packaging, hooks, man pages, the unit file and the container entrypoint.
+packaging-check: deps-check $(BUILD)/lockwarden
+	cd test/packaging && LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
+
 # The same unit and end-to-end tests on an ASan+UBSan build.
 san-check:
 	$(MAKE) SAN=1 unit e2e
 
 check: deps-check
-	$(MAKE) unit e2e
+	$(MAKE) unit e2e packaging-check
 	$(MAKE) san-check
 
 demo: $(BUILD)/lockwarden
@@ -108,3 +113,6 @@ uninstall:
 
 clean:
 	rm -rf build build-san
+
+# Each packaging piece brings its own targets (deb, man pages, unit file).
+include $(wildcard packaging/*.mk)

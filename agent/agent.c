@@ -74,6 +74,11 @@ struct agent {
 	struct policy_watch watched;
 	bool ready_sent;
 	bool was_blocked;
+	/* The share's identity, to notice it vanishing or being replaced. */
+	bool have_tree;
+	dev_t tree_dev;
+	bool tree_had_entries;
+	bool tree_gone;
 	char last_status[400];
 	uint64_t last_dry_run_plan;
 	uint64_t last_failure_plan;
@@ -470,6 +475,48 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	policy_decision_free(&d);
 }
 
+/* Is this scan still of the tree the agent has been watching? A share that
+ * is unmounted shows a missing or suddenly empty folder, one remounted shows
+ * another device. Then nothing seen before may count: the watch starts over
+ * when the tree is back, so a share that returns never looks as if it had
+ * been quiet all along. Returns true when the scan may be judged. */
+static bool same_tree(struct agent *a, const struct site_snapshot *snap)
+{
+	const char *why = NULL;
+
+	if (snap->root_err)
+		why = strerror(-snap->root_err);
+	else if (a->have_tree && snap->root.dev != a->tree_dev)
+		why = "it is now another filesystem";
+	else if (a->have_tree && a->tree_had_entries && snap->n_entries == 0 &&
+		 snap->locks_err && snap->deployments_err)
+		why = "locks/ and deployments/ vanished";
+
+	if (why) {
+		if (!a->tree_gone)
+			log_warning("site root %s: %s; removing nothing until it is back",
+				    a->cfg.site_root, why);
+		a->tree_gone = true;
+		memset(&a->watched, 0, sizeof(a->watched));
+		/* Another device is a new tree: it is judged afresh from the next
+		 * scan on, which is its baseline. A vanished tree stays gone
+		 * until its entries are back. */
+		if (snap->root_err == 0 && snap->root.dev != a->tree_dev) {
+			a->tree_dev = snap->root.dev;
+			a->tree_had_entries = snap->n_entries > 0;
+		}
+		return false;
+	}
+	if (a->tree_gone)
+		log_info("site root %s is back; watching it afresh for quiet_period before any removal",
+			 a->cfg.site_root);
+	a->tree_gone = false;
+	a->have_tree = true;
+	a->tree_dev = snap->root.dev;
+	a->tree_had_entries = snap->n_entries > 0;
+	return true;
+}
+
 static void scan_after(uv_work_t *req, int status)
 {
 	struct scan_job *job = container_of(req, struct scan_job, req);
@@ -480,10 +527,20 @@ static void scan_after(uv_work_t *req, int status)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
 		uint64_t now_ms = mono_now_ms(a);
-		if (policy_observe(&a->watched, &job->snap, now_ms))
-			log_debug("the site tree changed");
 		watch_sync(&a->watches, &job->snap);
-		decide(a, &job->snap, now_ms);
+		if (same_tree(a, &job->snap)) {
+			if (policy_observe(&a->watched, &job->snap, now_ms))
+				log_debug("the site tree changed");
+			decide(a, &job->snap, now_ms);
+		} else {
+			a->scans++;
+			log_debug("scan %lu done: site tree unavailable", a->scans);
+			uv_timer_stop(&a->decide_timer);
+			if (!a->ready_sent) {
+				notify_ready("blocked: the site tree is unavailable");
+				a->ready_sent = true;
+			}
+		}
 	}
 	site_snapshot_free(&job->snap);
 	free(job);
@@ -580,6 +637,8 @@ static void reload(struct agent *a)
 		/* A new tree is a new watch: nothing seen in the old one counts. */
 		a->generation++;
 		memset(&a->watched, 0, sizeof(a->watched));
+		a->have_tree = false;
+		a->tree_gone = false;
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
 	log_settings(a);

@@ -733,18 +733,19 @@ static int load_env_one(struct config *cfg, const char *entry, char *err, size_t
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Trimmed like a file value, so check-config can write it back. */
+	value = trim(copy);
 	shown(name, s_name);
+	shown(value, s_value);
 	if (!k) {
-		set_err(err, err_size, "environment %s: unknown key in [%s]", s_name, section);
+		set_err(err, err_size, "environment %s='%s': unknown key in [%s]", s_name,
+			s_value, section);
 		rc = -EINVAL;
 		goto out;
 	}
 	/* The first definition wins, as with getenv(). */
 	if (*(const enum config_source *)cfield(cfg, k->source_off) == CONFIG_FROM_ENV)
 		goto out;
-	/* Trimmed like a file value, so check-config can write it back. */
-	value = trim(copy);
-	shown(value, s_value);
 	rc = parse_value(k, value, &v, why, sizeof(why));
 	if (rc < 0) {
 		set_err(err, err_size, "environment %s='%s': %s", s_name, s_value, why);

@@ -282,6 +282,12 @@ int kudu_parse_time(const char *s, size_t len, int64_t *unix_ns)
 	 * until the conversion to nanoseconds, which is checked. */
 	secs = days_since_epoch(year, month, day) * 86400 + hour * 3600 + minute * 60 +
 	       second - offset_s;
+	/* Before the epoch, borrow a second so that the product does not
+	 * overflow when only the sum with the fraction fits. */
+	if (secs < 0 && frac_ns > 0) {
+		secs++;
+		frac_ns -= 1000000000;
+	}
 	if (__builtin_mul_overflow(secs, (int64_t)1000000000, &ns) ||
 	    __builtin_add_overflow(ns, frac_ns, &ns) || ns == KUDU_TIME_NONE)
 		return -ERANGE;
@@ -717,7 +723,9 @@ static void info_lock_clear(struct kudu_info_lock *info)
 }
 
 /* Parsed into a copy so that a refused file leaves *out as "nothing known"
- * rather than half filled. */
+ * rather than half filled. An empty (or whitespace-only) file is -ENODATA,
+ * as for the file locks: it is what a read between Kudu's create and write
+ * sees, which is worth telling apart from a file that is not JSON. */
 int kudu_parse_info_lock(const char *buf, size_t len, struct kudu_info_lock *out)
 {
 	struct kudu_info_lock info;

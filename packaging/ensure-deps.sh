@@ -6,6 +6,11 @@ set -eu
 
 build_pkgs="gcc make pkg-config libuv1-dev libinih-dev libsystemd-dev"
 check_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest bindfs fuse3"
+# Test suites that need more list their packages in packaging/deps-*.txt.
+here=$(dirname "$0")
+for f in "$here"/deps-*.txt; do
+	[ -e "$f" ] && check_pkgs="$check_pkgs $(grep -v '^#' "$f" | tr '\n' ' ')"
+done
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;

@@ -49,21 +49,22 @@ def ms(cp, sec, key):
 
 # ------------------------------------------------------------ bad configs
 
-# (id, lines of the file after `[site] root = ...`, bad line, key, value)
+# (id, lines of the file after `[site]`, `root = ...` and an empty line,
+#  the bad line's number, key, value)
 BAD_FILES = [
-    ("unknown-key", ["[policy]", "stuck_afterr = 5m"], 4, "stuck_afterr", "5m"),
-    ("bad-duration", ["[policy]", "stuck_after = soon"], 4, "stuck_after", "soon"),
-    ("negative-duration", ["[policy]", "quiet_period = -5s"], 4, "quiet_period", "-5s"),
-    ("fraction-duration", ["[scan]", "rescan_interval = 1.5s"], 4, "rescan_interval", "1.5s"),
-    ("unit-typo", ["[hook]", "timeout = 10 sec"], 4, "timeout", "10 sec"),
-    ("bad-bool", ["[policy]", "dry_run = maybe"], 4, "dry_run", "maybe"),
-    ("below-min-stuck", ["[policy]", "stuck_after = 500ms"], 4, "stuck_after", "500ms"),
-    ("below-min-rescan", ["[scan]", "rescan_interval = 50ms"], 4, "rescan_interval", "50ms"),
-    ("below-min-timeout", ["[hook]", "timeout = 0s"], 4, "timeout", "0s"),
-    ("above-max-quiet", ["[policy]", "quiet_period = 25h"], 4, "quiet_period", "25h"),
-    ("bad-level", ["[log]", "level = loud"], 4, "level", "loud"),
+    ("unknown-key", ["[policy]", "stuck_afterr = 5m"], 5, "stuck_afterr", "5m"),
+    ("bad-duration", ["[policy]", "stuck_after = soon"], 5, "stuck_after", "soon"),
+    ("negative-duration", ["[policy]", "quiet_period = -5s"], 5, "quiet_period", "-5s"),
+    ("fraction-duration", ["[scan]", "rescan_interval = 1.5s"], 5, "rescan_interval", "1.5s"),
+    ("unit-typo", ["[hook]", "timeout = 10 sec"], 5, "timeout", "10 sec"),
+    ("bad-bool", ["[policy]", "dry_run = maybe"], 5, "dry_run", "maybe"),
+    ("below-min-stuck", ["[policy]", "stuck_after = 500ms"], 5, "stuck_after", "500ms"),
+    ("below-min-rescan", ["[scan]", "rescan_interval = 50ms"], 5, "rescan_interval", "50ms"),
+    ("below-min-timeout", ["[hook]", "timeout = 0s"], 5, "timeout", "0s"),
+    ("above-max-quiet", ["[policy]", "quiet_period = 25h"], 5, "quiet_period", "25h"),
+    ("bad-level", ["[log]", "level = loud"], 5, "level", "loud"),
     ("later-line", ["[policy]", "stuck_after = 5m", "", "quiet_period = 0",
-                    "dry_run = nope"], 8, "dry_run", "nope"),
+                    "dry_run = nope"], 9, "dry_run", "nope"),
 ]
 
 
@@ -90,7 +91,7 @@ def test_unknown_section_is_exit_78_naming_file_line_and_section(site, tmp_path)
     r = run_cli(["check-config", "-c", cfg])
     assert r.returncode == EX_CONFIG, r.stdout + r.stderr
     # inih reports a section by its first key; either line is fair.
-    assert re.search(r"bad\.ini:[34]\b", r.stderr), r.stderr
+    assert re.search(r"bad\.ini:[45]\b", r.stderr), r.stderr
     assert "polcy" in r.stderr, r.stderr
 
 
@@ -98,7 +99,7 @@ def test_line_that_is_not_ini_is_exit_78_naming_file_line(site, tmp_path):
     cfg = bad_ini(tmp_path, site, ["[policy]", "this is not a key value pair"])
     r = run_cli(["check-config", "-c", cfg])
     assert r.returncode == EX_CONFIG, r.stdout + r.stderr
-    assert "bad.ini:4" in r.stderr, r.stderr
+    assert "bad.ini:5" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("command", ["run", "report", "check-config"])
@@ -107,7 +108,7 @@ def test_every_command_refuses_a_bad_config(site, tmp_path, command):
     cfg = bad_ini(tmp_path, site, ["[policy]", "stuck_after = soon"])
     r = run_cli([command, "-c", cfg, *(["--once"] if command == "run" else [])], timeout=10)
     assert r.returncode == EX_CONFIG, r.stdout + r.stderr
-    assert "bad.ini:4" in r.stderr and "soon" in r.stderr, r.stderr
+    assert "bad.ini:5" in r.stderr and "soon" in r.stderr, r.stderr
     assert (site / "locks" / "deployment").is_dir(), "acted on a config it refused"
 
 

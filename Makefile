@@ -49,7 +49,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all check unit e2e packaging-check san-check demo bench install uninstall clean deps-check fuzz
+.PHONY: sample all check unit e2e packaging-check san-check demo bench install uninstall clean deps-check fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -107,6 +107,11 @@ bench: deps-check $(BUILD)/lockwarden
 install: $(BUILD)/lockwarden
 	install -D -m 0755 $(BUILD)/lockwarden $(DESTDIR)$(BINDIR)/lockwarden
 	install -D -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini
+
+# conf/lockwarden.ini is generated from agent/config.def; a unit test checks
+# that it was regenerated after a change.
+sample: $(BUILD)/lockwarden
+	$(BUILD)/lockwarden check-config --sample > conf/lockwarden.ini
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lockwarden

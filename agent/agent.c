@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "archive.h"
 #include "hook.h"
 #include "log.h"
 #include "notify.h"
@@ -49,8 +51,23 @@ struct reap_job {
 	struct reap_target *targets;
 	struct reap_result *results;
 	bool *hook_worthy;        /* a Kudu leftover, not our own trash */
+	char (*what)[192];        /* each target's verdict reason, for the note */
 	char reason[320];
 	char deployment_id[KUDU_TEXT_MAX];
+	char archive_dir[PATH_MAX];
+	char instance[32];
+	char archive_error[256];  /* why nothing could be archived, "" when fine */
+	char archive_path[PATH_MAX]; /* the session folder, "" when none */
+	int64_t started_ns;
+};
+
+struct prune_job {
+	uv_work_t req;
+	struct agent *agent;
+	char dir[PATH_MAX];
+	uint64_t keep_ms;
+	unsigned pruned;
+	int err;
 };
 
 struct agent {
@@ -63,6 +80,7 @@ struct agent {
 	uv_timer_t decide_timer;  /* a scan at the moment something could become removable */
 	uv_timer_t hook_timer;    /* a hook held back by the cooldown */
 	uv_timer_t watchdog_timer;
+	uv_timer_t prune_timer;   /* old archives go now and then */
 	uv_signal_t sigterm, sigint, sighup;
 	struct watch_set watches;
 	struct hook hook;
@@ -84,6 +102,8 @@ struct agent {
 	uint64_t last_failure_plan;
 
 	struct reap_job *reap;    /* the cleanup in flight, if any */
+	struct prune_job *prune;  /* the archive pruning in flight, if any */
+	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
 
 	/* The hook's next run, collected while one runs or the cooldown lasts. */
@@ -228,11 +248,71 @@ static void queue_hook(struct agent *a, const struct reap_job *job)
 
 /* ---- the cleanup ----------------------------------------------------------- */
 
+/* On the worker thread: archive every target, write the note, remove what
+ * was archived, and write the note again with the outcome. A target that
+ * could not be archived is not removed. */
 static void reap_work(uv_work_t *req)
 {
 	struct reap_job *job = container_of(req, struct reap_job, req);
-	reap_run(job->root, job->root_dev, job->root_ino, job->targets, job->n,
-		 &job->agent->cancel, job->results);
+	struct archive_session session;
+	struct archive_item *items = calloc(job->n, sizeof(*items));
+	int r;
+
+	if (!items) {
+		snprintf(job->archive_error, sizeof(job->archive_error), "out of memory");
+		goto refuse_all;
+	}
+	r = archive_begin(job->archive_dir, job->instance, job->started_ns, &session,
+			  job->archive_error, sizeof(job->archive_error));
+	if (r < 0)
+		goto refuse_all;
+	snprintf(job->archive_path, sizeof(job->archive_path), "%s", session.path);
+	for (size_t i = 0; i < job->n; i++) {
+		items[i].target = &job->targets[i];
+		items[i].what = job->what[i];
+		archive_copy_target(&session, job->root, job->root_dev, job->root_ino, &items[i]);
+	}
+	struct archive_note note = {
+		.time_ns = job->started_ns, .instance = job->instance, .site_root = job->root,
+		.reason = job->reason, .deployment_id = job->deployment_id, .done = false,
+		.items = items, .n_items = job->n,
+	};
+	r = archive_write_note(&session, &note);
+	if (r < 0) {
+		snprintf(job->archive_error, sizeof(job->archive_error),
+			 "cannot write the note in %s: %s", session.path, strerror(-r));
+		archive_end(&session);
+		goto refuse_all;
+	}
+	for (size_t i = 0; i < job->n; i++) {
+		struct reap_result *res = &job->results[i];
+		if (items[i].archive_err) {
+			res->err = items[i].archive_err;
+			snprintf(res->detail, sizeof(res->detail), "not archived, so not removed: %s",
+				 items[i].archive_err == -ESTALE ? "changed since it was judged"
+								 : strerror(-items[i].archive_err));
+			continue;
+		}
+		reap_run(job->root, job->root_dev, job->root_ino, &job->targets[i], 1,
+			 &job->agent->cancel, res);
+		items[i].result = res;
+	}
+	note.done = true;
+	r = archive_write_note(&session, &note);
+	if (r < 0)
+		snprintf(job->archive_error, sizeof(job->archive_error),
+			 "cannot complete the note in %s: %s", session.path, strerror(-r));
+	archive_end(&session);
+	free(items);
+	return;
+
+refuse_all:
+	for (size_t i = 0; i < job->n; i++) {
+		job->results[i].err = -EIO;
+		snprintf(job->results[i].detail, sizeof(job->results[i].detail),
+			 "not removed: nothing could be archived");
+	}
+	free(items);
 }
 
 static void free_reap_job(struct reap_job *job)
@@ -240,6 +320,7 @@ static void free_reap_job(struct reap_job *job)
 	free(job->targets);
 	free(job->results);
 	free(job->hook_worthy);
+	free(job->what);
 	free(job);
 }
 
@@ -266,6 +347,9 @@ static void reap_after(uv_work_t *req, int status)
 	size_t n_failed = 0;
 
 	a->reap = NULL;
+	if (status == 0 && job->archive_error[0])
+		log_msg(a->last_failure_plan ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "archive: %s",
+			job->archive_error);
 	for (size_t i = 0; i < job->n && status == 0; i++) {
 		const struct reap_target *t = &job->targets[i];
 		const struct reap_result *r = &job->results[i];
@@ -301,6 +385,8 @@ static void reap_after(uv_work_t *req, int status)
 	}
 	a->last_failure_plan = any_failed ? failure_plan : 0;
 
+	if (status == 0 && any_removed && job->archive_path[0])
+		log_info("archive: what was removed is recorded in %s", job->archive_path);
 	if (status == 0 && !a->stopping) {
 		if (any_removed && a->cfg.hook_command[0])
 			queue_hook(a, job);
@@ -334,8 +420,12 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 	job->targets = calloc(job->n, sizeof(*job->targets));
 	job->results = calloc(job->n, sizeof(*job->results));
 	job->hook_worthy = calloc(job->n, sizeof(*job->hook_worthy));
-	if (!job->targets || !job->results || !job->hook_worthy)
+	job->what = calloc(job->n, sizeof(*job->what));
+	if (!job->targets || !job->results || !job->hook_worthy || !job->what)
 		goto oom;
+	snprintf(job->archive_dir, sizeof(job->archive_dir), "%s", a->cfg.archive_dir);
+	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
+	job->started_ns = wall_now_ns();
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	job->root_dev = snap->root.dev;
 	job->root_ino = snap->root.ino;
@@ -345,6 +435,7 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 		const struct site_entry *e = &snap->entries[d->removals[i]];
 		reap_target_from_entry(&job->targets[i], e);
 		job->hook_worthy[i] = e->kind != KUDU_NAME_TRASH;
+		snprintf(job->what[i], sizeof(job->what[i]), "%s", d->entries[d->removals[i]].reason);
 	}
 	bool worthy = false;
 	for (size_t i = 0; i < job->n; i++)
@@ -597,6 +688,49 @@ static void on_watch_event(struct watch_set *set)
 		uv_timer_start(&a->soon_timer, on_soon_timer, EVENT_DEBOUNCE_MS, 0);
 }
 
+/* ---- archive pruning -------------------------------------------------------- */
+
+#define PRUNE_EVERY_MS (6 * 3600 * 1000ULL)
+
+static void prune_work(uv_work_t *req)
+{
+	struct prune_job *job = container_of(req, struct prune_job, req);
+	job->err = archive_prune(job->dir, job->keep_ms, wall_now_ns(), &job->pruned);
+}
+
+static void prune_after(uv_work_t *req, int status)
+{
+	struct prune_job *job = container_of(req, struct prune_job, req);
+	struct agent *a = job->agent;
+
+	a->prune = NULL;
+	if (status == 0 && job->pruned)
+		log_info("archive: pruned %u cleanup records older than the [archive] keep", job->pruned);
+	if (status == 0 && job->err < 0)
+		log_warning("archive: pruning %s: %s", job->dir, strerror(-job->err));
+	free(job);
+	if (a->stopping)
+		begin_shutdown(a, a->exit_code);
+}
+
+static void on_prune_timer(uv_timer_t *t)
+{
+	struct agent *a = container_of(t, struct agent, prune_timer);
+	if (a->prune || a->stopping)
+		return;
+	struct prune_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return;
+	job->agent = a;
+	snprintf(job->dir, sizeof(job->dir), "%s", a->cfg.archive_dir);
+	job->keep_ms = a->cfg.archive_keep;
+	if (uv_queue_work(&a->loop, &job->req, prune_work, prune_after) < 0) {
+		free(job);
+		return;
+	}
+	a->prune = job;
+}
+
 /* ---- watchdog, signals, reload, shutdown ------------------------------------ */
 
 static void on_watchdog_timer(uv_timer_t *t)
@@ -678,10 +812,13 @@ static void begin_shutdown(struct agent *a, int exit_code)
 		uv_timer_stop(&a->decide_timer);
 		uv_timer_stop(&a->hook_timer);
 		uv_timer_stop(&a->watchdog_timer);
+		uv_timer_stop(&a->prune_timer);
+		if (a->prune)
+			uv_cancel((uv_req_t *)&a->prune->req);
 		uv_signal_stop(&a->sighup);
 		watch_close(&a->watches, on_watches_closed);
 	}
-	if (a->scan || a->reap || hook_running(&a->hook))
+	if (a->scan || a->reap || a->prune || hook_running(&a->hook))
 		return; /* their callbacks call back here */
 	if (uv_is_closing((uv_handle_t *)&a->rescan_timer))
 		return;
@@ -690,6 +827,7 @@ static void begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->decide_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->hook_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->prune_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->sigterm, on_close_noop);
 	uv_close((uv_handle_t *)&a->sigint, on_close_noop);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
@@ -748,6 +886,10 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	uv_timer_init(&a->loop, &a->decide_timer);
 	uv_timer_init(&a->loop, &a->hook_timer);
 	uv_timer_init(&a->loop, &a->watchdog_timer);
+	uv_timer_init(&a->loop, &a->prune_timer);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));
 	hook_init(&a->hook, &a->loop);
 	watch_init(&a->watches, &a->loop, on_watch_event);
 	watch_set_root(&a->watches, a->cfg.site_root);
@@ -766,6 +908,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 		}
 		uv_timer_start(&a->rescan_timer, on_rescan_timer, a->cfg.scan_rescan_interval,
 			       a->cfg.scan_rescan_interval);
+		uv_timer_start(&a->prune_timer, on_prune_timer, 0, PRUNE_EVERY_MS);
 		request_scan(a);
 	}
 

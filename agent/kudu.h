@@ -113,7 +113,7 @@ enum kudu_name {
 	KUDU_NAME_TOOLS,            /* deployments/tools */
 	KUDU_NAME_SETTINGS,         /* deployments/settings.xml */
 	KUDU_NAME_TEMP_RECORD,      /* deployments/temp-XXXXXXXX: 8 hex digits */
-	KUDU_NAME_RECORD,           /* deployments/<40-hex sha or 32-hex guid, or other id> */
+	KUDU_NAME_RECORD,           /* deployments/<32-hex guid, 40- or 64-hex sha> */
 	KUDU_NAME_TRASH,            /* a ".lockwarden-trash-*" folder of our own */
 };
 enum kudu_name kudu_classify_lock(const char *name);

@@ -22,6 +22,7 @@ struct args {
 	struct config_overrides over;
 	bool once;
 	bool json;
+	bool sample;
 };
 
 static void usage(FILE *out)
@@ -29,7 +30,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: lockwarden [run] [-c FILE] [--once] [--dry-run] [--site-root DIR] [-v]\n"
 		"       lockwarden report [-c FILE] [--site-root DIR] [--json]\n"
-		"       lockwarden check-config [-c FILE] [--site-root DIR] [--dry-run]\n"
+		"       lockwarden check-config [-c FILE] [--site-root DIR] [--dry-run] [--sample]\n"
 		"       lockwarden --help | --version\n"
 		"\n"
 		"Clears App Service deployments stuck behind Kudu's deployment lock (HTTP 409).\n"
@@ -38,6 +39,7 @@ static void usage(FILE *out)
 		"  report        list locks/ and deployments/ with a verdict for each; changes nothing;\n"
 		"                exit 0 when nothing is stuck, 2 when a stuck deployment is found\n"
 		"  check-config  validate and print the effective configuration\n"
+		"                (--sample: print the documented sample file instead)\n"
 		"\n"
 		"  -c, --config FILE   configuration file (default %s)\n"
 		"      --site-root DIR the site folder (beats [site] root and LOCKWARDEN_SITE_ROOT)\n"
@@ -58,7 +60,7 @@ static void usage(FILE *out)
 /* Returns 0, or EX_USAGE after saying why; -1 when --help/--version ended it. */
 static int parse_args(int argc, char **argv, struct args *args)
 {
-	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_SITE_ROOT, OPT_JSON, OPT_HELP, OPT_VERSION };
+	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_SITE_ROOT, OPT_JSON, OPT_SAMPLE, OPT_VERSION };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -66,6 +68,7 @@ static int parse_args(int argc, char **argv, struct args *args)
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "site-root", required_argument, NULL, OPT_SITE_ROOT },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "sample", no_argument, NULL, OPT_SAMPLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -98,6 +101,7 @@ static int parse_args(int argc, char **argv, struct args *args)
 		case OPT_DRY_RUN: args->over.dry_run = true; break;
 		case OPT_SITE_ROOT: args->over.site_root = optarg; break;
 		case OPT_JSON: args->json = true; break;
+		case OPT_SAMPLE: args->sample = true; break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -121,6 +125,10 @@ static int parse_args(int argc, char **argv, struct args *args)
 		fprintf(stderr, "lockwarden: --once goes with run\n");
 		return EX_USAGE;
 	}
+	if (args->sample && args->command != CMD_CHECK_CONFIG) {
+		fprintf(stderr, "lockwarden: --sample goes with check-config\n");
+		return EX_USAGE;
+	}
 	if (args->json && args->command != CMD_REPORT) {
 		fprintf(stderr, "lockwarden: --json goes with report\n");
 		return EX_USAGE;
@@ -139,6 +147,10 @@ int main(int argc, char **argv)
 	if (r != 0)
 		return r < 0 ? 0 : r;
 
+	if (args.sample) {
+		config_print_sample(stdout);
+		return 0;
+	}
 	log_open();
 	r = config_load(&cfg, args.config_path, environ, &args.over, err, sizeof(err));
 	if (r < 0) {

@@ -562,6 +562,9 @@ static int walk_empty(struct reap_walk *w, int fd, const struct reap_stat *s)
 		close(dfd);
 		return err;
 	}
+	/* A duplicate shares the file offset: list from the start whatever
+	 * was read through fd before. */
+	rewinddir(dir);
 	walk_push(w, dir, s, "");
 
 	while (w->depth > 0) {

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "archive.h"
+#include "jsonw.h"
 #include "log.h"
 #include "policy.h"
 #include "scan.h"
@@ -84,32 +86,8 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 	}
 }
 
-static void json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			/* Bytes outside ASCII are written one by one: names on disk
-			 * need not be UTF-8, and the JSON must stay valid. */
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
-}
-
-static void json_time(FILE *out, int64_t ns)
-{
-	char when[40];
-	if (ns == KUDU_TIME_NONE) {
-		fputs("null", out);
-		return;
-	}
-	fmt_time(ns, when, sizeof(when));
-	json_string(out, when);
-}
+/* How many past cleanups report lists. */
+#define REPORT_HISTORY_MAX 10
 
 static const char *type_word(mode_t t)
 {
@@ -125,9 +103,9 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		       const struct policy_decision *d, FILE *out)
 {
 	fputs("{\n  \"site_root\": ", out);
-	json_string(out, cfg->site_root);
+	jsonw_string(out, cfg->site_root);
 	fputs(",\n  \"scanned_at\": ", out);
-	json_time(out, snap->scanned_ns);
+	jsonw_time(out, snap->scanned_ns);
 	fprintf(out, ",\n  \"readable\": %s,\n  \"claims_running\": %s,\n  \"stuck\": %s,\n"
 		"  \"lock_expired\": %s,\n  \"activity_age_s\": ",
 		d->blocked ? "false" : "true", d->claims_running ? "true" : "false",
@@ -137,15 +115,15 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 	else
 		fprintf(out, "%lld", (long long)(d->activity_age_ms / 1000));
 	fputs(",\n  \"deployment_id\": ", out);
-	json_string(out, d->deployment_id);
+	jsonw_string(out, d->deployment_id);
 	fputs(",\n  \"reason\": ", out);
-	json_string(out, d->reason);
+	jsonw_string(out, d->reason);
 	fputs(",\n  \"would_remove\": [", out);
 	for (size_t i = 0; i < d->n_removals; i++) {
 		char path[NAME_MAX + 32];
 		site_entry_path(&snap->entries[d->removals[i]], path, sizeof(path));
 		fputs(i ? ", " : "", out);
-		json_string(out, path);
+		jsonw_string(out, path);
 	}
 	fputs("],\n  \"entries\": [", out);
 	for (size_t i = 0; i < snap->n_entries; i++) {
@@ -155,47 +133,49 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		site_entry_path(e, path, sizeof(path));
 		fputs(i ? ",\n    {" : "\n    {", out);
 		fputs("\"path\": ", out);
-		json_string(out, path);
+		jsonw_string(out, path);
 		fputs(", \"kind\": ", out);
-		json_string(out, kudu_name_describe(e->kind));
+		jsonw_string(out, kudu_name_describe(e->kind));
 		fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ", type_word(e->st.type),
 			(long long)((snap->scanned_ns - entry_mtime_ns(e)) / 1000000000LL));
-		json_string(out, policy_verdict_name(p->verdict));
+		jsonw_string(out, policy_verdict_name(p->verdict));
 		fprintf(out, ", \"would_remove\": %s, \"reason\": ", p->remove ? "true" : "false");
-		json_string(out, p->reason);
+		jsonw_string(out, p->reason);
 		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
 			fputs(", \"lock\": {\"expiry\": ", out);
-			json_time(out, e->info.expiry_ns);
+			jsonw_time(out, e->info.expiry_ns);
 			fputs(", \"held_by_op\": ", out);
-			json_string(out, e->info.op);
+			jsonw_string(out, e->info.op);
 			fputs(", \"held_by_worker\": ", out);
-			json_string(out, e->info.worker);
+			jsonw_string(out, e->info.worker);
 			fputs("}", out);
 		}
 		if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK && e->kind <= KUDU_NAME_HOOKS_LOCK) {
 			fputs(", \"lock\": {\"operation\": ", out);
-			json_string(out, e->lock.operation);
+			jsonw_string(out, e->lock.operation);
 			fputs(", \"acquired\": ", out);
-			json_time(out, e->lock.acquired_ns);
+			jsonw_time(out, e->lock.acquired_ns);
 			fputs(", \"instance\": ", out);
-			json_string(out, e->lock.instance);
+			jsonw_string(out, e->lock.instance);
 			fputs("}", out);
 		}
 		if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) && e->status_err == 0) {
 			fputs(", \"status\": {\"id\": ", out);
-			json_string(out, e->status.id);
+			jsonw_string(out, e->status.id);
 			fputs(", \"state\": ", out);
-			json_string(out, kudu_state_name(e->status.state));
+			jsonw_string(out, kudu_state_name(e->status.state));
 			fprintf(out, ", \"complete\": %s, \"received\": ",
 				e->status.complete ? "true" : "false");
-			json_time(out, e->status.received_ns);
+			jsonw_time(out, e->status.received_ns);
 			fputs(", \"status_text\": ", out);
-			json_string(out, e->status.status_text);
+			jsonw_string(out, e->status.status_text);
 			fputs("}", out);
 		}
 		fputs("}", out);
 	}
-	fputs("\n  ]\n}\n", out);
+	fputs("\n  ],\n  \"history\": [\n", out);
+	archive_list(cfg->archive_dir, out, true, REPORT_HISTORY_MAX);
+	fputs("  ]\n}\n", out);
 }
 
 static void print_text(const struct config *cfg, const struct site_snapshot *snap,
@@ -244,6 +224,12 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "the running agent removes them once it has itself watched the tree for %s"
 			" (quiet_period) without a change.\n", quiet);
 	}
+	fprintf(out, "\npast cleanups, newest first (from %s):\n", cfg->archive_dir);
+	int listed = archive_list(cfg->archive_dir, out, false, REPORT_HISTORY_MAX);
+	if (listed == 0 || listed == -ENOENT)
+		fprintf(out, "  none\n");
+	else if (listed < 0)
+		fprintf(out, "  cannot read the archive: %s\n", strerror(-listed));
 }
 
 int report_run(const struct config *cfg, bool json, FILE *out)

@@ -104,6 +104,8 @@ quiet_period = 3s
 rescan_interval = 1s
 [hook]
 command = LOCKWARDEN_HOOK_OUT=$work/hook.out $work/hook.sh
+[archive]
+dir = $work/archive
 INI
 
 say() { printf '\n== %s\n' "$*"; }
@@ -135,6 +137,10 @@ sed 's/^[^ ]* lockwarden\[[0-9]*\] /  /' "$work/agent.log"
 
 say "The hook ran once and was told"
 sed 's/^/  /' "$work/hook.out"
+
+say "Nothing is lost: what was removed is archived, with a note ('lockwarden report' lists it)"
+(cd "$work/archive" && find . -mindepth 1 | sort | sed 's|^\./|  |')
+sed 's/^/  /' "$work"/archive/*/note.txt
 
 say "What is left: the finished deployment, its history and settings are kept"
 (cd "$site" && find . -mindepth 1 | sort | sed 's|^\./|  |')

@@ -500,14 +500,19 @@ class Agent:
         return self.returncode
 
     def stop(self):
-        """Teardown: SIGTERM, then SIGKILL to the agent's group if it hangs."""
+        """Teardown: SIGTERM, then SIGKILL to the agent's group if it hangs.
+        Returns a complaint when the agent did not stop cleanly, else None."""
         if self.proc is None:
-            return
+            return None
+        complaint = None
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout=5)
+                rc = self.proc.wait(timeout=5)
+                if rc != 0:
+                    complaint = f"{self.name} exited {rc} on SIGTERM at teardown"
             except subprocess.TimeoutExpired:
+                complaint = f"{self.name} ignored SIGTERM at teardown for 5 s: killed"
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -515,6 +520,7 @@ class Agent:
                 self.proc.wait(timeout=5)
         for f in (self._err, self._out):
             f.close()
+        return complaint
 
 
 @pytest.fixture
@@ -532,11 +538,13 @@ def agents(tmp_path):
             return a.start()
 
     yield Factory()
-    for a in started:
-        a.stop()
+    complaints = [c for c in (a.stop() for a in started) if c]
     for a in started:
         print(f"==== {a.name}: {' '.join(a.args)} (exit {a.proc.returncode})")
         print(a.log())
+    # Every test also checks that the agent it started stops cleanly.
+    if complaints:
+        pytest.fail("; ".join(complaints), pytrace=False)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ BAD_FILES = [
     ("above-max-quiet", ["[policy]", "quiet_period = 25h"], 5, "quiet_period", "25h"),
     ("bad-level", ["[log]", "level = loud"], 5, "level", "loud"),
     ("later-line", ["[policy]", "stuck_after = 5m", "", "quiet_period = 0",
-                    "dry_run = nope"], 9, "dry_run", "nope"),
+                    "dry_run = nope"], 8, "dry_run", "nope"),
 ]
 
 

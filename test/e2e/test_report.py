@@ -120,6 +120,7 @@ def test_report_survives_hostile_names(stuck_cfg, site):
     with open(os.path.join(os.fsencode(site / "locks"), b"bad\x01\\name\xff"), "w") as f:
         f.write("{}")
     os.symlink("/", site / "deployments" / "temp-0badf00d")
+    age_tree(site, HOUR_S)
     before = tree_hash(site)
     r, doc = report_json(stuck_cfg)
     assert r.returncode == EX_STUCK, r.stdout + r.stderr

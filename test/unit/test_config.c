@@ -375,6 +375,10 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.hook_timeout_line, 17);
 	assert_int_equal(cfg.hook_cooldown_line, 18);
 	assert_int_equal(cfg.log_level_line, 21);
+	assert_string_equal(cfg.archive_dir, "/srv/archive");
+	assert_int_equal(cfg.archive_keep, 7 * 86400000ULL);
+	assert_int_equal(cfg.archive_dir_line, 24);
+	assert_int_equal(cfg.archive_keep_line, 25);
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -636,6 +640,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_HOOK_TIMEOUT=30s",
 		"LOCKWARDEN_HOOK_COOLDOWN=1h",
 		"LOCKWARDEN_LOG_LEVEL=debug",
+		"LOCKWARDEN_ARCHIVE_DIR=/env/archive",
+		"LOCKWARDEN_ARCHIVE_KEEP=2d",
 		NULL,
 	};
 	struct config cfg;
@@ -654,6 +660,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.hook_timeout, 30000);
 	assert_int_equal(cfg.hook_cooldown, 3600000);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	assert_string_equal(cfg.archive_dir, "/env/archive");
+	assert_int_equal(cfg.archive_keep, 2 * 86400000ULL);
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);

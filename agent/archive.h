@@ -1,0 +1,87 @@
+/* archive.h - a record of everything a cleanup removes.
+ *
+ * Before a cleanup removes anything, a session folder
+ * <dir>/<UTC time>-<instance>-<n>/ receives a copy of each target's Kudu
+ * files (a record's status.xml, log.log and manifest; the lock folder's
+ * info.lock; the lock files and pending themselves), each one verified to be
+ * the very file that was judged (inode, mtime, size), and a note.json saying
+ * what is about to go, when, why and by which instance. After the removal
+ * the note is rewritten, atomically, with the outcome; note.txt says the
+ * same for people. A target whose files could not be archived is not
+ * removed: a record of it is worth more than a quick cleanup.
+ *
+ * Blocking: runs on the cleanup's worker thread (prune and list on the
+ * loop's thread pool or in report). Functions return 0 or a negative errno.
+ */
+#ifndef LOCKWARDEN_ARCHIVE_H
+#define LOCKWARDEN_ARCHIVE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "reap.h"
+
+/* log.log can be large: its last ARCHIVE_FILE_MAX bytes are kept. */
+#define ARCHIVE_FILE_MAX (8 * 1024 * 1024)
+#define ARCHIVE_SESSION_PREFIX_LEN 16 /* "20261126T035159Z" */
+
+struct archive_session {
+	int dir_fd;                  /* the session folder */
+	char path[PATH_MAX];         /* for messages */
+};
+
+/* One target of a cleanup, as the note tells it. */
+struct archive_item {
+	const struct reap_target *target;
+	const char *what;            /* the verdict's reason: holder, state */
+	int archive_err;             /* 0 archived; else why not (then not removed) */
+	unsigned files_archived;
+	bool truncated;              /* a file larger than ARCHIVE_FILE_MAX: its tail kept */
+	const struct reap_result *result; /* NULL before removal */
+};
+
+struct archive_note {
+	int64_t time_ns;
+	const char *instance;
+	const char *site_root;
+	const char *reason;
+	const char *deployment_id;
+	bool done;                   /* false: written before the removal */
+	const struct archive_item *items;
+	size_t n_items;
+};
+
+/* Creates dir (mode 0750, parents too) and a new session folder in it.
+ * err gets one line on failure. */
+int archive_begin(const char *dir, const char *instance, int64_t now_ns,
+		  struct archive_session *s, char *err, size_t err_size);
+
+/* Copies target's files from the site into the session, relative to
+ * descriptors opened without following links; the site root must still be
+ * root_dev/root_ino. Fills item->archive_err/files_archived/truncated. */
+int archive_copy_target(struct archive_session *s, const char *site_root, dev_t root_dev,
+			ino_t root_ino, struct archive_item *item);
+
+/* Writes note.json and note.txt (each via a temporary name and rename). */
+int archive_write_note(struct archive_session *s, const struct archive_note *note);
+
+void archive_end(struct archive_session *s);
+
+/* Removes sessions older than keep_ms (by the time in their name), with the
+ * same safe removal as a cleanup. *pruned counts them. */
+int archive_prune(const char *dir, uint64_t keep_ms, int64_t now_ns, unsigned *pruned);
+
+/* Prints the newest max sessions' notes: note.txt as text, or note.json
+ * objects separated by commas (json). Returns how many were printed, or a
+ * negative errno when dir cannot be read (-ENOENT: no cleanup yet). */
+int archive_list(const char *dir, FILE *out, bool json, size_t max);
+
+/* A short, file-name-safe instance id: WEBSITE_INSTANCE_ID's first 12
+ * characters, else the host name, from the given values (either may be
+ * NULL). */
+void archive_instance_id(const char *website_instance_id, const char *hostname,
+			 char *out, size_t out_size);
+
+#endif

@@ -1,0 +1,634 @@
+#!/usr/bin/python3
+"""bench.py BINARY [--quick] [--runs N] - lockwarden's figures, measured.
+
+    make bench                      # the full run (about 2.5 minutes)
+    /usr/bin/python3 test/bench/bench.py build/lockwarden --quick
+
+Prints measurements next to the budgets of the issue and says "within" or
+"OVER" for each; it asserts nothing and exits 0 whatever it measured (130
+when interrupted). What is measured:
+
+  reaction, local folder   a lock whose lockExpiry passes, and a live
+                           deployment that stops writing, on a local tree
+                           the agent sees through inotify (budget 50 ms);
+  reaction, blind share    the same through a bindfs FUSE view, every change
+                           made in the folder underneath so the agent gets no
+                           inotify event (budget rescan_interval + 50 ms);
+  footprint                VmRSS/VmHWM and idle CPU of the agent on a tree of
+                           50 finished deployments with default settings;
+  scan time                `lockwarden report` on 500 deployment records.
+
+The agent runs in the foreground with a temporary config (-c) on a
+temporary site tree; it says READY=1 through a NOTIFY_SOCKET we own once its
+first scan is done, which is how "started" is known without reading logs.
+Every process, mount and temporary folder is cleaned up, also on Ctrl-C.
+"""
+
+import argparse
+import datetime
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MS = 1_000_000          # nanoseconds
+S = 1_000_000_000       # nanoseconds
+MIB = 1024 * 1024
+
+POLL_S = 0.0005         # how finely a removal is timed
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 3.0
+
+# The issue's budgets.
+REACTION_LOCAL_BUDGET_MS = 50
+REACTION_BLIND_SLACK_MS = 50          # on top of rescan_interval
+RSS_BUDGET_BYTES = 3 * MIB
+IDLE_CPU_BUDGET_MS_PER_MIN = 10.0
+
+# The scenarios' settings (see the module docstring and each scenario).
+EXPIRY_LEAD_S = 2.0       # lockExpiry this far after the tree is written
+QUIET_PERIOD = "1s"
+EXPIRY_STUCK_AFTER = "2h" # longer than the tree's age (1 h): not stuck by age
+TREE_AGE_S = 3600
+LIVE_STUCK_AFTER_MS = 2000
+LIVE_WRITES = 12          # log.log appends of the live deployment ...
+LIVE_WRITE_EVERY_S = 0.1  # ... this far apart
+BLIND_RESCAN_MS = 1000
+DEFAULT_RESCAN_MS = 5000  # config.def's default, for CPU per scan
+HISTORY_RECORDS = 50
+SCAN_RECORDS = 500
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_stop_signal(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+# ---- what Kudu writes (../../shared/KUDU.md) ------------------------------------
+
+def kudu_time(ns):
+    """UTC round-trip format with 7 fractional digits: 2026-11-26T03:51:59.1234567Z."""
+    sec, frac = divmod(ns, S)
+    when = datetime.datetime.fromtimestamp(sec, datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + ".%07dZ" % (frac // 100)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def info_lock(expiry_ns):
+    return ('{"lockExpiry":"%s","heldByPID":1,"heldByTID":1,'
+            '"heldByOp":"Performing deployment","heldByWorker":"w"}' % kudu_time(expiry_ns))
+
+
+def status_lock(acquired_ns):
+    return ('{\n  "OperationName": "Performing deployment",\n'
+            '  "AcquiredDateTime": "%s",\n'
+            '  "StackTrace": "   at Kudu.Core.Infrastructure.LockFile.TryLockOperation()",\n'
+            '  "InstanceId": "bench0"\n}\n' % kudu_time(acquired_ns))
+
+
+def status_xml(dep_id, status, received_ns, end_ns=None, is_temp=False):
+    complete = status in ("Success", "Failed")
+    end = "<endTime>%s</endTime>" % kudu_time(end_ns) if end_ns else "<endTime />"
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<deployment>
+  <id>{dep_id}</id>
+  <author>N/A</author>
+  <deployer>ZipDeploy</deployer>
+  <authorEmail>N/A</authorEmail>
+  <message>Created via a push deployment</message>
+  <progress />
+  <status>{status}</status>
+  <statusText />
+  <lastSuccessEndTime />
+  <receivedTime>{kudu_time(received_ns)}</receivedTime>
+  <startTime>{kudu_time(received_ns)}</startTime>
+  {end}
+  <complete>{complete}</complete>
+  <is_temp>{is_temp}</is_temp>
+  <is_readonly>False</is_readonly>
+</deployment>
+"""
+
+
+def log_line(ns, message):
+    return "%s,%s,,0\n" % (kudu_time(ns), message.replace(",", "&comma;"))
+
+
+def age_tree(root, age_s):
+    """Moves every mtime under root (root included) age_s into the past."""
+    then_ns = time.time_ns() - age_s * S
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), ns=(then_ns, then_ns), follow_symlinks=False)
+    os.utime(root, ns=(then_ns, then_ns))
+
+
+def make_expired_lock_site(site, expiry_ns):
+    """Nothing but a deployment lock whose lockExpiry is expiry_ns, the whole
+    tree an hour old: it becomes removable exactly at expiry_ns."""
+    write(os.path.join(site, "locks/deployment/info.lock"), info_lock(expiry_ns))
+    os.makedirs(os.path.join(site, "deployments"))
+    age_tree(site, TREE_AGE_S)
+
+
+def make_live_site(site, now_ns):
+    """A running deployment that holds the lock for 25 minutes and writes its
+    log. Returns the log.log it appends to."""
+    dep = "temp-1a2b3c4d"
+    write(os.path.join(site, "locks/deployment/info.lock"), info_lock(now_ns + 1500 * S))
+    write(os.path.join(site, "locks/status.lock"), status_lock(now_ns))
+    write(os.path.join(site, "deployments", dep, "status.xml"),
+          status_xml(dep, "Building", now_ns, is_temp=True))
+    log = os.path.join(site, "deployments", dep, "log.log")
+    write(log, log_line(now_ns, "Fetching changes."))
+    return log
+
+
+def make_history_site(site, n_records, seed):
+    """n_records finished deployments, each with status.xml and log.log, the
+    newest active, plus Kudu's settings, tools and a harmless status.lock."""
+    rnd = random.Random(seed)
+    now_ns = time.time_ns()
+    newest = ""
+    for i in range(n_records):
+        dep = "%032x" % rnd.getrandbits(128)
+        received = now_ns - (n_records - i) * 3600 * S
+        base = os.path.join(site, "deployments", dep)
+        write(os.path.join(base, "status.xml"),
+              status_xml(dep, "Success" if i % 7 else "Failed", received, received + 90 * S))
+        write(os.path.join(base, "log.log"),
+              "".join(log_line(received + k * S, m) for k, m in enumerate((
+                  "Updating submodules.", "Preparing deployment for commit id '%s'." % dep[:10],
+                  "Running build. Project type: OneDeploy", "Deployment successful."))))
+        newest = dep
+    write(os.path.join(site, "deployments/active"), newest)
+    write(os.path.join(site, "deployments/settings.xml"),
+          '<?xml version="1.0" encoding="utf-8"?><settings />\n')
+    write(os.path.join(site, "deployments/tools/deploymentCacheKey"), "bench")
+    write(os.path.join(site, "locks/status.lock"), status_lock(now_ns - 3600 * S))
+    age_tree(site, TREE_AGE_S)
+
+
+# ---- processes, mounts and temporary folders -------------------------------------
+
+class Agent:
+    """One `lockwarden run` in the foreground, with its own config, log and
+    sd_notify socket."""
+
+    def __init__(self, bench, name, root, settings):
+        self.bench = bench
+        self.dir = os.path.join(bench.work, "agents", name)
+        os.makedirs(self.dir)
+        self.log_path = os.path.join(self.dir, "agent.log")
+        ini = os.path.join(self.dir, "lockwarden.ini")
+        sections = {"site": {"root": root}}
+        for key, value in settings.items():
+            section, name_ = key.split(".")
+            sections.setdefault(section, {})[name_] = value
+        write(ini, "".join("[%s]\n" % s + "".join("%s = %s\n" % kv for kv in keys.items())
+                           for s, keys in sections.items()))
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify_path = os.path.join(self.dir, "notify.sock")
+        self.notify.bind(notify_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWARDEN_")}
+        env["NOTIFY_SOCKET"] = notify_path
+        with open(self.log_path, "wb") as log:
+            self.started_ns = time.monotonic_ns()
+            self.proc = subprocess.Popen([bench.binary, "run", "-c", ini], stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, env=env)
+        bench.agents.append(self)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout_s=START_TIMEOUT_S):
+        """Monotonic ns at which READY=1 (the first scan is done) arrived."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError("the agent did not get ready (%s)\n%s" % (
+                    "exited %s" % self.proc.returncode if self.proc.returncode is not None
+                    else "timed out", self.log_tail()))
+            self.notify.settimeout(min(left, 0.1))
+            try:
+                msg = self.notify.recv(4096)
+            except socket.timeout:
+                continue
+            if b"READY=1" in msg.split(b"\n"):
+                return time.monotonic_ns()
+
+    def log_text(self):
+        with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def log_tail(self, lines=15):
+        return "\n".join("    " + l for l in self.log_text().splitlines()[-lines:])
+
+    def wait_log(self, needle, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while needle not in self.log_text():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.notify.close()
+        if self in self.bench.agents:
+            self.bench.agents.remove(self)
+
+
+class Bench:
+    def __init__(self, binary, args):
+        self.binary = os.path.abspath(binary)
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="lockwarden-bench.")
+        self.agents = []
+        self.mounts = []
+        self.serial = 0
+        self.rows = []   # (figure, measured, budget, verdict)
+
+    def fresh(self, parent):
+        self.serial += 1
+        return os.path.join(parent, "site-%03d" % self.serial)
+
+    def mount_bindfs(self, backing, view):
+        """Returns None, or why a blind view cannot be had here."""
+        if not shutil.which("bindfs"):
+            return "bindfs is not installed (apt-get install bindfs)"
+        if not os.path.exists("/dev/fuse"):
+            return "/dev/fuse is missing"
+        os.makedirs(backing, exist_ok=True)
+        os.makedirs(view, exist_ok=True)
+        r = subprocess.run(["bindfs", "--no-allow-other", backing, view],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            return "bindfs failed: %s" % (r.stderr.strip() or "exit %d" % r.returncode)
+        self.mounts.append(view)
+        if not os.path.ismount(view):
+            return "bindfs exited 0 but %s is not a mount" % view
+        probe = os.path.join(backing, ".bench-probe")
+        write(probe, "x")
+        seen = os.path.exists(os.path.join(view, ".bench-probe"))
+        os.unlink(probe)
+        return None if seen else "the bindfs view does not show the folder underneath"
+
+    def unmount(self, view):
+        for cmd in (["fusermount", "-u", view], ["umount", view], ["umount", "-l", view]):
+            if not shutil.which(cmd[0]):
+                continue
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            if r.returncode == 0 and not os.path.ismount(view):
+                self.mounts.remove(view)
+                return True
+        print("warning: could not unmount %s" % view, file=sys.stderr)
+        return False
+
+    def cleanup(self):
+        for agent in list(self.agents):
+            try:
+                agent.stop()
+            except Exception as e:  # keep cleaning up whatever happened
+                print("warning: stopping agent %d: %s" % (agent.pid, e), file=sys.stderr)
+        stuck_mounts = [v for v in list(self.mounts) if not self.unmount(v)]
+        if stuck_mounts:
+            print("warning: left %s in place (still mounted: %s)" % (self.work, ", ".join(stuck_mounts)),
+                  file=sys.stderr)
+            return
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def row(self, figure, measured, budget="", verdict=""):
+        self.rows.append((figure, measured, budget, verdict))
+
+
+# ---- measuring -------------------------------------------------------------------
+
+def wait_gone(path, deadline_mono, agent):
+    """Wall-clock ns at which path was first seen gone, or None at the
+    deadline or when the agent died."""
+    while time.monotonic() < deadline_mono:
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            return time.time_ns()
+        if agent.proc.poll() is not None:
+            return None
+        time.sleep(POLL_S)
+    return None
+
+
+def spread(samples_ms):
+    if not samples_ms:
+        return "no sample"
+    return "%7.1f / %7.1f / %7.1f ms" % (min(samples_ms), statistics.median(samples_ms),
+                                         max(samples_ms))
+
+
+def verdict(value, budget):
+    return "within" if value <= budget else "OVER"
+
+
+def reaction_expiry(bench, view_parent, backing_parent, settings):
+    """A lock that becomes removable at its lockExpiry. Returns ms from
+    lockExpiry to the lock folder's disappearance."""
+    site_backing = bench.fresh(backing_parent)
+    site_view = os.path.join(view_parent, os.path.basename(site_backing))
+    expiry_ns = time.time_ns() + int(EXPIRY_LEAD_S * S)
+    make_expired_lock_site(site_backing, expiry_ns)
+    agent = Agent(bench, os.path.basename(site_backing), site_view,
+                  dict(settings, **{"policy.stuck_after": EXPIRY_STUCK_AFTER,
+                                    "policy.quiet_period": QUIET_PERIOD}))
+    try:
+        agent.wait_ready()
+        if time.time_ns() + 1 * S >= expiry_ns:
+            raise RuntimeError("the agent started too late to watch quiet_period before lockExpiry")
+        gone_ns = wait_gone(os.path.join(site_backing, "locks/deployment"),
+                            time.monotonic() + EXPIRY_LEAD_S + 15, agent)
+        if gone_ns is None:
+            raise RuntimeError("locks/deployment was not removed\n" + agent.log_tail())
+        if not agent.wait_log("removed locks/deployment", 5):
+            raise RuntimeError("locks/deployment vanished, but not by the agent\n" + agent.log_tail())
+        return (gone_ns - expiry_ns) / MS
+    finally:
+        agent.stop()
+
+
+def reaction_live(bench, view_parent, backing_parent, settings):
+    """A live deployment appends to log.log every 100 ms, then stops at t0.
+    Returns ms from t0 + stuck_after to the lock folder's disappearance."""
+    site_backing = bench.fresh(backing_parent)
+    site_view = os.path.join(view_parent, os.path.basename(site_backing))
+    log = make_live_site(site_backing, time.time_ns())
+    agent = Agent(bench, os.path.basename(site_backing), site_view,
+                  dict(settings, **{"policy.stuck_after": "%dms" % LIVE_STUCK_AFTER_MS,
+                                    "policy.quiet_period": QUIET_PERIOD}))
+    try:
+        agent.wait_ready()
+        t0_ns = 0
+        for i in range(LIVE_WRITES):
+            time.sleep(LIVE_WRITE_EVERY_S)
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(log_line(time.time_ns(), "Running build step %d." % i))
+            t0_ns = time.time_ns()
+        lock = os.path.join(site_backing, "locks/deployment")
+        if not os.path.isdir(lock):
+            raise RuntimeError("the live deployment's lock went while it was writing\n"
+                               + agent.log_tail())
+        gone_ns = wait_gone(lock, time.monotonic() + LIVE_STUCK_AFTER_MS / 1000 + 15, agent)
+        if gone_ns is None:
+            raise RuntimeError("locks/deployment was not removed\n" + agent.log_tail())
+        if not agent.wait_log("removed locks/deployment", 5):
+            raise RuntimeError("locks/deployment vanished, but not by the agent\n" + agent.log_tail())
+        return (gone_ns - (t0_ns + LIVE_STUCK_AFTER_MS * MS)) / MS
+    finally:
+        agent.stop()
+
+
+def run_reaction(bench, where, view_parent, backing_parent, settings, budget_ms, rescan_note):
+    scenarios = (
+        ("lock expiry", "removal - lockExpiry", reaction_expiry),
+        ("deployment stops", "removal - (t0 + stuck_after)", reaction_live),
+    )
+    for name, what, fn in scenarios:
+        samples = []
+        print("  %-18s (%s, %d runs):" % (name, what, bench.args.runs), end="", flush=True)
+        for _ in range(bench.args.runs):
+            try:
+                ms = fn(bench, view_parent, backing_parent, settings)
+            except RuntimeError as e:
+                print("\n    run failed: %s" % e, flush=True)
+                continue
+            samples.append(ms)
+            print(" %.1f" % ms, end="", flush=True)
+        print(" ms", flush=True)
+        figure = "reaction, %s, %s" % (where, name)
+        if samples:
+            bench.row(figure, spread(samples), "<= %d ms %s" % (budget_ms, rescan_note),
+                      verdict(max(samples), budget_ms) + (" (max)" if max(samples) > budget_ms
+                                                          and statistics.median(samples) <= budget_ms
+                                                          else ""))
+        else:
+            bench.row(figure, "every run failed", "<= %d ms" % budget_ms, "n/a")
+
+
+def bench_reaction_local(bench):
+    print("reaction, local folder (inotify; rescan_interval default %d ms)" % DEFAULT_RESCAN_MS)
+    parent = os.path.join(bench.work, "local")
+    os.makedirs(parent)
+    run_reaction(bench, "local", parent, parent, {}, REACTION_LOCAL_BUDGET_MS, "")
+
+
+def bench_reaction_blind(bench):
+    print("reaction, blind share (bindfs view, changes made underneath; rescan_interval %d ms)"
+          % BLIND_RESCAN_MS)
+    backing = os.path.join(bench.work, "share-backing")
+    view = os.path.join(bench.work, "share-view")
+    why = bench.mount_bindfs(backing, view)
+    budget_ms = BLIND_RESCAN_MS + REACTION_BLIND_SLACK_MS
+    if why:
+        print("  skipped: %s" % why)
+        bench.row("reaction, blind share", "skipped: %s" % why, "<= %d ms" % budget_ms, "n/a")
+        return
+    try:
+        run_reaction(bench, "blind", view, backing, {"scan.rescan_interval": "%dms" % BLIND_RESCAN_MS},
+                     budget_ms, "(rescan + 50)")
+    finally:
+        bench.unmount(view)
+
+
+def cpu_ns(pid):
+    """(utime+stime from /proc/PID/stat in ns, at clock-tick resolution;
+    the sum of every thread's run time from schedstat, in ns)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])      # utime, stime (stat fields 14, 15)
+    stat_ns = ticks * S // os.sysconf("SC_CLK_TCK")
+    sched_ns = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                sched_ns += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended meanwhile
+    return stat_ns, sched_ns
+
+
+def memory(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem", "Threads"):
+                parts = value.split()
+                out[key] = int(parts[0]) * (1024 if len(parts) > 1 else 1)
+    return out
+
+
+def kib(n):
+    return "%.0f KiB" % (n / 1024)
+
+
+def bench_footprint(bench):
+    window_s = 20 if bench.args.quick else 60
+    print("footprint: %d finished deployments, default settings, %d s idle window%s"
+          % (HISTORY_RECORDS, window_s, " (--quick: scaled to a minute)" if bench.args.quick else ""))
+    site = os.path.join(bench.work, "history", "site")
+    make_history_site(site, HISTORY_RECORDS, seed=50)
+    agent = Agent(bench, "footprint", site, {})
+    try:
+        ready_mono = agent.wait_ready()
+        start = cpu_ns(agent.pid)
+        print("  ready %.1f ms after start; first scan and start-up used %.1f ms CPU"
+              % ((ready_mono - agent.started_ns) / MS, start[1] / MS), flush=True)
+        # The window is the measurement itself, not a wait for an event.
+        time.sleep(max(0.0, ready_mono / S + window_s - time.monotonic()))
+        if agent.proc.poll() is not None:
+            raise RuntimeError("the agent exited\n" + agent.log_tail())
+        end = cpu_ns(agent.pid)
+        mem = memory(agent.pid)
+        status_errors = [l for l in agent.log_text().splitlines() if "error" in l or "warning" in l]
+    except RuntimeError as e:
+        print("  failed: %s" % e)
+        bench.row("footprint", "failed", "", "n/a")
+        return
+    finally:
+        agent.stop()
+    scale = 60.0 / window_s
+    stat_ms = (end[0] - start[0]) / MS * scale
+    sched_ms = (end[1] - start[1]) / MS * scale
+    scans = window_s * 1000 // DEFAULT_RESCAN_MS
+    print("  VmRSS %s (anon %s, file %s, shmem %s), VmHWM %s, %d threads"
+          % (kib(mem["VmRSS"]), kib(mem.get("RssAnon", 0)), kib(mem.get("RssFile", 0)),
+             kib(mem.get("RssShmem", 0)), kib(mem["VmHWM"]), mem.get("Threads", 0)))
+    for line in status_errors[:5]:
+        print("  agent said: %s" % line)
+    bench.row("memory, VmRSS after %d s" % window_s, kib(mem["VmRSS"]), "<= 3 MiB",
+              verdict(mem["VmRSS"], RSS_BUDGET_BYTES))
+    bench.row("memory, VmHWM (peak)", kib(mem["VmHWM"]), "<= 3 MiB",
+              verdict(mem["VmHWM"], RSS_BUDGET_BYTES))
+    bench.row("  of which RssAnon / RssFile", "%s / %s" % (kib(mem.get("RssAnon", 0)),
+                                                          kib(mem.get("RssFile", 0))))
+    bench.row("idle CPU per minute (schedstat)", "%.2f ms" % sched_ms, "<= 10 ms",
+              verdict(sched_ms, IDLE_CPU_BUDGET_MS_PER_MIN))
+    bench.row("idle CPU per minute (/proc stat)", "%.0f ms (10 ms ticks)" % stat_ms, "<= 10 ms",
+              verdict(stat_ms, IDLE_CPU_BUDGET_MS_PER_MIN))
+    bench.row("CPU per scan (%d records)" % HISTORY_RECORDS,
+              "%.3f ms (%d scans)" % ((end[1] - start[1]) / MS / scans, scans))
+
+
+def bench_scan_time(bench):
+    runs = max(3, bench.args.runs * 2)
+    print("scan time: %d deployment records, `lockwarden report`, %d runs" % (SCAN_RECORDS, runs))
+    site = os.path.join(bench.work, "big", "site")
+    make_history_site(site, SCAN_RECORDS, seed=500)
+    ini = os.path.join(bench.work, "big", "lockwarden.ini")
+    write(ini, "[site]\nroot = %s\n" % site)
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        r = subprocess.run([bench.binary, "report", "-c", ini], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter_ns() - t
+        if r.returncode not in (0, 2):
+            print("  report failed (exit %d): %s" % (r.returncode, r.stderr.decode(errors="replace")))
+            continue
+        samples.append(elapsed / MS)
+    print("  %s" % " ".join("%.1f" % s for s in samples))
+    bench.row("report on %d records (wall)" % SCAN_RECORDS, spread(samples))
+
+    # The daemon's own first scan of the same tree: start to READY=1.
+    ready = []
+    peak = 0
+    for _ in range(3):
+        agent = Agent(bench, "big-%d" % len(ready), site, {})
+        try:
+            ready.append((agent.wait_ready() - agent.started_ns) / MS)
+            peak = max(peak, memory(agent.pid)["VmHWM"])
+        except RuntimeError as e:
+            print("  agent failed: %s" % e)
+        finally:
+            agent.stop()
+    bench.row("agent start to READY, %d records" % SCAN_RECORDS, spread(ready))
+    if peak:
+        bench.row("memory, VmHWM after that scan", kib(peak))
+
+
+def print_table(bench):
+    widths = [max(len(r[i]) for r in bench.rows + [("figure", "measured (min / median / max)",
+                                                   "budget", "")]) for i in range(4)]
+    header = ("figure", "measured (min / median / max)", "budget", "verdict")
+    line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, header)).rstrip()
+    print()
+    print(line)
+    print("-" * len(line))
+    for r in bench.rows:
+        print("  ".join("%-*s" % (w, c) for w, c in zip(widths, r)).rstrip())
+
+
+def main():
+    parser = argparse.ArgumentParser(description="lockwarden's measured figures (never pass/fail)")
+    parser.add_argument("binary", help="the lockwarden binary (build/lockwarden)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 20 s idle window (scaled to a minute) instead of 60 s, and 3 runs")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs of each reaction scenario (default 5, 3 with --quick)")
+    parser.add_argument("--only", choices=("local", "blind", "footprint", "scan"), action="append",
+                        help="run only these parts (repeatable)")
+    args = parser.parse_args()
+    if args.runs is None:
+        args.runs = 3 if args.quick else 5
+    if not os.access(args.binary, os.X_OK):
+        print("bench: %s is not an executable" % args.binary, file=sys.stderr)
+        return 64
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, on_stop_signal)
+    bench = Bench(args.binary, args)
+    started = time.monotonic()
+    code = 0
+    try:
+        print("lockwarden bench: %s, %d CPUs, %s" % (
+            subprocess.run([bench.binary, "--version"], capture_output=True, text=True).stdout.strip(),
+            os.cpu_count() or 0, os.uname().release))
+        parts = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
+                 ("footprint", bench_footprint), ("scan", bench_scan_time))
+        for name, fn in parts:
+            if not args.only or name in args.only:
+                fn(bench)
+    except Interrupted as e:
+        print("\nbench: interrupted (%s); cleaning up" % e, file=sys.stderr)
+        code = 130
+    finally:
+        # A second Ctrl-C must not leave a mount or an agent behind.
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
+        bench.cleanup()
+    if bench.rows:
+        print_table(bench)
+    print("\n(%.0f s; measurements, not assertions: the exit status is 0 whatever they say)"
+          % (time.monotonic() - started))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,7 @@
 #include "reap.h"
 #include "scan.h"
 #include "site.h"
+#include "trust.h"
 #include "watch.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -756,6 +757,11 @@ static void reload(struct agent *a)
 
 	notify_reloading();
 	int r = config_load(&fresh, a->opt.config_path, environ, &a->opt.over, err, sizeof(err));
+	if (r == 0 && !a->opt.insecure_config &&
+	    trust_check_config(fresh.file, fresh.hook_command, err, sizeof(err)) < 0) {
+		config_free(&fresh);
+		r = -EPERM;
+	}
 	if (r < 0) {
 		log_error("reload failed, keeping the old configuration: %s", err);
 		notify_ready(a->last_status);

@@ -16,6 +16,7 @@ struct agent_options {
 	const char *config_path;         /* NULL: the default path */
 	struct config_overrides over;    /* kept for reloads */
 	bool once;
+	bool insecure_config;            /* skip trust_check_config on reload too */
 };
 
 /* Runs the daemon until SIGTERM/SIGINT (or, with once, one pass). cfg is

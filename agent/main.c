@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "report.h"
+#include "trust.h"
 
 extern char **environ;
 
@@ -23,6 +24,7 @@ struct args {
 	bool once;
 	bool json;
 	bool sample;
+	bool insecure_config;
 };
 
 static void usage(FILE *out)
@@ -47,6 +49,8 @@ static void usage(FILE *out)
 		"      --once          watch for quiet_period, clear what is stuck, run the hook, exit\n"
 		"      --json          report as JSON\n"
 		"  -v, --verbose       log at debug level\n"
+		"      --insecure-config  accept a config file or hook program that others\n"
+		"                      could write (for tests; the hook runs as root)\n"
 		"\n"
 		"Every key can also be set with LOCKWARDEN_<SECTION>_<KEY>, e.g.\n"
 		"LOCKWARDEN_POLICY_STUCK_AFTER=20m; the command line beats the environment,\n"
@@ -60,7 +64,8 @@ static void usage(FILE *out)
 /* Returns 0, or EX_USAGE after saying why; -1 when --help/--version ended it. */
 static int parse_args(int argc, char **argv, struct args *args)
 {
-	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_SITE_ROOT, OPT_JSON, OPT_SAMPLE, OPT_VERSION };
+	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_SITE_ROOT, OPT_JSON, OPT_SAMPLE, OPT_VERSION,
+	       OPT_INSECURE_CONFIG };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -69,6 +74,7 @@ static int parse_args(int argc, char **argv, struct args *args)
 		{ "site-root", required_argument, NULL, OPT_SITE_ROOT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "sample", no_argument, NULL, OPT_SAMPLE },
+		{ "insecure-config", no_argument, NULL, OPT_INSECURE_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -102,6 +108,7 @@ static int parse_args(int argc, char **argv, struct args *args)
 		case OPT_SITE_ROOT: args->over.site_root = optarg; break;
 		case OPT_JSON: args->json = true; break;
 		case OPT_SAMPLE: args->sample = true; break;
+		case OPT_INSECURE_CONFIG: args->insecure_config = true; break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -158,6 +165,13 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_set_level(cfg.log_level);
+	/* report runs nothing, so it reads whatever config it is given. */
+	if (!args.insecure_config && args.command != CMD_REPORT &&
+	    trust_check_config(cfg.file, cfg.hook_command, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lockwarden: configuration error: %s\n", err);
+		config_free(&cfg);
+		return EX_CONFIG;
+	}
 
 	switch (args.command) {
 	case CMD_CHECK_CONFIG:
@@ -175,6 +189,7 @@ int main(int argc, char **argv)
 		.config_path = args.config_path,
 		.over = args.over,
 		.once = args.once,
+		.insecure_config = args.insecure_config,
 	};
 	return agent_run(&cfg, &opt);
 }

@@ -40,7 +40,9 @@ endif
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DLOCKWARDEN_VERSION='"$(VERSION)"' \
 	$(WARNINGS) $(SANFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS))
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
-LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+# libsystemd is dlopen()ed by notify.c only when NOTIFY_SOCKET is set, so the
+# agent links libuv and inih alone (libsystemd's headers are still used).
+LIBS = $(shell $(PKG_CONFIG) --libs libuv inih) -ldl
 
 AGENT_SRC := $(wildcard agent/*.c)
 AGENT_OBJ := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRC))
@@ -49,7 +51,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: sample all check unit e2e packaging-check san-check demo bench install uninstall clean deps-check fuzz
+.PHONY: deps-fuzz sample all check unit e2e packaging-check san-check demo bench install uninstall clean deps-check fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -82,12 +84,12 @@ unit: deps-check $(UNIT_BIN)
 	@sh test/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 e2e: deps-check $(BUILD)/lockwarden
-	cd test/e2e && LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
 
 # Packaging, hooks, man pages, the unit file and the container entrypoint.
 packaging-check: deps-check $(BUILD)/lockwarden
-	cd test/packaging && LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+	cd test/packaging && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
 
 # The same unit and end-to-end tests on an ASan+UBSan build.
@@ -103,6 +105,32 @@ demo: $(BUILD)/lockwarden
 
 bench: deps-check $(BUILD)/lockwarden
 	@/usr/bin/python3 test/bench/bench.py $(BUILD)/lockwarden
+
+# libFuzzer targets (clang, libclang-rt-14-dev). `make fuzz` runs each for
+# FUZZ_SECONDS on the committed corpus plus what it finds in build/fuzz/.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
+	-DLOCKWARDEN_VERSION='"$(VERSION)"' -Iagent $(shell $(PKG_CONFIG) --cflags $(PKGS))
+FUZZ_SRC_kudu := agent/kudu.c
+FUZZ_SRC_config := agent/config.c agent/log.c
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c agent/*.c agent/*.h | $(DEPS_STAMP)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC_$*) $(LIBS)
+
+fuzz: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
+	@for t in kudu config; do \
+		mkdir -p build/fuzz/found-$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+			-print_final_stats=1 build/fuzz/found-$$t test/fuzz/corpus/$$t \
+			2>build/fuzz/fuzz_$$t.log || { tail -40 build/fuzz/fuzz_$$t.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units|cov:" build/fuzz/fuzz_$$t.log | tail -2; \
+	done
+
+deps-fuzz:
+	@sh packaging/ensure-deps.sh fuzz
 
 install: $(BUILD)/lockwarden
 	install -D -m 0755 $(BUILD)/lockwarden $(DESTDIR)$(BINDIR)/lockwarden

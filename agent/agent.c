@@ -38,6 +38,7 @@ struct scan_job {
 	struct agent *agent;
 	unsigned generation;      /* the root it scanned; stale after a reload */
 	char root[PATH_MAX];
+	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
 	struct site_snapshot snap;
 };
@@ -88,6 +89,7 @@ struct agent {
 
 	unsigned generation;      /* bumped when the site root changes */
 	struct scan_job *scan;    /* the scan in flight, if any */
+	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
 	bool scan_again;          /* asked for while one was in flight */
 	unsigned long scans;
 	struct policy_watch watched;
@@ -153,8 +155,10 @@ static void on_hook_done(struct hook *h, int64_t exit_status, int term_signal, b
 {
 	struct agent *a = container_of(h, struct agent, hook);
 
-	if (a->stopping)
+	if (a->stopping) {
+		begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
 		return;
+	}
 	if (a->opt.once) {
 		a->exit_code = exit_status == 0 ? 0 : 1;
 		if (!a->hook_pending) {
@@ -485,7 +489,7 @@ static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
 static void scan_work(uv_work_t *req)
 {
 	struct scan_job *job = container_of(req, struct scan_job, req);
-	job->err = scan_site(job->root, wall_now_ns(), &job->snap);
+	job->err = scan_site(job->root, wall_now_ns(), job->prev, &job->snap);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -567,6 +571,15 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	policy_decision_free(&d);
 }
 
+static void forget_last_snapshot(struct agent *a)
+{
+	if (a->last_snap) {
+		site_snapshot_free(a->last_snap);
+		free(a->last_snap);
+		a->last_snap = NULL;
+	}
+}
+
 /* Is this scan still of the tree the agent has been watching? A share that
  * is unmounted shows a missing or suddenly empty folder, one remounted shows
  * another device. Then nothing seen before may count: the watch starts over
@@ -634,6 +647,16 @@ static void scan_after(uv_work_t *req, int status)
 			}
 		}
 	}
+	/* Keep this scan for the next one to reuse; the previous one goes. */
+	if (status == 0 && job->err == 0 && job->generation == a->generation) {
+		struct site_snapshot *keep = malloc(sizeof(*keep));
+		if (keep) {
+			*keep = job->snap;
+			memset(&job->snap, 0, sizeof(job->snap));
+		}
+		forget_last_snapshot(a);
+		a->last_snap = keep;
+	}
 	site_snapshot_free(&job->snap);
 	free(job);
 	if (a->stopping) {
@@ -661,6 +684,7 @@ static void request_scan(struct agent *a)
 	}
 	job->agent = a;
 	job->generation = a->generation;
+	job->prev = a->last_snap;
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
 	if (r < 0) {
@@ -777,6 +801,8 @@ static void reload(struct agent *a)
 		/* A new tree is a new watch: nothing seen in the old one counts. */
 		a->generation++;
 		memset(&a->watched, 0, sizeof(a->watched));
+		/* Not freed here: a scan in flight may be reading it; the next
+		 * scan of the old generation is dropped and replaces it. */
 		a->have_tree = false;
 		a->tree_gone = false;
 		watch_set_root(&a->watches, a->cfg.site_root);
@@ -927,6 +953,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	int code = a->exit_code;
 	log_debug("stopped");
 	free(a->pending_removed);
+	forget_last_snapshot(a);
 	config_free(&a->cfg);
 	free(a);
 	return code;

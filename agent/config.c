@@ -308,6 +308,18 @@ static int parse_path(const char *text, char **out, char *why, size_t why_size)
 		set_err(why, why_size, "path longer than %d bytes", PATH_MAX - 1);
 		return -ENAMETOOLONG;
 	}
+	/* A control character or a space before a dropped slash could not be
+	 * written back into the file unchanged (the reader trims values). */
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) {
+			set_err(why, why_size, "a path cannot contain control characters");
+			return -EINVAL;
+		}
+	}
+	if (text[len - 1] == ' ') {
+		set_err(why, why_size, "a path cannot end with a space");
+		return -EINVAL;
+	}
 	/* The file could not say it back: " ;" would start a comment. */
 	if (text[inline_comment_at(text)]) {
 		set_err(why, why_size, "a path cannot contain ';' or '#' after a space");

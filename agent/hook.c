@@ -165,12 +165,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- the process group ---- */
 
+static bool group_alive(const struct hook *h);
+
 static void signal_group(struct hook *h, int sig)
 {
 	h->signal_sent = sig;
 	/* kill(-1) or kill(0) would hit every process we may signal, or our
 	 * own group: never without a real child pid. */
 	if (h->pid <= 1)
+		return;
+	/* Once the shell was reaped its pid may be reused (pid_max can be as
+	 * low as 32768); the group id stays ours only while a member lives. */
+	if (h->exited && !group_alive(h))
 		return;
 	if (kill(-h->pid, sig) < 0 && errno != ESRCH)
 		log_warning("hook: signal %d to process group %d: %s", sig, h->pid,
@@ -243,8 +249,8 @@ static void on_kill_grace(uv_timer_t *timer)
 	struct hook *h = container_of(timer, struct hook, timer);
 
 	if (group_alive(h))
-		log_warning("hook's process group still there %llu ms after it started; "
-			    "sent SIGKILL", run_ms(h));
+		log_warning("hook's process group outlived SIGTERM (%llu ms after the start); "
+			    "sent SIGKILL to it", run_ms(h));
 	signal_group(h, SIGKILL);
 	if (!h->exited)
 		return; /* on_process_exit follows */
@@ -439,8 +445,10 @@ int hook_start(struct hook *h, const char *command, char *const *extra_env,
 	uv_file fds[2];
 	int err;
 
-	/* pending_closes: a handle of the last run (or of a failed start) is
-	 * still closing and cannot be initialised again before it is closed. */
+	/* pending_closes: a handle of the last run or of a failed start is
+	 * still closing and cannot be initialised again before it is closed.
+	 * Only a failed start leaves one behind after returning (done_cb comes
+	 * after the closes): a retry in the same loop iteration gets -EBUSY. */
 	if (h->running || h->pending_closes > 0)
 		return -EBUSY;
 	if (h->closing)
@@ -503,8 +511,13 @@ int hook_start(struct hook *h, const char *command, char *const *extra_env,
 	h->pid = h->process.pid;
 	h->running = true;
 	output_open(h, fds[0]);
-	if (timeout_ms > 0)
+	if (timeout_ms > 0) { /* 0: no timeout; the config allows 1 s at least */
+		/* The loop's clock is as old as this loop iteration, and the
+		 * caller may have worked since: without an update the timeout
+		 * would be shorter by that much. */
+		uv_update_time(h->loop);
 		uv_timer_start(&h->timer, on_timeout, timeout_ms, 0);
+	}
 	log_info("hook started (pid %d), timeout %llu ms", h->pid,
 		 (unsigned long long)timeout_ms);
 	/* The command comes from the trusted config, but it may still carry

@@ -1,16 +1,63 @@
-/* notify.c - sd_notify(3) messages; silent without NOTIFY_SOCKET. */
+/* notify.c - sd_notify(3) messages through libsystemd, loaded only when
+ * there is a service manager to talk to.
+ *
+ * Inside an App Service container there is no systemd and NOTIFY_SOCKET is
+ * unset; loading libsystemd there would cost about 1 MiB of resident memory
+ * (it pulls in libgcrypt, libzstd, liblzma, ...) for nothing, a third of the
+ * agent's budget. So the library is opened with dlopen() the first time a
+ * message is to be sent, and only if NOTIFY_SOCKET is set.
+ */
 #include "notify.h"
 
+#include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "log.h"
 
+#define LIBSYSTEMD "libsystemd.so.0"
+
+/* The library's entry points, resolved once; both NULL when there is no
+ * service manager or no library. Written on the loop's thread only. */
+static struct {
+	bool tried;
+	__typeof__(sd_notify) *notify;
+	__typeof__(sd_watchdog_enabled) *watchdog_enabled;
+} sd;
+
+static bool load(void)
+{
+	if (sd.tried)
+		return sd.notify != NULL;
+	sd.tried = true;
+	if (!getenv("NOTIFY_SOCKET"))
+		return false;
+	void *lib = dlopen(LIBSYSTEMD, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		log_warning("NOTIFY_SOCKET is set but %s cannot be loaded: %s; not notifying",
+			    LIBSYSTEMD, dlerror());
+		return false;
+	}
+	sd.notify = (__typeof__(sd_notify) *)dlsym(lib, "sd_notify");
+	sd.watchdog_enabled = (__typeof__(sd_watchdog_enabled) *)dlsym(lib, "sd_watchdog_enabled");
+	if (!sd.notify || !sd.watchdog_enabled) {
+		log_warning("%s lacks sd_notify: not notifying", LIBSYSTEMD);
+		sd.notify = NULL;
+		sd.watchdog_enabled = NULL;
+		return false;
+	}
+	return true;
+}
+
 static void send_state(const char *state)
 {
-	int r = sd_notify(0, state);
+	if (!load())
+		return;
+	int r = sd.notify(0, state);
 	/* A service manager that went away is not the agent's failure. */
 	if (r < 0)
 		log_debug("sd_notify failed: %s", strerror(-r));
@@ -56,7 +103,7 @@ void notify_watchdog(void)
 uint64_t notify_watchdog_ms(void)
 {
 	uint64_t usec = 0;
-	if (sd_watchdog_enabled(0, &usec) <= 0)
+	if (!load() || sd.watchdog_enabled(0, &usec) <= 0)
 		return 0;
 	return usec / 1000 ? usec / 1000 : 1;
 }

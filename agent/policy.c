@@ -86,9 +86,14 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 	return f.h;
 }
 
+static int64_t newest_activity_ns(const struct site_snapshot *snap);
+
 bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap, uint64_t now_ms)
 {
 	uint64_t fp = policy_fingerprint(snap);
+	int64_t window_start_ns = w->last_scan_wall_ns;
+
+	w->last_scan_wall_ns = snap->scanned_ns;
 
 	if (!w->started) {
 		/* The first look is the baseline, not a change: what was already
@@ -104,9 +109,18 @@ bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap, ui
 		return false;
 	w->fingerprint = fp;
 	w->seen_change = true;
-	/* A change happened somewhere since the previous scan; dating it at
-	 * this scan is the later, safer end of that window. */
-	w->last_change_ms = now_ms;
+	/* Dated at this scan, the later and safer end of the window, unless
+	 * an mtime inside the window says when it happened. */
+	uint64_t at_ms = now_ms;
+	int64_t newest_ns = newest_activity_ns(snap);
+	if (newest_ns != INT64_MIN && newest_ns >= window_start_ns && newest_ns <= snap->scanned_ns) {
+		uint64_t back_ms = (uint64_t)((snap->scanned_ns - newest_ns) / NS_PER_MS);
+		if (back_ms < now_ms)
+			at_ms = now_ms - back_ms;
+	}
+	if (at_ms < w->last_change_ms)
+		at_ms = w->last_change_ms;
+	w->last_change_ms = at_ms;
 	return true;
 }
 

@@ -41,8 +41,9 @@ struct policy_watch {
 	bool started;             /* at least one scan was observed */
 	uint64_t start_ms;        /* monotonic time of the first observed scan */
 	bool seen_change;         /* a change was seen since start */
-	uint64_t last_change_ms;  /* monotonic time of the scan that saw it */
+	uint64_t last_change_ms;  /* monotonic time the last change is dated at */
 	uint64_t fingerprint;     /* of the last observed snapshot */
+	int64_t last_scan_wall_ns;/* wall time the previous scan began */
 };
 
 /* A hash of everything whose change counts as activity: the presence and
@@ -52,7 +53,14 @@ struct policy_watch {
 uint64_t policy_fingerprint(const struct site_snapshot *snap);
 
 /* Folds one scan, finished at monotonic now_ms, into w. The first scan
- * starts the watch and is not a change. Returns true when it saw a change. */
+ * starts the watch and is not a change. Returns true when it saw a change.
+ *
+ * A change happened after the previous scan began and before this one did.
+ * It is dated by the newest activity mtime when that falls inside this
+ * window (the change itself, seen through the share's clock), and at this
+ * scan otherwise (a removal leaves no mtime; a clock far off is not
+ * believed). So a deployment that stops writing is judged from its last
+ * write, not from the scan that happened to notice it. */
 bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap,
 		    uint64_t now_ms);
 

@@ -42,7 +42,7 @@
 #define REAP_TRASH_TRIES 100
 /* Open folders kept while walking down a tree; deeper ones are closed and
  * reached again through ".." (checked) on the way back up, so any depth
- * works with a handful of descriptors and a bounded amount of memory. */
+ * works with a handful of descriptors (memory grows with the depth only). */
 #define REAP_OPEN_DIRS_MAX 16
 /* Listings of one folder. A folder is listed again after a pass that removed
  * something, because some filesystems (network shares among them) can skip
@@ -441,6 +441,13 @@ static int walk_entry(struct reap_walk *w, const struct dirent *de)
 	}
 	if (left_has(&w->left, s.st.dev, s.st.ino))
 		return 0;
+	if (!on_site_mount(&s, w->mount)) {
+		/* A mount point (a folder, or a file bind-mounted over a
+		 * name): never entered, never removed. The folders above it
+		 * cannot be removed either, which the caller reports. */
+		w->mounts++;
+		return left_add(&w->left, s.st.dev, s.st.ino);
+	}
 	if (s.st.type != S_IFDIR) {
 		/* Files, symlinks, FIFOs, sockets, device nodes: only the name
 		 * goes, nothing is opened. A hard link to a file elsewhere
@@ -453,12 +460,6 @@ static int walk_entry(struct reap_walk *w, const struct dirent *de)
 		if (errno == ENOENT)
 			return 0;
 		walk_note_failure(w, errno, name);
-		return left_add(&w->left, s.st.dev, s.st.ino);
-	}
-	if (!on_site_mount(&s, w->mount)) {
-		/* A mount point: never entered, never removed. Its parent
-		 * cannot be removed either, which the caller reports. */
-		w->mounts++;
 		return left_add(&w->left, s.st.dev, s.st.ino);
 	}
 	return walk_enter(w, name, &s);
@@ -759,10 +760,14 @@ static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_
 	fd = openat(area_fd, t->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
-		if (err == -ELOOP)
-			return fail(r, -ESTALE, "now a symlink");
-		if (err == -ENOTDIR)
-			return fail(r, -ESTALE, "no longer a folder");
+		if (err == -ELOOP || err == -ENOTDIR) {
+			/* Swapped after the look above. Say for what, if it
+			 * still is; this second look decides nothing. */
+			if (reap_stat_at(area_fd, t->name, &now) == 0 && now.st.type != S_IFDIR)
+				return fail(r, -ESTALE, "replaced by %s while being opened",
+					    type_word(now.st.type));
+			return fail(r, -ESTALE, "replaced while being opened");
+		}
 		if (err == -ENOENT)
 			return fail(r, -ESTALE, "renamed or removed since judged");
 		return fail(r, err, "open: %s", errstr(-err, ebuf, sizeof(ebuf)));
@@ -819,6 +824,11 @@ static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_
 
 	/* 5. Remove the folder itself, if its name is still that folder. */
 	err = reap_stat_at(area_fd, trash, &check);
+	if (err == -ENOENT) {
+		/* Another instance sharing the site finishing the same trash. */
+		err = fail(r, -ENOENT, "%s was removed by someone else meanwhile", shown);
+		goto out;
+	}
 	if (err < 0 || !same_inode(&check, &opened)) {
 		err = fail(r, -ESTALE, "%s was renamed or replaced while being emptied", shown);
 		goto out;
@@ -879,6 +889,10 @@ static int reap_one(const struct reap_ctx *c, int root_fd, const struct reap_tar
 	return err;
 }
 
+/* results[i].files_removed counts the names removed that were not folders
+ * (files, links, FIFOs...): 1 for a file target, the files inside for a
+ * folder target. A cancel seen before a target is started leaves it exactly
+ * as it was. */
 int reap_run(const char *root, dev_t root_dev, ino_t root_ino,
 	     const struct reap_target *targets, size_t n, atomic_bool *cancel,
 	     struct reap_result *results)

@@ -243,7 +243,7 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 	};
 	int64_t now = wall_now_ns();
 
-	if (scan_site(cfg->site_root, now, &snap) < 0 ||
+	if (scan_site(cfg->site_root, now, NULL, &snap) < 0 ||
 	    policy_decide(&snap, NULL, &params, now, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);

@@ -136,9 +136,9 @@ static void scan_record(int depfd, struct site_entry *e)
 		e->status_err = kudu_parse_status_xml(buf, len, &e->status);
 		free(buf);
 	}
-	/* Old Kudu builds wrote log.xml; either one growing is activity. */
-	if (stat_at(fd, "log.log", &e->log_st) == -ENOENT)
-		stat_at(fd, "log.xml", &e->log_st);
+	/* Only log.log: the removal re-checks the files judged by these very
+	 * names (log.xml is Windows Kudu's, never written on Linux). */
+	stat_at(fd, "log.log", &e->log_st);
 	stat_at(fd, "manifest", &e->manifest_st);
 	close(fd);
 }
@@ -160,6 +160,64 @@ static void scan_active(int depfd, struct site_snapshot *snap)
 	free(buf);
 }
 
+static bool same_stat(const struct site_stat *a, const struct site_stat *b)
+{
+	return a->present && b->present && a->type == b->type && a->dev == b->dev &&
+	       a->ino == b->ino && a->mtime_ns == b->mtime_ns && a->size == b->size;
+}
+
+/* The previous scan's entry of the same area and name (entries are sorted by
+ * name within each area), or NULL. */
+static const struct site_entry *previous(const struct site_snapshot *prev, enum site_area area,
+					 const char *name)
+{
+	if (!prev)
+		return NULL;
+	size_t lo = 0, hi = prev->n_entries;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct site_entry *e = &prev->entries[mid];
+		int c = e->area != area ? (e->area < area ? -1 : 1) : strcmp(e->name, name);
+		if (c == 0)
+			return e;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Reuses what the previous scan read of a finished record if its folder and
+ * status.xml are unchanged. */
+static bool reuse_record(int depfd, struct site_entry *e, const struct site_entry *old)
+{
+	char path[NAME_MAX + 16];
+	struct site_stat now;
+
+	if (!old || old->status_err != 0 || !kudu_status_finished(&old->status) ||
+	    !same_stat(&old->st, &e->st))
+		return false;
+	snprintf(path, sizeof(path), "%s/status.xml", e->name);
+	if (stat_at(depfd, path, &now) != 0 || !same_stat(&now, &old->status_st))
+		return false;
+	e->status_st = old->status_st;
+	e->log_st = old->log_st;
+	e->manifest_st = old->manifest_st;
+	e->status_err = 0;
+	e->status = old->status;
+	return true;
+}
+
+static bool reuse_lock_file(struct site_entry *e, const struct site_entry *old)
+{
+	if (!old || old->lock_err != 0 || !same_stat(&old->st, &e->st))
+		return false;
+	e->lock_err = 0;
+	e->lock = old->lock;
+	return true;
+}
+
 static int compare_names(const void *a, const void *b)
 {
 	const struct site_entry *x = a, *y = b;
@@ -169,7 +227,8 @@ static int compare_names(const void *a, const void *b)
 /* Lists one area. Entries are sorted by name so two scans of the same tree
  * give the same snapshot (the fingerprint depends on it). */
 static int scan_area(int rootfd, const char *area_name, enum site_area area,
-		     struct site_snapshot *snap, int *area_err, struct site_stat *area_st)
+		     const struct site_snapshot *prev, struct site_snapshot *snap, int *area_err,
+		     struct site_stat *area_st)
 {
 	int fd = openat(rootfd, area_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -226,12 +285,12 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 		case KUDU_NAME_DEPLOYMENTS_LOCK:
 		case KUDU_NAME_SSHKEY_LOCK:
 		case KUDU_NAME_HOOKS_LOCK:
-			if (is_reg)
+			if (is_reg && !reuse_lock_file(e, previous(prev, area, e->name)))
 				scan_lock_file(fd, e);
 			break;
 		case KUDU_NAME_RECORD:
 		case KUDU_NAME_TEMP_RECORD:
-			if (is_dir)
+			if (is_dir && !reuse_record(fd, e, previous(prev, area, e->name)))
 				scan_record(fd, e);
 			break;
 		default:
@@ -249,7 +308,8 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	return err;
 }
 
-int scan_site(const char *root, int64_t now_wall_ns, struct site_snapshot *snap)
+int scan_site(const char *root, int64_t now_wall_ns, const struct site_snapshot *prev,
+	      struct site_snapshot *snap)
 {
 	int err;
 
@@ -268,9 +328,14 @@ int scan_site(const char *root, int64_t now_wall_ns, struct site_snapshot *snap)
 		return 0;
 	}
 	stat_from(&snap->root, &st);
-	err = scan_area(rootfd, "locks", SITE_AREA_LOCKS, snap, &snap->locks_err, &snap->locks);
+	/* What was read under another root (a remounted share) is not reused. */
+	if (prev && (prev->root_err || prev->root.dev != snap->root.dev ||
+		     prev->root.ino != snap->root.ino))
+		prev = NULL;
+	err = scan_area(rootfd, "locks", SITE_AREA_LOCKS, prev, snap, &snap->locks_err,
+			&snap->locks);
 	if (err == 0)
-		err = scan_area(rootfd, "deployments", SITE_AREA_DEPLOYMENTS, snap,
+		err = scan_area(rootfd, "deployments", SITE_AREA_DEPLOYMENTS, prev, snap,
 				&snap->deployments_err, &snap->deployments);
 	close(rootfd);
 	return err;

@@ -50,7 +50,7 @@ struct site_entry {
 
 	/* KUDU_NAME_RECORD and KUDU_NAME_TEMP_RECORD. */
 	struct site_stat status_st;     /* status.xml */
-	struct site_stat log_st;        /* log.log (or log.xml on old records) */
+	struct site_stat log_st;        /* log.log */
 	struct site_stat manifest_st;   /* manifest */
 	int status_err;
 	struct kudu_status status;

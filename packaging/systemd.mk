@@ -2,7 +2,7 @@
 # install paths (included by the top Makefile). Not `make unit`: that
 # target runs the unit tests.
 #
-#   make systemd-unit       build/systemd/lockwarden.service for BINDIR/SYSCONFDIR
+#   make systemd-unit   build/systemd/lockwarden.service for BINDIR/SYSCONFDIR
 #   make install-unit   installs it into $(DESTDIR)$(UNITDIR)
 #
 # UNIT_OUT names another output file (the tests write one per temporary

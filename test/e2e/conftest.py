@@ -334,6 +334,11 @@ DEFAULT_TEST_CONFIG = {
 }
 
 
+def archive_dir_for(config_path):
+    """Where write_config points [archive] dir: beside the config file."""
+    return Path(config_path).parent / "archive"
+
+
 def write_config(path, root, **sections):
     """Writes an ini file: [site] root plus DEFAULT_TEST_CONFIG, each
     section updated from the keyword arguments (policy={...}). A value of
@@ -341,6 +346,8 @@ def write_config(path, root, **sections):
     merged = {"site": {"root": str(root)}}
     for sec, keys in DEFAULT_TEST_CONFIG.items():
         merged[sec] = dict(keys)
+    # The agent archives what it removes; keep that inside the test's folder.
+    merged["archive"] = {"dir": str(archive_dir_for(path))}
     for sec, keys in sections.items():
         merged.setdefault(sec, {}).update(keys)
     text = []
@@ -545,6 +552,45 @@ def agents(tmp_path):
     # Every test also checks that the agent it started stops cleanly.
     if complaints:
         pytest.fail("; ".join(complaints), pytrace=False)
+
+
+# Folders outside the test's temporary tree that the agent writes to when a
+# config key is left at its default (the archive). Other suites may write
+# there at the same time, so only new entries that name this test's folder
+# count against it.
+DEFAULT_OUTPUT_DIRS = ["/home/LogFiles/lockwarden"]
+
+
+def _listing(path):
+    try:
+        return set(os.listdir(path))
+    except FileNotFoundError:
+        return set()
+
+
+def _mentions(path, needle):
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    if needle in f.read(1 << 20):
+                        return True
+            except OSError:
+                pass
+    return False
+
+
+@pytest.fixture(autouse=True)
+def nothing_written_outside_tmp(tmp_path):
+    before = {d: _listing(d) for d in DEFAULT_OUTPUT_DIRS}
+    yield
+    ours = []
+    for d in DEFAULT_OUTPUT_DIRS:
+        for name in sorted(_listing(d) - before[d]):
+            if _mentions(os.path.join(d, name), os.fsencode(str(tmp_path))):
+                ours.append(os.path.join(d, name))
+    if ours:
+        pytest.fail(f"the test wrote outside its temporary folder: {ours}", pytrace=False)
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """The daemon on stuck, finished, hostile and expired site trees: what it
 removes, in what order, what it keeps byte for byte, and the hook it runs."""
 
+import json
 import os
 import re
 import time
 
 import pytest
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, LOG_LINE_RE,
+from conftest import (ACT_TIMEOUT_S, archive_dir_for, HOUR_S, LOG_LINE_RE,
                       START_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_FAILED, TEMP_STUCK,
                       age_tree, build_finished_site, build_stuck_site, clean_env,
                       gone, make_file_lock, make_lock, make_pending, make_record,
@@ -57,6 +58,33 @@ def test_stuck_deployment_is_cleared_and_everything_else_kept(site, hook, agents
     assert hook.count() == 1
     assert_hook_env(hook.runs()[0], site, STUCK_LEFTOVERS, TEMP_STUCK)
     assert_log_well_formed(agent)
+
+
+def list_sessions(cfg):
+    d = archive_dir_for(cfg)
+    return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+
+def test_cleanup_is_archived_before_removal(site, agents, tmp_path):
+    """What a cleanup removes is copied to [archive] dir first, with a note."""
+    build_stuck_site(site)
+    originals = {rel: (site / rel).read_bytes() for rel in
+                 [f"deployments/{TEMP_STUCK}/status.xml", f"deployments/{TEMP_STUCK}/log.log",
+                  "locks/deployment/info.lock", "locks/status.lock"]}
+    cfg = write_config(tmp_path / "lw.ini", site)
+    agent = start_agent(agents, cfg)
+    wait_cleared(agent, site, STUCK_LEFTOVERS)
+    agent.wait_fresh_scans(1)
+
+    sessions = list_sessions(cfg)
+    assert len(sessions) == 1, sessions
+    note = json.loads((sessions[0] / "note.json").read_text())
+    assert [e["path"] for e in note["entries"]] == STUCK_LEFTOVERS
+    assert all(e["removed"] is True for e in note["entries"]), note
+    for rel, data in originals.items():
+        copy = sessions[0] / rel
+        assert copy.is_file(), f"{rel} was not archived"
+        assert copy.read_bytes() == data, f"{rel}: the archived copy differs"
 
 
 def test_nothing_goes_before_the_agent_watched_quiet_period(site, agents, tmp_path):
@@ -143,6 +171,7 @@ def test_dry_run_removes_nothing_and_runs_no_hook(site, hook, agents, tmp_path, 
     for path in STUCK_LEFTOVERS:
         assert agent.count(r"would remove " + re.escape(path) + r"(?![\w.-])") >= 1, path
     assert hook.count() == 0
+    assert not list_sessions(cfg), "a dry run archived a cleanup"
 
 
 @pytest.mark.parametrize("run_word", [["run"], []], ids=["run", "no-subcommand"])

@@ -17,10 +17,11 @@ KEYS = {
     "policy": ["stuck_after", "quiet_period", "dry_run"],
     "scan": ["rescan_interval"],
     "hook": ["command", "timeout", "cooldown"],
+    "archive": ["dir", "keep"],
     "log": ["level"],
 }
 DURATIONS = {("policy", "stuck_after"), ("policy", "quiet_period"),
-             ("scan", "rescan_interval"), ("hook", "timeout"), ("hook", "cooldown")}
+             ("scan", "rescan_interval"), ("hook", "timeout"), ("hook", "cooldown"), ("archive", "keep")}
 
 
 def parse_ini(text):

@@ -125,6 +125,8 @@ static void run_until_done(struct fixture *f, uint64_t deadline_ms)
 	assert_false(hook_running(&f->hook));
 }
 
+static int group_members_alive(pid_t pgid);
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -140,15 +142,19 @@ static int teardown(void **state)
 			uv_run(&f->loop, UV_RUN_ONCE);
 		uv_timer_stop(&f->deadline);
 	}
-	if (f->leftover > 0)
+	/* Whatever a failing test left in the last hook's group, and what a
+	 * test left running on purpose. */
+	if (f->hook.pid > 1 && group_members_alive(f->hook.pid) > 0)
+		kill(-f->hook.pid, SIGKILL);
+	if (f->leftover > 1)
 		kill(f->leftover, SIGKILL);
+	nftw(f->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 	hook_close(&f->hook, on_hook_closed);
 	uv_close((uv_handle_t *)&f->deadline, NULL);
 	uv_close((uv_handle_t *)&f->poll, NULL);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_true(f->hook_closed);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
-	nftw(f->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
 }
@@ -157,10 +163,9 @@ static int teardown(void **state)
 static int start(struct fixture *f, const char *command, uint64_t timeout_ms,
 		 const char *extra1, const char *extra2)
 {
+	/* A NULL extra1 ends the list early, as it should. */
 	char *env[] = { f->dir_env, (char *)extra1, (char *)extra2, NULL };
 
-	if (!extra1)
-		env[2] = NULL;
 	f->started_ms = now_ms();
 	return hook_start(&f->hook, command, env, timeout_ms, on_done);
 }
@@ -424,8 +429,7 @@ static void test_env_entry_without_name_rejected(void **state)
 
 /* ---- ending the group ---- */
 
-/* The hook writes "<grandchild pid>" to pids once it is set up, and a poll
- * timer waits for that file before the test looks at the pid. */
+/* A pid a hook wrote to a file in its scratch directory; 0 when none. */
 static pid_t read_pid(const struct fixture *f, const char *name)
 {
 	char text[32];

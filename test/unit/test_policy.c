@@ -495,6 +495,40 @@ static void test_observe_baseline_and_changes(void **state)
 	site_snapshot_free(&snap);
 }
 
+/* A change is dated by the mtime that explains it, when that falls between
+ * the two scans, and at the scan that saw it otherwise. */
+static void test_observed_change_dated_by_mtime_in_window(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_watch w = { 0 };
+	build_stuck_tree(&snap);
+	snap.scanned_ns = NOW_WALL - NS(5 * S);
+	assert_false(policy_observe(&w, &snap, 100 * S));
+
+	/* The log grew 3.2 s before the next scan began, 1.8 s after the
+	 * previous one: the change is dated 3.2 s back. */
+	snap.scanned_ns = NOW_WALL;
+	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
+	temp->log_st.size += 10;
+	temp->log_st.mtime_ns = NOW_WALL - NS(3200);
+	assert_true(policy_observe(&w, &snap, 105 * S));
+	assert_int_equal(w.last_change_ms, 105 * S - 3200);
+
+	/* A removal leaves no newer mtime: dated at the scan. */
+	snap.scanned_ns = NOW_WALL + NS(5 * S);
+	snap.n_entries--;
+	assert_true(policy_observe(&w, &snap, 110 * S));
+	assert_int_equal(w.last_change_ms, 110 * S);
+
+	/* An mtime from the future (the share's clock ahead) is not believed. */
+	snap.scanned_ns = NOW_WALL + NS(10 * S);
+	temp->log_st.size += 10;
+	temp->log_st.mtime_ns = NOW_WALL + NS(60 * M);
+	assert_true(policy_observe(&w, &snap, 115 * S));
+	assert_int_equal(w.last_change_ms, 115 * S);
+	site_snapshot_free(&snap);
+}
+
 /* Table: thresholds at their edges, stuck_after 15m, quiet_period 2m. */
 static void test_threshold_table(void **state)
 {
@@ -543,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_area_blocks),
 		cmocka_unit_test(test_own_trash_finished_when_watching),
 		cmocka_unit_test(test_observe_baseline_and_changes),
+		cmocka_unit_test(test_observed_change_dated_by_mtime_in_window),
 		cmocka_unit_test(test_threshold_table),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

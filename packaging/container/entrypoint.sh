@@ -1,0 +1,184 @@
+#!/bin/sh
+# entrypoint.sh APP [ARG...] - the container's entrypoint for an App Service
+# custom container: starts sshd (when installed) for the portal's SSH
+# console, starts lockwarden next to the app, runs the app, and stops
+# lockwarden with it.
+#
+#   ENTRYPOINT ["/usr/lib/lockwarden/container/entrypoint.sh"]
+#   CMD ["node", "server.js"]
+#
+# lockwarden is configured by /etc/lockwarden/lockwarden.ini when present and
+# by app settings: every LOCKWARDEN_<SECTION>_<KEY> setting reaches it as an
+# environment variable (e.g. LOCKWARDEN_POLICY_STUCK_AFTER=20m).
+# LOCKWARDEN_CONFIG names another config file. Its log goes to the
+# container's stderr, which the platform's log stream shows.
+#
+# Why the app is not exec'd, although that is the usual entrypoint idiom:
+# after `exec` this script is gone and the app is PID 1, so nothing would be
+# left to forward the platform's SIGTERM to lockwarden, and when PID 1 exits
+# the kernel SIGKILLs every other process of the container: lockwarden
+# would never stop cleanly (a restart hook it runs would die half way).
+# Worse, a process running as PID 1 ignores every signal it has no handler
+# for, so an app without a SIGTERM handler (many node and python apps)
+# ignores the platform's stop request and is killed only after the stop
+# time limit (WEBSITES_CONTAINER_STOP_TIME_LIMIT, 5 s by default).
+#
+# So this script stays PID 1, as a small init:
+#   - the app runs as its child, with the container's stdin, stdout and
+#     stderr, and this script exits with the app's exit status;
+#   - SIGTERM (docker stop, the platform) goes to the app and to lockwarden,
+#     which stops cleanly at once;
+#   - SIGINT (Ctrl-C of `docker run -it`) goes to both as SIGTERM: a
+#     background child of a non-interactive shell starts with SIGINT and
+#     SIGQUIT ignored, and an ignored signal cannot be un-ignored;
+#   - SIGHUP, SIGUSR1 and SIGUSR2 go to the app only;
+#   - when the app exits by itself, lockwarden gets SIGTERM, is waited for
+#     (SIGKILL after 10 s), and the script exits with the app's status, so
+#     the container stops and the platform starts it again;
+#   - as PID 1 the shell also reaps orphaned processes while it waits.
+# The restart-container hook relies on this: its SIGTERM to PID 1 ends the
+# app and the container the same way a platform stop does.
+#
+# Exit status: the app's (128+N when a signal N ended it); 64 when no app
+# was given; 127 or 126 when the app cannot be run.
+set -u
+
+me=lockwarden-entrypoint
+log() { printf '%s: %s\n' "$me" "$*" >&2; }
+
+if [ $# -eq 0 ]; then
+	log "usage: entrypoint.sh APP [ARG...] (the app to run, e.g. the image's CMD)"
+	exit 64
+fi
+
+app_pid=""
+agent_pid=""
+stop_signal=""
+
+# The state letter of /proc/PID/stat, or nothing when PID is gone.
+proc_state() {
+	sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null
+}
+
+# Alive: exists and is not a zombie (an exited child not yet reaped).
+alive() {
+	case $(proc_state "$1") in
+	"" | Z | X) return 1 ;;
+	esac
+	return 0
+}
+
+stop_agent() {
+	[ -n "$agent_pid" ] && kill -TERM "$agent_pid" 2>/dev/null
+	return 0
+}
+
+# Runs from the traps. The wait below returns when a trapped signal comes,
+# and goes back to waiting while the app lives.
+# shellcheck disable=SC2317 # reached from the traps only
+on_signal() {
+	stop_signal=$1
+	case $1 in
+	TERM | INT)
+		[ -n "$app_pid" ] && kill -TERM "$app_pid" 2>/dev/null
+		stop_agent
+		;;
+	*)
+		[ -n "$app_pid" ] && kill -"$1" "$app_pid" 2>/dev/null
+		;;
+	esac
+	return 0
+}
+for sig in TERM INT HUP USR1 USR2; do
+	# shellcheck disable=SC2064 # the signal's name is meant to be fixed now
+	trap "on_signal $sig" "$sig"
+done
+
+# ---- sshd: the platform's SSH console connects to port 2222 -------------
+
+if sshd=$(command -v sshd 2>/dev/null); then
+	# Debian's sshd refuses to start without its privilege separation
+	# folder, which is not kept in the image when /run is a fresh tmpfs.
+	mkdir -p /run/sshd 2>/dev/null
+	# sshd puts itself in the background once it listens.
+	if "$sshd"; then
+		log "sshd started"
+	else
+		log "sshd did not start (exit status $?); the app starts anyway"
+	fi
+fi
+
+# ---- lockwarden -----------------------------------------------------------
+
+# Its output is the container's: inherited stdout and stderr. Its stdin is
+# /dev/null (the shell does that for background commands).
+if agent=$(command -v lockwarden 2>/dev/null); then
+	if [ -n "${LOCKWARDEN_CONFIG-}" ]; then
+		"$agent" run -c "$LOCKWARDEN_CONFIG" &
+	else
+		# Without -c it reads /etc/lockwarden/lockwarden.ini when that
+		# exists, and otherwise runs on its defaults and app settings.
+		"$agent" run &
+	fi
+	agent_pid=$!
+	log "lockwarden started (pid $agent_pid)"
+else
+	log "lockwarden is not installed (not in PATH); the app starts without it"
+fi
+
+if [ -n "$stop_signal" ]; then
+	# Asked to stop before the app even started.
+	log "SIG$stop_signal before the app started; stopping"
+	stop_agent
+	[ -n "$agent_pid" ] && wait "$agent_pid"
+	exit 143
+fi
+
+# ---- the app --------------------------------------------------------------
+
+# A background command gets /dev/null as stdin unless redirected, so the
+# container's stdin is handed over on fd 3 (docker run -it keeps working).
+exec 3<&0
+"$@" <&3 3<&- &
+app_pid=$!
+exec 3<&-
+log "app started (pid $app_pid): $*"
+
+# wait returns early, with 128+N, whenever a trapped signal arrives: go on
+# waiting while the app is alive.
+while :; do
+	wait "$app_pid"
+	app_status=$?
+	alive "$app_pid" || break
+done
+# When a signal cut the last wait short just as the app ended, the shell
+# still holds the app's own status and one more wait returns it; when the
+# last wait did return it, dash and busybox have forgotten the child and
+# answer 127 (bash answers the status again).
+wait "$app_pid" 2>/dev/null
+again=$?
+[ "$again" -ne 127 ] && app_status=$again
+log "the app exited with status $app_status; stopping lockwarden"
+
+# ---- stop lockwarden and leave ------------------------------------------
+
+if [ -n "$agent_pid" ]; then
+	stop_agent
+	step=0.1
+	sleep "$step" 2>/dev/null || step=1
+	ticks=0
+	limit=100
+	[ "$step" = 1 ] && limit=10
+	while alive "$agent_pid"; do
+		if [ "$ticks" -ge "$limit" ]; then
+			log "lockwarden did not stop within 10 s of SIGTERM; killing it"
+			kill -KILL "$agent_pid" 2>/dev/null
+			break
+		fi
+		sleep "$step"
+		ticks=$((ticks + 1))
+	done
+	wait "$agent_pid"
+	log "lockwarden stopped (status $?)"
+fi
+exit "$app_status"

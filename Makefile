@@ -51,7 +51,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: deps-fuzz sample all check unit e2e packaging-check san-check demo bench install uninstall clean deps-check fuzz
+.PHONY: deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -87,6 +87,12 @@ e2e: deps-check $(BUILD)/lockwarden
 	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
 
+# The daemon under faults (issue 3) and under attack (issue 4): the normal
+# build only, since several tests measure or limit resources.
+robust: deps-check $(BUILD)/lockwarden
+	cd test && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider robust attack
+
 # Packaging, hooks, man pages, the unit file and the container entrypoint.
 packaging-check: deps-check $(BUILD)/lockwarden
 	cd test/packaging && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
@@ -97,7 +103,7 @@ san-check:
 	$(MAKE) SAN=1 unit e2e
 
 check: deps-check
-	$(MAKE) unit e2e packaging-check
+	$(MAKE) unit e2e robust packaging-check
 	$(MAKE) san-check
 
 demo: $(BUILD)/lockwarden

@@ -52,7 +52,7 @@ struct reap_job {
 	size_t n;
 	struct reap_target *targets;
 	struct reap_result *results;
-	bool *hook_worthy;        /* a Kudu leftover, not our own trash */
+	bool sweep;               /* our own trash: no archive, no hook */
 	char (*what)[192];        /* each target's verdict reason, for the note */
 	char reason[320];
 	char deployment_id[KUDU_TEXT_MAX];
@@ -102,9 +102,10 @@ struct agent {
 	bool tree_gone;
 	char last_status[400];
 	uint64_t last_dry_run_plan;
-	uint64_t last_failure_plan;
+	uint64_t last_failure_plan[2]; /* [0] cleanups, [1] trash sweeps */
 
 	struct reap_job *reap;    /* the cleanup in flight, if any */
+	struct reap_job *sweep;   /* the trash sweep in flight, if any */
 	struct prune_job *prune;  /* the archive pruning in flight, if any */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
@@ -228,7 +229,7 @@ static void run_pending_hook(struct agent *a)
 static void queue_hook(struct agent *a, const struct reap_job *job)
 {
 	for (size_t i = 0; i < job->n; i++) {
-		if (job->results[i].err != 0 || !job->hook_worthy[i])
+		if (job->results[i].err != 0)
 			continue;
 		char path[NAME_MAX + 32];
 		snprintf(path, sizeof(path), "%s/%s", job->targets[i].area, job->targets[i].name);
@@ -260,8 +261,16 @@ static void reap_work(uv_work_t *req)
 {
 	struct reap_job *job = container_of(req, struct reap_job, req);
 	struct archive_session session;
-	struct archive_item *items = calloc(job->n, sizeof(*items));
+	struct archive_item *items;
 	int r;
+
+	if (job->sweep) {
+		/* Trash was archived before it was renamed. */
+		reap_run(job->root, job->root_dev, job->root_ino, job->targets, job->n,
+			 &job->agent->cancel, job->results);
+		return;
+	}
+	items = calloc(job->n, sizeof(*items));
 
 	if (!items) {
 		snprintf(job->archive_error, sizeof(job->archive_error), "out of memory");
@@ -324,7 +333,6 @@ static void free_reap_job(struct reap_job *job)
 {
 	free(job->targets);
 	free(job->results);
-	free(job->hook_worthy);
 	free(job->what);
 	free(job);
 }
@@ -351,9 +359,13 @@ static void reap_after(uv_work_t *req, int status)
 	int failed_errs[64];
 	size_t n_failed = 0;
 
-	a->reap = NULL;
+	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
+	if (job->sweep)
+		a->sweep = NULL;
+	else
+		a->reap = NULL;
 	if (status == 0 && job->archive_error[0])
-		log_msg(a->last_failure_plan ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "archive: %s",
+		log_msg(*last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "archive: %s",
 			job->archive_error);
 	for (size_t i = 0; i < job->n && status == 0; i++) {
 		const struct reap_target *t = &job->targets[i];
@@ -362,8 +374,14 @@ static void reap_after(uv_work_t *req, int status)
 		log_escape(t->name, name, sizeof(name));
 		if (r->err == 0) {
 			any_removed = true;
-			log_info("removed %s/%s (%lu %s)", t->area, name, r->files_removed,
-				 r->files_removed == 1 ? "entry" : "entries");
+			if (job->sweep)
+				log_info("finished removing %s/%s (%lu %s)", t->area, name,
+					 r->files_removed, r->files_removed == 1 ? "entry" : "entries");
+			else if (r->detail[0])
+				log_info("removed %s/%s (%s)", t->area, name, r->detail);
+			else
+				log_info("removed %s/%s (%lu %s)", t->area, name, r->files_removed,
+					 r->files_removed == 1 ? "entry" : "entries");
 			continue;
 		}
 		any_failed = true;
@@ -382,29 +400,30 @@ static void reap_after(uv_work_t *req, int status)
 		log_escape(t->name, name, sizeof(name));
 		/* The same failure on every retry is said once; the retries go on
 		 * at the rescan pace. */
-		log_msg(failure_plan == a->last_failure_plan ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
+		log_msg(failure_plan == *last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
 			"%s %s/%s: %s%s%s", r->err == -ESTALE ? "kept" : "could not remove",
 			t->area, name, r->detail[0] ? r->detail : strerror(-r->err),
 			r->err == -ESTALE ? "" : "; retried on the next scan",
 			r->err == -ESTALE ? " (changed since it was judged)" : "");
 	}
-	a->last_failure_plan = any_failed ? failure_plan : 0;
+	*last_failure = any_failed ? failure_plan : 0;
 
 	if (status == 0 && any_removed && job->archive_path[0])
 		log_info("archive: what was removed is recorded in %s", job->archive_path);
-	if (status == 0 && !a->stopping) {
+	if (status == 0 && !a->stopping && !job->sweep) {
 		if (any_removed && a->cfg.hook_command[0])
 			queue_hook(a, job);
 		else if (any_removed)
 			log_info("cleanup done; no hook configured");
 	}
+	bool was_sweep = job->sweep;
 	free_reap_job(job);
 
 	if (a->stopping) {
 		begin_shutdown(a, a->exit_code);
 		return;
 	}
-	if (a->opt.once) {
+	if (a->opt.once && !was_sweep) {
 		a->exit_code = any_failed ? 1 : 0;
 		if (!hook_running(&a->hook) && !a->hook_pending)
 			begin_shutdown(a, a->exit_code);
@@ -414,19 +433,31 @@ static void reap_after(uv_work_t *req, int status)
 	request_scan(a);
 }
 
-static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
-			  const struct policy_decision *d)
+/* Starts a cleanup of the decision's Kudu leftovers (sweep false: archived,
+ * folders only moved aside to trash) or a sweep of our own trash folders
+ * (sweep true: emptied and removed, nothing to archive). The two run side by
+ * side, so emptying a large record never delays the next cleanup. */
+static void start_job(struct agent *a, const struct site_snapshot *snap,
+		      const struct policy_decision *d, bool sweep)
 {
 	struct reap_job *job = calloc(1, sizeof(*job));
+	size_t n = 0;
+
 	if (!job)
 		goto oom;
+	for (size_t i = 0; i < d->n_removals; i++)
+		if ((snap->entries[d->removals[i]].kind == KUDU_NAME_TRASH) == sweep)
+			n++;
+	if (n == 0) {
+		free(job);
+		return;
+	}
 	job->agent = a;
-	job->n = d->n_removals;
-	job->targets = calloc(job->n, sizeof(*job->targets));
-	job->results = calloc(job->n, sizeof(*job->results));
-	job->hook_worthy = calloc(job->n, sizeof(*job->hook_worthy));
-	job->what = calloc(job->n, sizeof(*job->what));
-	if (!job->targets || !job->results || !job->hook_worthy || !job->what)
+	job->sweep = sweep;
+	job->targets = calloc(n, sizeof(*job->targets));
+	job->results = calloc(n, sizeof(*job->results));
+	job->what = calloc(n, sizeof(*job->what));
+	if (!job->targets || !job->results || !job->what)
 		goto oom;
 	snprintf(job->archive_dir, sizeof(job->archive_dir), "%s", a->cfg.archive_dir);
 	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
@@ -436,25 +467,32 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 	job->root_ino = snap->root.ino;
 	snprintf(job->reason, sizeof(job->reason), "%s", d->reason);
 	snprintf(job->deployment_id, sizeof(job->deployment_id), "%s", d->deployment_id);
-	for (size_t i = 0; i < job->n; i++) {
+	for (size_t i = 0; i < d->n_removals; i++) {
 		const struct site_entry *e = &snap->entries[d->removals[i]];
-		reap_target_from_entry(&job->targets[i], e);
-		job->hook_worthy[i] = e->kind != KUDU_NAME_TRASH;
-		snprintf(job->what[i], sizeof(job->what[i]), "%s", d->entries[d->removals[i]].reason);
+		if ((e->kind == KUDU_NAME_TRASH) != sweep)
+			continue;
+		struct reap_target *t = &job->targets[job->n];
+		reap_target_from_entry(t, e);
+		/* --once finishes everything before it exits. */
+		t->trash_only = !sweep && e->st.type == S_IFDIR && !a->opt.once;
+		snprintf(job->what[job->n], sizeof(job->what[0]), "%s",
+			 d->entries[d->removals[i]].reason);
+		job->n++;
 	}
-	bool worthy = false;
-	for (size_t i = 0; i < job->n; i++)
-		worthy = worthy || job->hook_worthy[i];
-	if (worthy)
+	if (!sweep)
 		log_warning("stuck deployment: %s; cleaning up", d->reason);
-	atomic_store(&a->cancel, false);
+	if (!a->reap && !a->sweep)
+		atomic_store(&a->cancel, false);
 	int r = uv_queue_work(&a->loop, &job->req, reap_work, reap_after);
 	if (r < 0) {
-		log_error("cannot start the cleanup: %s", uv_strerror(r));
+		log_error("cannot start the %s: %s", sweep ? "trash sweep" : "cleanup", uv_strerror(r));
 		free_reap_job(job);
 		return;
 	}
-	a->reap = job;
+	if (sweep)
+		a->sweep = job;
+	else
+		a->reap = job;
 	return;
 oom:
 	log_error("out of memory planning the cleanup");
@@ -542,11 +580,15 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	set_status(a, &d);
 
 	bool once_final = a->opt.once && now_ms - a->watched.start_ms >= a->cfg.policy_quiet_period;
-	if (d.act && !a->reap && !a->stopping && (!a->opt.once || once_final)) {
-		if (a->cfg.policy_dry_run)
+	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
+		if (a->cfg.policy_dry_run) {
 			log_dry_run(a, snap, &d);
-		else
-			start_cleanup(a, snap, &d);
+		} else {
+			if (!a->reap)
+				start_job(a, snap, &d, false);
+			if (!a->sweep)
+				start_job(a, snap, &d, true);
+		}
 	}
 	if (a->opt.once && once_final && !a->once_done) {
 		a->once_done = true;
@@ -850,7 +892,7 @@ static void begin_shutdown(struct agent *a, int exit_code)
 		uv_signal_stop(&a->sighup);
 		watch_close(&a->watches, on_watches_closed);
 	}
-	if (a->scan || a->reap || a->prune || hook_running(&a->hook))
+	if (a->scan || a->reap || a->sweep || a->prune || hook_running(&a->hook))
 		return; /* their callbacks call back here */
 	if (uv_is_closing((uv_handle_t *)&a->rescan_timer))
 		return;

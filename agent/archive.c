@@ -267,6 +267,8 @@ static void item_outcome(const struct archive_item *it, bool done, char *out, si
 						    : strerror(-it->archive_err));
 	else if (!done || !it->result)
 		snprintf(out, size, "about to be removed");
+	else if (it->result->err == 0 && it->result->detail[0])
+		snprintf(out, size, "removed (%s)", it->result->detail);
 	else if (it->result->err == 0)
 		snprintf(out, size, "removed (%lu entries)", it->result->files_removed);
 	else

@@ -63,16 +63,22 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 {
 	struct fnv f = { 0xcbf29ce484222325ULL };
 
-	/* The root's own mtime is left out: the app writes beside locks/ and
-	 * deployments/ (wwwroot, LogFiles), and that is not a deployment. */
+	/* Folders count by identity, not by mtime. The root's mtime moves when
+	 * the app writes beside locks/ and deployments/ (wwwroot, LogFiles);
+	 * the two areas' mtimes move when lockwarden itself renames or removes
+	 * there. What a deployment does shows in the entries themselves: their
+	 * names (appearing, disappearing) and their own lstat. */
 	fnv_u64(&f, (uint64_t)(int64_t)snap->root_err);
 	fnv_stat(&f, &snap->root, false);
 	fnv_u64(&f, (uint64_t)(int64_t)snap->locks_err);
-	fnv_stat(&f, &snap->locks, true);
+	fnv_stat(&f, &snap->locks, false);
 	fnv_u64(&f, (uint64_t)(int64_t)snap->deployments_err);
-	fnv_stat(&f, &snap->deployments, true);
+	fnv_stat(&f, &snap->deployments, false);
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
+		/* Our own trash, being emptied, is not a deployment's doing. */
+		if (e->kind == KUDU_NAME_TRASH)
+			continue;
 		fnv_u64(&f, e->area);
 		fnv_bytes(&f, e->name, strlen(e->name) + 1);
 		fnv_stat(&f, &e->st, true);
@@ -239,13 +245,13 @@ static int64_t newest_activity_ns(const struct site_snapshot *snap)
 {
 	int64_t newest = INT64_MIN;
 
-	consider_mtime(&newest, &snap->locks);
-	consider_mtime(&newest, &snap->deployments);
+	/* The areas' own mtimes are left out, as in policy_fingerprint. */
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
 		/* Our own trash is not a deployment's doing. */
-		if (e->kind != KUDU_NAME_TRASH)
-			consider_mtime(&newest, &e->st);
+		if (e->kind == KUDU_NAME_TRASH)
+			continue;
+		consider_mtime(&newest, &e->st);
 		if (e->kind == KUDU_NAME_LOCK_FOLDER)
 			consider_mtime(&newest, &e->info_st);
 		if (is_record(e) && !record_finished(e)) {

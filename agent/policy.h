@@ -46,10 +46,11 @@ struct policy_watch {
 	int64_t last_scan_wall_ns;/* wall time the previous scan began */
 };
 
-/* A hash of everything whose change counts as activity: the presence and
- * lstat (type, inode, mtime, size) of the site root, locks/, every entry of
- * locks/ and deployments/, info.lock, and status.xml and log.log of every
- * record that is not finished. */
+/* A hash of everything whose change counts as activity: the identity of
+ * the site root, locks/ and deployments/; the name and lstat (type, inode,
+ * mtime, size) of every entry of locks/ and deployments/ but lockwarden's
+ * own trash; info.lock; and status.xml and log.log of every record that is
+ * not finished. */
 uint64_t policy_fingerprint(const struct site_snapshot *snap);
 
 /* Folds one scan, finished at monotonic now_ms, into w. The first scan

@@ -803,6 +803,12 @@ static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_
 			goto out;
 	}
 	log_escape(trash, shown, sizeof(shown));
+	if (t->trash_only) {
+		snprintf(r->detail, sizeof(r->detail), "moved aside as %s, emptied in the background",
+			 shown);
+		err = 0;
+		goto out;
+	}
 
 	/* 4. Empty it through fd. */
 	err = walk_empty(&w, fd, &opened);

@@ -35,6 +35,10 @@ struct reap_target {
 	size_t n_inner;
 	char inner_name[REAP_MAX_INNER][16];
 	struct site_stat inner[REAP_MAX_INNER];
+	/* A folder target: stop once it is verified and renamed to trash (out
+	 * of Kudu's sight); its contents go later, as a trash target of their
+	 * own, so a large record never holds up the next cleanup. */
+	bool trash_only;
 };
 
 struct reap_result {

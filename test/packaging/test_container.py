@@ -109,7 +109,9 @@ class Entrypoint:
         env.update({"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
                     "WORK": str(self.work),
                     "LW_ENTRYPOINT_TEST": self.token,
-                    "LOCKWARDEN_SITE_ROOT": str(self.site)})
+                    "LOCKWARDEN_SITE_ROOT": str(self.site),
+                    # Never the default /home/LogFiles of the test machine.
+                    "LOCKWARDEN_ARCHIVE_DIR": str(self.work / "archive")})
         for k, v in (env_extra or {}).items():
             if v is None:
                 env.pop(k, None)
@@ -326,7 +328,8 @@ def test_restart_container_hook_ends_pid1_and_with_it_the_container(entrypoints,
         "LOCKWARDEN_POLICY_STUCK_AFTER": "2s",
         "LOCKWARDEN_POLICY_QUIET_PERIOD": "1s",
         "LOCKWARDEN_SCAN_RESCAN_INTERVAL": "500ms",
-        "LOCKWARDEN_HOOK_COMMAND": str(RESTART_CONTAINER)})
+        "LOCKWARDEN_HOOK_COMMAND": str(RESTART_CONTAINER),
+        "LOCKWARDEN_ARCHIVE_DIR": str(tmp_path / "archive")})
     e.send_stdin("")
     wait_for(lambda: "app: started" in e.out(), START_TIMEOUT_S, "the app", e.both)
     assert e.wait_exit() == APP_TERM_STATUS, e.both()
@@ -351,7 +354,8 @@ def test_supervisord_block_runs_the_agent_and_stops_it(tmp_path):
     conf.write_text(text.replace("command=/usr/bin/lockwarden run\n", f"command={BIN} run\n"))
     token = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWARDEN_")}
-    env.update({"LOCKWARDEN_SITE_ROOT": str(site), "LW_ENTRYPOINT_TEST": token})
+    env.update({"LOCKWARDEN_SITE_ROOT": str(site), "LW_ENTRYPOINT_TEST": token,
+                "LOCKWARDEN_ARCHIVE_DIR": str(tmp_path / "archive")})
     out_path = tmp_path / "out"
     # Append mode: supervisord opens /dev/stdout again for its own log, and
     # a second open of a plain file would write over the first.

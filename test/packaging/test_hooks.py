@@ -469,7 +469,9 @@ def test_agent_runs_restart_site_after_a_cleanup(stand_in, tmp_path):
     cfg.write_text(f"[site]\nroot = {site}\n"
                    "[policy]\nstuck_after = 2s\nquiet_period = 1s\n"
                    "[scan]\nrescan_interval = 500ms\n"
-                   f"[hook]\ncommand = {RESTART_SITE}\ntimeout = 20s\ncooldown = 0s\n")
+                   f"[hook]\ncommand = {RESTART_SITE}\ntimeout = 20s\ncooldown = 0s\n"
+                   # Never the default /home/LogFiles of the machine running the tests.
+                   f"[archive]\ndir = {tmp_path / 'archive'}\n")
     log_path = tmp_path / "agent.log"
     with open(log_path, "wb") as log:
         agent = subprocess.Popen([BIN, "run", "-c", str(cfg)], env=site_env(stand_in),

@@ -1,0 +1,676 @@
+"""Shared fixtures and helpers for the tests that run the real daemon
+(test/e2e, test/robust, test/attack: each conftest.py imports this).
+
+Every test starts the real lockwarden binary (LOCKWARDEN_BIN) in the
+foreground on a temporary site tree with a temporary config file, and
+asserts on files, exit codes, log lines and hook runs. Nothing here sleeps
+a fixed time hoping something happened: every wait polls a condition with
+a deadline (wait_for), and "the agent has looked again" is read from its
+`scan N done:` debug lines.
+
+Site-tree builders write what Kudu writes (see /work/shared/KUDU.md):
+make_lock, make_file_lock, make_record, make_pending, set_active, ... and
+age() moves mtimes into the past, so a test need not wait for stuck_after.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = os.environ.get("LOCKWARDEN_BIN", "")
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_STUCK = 2
+EX_USAGE = 64
+EX_CONFIG = 78
+
+POLL_S = 0.02
+# Generous enough for an ASan build on a busy 2-core machine, short enough
+# that a hung agent fails the test quickly.
+START_TIMEOUT_S = 10.0
+ACT_TIMEOUT_S = 15.0
+
+LOG_LINE_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z lockwarden\[\d+\] "
+    r"(debug|info|warning|error): ")
+SCAN_DONE_RE = re.compile(r"scan (\d+) done:")
+# One `removed <path>` line per entry the agent removed.
+REMOVED_RE = re.compile(r"\bremoved ((?:locks|deployments)/\S+)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BIN and os.access(BIN, os.X_OK):
+        return
+    reason = ("LOCKWARDEN_BIN is not set" if not BIN else
+              f"LOCKWARDEN_BIN={BIN} does not exist or is not executable "
+              "(run `make build/lockwarden`, or `make e2e`)")
+    for item in items:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# ---------------------------------------------------------------- waiting
+
+class WaitTimeout(AssertionError):
+    pass
+
+
+def wait_for(cond, timeout, what="condition", detail=None):
+    """Polls cond() until it returns something truthy (returned) or timeout
+    seconds pass (WaitTimeout naming `what`, plus detail() if given)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            extra = ""
+            if detail is not None:
+                extra = "\n" + detail()
+            raise WaitTimeout(f"timed out after {timeout:.1f}s waiting for {what}{extra}")
+        time.sleep(POLL_S)
+
+
+# ------------------------------------------------------------ Kudu's times
+
+def kudu_time(when):
+    """A datetime (UTC) in .NET's round-trip format: 7 fractional digits, Z."""
+    when = when.astimezone(datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}0Z"
+
+
+def utc_in(seconds):
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+
+
+# --------------------------------------------------------- site-tree build
+
+def _write(path, data, mode="w"):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, mode) as f:
+        f.write(data)
+    return path
+
+
+def make_skeleton(root):
+    """The folders every site has: locks/ and deployments/."""
+    root = Path(root)
+    (root / "locks").mkdir(parents=True, exist_ok=True)
+    (root / "deployments").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def make_lock(root, expiry, op="Performing deployment", pid=83, tid=45, worker="abc123"):
+    """locks/deployment/info.lock. expiry: a datetime, seconds from now
+    (int/float; negative = expired), or a raw JSON value (None, "")."""
+    if isinstance(expiry, (int, float)):
+        expiry = kudu_time(utc_in(expiry))
+    elif isinstance(expiry, datetime.datetime):
+        expiry = kudu_time(expiry)
+    body = json.dumps({"lockExpiry": expiry, "heldByPID": pid, "heldByTID": tid,
+                       "heldByOp": op, "heldByWorker": worker},
+                      separators=(",", ":"))
+    return _write(Path(root) / "locks" / "deployment" / "info.lock", body)
+
+
+def make_file_lock(root, name="status.lock", op="Performing deployment",
+                   acquired_s=-3600, instance="abc123"):
+    """locks/status.lock (or deployments.lock, sshkey.lock, hooks.lock):
+    indented JSON with the last holder's details, as Kudu leaves it."""
+    stack = ("   at Kudu.Core.Infrastructure.LockFile.TryLockOperation()\n"
+             "   at Kudu.Core.Deployment.DeploymentStatusFile.Save()\n"
+             "   at Kudu.Services.Deployment.PushDeploymentController.Deploy()")
+    body = json.dumps({"OperationName": op,
+                       "AcquiredDateTime": kudu_time(utc_in(acquired_s)),
+                       "StackTrace": stack, "InstanceId": instance}, indent=2)
+    return _write(Path(root) / "locks" / name, body)
+
+
+STATUS_XML = """<?xml version="1.0" encoding="utf-8"?>
+<deployment>
+  <id>{id}</id>
+  <author>N/A</author>
+  <deployer>ZipDeploy</deployer>
+  <authorEmail>N/A</authorEmail>
+  <message>Created via a push deployment</message>
+  <progress>{progress}</progress>
+  <status>{status}</status>
+  <statusText>{status_text}</statusText>
+  <lastSuccessEndTime>{last_success}</lastSuccessEndTime>
+  <receivedTime>{received}</receivedTime>
+  <startTime>{start}</startTime>
+  {end}
+  <complete>{complete}</complete>
+  <is_temp>{is_temp}</is_temp>
+  <is_readonly>False</is_readonly>
+</deployment>"""
+
+
+def make_record(root, rid, status, complete, is_temp, received=-3600, log_lines=3, bom=False):
+    """deployments/<rid>/ with status.xml and log.log. received: seconds
+    from now (negative: in the past). Returns the record's folder."""
+    rec = Path(root) / "deployments" / rid
+    rec.mkdir(parents=True, exist_ok=True)
+    received_t = utc_in(received)
+    end = (f"<endTime>{kudu_time(received_t + datetime.timedelta(seconds=40))}</endTime>"
+           if complete else "<endTime />")
+    xml = STATUS_XML.format(
+        id=rid, progress="" if complete else "Running oryx build...",
+        status=status,
+        status_text="" if status != "Pending" else "Receiving changes.",
+        last_success="" if status != "Success" else kudu_time(received_t + datetime.timedelta(seconds=40)),
+        received=kudu_time(received_t),
+        start=kudu_time(received_t + datetime.timedelta(seconds=1)),
+        end=end, complete="True" if complete else "False",
+        is_temp="True" if is_temp else "False")
+    # Kudu writes UTF-8 with or without a byte-order mark.
+    _write(rec / "status.xml", (b"\xef\xbb\xbf" if bom else b"") + xml.encode("utf-8"), "wb")
+    lines = []
+    for i in range(log_lines):
+        t = kudu_time(received_t + datetime.timedelta(seconds=i))
+        lines.append(f"{t},Step {i}&comma; still going.,{'d1c4e5f6-0000-4000-8000-00000000000' + str(i % 10)},0\n")
+    _write(rec / "log.log", "".join(lines))
+    if complete:
+        _write(rec / "manifest", "index.html\n")
+    return rec
+
+
+def append_log(record, message="Building..."):
+    with open(Path(record) / "log.log", "a") as f:
+        f.write(f"{kudu_time(utc_in(0))},{message},,0\n")
+
+
+def make_pending(root):
+    return _write(Path(root) / "deployments" / "pending", "")
+
+
+def set_active(root, rid):
+    return _write(Path(root) / "deployments" / "active", rid)
+
+
+def make_tools(root):
+    tools = Path(root) / "deployments" / "tools"
+    _write(tools / "deploymentCacheKey", "a1b2c3")
+    _write(tools / "PostDeploymentActions" / "README.txt", "post-deployment actions\n")
+    return tools
+
+
+def make_settings(root):
+    return _write(Path(root) / "deployments" / "settings.xml",
+                  '<?xml version="1.0" encoding="utf-8"?>\n<settings>\n'
+                  '  <deployment_branch>main</deployment_branch>\n</settings>')
+
+
+def age(path, seconds):
+    """Moves path's atime and mtime `seconds` into the past (no symlink
+    following)."""
+    t = time.time() - seconds
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def age_tree(root, seconds):
+    """Ages every entry under root and root itself, children first, so the
+    folders' mtimes are not bumped again afterwards."""
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
+        for name in filenames + dirnames:
+            age(os.path.join(dirpath, name), seconds)
+    age(root, seconds)
+
+
+HOUR_S = 3600
+RECORD_DONE = "0123456789abcdef0123456789abcdef"
+RECORD_OLD = "fedcba9876543210fedcba9876543210"
+TEMP_STUCK = "temp-1a2b3c4d"
+TEMP_FAILED = "temp-0000aaaa"
+
+
+def build_finished_site(root):
+    """A healthy site: an older and a newer successful record, active
+    pointing to the newer one, tools/, settings.xml, and the lock files
+    Kudu leaves behind on Linux (sshkey.lock). Nothing here may ever go."""
+    make_skeleton(root)
+    make_record(root, RECORD_OLD, "Success", True, False, received=-3 * HOUR_S, bom=True)
+    make_record(root, RECORD_DONE, "Success", True, False, received=-2 * HOUR_S)
+    set_active(root, RECORD_DONE)
+    make_tools(root)
+    make_settings(root)
+    make_file_lock(root, "sshkey.lock", op="Updating SSH key", acquired_s=-5 * HOUR_S)
+    return root
+
+
+# The leftovers build_stuck_site makes, in the order a cleanup removes them.
+STUCK_LEFTOVERS = ["locks/deployment", "locks/status.lock", "locks/deployments.lock",
+                   "deployments/pending", f"deployments/{TEMP_STUCK}"]
+
+
+def build_stuck_site(root, age_s=HOUR_S):
+    """A deployment that died holding the lock: locks/deployment with a
+    future lockExpiry, status.lock, deployments.lock, pending, and a temp
+    record still Building (the newest), next to build_finished_site's
+    records and an older failed temp record (complete: kept). Everything is
+    aged age_s."""
+    build_finished_site(root)
+    make_record(root, TEMP_FAILED, "Failed", True, True, received=-90 * 60)
+    make_lock(root, expiry=20 * 60)
+    make_file_lock(root, "status.lock", acquired_s=-age_s)
+    make_file_lock(root, "deployments.lock", acquired_s=-age_s)
+    make_pending(root)
+    make_record(root, TEMP_STUCK, "Building", False, True, received=-age_s - 10)
+    age_tree(root, age_s)
+    return root
+
+
+# ------------------------------------------------------------- tree hashes
+
+def tree_state(root):
+    """{relative path: (kind, content digest or link target, mtime_ns)} for
+    every entry under root, symlinks not followed. Folders carry no mtime
+    (removing a child changes it legitimately)."""
+    root = Path(root)
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            if os.path.islink(p):
+                state[rel] = ("link", os.readlink(p), st.st_mtime_ns)
+            elif os.path.isdir(p):
+                state[rel] = ("dir", None, None)
+            else:
+                with open(p, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+                state[rel] = ("file", digest, st.st_mtime_ns)
+    return state
+
+
+def tree_hash(root):
+    """One digest of tree_state(root)."""
+    h = hashlib.sha256()
+    for rel, value in sorted(tree_state(root).items()):
+        h.update(repr((rel, value)).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def without(state, removed):
+    """state minus every path in removed and everything under them."""
+    out = {}
+    for rel, value in state.items():
+        if any(rel == r or rel.startswith(r + "/") for r in removed):
+            continue
+        out[rel] = value
+    return out
+
+
+def state_diff(expected, seen):
+    lines = []
+    for rel in sorted(set(expected) | set(seen)):
+        if expected.get(rel) != seen.get(rel):
+            lines.append(f"  {rel!r}: expected {expected.get(rel)!r}, seen {seen.get(rel)!r}")
+    return "\n".join(lines) or "  (identical)"
+
+
+def gone(root, rel_paths):
+    return all(not os.path.lexists(os.path.join(root, r)) for r in rel_paths)
+
+
+# ------------------------------------------------------------------ config
+
+DEFAULT_TEST_CONFIG = {
+    "policy": {"stuck_after": "2s", "quiet_period": "1s"},
+    "scan": {"rescan_interval": "500ms"},
+    "hook": {"timeout": "10s", "cooldown": "0s"},
+    "log": {"level": "info"},
+}
+
+
+def archive_dir_for(config_path):
+    """Where write_config points [archive] dir: beside the config file."""
+    return Path(config_path).parent / "archive"
+
+
+def write_config(path, root, **sections):
+    """Writes an ini file: [site] root plus DEFAULT_TEST_CONFIG, each
+    section updated from the keyword arguments (policy={...}). A value of
+    None drops the key."""
+    merged = {"site": {"root": str(root)}}
+    for sec, keys in DEFAULT_TEST_CONFIG.items():
+        merged[sec] = dict(keys)
+    # The agent archives what it removes; keep that inside the test's folder.
+    merged["archive"] = {"dir": str(archive_dir_for(path))}
+    for sec, keys in sections.items():
+        merged.setdefault(sec, {}).update(keys)
+    text = []
+    for sec, keys in merged.items():
+        text.append(f"[{sec}]")
+        for k, v in keys.items():
+            if v is not None:
+                text.append(f"{k} = {v}")
+        text.append("")
+    Path(path).write_text("\n".join(text))
+    return Path(path)
+
+
+def parse_duration_ms(text):
+    """The config's duration syntax, for comparing check-config output
+    whatever unit it chose: 90, 90s, 15m, 2h, 250ms, 1h30m."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) * 1000
+    units = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def clean_env(**extra):
+    """The test runner's environment without anything that would change
+    the agent's behaviour behind the test's back."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LOCKWARDEN_", "NOTIFY_", "WATCHDOG_", "LISTEN_"))
+           and k not in ("JOURNAL_STREAM", "INVOCATION_ID")}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+# --------------------------------------------------------------- the agent
+
+def run_cli(args, env=None, timeout=20, stdin=subprocess.DEVNULL):
+    """Runs the binary to completion; returns CompletedProcess (text)."""
+    return subprocess.run([BIN] + [str(a) for a in args], env=env or clean_env(),
+                          stdin=stdin, capture_output=True, text=True,
+                          errors="surrogateescape", timeout=timeout)
+
+
+class Agent:
+    """The daemon, running in the foreground, stdout and stderr each in a
+    file the test reads."""
+
+    def __init__(self, args, workdir, env=None, watchdog_pid_self=False, name="agent"):
+        self.args = [str(a) for a in args]
+        self.workdir = Path(workdir)
+        self.env = env if env is not None else clean_env()
+        self.name = name
+        self.err_path = self.workdir / f"{name}.stderr"
+        self.out_path = self.workdir / f"{name}.stdout"
+        self.watchdog_pid_self = watchdog_pid_self
+        self.proc = None
+        self.returncode = None
+
+    def start(self):
+        argv = [BIN] + self.args
+        if self.watchdog_pid_self:
+            # WATCHDOG_PID must be the agent's own pid, known only once it
+            # runs: the shell exports its pid and execs the agent in place.
+            argv = ["/bin/sh", "-c", 'export WATCHDOG_PID=$$; exec "$0" "$@"'] + argv
+        self._err = open(self.err_path, "wb")
+        self._out = open(self.out_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=self._err, env=self.env,
+                                     start_new_session=True)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        try:
+            return self.err_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self):
+        return self.log().splitlines()
+
+    def tail(self, n=40):
+        lines = self.log_lines()
+        return f"--- last {min(n, len(lines))} lines of {self.name} stderr ---\n" + \
+            "\n".join(lines[-n:])
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_for_log(self, pattern, timeout=ACT_TIMEOUT_S, start=0):
+        """Waits for a log line matching pattern (a regex), among lines
+        from index `start` on; returns the match. Fails early if the agent
+        exits."""
+        rx = re.compile(pattern)
+
+        def found():
+            for line in self.log_lines()[start:]:
+                m = rx.search(line)
+                if m:
+                    return m
+            if not self.running():
+                raise AssertionError(
+                    f"{self.name} exited ({self.proc.poll()}) before logging "
+                    f"/{pattern}/\n{self.tail()}")
+            return None
+        return wait_for(found, timeout, f"log line /{pattern}/", self.tail)
+
+    def count(self, pattern):
+        rx = re.compile(pattern)
+        return sum(1 for line in self.log_lines() if rx.search(line))
+
+    def removed(self):
+        """The paths the agent logged as removed, in order."""
+        out = []
+        for line in self.log_lines():
+            out.extend(REMOVED_RE.findall(line))
+        return out
+
+    def scans_done(self):
+        n = 0
+        for line in self.log_lines():
+            m = SCAN_DONE_RE.search(line)
+            if m:
+                n = max(n, int(m.group(1)))
+        return n
+
+    def wait_scan(self, n, timeout=START_TIMEOUT_S):
+        """Waits until scan n has finished (needs -v)."""
+        def done():
+            if self.scans_done() >= n:
+                return True
+            if not self.running():
+                raise AssertionError(f"{self.name} exited ({self.proc.poll()}) "
+                                     f"before scan {n}\n{self.tail()}")
+            return False
+        wait_for(done, timeout, f"scan {n} done", self.tail)
+
+    def wait_fresh_scans(self, count=1, timeout=START_TIMEOUT_S):
+        """Waits until `count` scans that began after this call have
+        finished: scan N+1 may already be running now, N+2 cannot be."""
+        n = self.scans_done()
+        self.wait_scan(n + 1 + count, timeout)
+
+    def send(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout}s\n{self.tail()}")
+        return self.returncode
+
+    def stop(self):
+        """Teardown: SIGTERM, then SIGKILL to the agent's group if it hangs.
+        Returns a complaint when the agent did not stop cleanly, else None."""
+        if self.proc is None:
+            return None
+        complaint = None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                rc = self.proc.wait(timeout=5)
+                if rc != 0:
+                    complaint = f"{self.name} exited {rc} on SIGTERM at teardown"
+            except subprocess.TimeoutExpired:
+                complaint = f"{self.name} ignored SIGTERM at teardown for 5 s: killed"
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+        for f in (self._err, self._out):
+            f.close()
+        return complaint
+
+
+@pytest.fixture
+def agents(tmp_path):
+    """Starts agents (agents.start(args, ...)) and stops every one of them at
+    teardown, even when the test failed; their logs are printed so a
+    failure shows them."""
+    started = []
+
+    class Factory:
+        def start(self, args, env=None, watchdog_pid_self=False, name=None):
+            a = Agent(args, tmp_path, env=env, watchdog_pid_self=watchdog_pid_self,
+                      name=name or f"agent{len(started)}")
+            started.append(a)
+            return a.start()
+
+    yield Factory()
+    complaints = [c for c in (a.stop() for a in started) if c]
+    for a in started:
+        print(f"==== {a.name}: {' '.join(a.args)} (exit {a.proc.returncode})")
+        print(a.log())
+    # Every test also checks that the agent it started stops cleanly.
+    if complaints:
+        pytest.fail("; ".join(complaints), pytrace=False)
+
+
+# Folders outside the test's temporary tree that the agent writes to when a
+# config key is left at its default (the archive). Other suites may write
+# there at the same time, so only new entries that name this test's folder
+# count against it.
+DEFAULT_OUTPUT_DIRS = ["/home/LogFiles/lockwarden"]
+
+
+def _listing(path):
+    try:
+        return set(os.listdir(path))
+    except FileNotFoundError:
+        return set()
+
+
+def _mentions(path, needle):
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    if needle in f.read(1 << 20):
+                        return True
+            except OSError:
+                pass
+    return False
+
+
+@pytest.fixture(autouse=True)
+def nothing_written_outside_tmp(tmp_path):
+    before = {d: _listing(d) for d in DEFAULT_OUTPUT_DIRS}
+    yield
+    ours = []
+    for d in DEFAULT_OUTPUT_DIRS:
+        for name in sorted(_listing(d) - before[d]):
+            if _mentions(os.path.join(d, name), os.fsencode(str(tmp_path))):
+                ours.append(os.path.join(d, name))
+    if ours:
+        pytest.fail(f"the test wrote outside its temporary folder: {ours}", pytrace=False)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """An empty site tree (locks/ and deployments/) in a temp folder."""
+    return make_skeleton(tmp_path / "site")
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside the site root (symlink targets)."""
+    d = tmp_path / "outside"
+    d.mkdir()
+    return d
+
+
+# --------------------------------------------------------------- the hook
+
+class HookRecorder:
+    """A hook command that records each run: the environment it got (NUL
+    separated, since LOCKWARDEN_REMOVED holds newlines) in one file per
+    run, written under a temporary name and renamed, so a reader never sees
+    half a run. Its pid is kept so teardown can end a hook left running."""
+
+    def __init__(self, d):
+        self.dir = Path(d)
+        self.runs_dir = self.dir / "runs"
+        self.pids_dir = self.dir / "pids"
+        self.runs_dir.mkdir(parents=True)
+        self.pids_dir.mkdir()
+        self.script = self.dir / "hook.sh"
+        self.script.write_text(
+            "#!/bin/sh\n"
+            f'runs={shlex.quote(str(self.runs_dir))}\n'
+            f'echo $$ > {shlex.quote(str(self.pids_dir))}/$$\n'
+            'tmp="$runs/.tmp.$$"\n'
+            'env -0 > "$tmp"\n'
+            'mv "$tmp" "$runs/run.$(date +%s%N).$$"\n'
+            'echo "hook saw $LOCKWARDEN_REMOVED_COUNT removals"\n'
+            'if [ -n "${HOOK_SLEEP:-}" ]; then exec sleep "$HOOK_SLEEP"; fi\n'
+            'exit "${HOOK_EXIT:-0}"\n')
+
+    def command(self, exit_status=0, sleep_s=None):
+        cmd = f"HOOK_EXIT={exit_status} "
+        if sleep_s is not None:
+            cmd += f"HOOK_SLEEP={sleep_s} "
+        return cmd + "/bin/sh " + shlex.quote(str(self.script))
+
+    def runs(self):
+        """Each run's environment (dict), oldest first."""
+        out = []
+        for p in sorted(self.runs_dir.glob("run.*")):
+            env = {}
+            for item in p.read_bytes().split(b"\0"):
+                if b"=" in item:
+                    k, _, v = item.partition(b"=")
+                    env[k.decode("utf-8", "surrogateescape")] = v.decode("utf-8", "surrogateescape")
+            out.append(env)
+        return out
+
+    def count(self):
+        return len(list(self.runs_dir.glob("run.*")))
+
+    def kill_leftovers(self):
+        for p in self.pids_dir.iterdir():
+            pid = int(p.name)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture
+def hook(tmp_path):
+    rec = HookRecorder(tmp_path / "hook")
+    yield rec
+    rec.kill_leftovers()
+
+
+def start_agent(agents, cfg, *extra, env=None, **kw):
+    """`lockwarden run -c cfg -v ...`: -v, so the scans are counted."""
+    return agents.start(["run", "-c", cfg, "-v", *extra], env=env, **kw)

@@ -1,10 +1,16 @@
 # lockwarden - clears stuck App Service (Kudu) deployments.
 #
 #   make          build build/lockwarden
-#   make check    build and run every test (unit, end to end, sanitizers)
+#   make check    build and run every test (unit, end to end, robustness,
+#                 attacks, packaging, fuzz corpus, and again under sanitizers)
 #   make demo     a first run on a throwaway site tree
 #   make bench    print reaction time, memory and idle CPU figures
-#   make install  PREFIX=/usr/local DESTDIR=
+#   make fuzz     run the libFuzzer targets (FUZZ_SECONDS=30 each)
+#   make install  PREFIX=/usr/local DESTDIR= (binary, sample config, hooks)
+#   make deb      a Debian package in build/deb/ (packaging/deb.mk)
+#   make man      lockwarden(8) and lockwarden.ini(5) in build/man/
+#   make systemd-unit  build/systemd/lockwarden.service
+#   make sample   regenerate conf/lockwarden.ini from agent/config.def
 #   make SAN=1    an ASan+UBSan build in build-san/
 #   make WERROR=1 warnings are errors (CI)
 
@@ -14,6 +20,7 @@ DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+HOOKDIR ?= $(PREFIX)/lib/lockwarden/hooks
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -51,7 +58,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check fuzz
+.PHONY: fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -103,7 +110,7 @@ san-check:
 	$(MAKE) SAN=1 unit e2e
 
 check: deps-check
-	$(MAKE) unit e2e robust packaging-check
+	$(MAKE) unit e2e robust packaging-check fuzz-regress
 	$(MAKE) san-check
 
 demo: $(BUILD)/lockwarden
@@ -138,9 +145,21 @@ fuzz: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
 deps-fuzz:
 	@sh packaging/ensure-deps.sh fuzz
 
+# Every committed corpus input once through each target: a parser change
+# that crashes on a known input fails `make check`.
+fuzz-regress: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
+	@for t in kudu config; do \
+		build/fuzz/fuzz_$$t -runs=0 test/fuzz/corpus/$$t >build/fuzz/regress-$$t.log 2>&1 \
+			|| { tail -40 build/fuzz/regress-$$t.log; exit 1; }; \
+		echo "fuzz corpus $$t: $$(ls test/fuzz/corpus/$$t | wc -l) inputs, no crash"; \
+	done
+
 install: $(BUILD)/lockwarden
 	install -D -m 0755 $(BUILD)/lockwarden $(DESTDIR)$(BINDIR)/lockwarden
 	install -D -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini
+	install -d $(DESTDIR)$(HOOKDIR)
+	install -m 0755 packaging/hooks/restart-site packaging/hooks/restart-container \
+		$(DESTDIR)$(HOOKDIR)/
 
 # conf/lockwarden.ini is generated from agent/config.def; a unit test checks
 # that it was regenerated after a change.
@@ -149,6 +168,7 @@ sample: $(BUILD)/lockwarden
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lockwarden
+	rm -f $(DESTDIR)$(HOOKDIR)/restart-site $(DESTDIR)$(HOOKDIR)/restart-container
 
 clean:
 	rm -rf build build-san

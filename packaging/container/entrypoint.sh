@@ -80,7 +80,7 @@ on_signal() {
 	stop_signal=$1
 	case $1 in
 	TERM | INT)
-		:
+		[ -n "$app_pid" ] && kill -TERM "$app_pid" 2>/dev/null
 		stop_agent
 		;;
 	*)

@@ -5,7 +5,6 @@
  * succeed or fail with a one-line message, never crash or leak, and what it
  * accepts must print (check-config) and load back to the same values.
  */
-#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -311,10 +311,7 @@ static void print_note_json(FILE *f, const struct archive_note *n)
 static void print_note_text(FILE *f, const struct archive_note *n)
 {
 	char when[40], esc[1024];
-	time_t t = (time_t)(n->time_ns / 1000000000LL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	kudu_format_time(n->time_ns, "?", when, sizeof(when));
 	log_escape(n->reason, esc, sizeof(esc));
 	fprintf(f, "%s on %s%s: %s\n", when, n->instance, n->done ? "" : " (interrupted)", esc);
 	for (size_t i = 0; i < n->n_items; i++) {

@@ -1,7 +1,6 @@
 /* jsonw.c - writing JSON values. */
 #include "jsonw.h"
 
-#include <time.h>
 
 #include "kudu.h"
 
@@ -22,17 +21,10 @@ void jsonw_string(FILE *out, const char *s)
 void jsonw_time(FILE *out, int64_t unix_ns)
 {
 	char when[40];
-	struct tm tm;
-	time_t t;
 
 	if (unix_ns == KUDU_TIME_NONE) {
 		fputs("null", out);
 		return;
 	}
-	t = (time_t)(unix_ns / 1000000000LL);
-	if (!gmtime_r(&t, &tm) || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
-		fputs("null", out);
-		return;
-	}
-	jsonw_string(out, when);
+	jsonw_string(out, kudu_format_time(unix_ns, "", when, sizeof(when)));
 }

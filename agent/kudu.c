@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Small byte helpers ------------------------------------------------ */
 
@@ -738,6 +740,19 @@ int kudu_parse_info_lock(const char *buf, size_t len, struct kudu_info_lock *out
 		return r;
 	*out = info;
 	return 0;
+}
+
+const char *kudu_format_time(int64_t unix_ns, const char *none_text, char *out, size_t size)
+{
+	/* Floor division: a time before 1970 still shows its own second. */
+	time_t t = (time_t)(unix_ns >= 0 ? unix_ns / 1000000000LL
+					 : (unix_ns + 1) / 1000000000LL - 1);
+	struct tm tm;
+
+	if (unix_ns == KUDU_TIME_NONE || !gmtime_r(&t, &tm) ||
+	    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, size, "%s", none_text);
+	return out;
 }
 
 /* ---- status.lock and the other file locks ------------------------------- */

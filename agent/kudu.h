@@ -28,6 +28,11 @@
  * UTC. len is the number of bytes of s to read (s need not be terminated). */
 int kudu_parse_time(const char *s, size_t len, int64_t *unix_ns);
 
+/* Writes unix_ns as "2026-11-26T03:51:59Z" (whole seconds, UTC) into out,
+ * or none_text for KUDU_TIME_NONE or a time that cannot be shown. Returns
+ * out, so it can be used as a printf argument. */
+const char *kudu_format_time(int64_t unix_ns, const char *none_text, char *out, size_t size);
+
 /* locks/deployment/info.lock: one line of compact JSON. */
 struct kudu_info_lock {
 	int64_t expiry_ns;      /* lockExpiry; KUDU_TIME_NONE when null, empty or absent */

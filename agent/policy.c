@@ -168,18 +168,6 @@ static void fmt_age(int64_t ms, char *out, size_t size)
 		snprintf(out, size, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
 }
 
-static void fmt_time(int64_t ns, char *out, size_t size)
-{
-	if (ns == KUDU_TIME_NONE) {
-		snprintf(out, size, "none");
-		return;
-	}
-	time_t t = (time_t)(ns >= 0 ? ns / 1000000000LL : (ns - 999999999LL) / 1000000000LL);
-	struct tm tm;
-	if (!gmtime_r(&t, &tm) || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, size, "?");
-}
-
 static const char *type_name(mode_t type)
 {
 	switch (type) {
@@ -284,7 +272,7 @@ static void judge_lock_folder(const struct judge *j, const struct site_entry *e,
 	}
 	log_escape(e->info.op, op, sizeof(op));
 	log_escape(e->info.worker, worker, sizeof(worker));
-	fmt_time(e->info.expiry_ns, when, sizeof(when));
+	kudu_format_time(e->info.expiry_ns, "none", when, sizeof(when));
 	out->remove = j->full || j->lock_only;
 	if (e->info_err != 0) {
 		out->verdict = j->stuck ? POLICY_STUCK : POLICY_LIVE;
@@ -329,7 +317,7 @@ static void judge_lock_file(const struct judge *j, const struct site_entry *e,
 	}
 	if (e->lock_err == 0) {
 		log_escape(e->lock.operation, op, sizeof(op));
-		fmt_time(e->lock.acquired_ns, when, sizeof(when));
+		kudu_format_time(e->lock.acquired_ns, "none", when, sizeof(when));
 	} else {
 		snprintf(op, sizeof(op), "?");
 		snprintf(when, sizeof(when), "?");
@@ -621,7 +609,7 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_watch *w
 				    : snap->deployments_err ? snap->deployments_err : -E2BIG)));
 	} else if (j.lock_only) {
 		char when[40];
-		fmt_time(snap->entries[j.lock_folder].info.expiry_ns, when, sizeof(when));
+		kudu_format_time(snap->entries[j.lock_folder].info.expiry_ns, "none", when, sizeof(when));
 		snprintf(out->reason, sizeof(out->reason),
 			 "%s, but its lockExpiry (%s) has passed, so Kudu treats it as free; nothing changed for %s",
 			 claim, when, j.age);

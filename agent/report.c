@@ -23,18 +23,6 @@ static int64_t wall_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void fmt_time(int64_t ns, char *out, size_t size)
-{
-	if (ns == KUDU_TIME_NONE) {
-		snprintf(out, size, "-");
-		return;
-	}
-	time_t t = (time_t)(ns / 1000000000LL);
-	struct tm tm;
-	if (!gmtime_r(&t, &tm) || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, size, "?");
-}
-
 /* The entry's own last activity: for a record, the newest of the folder,
  * status.xml and log.log; for the lock folder, info.lock too. */
 static int64_t entry_mtime_ns(const struct site_entry *e)
@@ -70,18 +58,18 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 	if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
 		log_escape(e->info.op, a, sizeof(a));
 		log_escape(e->info.worker, b, sizeof(b));
-		fmt_time(e->info.expiry_ns, when, sizeof(when));
+		kudu_format_time(e->info.expiry_ns, "-", when, sizeof(when));
 		snprintf(out, size, "op '%s', worker %s, expires %s", a, b[0] ? b : "?", when);
 	} else if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) &&
 		   e->status_err == 0) {
 		log_escape(e->status.status_text, a, sizeof(a));
-		fmt_time(e->status.received_ns, when, sizeof(when));
+		kudu_format_time(e->status.received_ns, "-", when, sizeof(when));
 		snprintf(out, size, "%s%s%s%s, received %s", kudu_state_name(e->status.state),
 			 a[0] ? " (" : "", a, a[0] ? ")" : "", when);
 	} else if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK &&
 		   e->kind <= KUDU_NAME_HOOKS_LOCK) {
 		log_escape(e->lock.operation, a, sizeof(a));
-		fmt_time(e->lock.acquired_ns, when, sizeof(when));
+		kudu_format_time(e->lock.acquired_ns, "-", when, sizeof(when));
 		snprintf(out, size, "last '%s' at %s", a, when);
 	}
 }
@@ -183,7 +171,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 {
 	char when[40], stuck_after[32], quiet[32];
 
-	fmt_time(snap->scanned_ns, when, sizeof(when));
+	kudu_format_time(snap->scanned_ns, "-", when, sizeof(when));
 	fprintf(out, "lockwarden report for %s at %s\n", cfg->site_root, when);
 	if (snap->root_err) {
 		fprintf(out, "cannot read the site root: %s\n", strerror(-snap->root_err));

@@ -1377,6 +1377,33 @@ static void test_name_describe(void **state)
 		EXPECT_STR(kudu_name_describe(cases[i].kind), cases[i].text, i, cases[i].text);
 }
 
+/* kudu_format_time: whole UTC seconds, the placeholder for "no time", and
+ * a round trip through kudu_parse_time. */
+static void test_format_time(void **state)
+{
+	static const struct {
+		int64_t ns;
+		const char *text;
+	} rows[] = {
+		{ 0, "1970-01-01T00:00:00Z" },
+		{ 1631237218031421800LL, "2021-09-10T01:26:58Z" },
+		{ -1, "1969-12-31T23:59:59Z" },
+		{ KUDU_TIME_NONE, "none" },
+	};
+	char out[40];
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		assert_string_equal(kudu_format_time(rows[i].ns, "none", out, sizeof(out)), rows[i].text);
+	int64_t back;
+	assert_int_equal(kudu_parse_time(out, 0, &back), -EINVAL);
+	kudu_format_time(1631237218000000000LL, "none", out, sizeof(out));
+	assert_int_equal(kudu_parse_time(out, strlen(out), &back), 0);
+	assert_true(back == 1631237218000000000LL);
+	/* Too small a buffer gives the placeholder, cut, never garbage. */
+	char tiny[5];
+	kudu_format_time(0, "-", tiny, sizeof(tiny));
+	assert_string_equal(tiny, "-");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1405,6 +1432,7 @@ int main(void)
 		cmocka_unit_test(test_log_long_message),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_name_describe),
+		cmocka_unit_test(test_format_time),
 	};
 
 	return cmocka_run_group_tests_name("kudu", tests, NULL, NULL);

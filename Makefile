@@ -90,9 +90,12 @@ $(BUILD)/test_%: test/unit/test_%.c
 unit: deps-check $(UNIT_BIN)
 	@sh test/run-unit.sh $(BUILD) $(UNIT_BIN)
 
+# The tests mostly wait for the agent, so they run four at a time (xdist):
+# each has its own site tree, agent and sockets.
+E2E_JOBS ?= 4
 e2e: deps-check $(BUILD)/lockwarden
 	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
-		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider -n $(E2E_JOBS) .
 
 # The daemon under faults (issue 3) and under attack (issue 4): the normal
 # build only, since several tests measure or limit resources.

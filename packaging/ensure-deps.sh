@@ -5,7 +5,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libuv1-dev libinih-dev libsystemd-dev"
-check_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest bindfs fuse3"
+check_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-pytest-xdist bindfs fuse3"
 # Test suites that need more list their packages in packaging/deps-*.txt.
 here=$(dirname "$0")
 for f in "$here"/deps-*.txt; do

@@ -99,7 +99,9 @@ BAD_CONFIGS = [
 
 def test_reload_with_an_invalid_file_keeps_the_old_configuration(site, hook, agents, tmp_path):
     build_finished_site(site)
-    cfg = write_config(tmp_path / "lw.ini", site, hook={"command": hook.command()})
+    # Rescans every 200 ms: each bad reload is followed by a fresh scan.
+    cfg = write_config(tmp_path / "lw.ini", site, hook={"command": hook.command()},
+                       scan={"rescan_interval": "200ms"})
     agent = start_agent(agents, cfg)
     agent.wait_scan(1)
 

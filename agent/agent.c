@@ -822,9 +822,12 @@ static void reload(struct agent *a)
 	char err[CONFIG_ERROR_MAX];
 
 	notify_reloading();
-	int r = config_load(&fresh, a->opt.config_path, environ, &a->opt.over, err, sizeof(err));
+	int r = a->opt.insecure_config ? 0 : trust_check_config_file(a->opt.config_path, err,
+								       sizeof(err));
+	if (r == 0)
+		r = config_load(&fresh, a->opt.config_path, environ, &a->opt.over, err, sizeof(err));
 	if (r == 0 && !a->opt.insecure_config &&
-	    trust_check_config(fresh.file, fresh.hook_command, err, sizeof(err)) < 0) {
+	    trust_check_hook(fresh.hook_command, err, sizeof(err)) < 0) {
 		config_free(&fresh);
 		r = -EPERM;
 	}

@@ -159,15 +159,19 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_open();
+	/* report runs nothing, so it reads whatever config it is given. */
+	bool strict = !args.insecure_config && args.command != CMD_REPORT;
+	if (strict && trust_check_config_file(args.config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lockwarden: configuration error: %s\n", err);
+		return EX_CONFIG;
+	}
 	r = config_load(&cfg, args.config_path, environ, &args.over, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "lockwarden: configuration error: %s\n", err);
 		return EX_CONFIG;
 	}
 	log_set_level(cfg.log_level);
-	/* report runs nothing, so it reads whatever config it is given. */
-	if (!args.insecure_config && args.command != CMD_REPORT &&
-	    trust_check_config(cfg.file, cfg.hook_command, err, sizeof(err)) < 0) {
+	if (strict && trust_check_hook(cfg.hook_command, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lockwarden: configuration error: %s\n", err);
 		config_free(&cfg);
 		return EX_CONFIG;

@@ -859,8 +859,10 @@ static int reap_one(const struct reap_ctx *c, int root_fd, const struct reap_tar
 	struct reap_stat as;
 	int area_fd, err;
 
-	if (!t->area || (strcmp(t->area, "locks") != 0 && strcmp(t->area, "deployments") != 0))
-		return fail(r, -EINVAL, "not a site area");
+	/* The area is one folder below the root: locks/ or deployments/ for a
+	 * cleanup, the archive folder for pruning. Never a path. */
+	if (!t->area || !name_ok(t->area, NAME_MAX + 1))
+		return fail(r, -EINVAL, "not a plain folder name");
 	if (!name_ok(t->name, sizeof(t->name)))
 		return fail(r, -EINVAL, "not a plain name");
 	if (t->n_inner > REAP_MAX_INNER)

@@ -26,7 +26,7 @@
 #define REAP_MAX_INNER 3
 
 struct reap_target {
-	const char *area;            /* "locks" or "deployments" */
+	const char *area;            /* "locks" or "deployments" (a plain name below root) */
 	char name[NAME_MAX + 1];     /* the entry's name in that folder */
 	struct site_stat judged;     /* its lstat when it was judged */
 	/* Files inside a folder target that were judged too (info.lock;

@@ -258,8 +258,9 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	size_t first = snap->n_entries;
 	struct dirent *d;
 	int err = 0;
-	errno = 0;
-	while ((d = readdir(dir)) != NULL) {
+	/* readdir tells an error from the end only through errno, which the
+	 * reads inside the loop also set: clear it before every call. */
+	for (errno = 0; (d = readdir(dir)) != NULL; errno = 0) {
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 			continue;
 		struct site_entry *e = site_add_entry(snap);

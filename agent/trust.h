@@ -16,9 +16,12 @@
  * (or another -errno when path cannot be checked). */
 int trust_check_path(const char *path, const char *what, char *err, size_t err_size);
 
-/* Checks the config file (when one was read) and the hook program, if the
- * command starts with an absolute path. */
-int trust_check_config(const char *config_file, const char *hook_command, char *err,
-		       size_t err_size);
+/* Checks the config file about to be read (path NULL: the default path),
+ * if it exists: a missing file is config_load's to report. Called before
+ * the file is read, so what is read is what was checked. */
+int trust_check_config_file(const char *path, char *err, size_t err_size);
+
+/* Checks the hook program, if the command starts with an absolute path. */
+int trust_check_hook(const char *hook_command, char *err, size_t err_size);
 
 #endif

@@ -189,12 +189,6 @@ def log_time_ms(line):
     return int(t.timestamp() * 1000 + 0.5)
 
 
-def assert_no_trash(root):
-    left = [f"{a}/{n}" for a in ("locks", "deployments")
-            for n in os.listdir(Path(root) / a) if n.startswith(TRASH_PREFIX)]
-    assert not left, f"trash left behind: {left}"
-
-
 def trash_gone(root):
     return all(not n.startswith(TRASH_PREFIX)
                for a in ("locks", "deployments") for n in os.listdir(Path(root) / a))
@@ -257,3 +251,84 @@ def rename_exchange(dir_fd, a, b):
     """Swaps two names in one folder atomically; 0 or an errno."""
     r = _libc.renameat2(dir_fd, os.fsencode(a), dir_fd, os.fsencode(b), RENAME_EXCHANGE)
     return 0 if r == 0 else ctypes.get_errno()
+
+
+def remove_deep(parent, name="d"):
+    """Removes a chain left by make_deep (when the agent did not), without
+    recursion and with one descriptor: down to the bottom, then back up
+    through "..", emptying and removing one level at a time. For cleaning
+    up after a failed test only (it trusts the tree)."""
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    depth = 0
+    try:
+        while True:
+            try:
+                nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:
+                break
+            os.close(fd)
+            fd, depth = nfd, depth + 1
+        while depth > 0:
+            for entry in os.listdir(fd):
+                if entry != name:
+                    os.unlink(entry, dir_fd=fd)
+            up = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = up, depth - 1
+            os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------ other users
+
+# A user and group that own nothing on this machine (no passwd entry is
+# needed by setpriv), and a second one for "owned by another user".
+AGENT_USER = (4242, 4242)
+OTHER_USER = (4343, 4343)
+
+
+def make_user_dir(owner=AGENT_USER):
+    """A fresh folder under /tmp (sticky, so trusted by the config check)
+    owned by owner, mode 0755: pytest's own tmp folders are 0700 root and
+    cannot be reached by another user. The caller removes it."""
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="lw-attack-", dir="/tmp"))
+    os.chown(d, *owner)
+    os.chmod(d, 0o755)
+    return d
+
+
+def chown_tree(root, owner):
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            os.chown(os.path.join(dirpath, n), *owner, follow_symlinks=False)
+    os.chown(root, *owner, follow_symlinks=False)
+
+
+def start_as(agents, workdir, user, args):
+    """Starts the agent through setpriv as user, with the agents fixture
+    (so it is stopped and its log printed at teardown): the fixture starts
+    lwtest.BIN, pointed for this one start at a wrapper that execs setpriv
+    and then the binary (the pid stays the agent's)."""
+    import shlex
+    import lwtest
+    wrapper = Path(workdir) / "as-user.sh"
+    wrapper.write_text("#!/bin/sh\nexec " + " ".join(map(shlex.quote, as_user(user))) +
+                       f" {shlex.quote(lwtest.BIN)} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    saved = lwtest.BIN
+    lwtest.BIN = str(wrapper)
+    try:
+        return agents.start([str(a) for a in args])
+    finally:
+        lwtest.BIN = saved
+
+
+def process_uids(pid):
+    """(real, effective, saved, fs) uids of a running process."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return tuple(int(x) for x in line.split()[1:])
+    raise AssertionError(f"no Uid line for {pid}")

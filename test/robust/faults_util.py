@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from lwtest import (BIN, HOUR_S, Agent, age_tree, make_file_lock, make_lock, make_pending,
-                    make_record, wait_for)
+from lwtest import (ACT_TIMEOUT_S, BIN, HOUR_S, Agent, age, age_tree, gone, make_file_lock,
+                    make_lock, make_pending, make_record, wait_for)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -106,14 +106,42 @@ class CpuWindow:
 def make_second_incident(root, temp_name):
     """Another deployment that died holding the lock (a lock folder, a
     status.lock, pending and an unfinished temp record), aged an hour.
-    Returns the leftovers a cleanup removes, in its order."""
-    make_record(root, temp_name, "Building", False, True, received=-HOUR_S)
-    make_lock(root, expiry=20 * 60)
-    make_file_lock(root, "status.lock", acquired_s=-HOUR_S)
-    make_pending(root)
-    age_tree(root, HOUR_S)
+    Only what it makes is aged (and locks/, deployments/ themselves): a
+    trash folder being emptied beside it is not walked. Returns the
+    leftovers a cleanup removes, in its order."""
+    root = Path(root)
+    made = [make_record(root, temp_name, "Building", False, True, received=-HOUR_S),
+            make_lock(root, expiry=20 * 60).parent,
+            make_file_lock(root, "status.lock", acquired_s=-HOUR_S),
+            make_pending(root)]
+    for path in made:
+        if path.is_dir():
+            age_tree(path, HOUR_S)
+        else:
+            age(path, HOUR_S)
+    age(root / "locks", HOUR_S)
+    age(root / "deployments", HOUR_S)
     return ["locks/deployment", "locks/status.lock", "deployments/pending",
             f"deployments/{temp_name}"]
+
+
+def trash_left(root):
+    """The agent's .lockwarden-trash-* folders still in locks/ or deployments/."""
+    out = []
+    for area in ("locks", "deployments"):
+        with contextlib.suppress(FileNotFoundError):
+            out += [f"{area}/{n}" for n in os.listdir(Path(root) / area)
+                    if n.startswith(".lockwarden-trash-")]
+    return out
+
+
+def wait_cleared(agent, root, leftovers, what, timeout=ACT_TIMEOUT_S):
+    """Waits until the leftovers are gone and the trash they became has been
+    emptied too (the sweep runs after the cleanup), so the tree can be
+    compared whole."""
+    wait_for(lambda: gone(root, leftovers) and not trash_left(root), timeout, what,
+             lambda: f"left: {[p for p in leftovers if os.path.lexists(Path(root) / p)]}"
+                     f" {trash_left(root)}\n{agent.tail()}")
 
 
 def fill_folder(folder, n_files):
@@ -182,6 +210,32 @@ def bindfs(backing, mountpoint):
         yield mountpoint
     finally:
         _umount(mountpoint)
+
+
+class StopFirst:
+    """Stops the agents added to it on the way out of its with-block, even
+    when the test failed: listed after a mount in the same `with`, it exits
+    first, so no agent is still using a mount when it goes. A complaint
+    (an agent that did not stop cleanly) is kept for the test to assert
+    once the mounts are gone."""
+
+    def __init__(self):
+        self.agents = []
+        self.complaints = []
+
+    def add(self, agent):
+        self.agents.append(agent)
+        return agent
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for a in self.agents:
+            complaint = a.stop()
+            if complaint:
+                self.complaints.append(complaint)
+        return False
 
 
 # -------------------------------------------------- agents under a wrapper

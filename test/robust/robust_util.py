@@ -116,21 +116,38 @@ class BindMount:
 
 
 @pytest.fixture
-def bind_site(tmp_path):
-    """A site tree reached two ways: `.backing` (Kudu's side: every change
-    the test makes as Kudu goes here) and `.mount` (the agent's side, a
-    bindfs view of it). Skipped, with the reason, where FUSE cannot work."""
+def bind_mounts():
+    """A factory of BindMounts (bind_mounts(backing, mountpoint, mount=True,
+    options=())): options go to bindfs (e.g. ["-o", "nonempty"]);
+    every one is unmounted at teardown, even when the test failed. Skips the
+    test, with the reason, where FUSE cannot work: never a silent pass."""
     reason = fuse_unavailable_reason()
     if reason:
         pytest.skip(f"needs a FUSE mount: {reason}")
-    bm = BindMount(tmp_path / "backing", tmp_path / "share")
+    made = []
+
+    def make(backing, mountpoint, mount=True, options=()):
+        bm = BindMount(backing, mountpoint, options)
+        made.append(bm)
+        if mount:
+            failed = bm.mount()
+            if failed:
+                pytest.skip(f"needs a FUSE mount: {failed}")
+        return bm
+
     try:
-        failed = bm.mount()
-        if failed:
-            pytest.skip(f"needs a FUSE mount: {failed}")
-        yield bm
+        yield make
     finally:
-        bm.unmount()
+        for bm in made:
+            bm.unmount()
+
+
+@pytest.fixture
+def bind_site(bind_mounts, tmp_path):
+    """A site tree reached two ways: `.backing` (Kudu's side: every change
+    the test makes as Kudu goes here) and `.mountpoint` (the agent's side, a
+    bindfs view of it)."""
+    return bind_mounts(tmp_path / "backing", tmp_path / "share")
 
 
 # ------------------------------------------------------- times and CPU
@@ -215,3 +232,38 @@ def append_log_at(record, mtime=None, message="Building..."):
 
 def present(root, rel_paths):
     return [r for r in rel_paths if os.path.lexists(os.path.join(root, r))]
+
+
+def inotify_watched_inodes(pid):
+    """{(st_dev, st_ino)} of everything the process watches with inotify,
+    read from /proc/PID/fdinfo (the kernel lists each watch there)."""
+    out = set()
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(f"{fd_dir}/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for line in info.splitlines():
+            if not line.startswith("inotify wd:"):
+                continue
+            fields = dict(kv.split(":", 1) for kv in line.split()[1:] if ":" in kv)
+            # sdev is the kernel's dev_t (major << 20 | minor).
+            sdev = int(fields["sdev"], 16)
+            dev = os.makedev(sdev >> 20, sdev & 0xFFFFF)
+            out.add((dev, int(fields["ino"], 16)))
+    return out
+
+
+def unwatched(pid, paths):
+    """The paths (folders) among `paths` the process has no inotify watch on."""
+    watched = inotify_watched_inodes(pid)
+    missing = []
+    for p in paths:
+        st = os.stat(p)
+        if (st.st_dev, st.st_ino) not in watched:
+            missing.append(str(p))
+    return missing

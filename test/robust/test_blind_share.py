@@ -14,7 +14,8 @@ import pytest
 from conftest import (EX_OK, HOUR_S, TEMP_STUCK, build_finished_site, gone, make_file_lock,
                       run_cli, start_agent, tree_state, wait_for, without, write_config)
 from robust_util import (STUCK_PATHS, add_live_deployment, add_stuck_deployment,
-                         append_log_at, bind_site, present, scan_times)  # noqa: F401
+                         append_log_at, bind_mounts, bind_site, present,  # noqa: F401
+                         scan_times)
 
 RESCAN_S = 1.0
 QUIET_S = 1.0

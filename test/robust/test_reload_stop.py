@@ -8,12 +8,10 @@ import os
 import signal
 import time
 
-import pytest
-
-from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK,
+from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK,
                       build_finished_site, build_stuck_site, gone, make_skeleton,
                       start_agent, state_diff, tree_state, wait_for, without, write_config)
-from faults_util import count_entries, fill_folder, tmpfs
+from faults_util import StopFirst, count_entries, fill_folder, tmpfs, wait_cleared
 
 TRASH = f".lockwarden-trash-{TEMP_STUCK}"
 BIG_FILES = 200_000
@@ -80,6 +78,7 @@ def test_reload_with_a_shorter_quiet_period_takes_effect(site, agents, tmp_path)
     wait_for(lambda: gone(site, STUCK_LEFTOVERS), 3, "the cleanup under the new quiet_period",
              agent.tail)
     print(f"[reload] cleared {time.monotonic() - reloaded:.2f} s after SIGHUP set quiet_period 1s")
+    wait_cleared(agent, site, STUCK_LEFTOVERS, "the trash to be emptied")
     assert tree_state(site) == without(before, STUCK_LEFTOVERS)
 
 
@@ -108,7 +107,7 @@ def test_reload_with_an_invalid_file_keeps_the_old_configuration(site, hook, age
     elsewhere = tmp_path / "elsewhere"
     make_skeleton(elsewhere)
     for name, lines, line_no, fragment in BAD_CONFIGS:
-        cfg.write_text("\n".join([f"[site]", f"root = {elsewhere}"] + lines) + "\n")
+        cfg.write_text("\n".join(["[site]", f"root = {elsewhere}"] + lines) + "\n")
         mark = len(agent.log_lines())
         agent.send(signal.SIGHUP)
         m = agent.wait_for_log(r"reload failed, keeping the old configuration: (.*)",
@@ -131,7 +130,7 @@ def test_reload_with_an_invalid_file_keeps_the_old_configuration(site, hook, age
 
 def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_path, agents):
     # On a tmpfs: 200,000 files are made in about a second there.
-    with tmpfs(tmp_path / "site", "1g") as site:
+    with tmpfs(tmp_path / "site", "1g") as site, StopFirst() as stops:
         build_stuck_site(site)
         record = site / "deployments" / TEMP_STUCK
         fill_folder(record, BIG_FILES)
@@ -139,7 +138,7 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
         before = tree_state(site)  # hashes 200,000 empty files: a second or two
         cfg = write_config(tmp_path / "lw.ini", site)
 
-        agent = start_agent(agents, cfg, name="first")
+        agent = stops.add(start_agent(agents, cfg, name="first"))
         agent.wait_for_log(rf"removed deployments/{TEMP_STUCK} \(moved aside")
         sent = time.monotonic()
         agent.send(signal.SIGTERM)
@@ -166,11 +165,11 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
                 want = {k: v for k, v in before.items() if k == rel or k.startswith(rel + "/")}
                 assert seen == want, f"{rel} was half removed:\n{state_diff(want, seen)}"
 
-        again = start_agent(agents, cfg, name="restarted")
-        wait_for(lambda: gone(site, STUCK_LEFTOVERS + [f"deployments/{TRASH}"]),
-                 ACT_TIMEOUT_S, "the restarted agent to finish the cleanup and the trash",
-                 again.tail)
+        again = stops.add(start_agent(agents, cfg, name="restarted"))
+        wait_cleared(again, site, STUCK_LEFTOVERS,
+                     "the restarted agent to finish the cleanup and the trash")
         again.wait_for_log(rf"finished removing deployments/{TRASH} \(\d+ entries\)")
         assert tree_state(site) == without(before, STUCK_LEFTOVERS)
         again.send(signal.SIGTERM)
         assert again.wait_exit(2.0) == 0
+    assert not stops.complaints, stops.complaints

@@ -15,7 +15,7 @@ import pytest
 from conftest import (HOUR_S, TEMP_STUCK, age_tree, build_finished_site, gone,
                       make_file_lock, make_lock, make_pending, make_record,
                       make_skeleton, start_agent, wait_for, write_config)
-from robust_util import STUCK_PATHS, add_stuck_deployment
+from robust_util import STUCK_PATHS, add_stuck_deployment, unwatched
 
 STUCK_AFTER_S = 2.0
 # Far longer than any step of these tests: no rescan comes to the rescue.
@@ -62,6 +62,25 @@ def swap_in_new_root(root, away):
     build_finished_site(fresh)
     os.rename(root, away / "site.old")
     os.rename(fresh, root)
+
+
+@pytest.mark.parametrize("shape", ["finished", "running"])
+def test_every_folder_is_watched(site, agents, tmp_path, shape):
+    """The premise of the tests below, read from the kernel's own list of the
+    agent's inotify watches: the root, locks/, deployments/ and the lock
+    folder are watched, also while a deployment runs (its record has no
+    manifest yet, its lock folder exists)."""
+    build_finished_site(site)
+    folders = [site, site / "locks", site / "deployments"]
+    if shape == "running":
+        add_stuck_deployment(site, age_s=0)
+        folders.append(site / "locks" / "deployment")
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "1h"},
+                       scan={"rescan_interval": "200ms"})
+    agent = start_agent(agents, cfg)
+    agent.wait_scan(3)
+    missing = unwatched(agent.pid, folders)
+    assert not missing, f"not watched after 3 scans: {missing}\n{agent.tail()}"
 
 
 class Case:
@@ -129,7 +148,7 @@ def test_next_stuck_deployment_in_replaced_folders_is_handled_promptly(site, age
     # Each replaced folder is watched again, through its name.
     for rel in case.rearmed:
         agent.wait_for_log(r"debug: watching " + re.escape(os.path.join(str(site), rel).rstrip("/")) + "$",
-                           start=start)
+                           start=start, timeout=PROMPT_S)
 
     paths = case.stuck(site)
     made = time.monotonic()
@@ -166,7 +185,7 @@ def test_site_root_missing_for_a_while_then_made_again(site, agents, tmp_path):
     add_stuck_deployment(site)
     made = time.monotonic()
     try:
-        agent.wait_for_log(r"site root .* is back", timeout=PROMPT_S)
+        agent.wait_for_log(r"site root .* is back; watching it afresh", timeout=PROMPT_S)
         wait_for(lambda: gone(site, STUCK_PATHS), PROMPT_S,
                  f"the stuck deployment in the new root to be cleared within {PROMPT_S}s", agent.tail)
     finally:

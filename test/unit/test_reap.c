@@ -1094,7 +1094,8 @@ static void test_refusals(void **state)
 		{ "dot", "deployments", ".", TEMP_NAME, -EINVAL },
 		{ "empty name", "deployments", "", TEMP_NAME, -EINVAL },
 		{ "a path", "deployments", "../../outside/victim", TEMP_NAME, -EINVAL },
-		{ "another area", "wwwroot", TEMP_NAME, TEMP_NAME, -EINVAL },
+		{ "an area that is a path", "../deployments", TEMP_NAME, TEMP_NAME, -EINVAL },
+		{ "the root as area", ".", TEMP_NAME, TEMP_NAME, -EINVAL },
 		{ "no area", NULL, TEMP_NAME, TEMP_NAME, -EINVAL },
 		{ "absent when judged", "deployments", "absent", "absent", -EINVAL },
 	};

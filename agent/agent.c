@@ -26,8 +26,12 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Events come in bursts (a deployment writes many files at once); one scan
- * a little after the first event covers the whole burst. */
+ * a little after the first event covers the whole burst. In a storm that
+ * lasts, event-driven scans come at most every EVENT_MIN_GAP_MS: a change is
+ * dated by its mtime anyway, and decisions come from the decision timer, so
+ * scanning faster would only burn CPU. */
 #define EVENT_DEBOUNCE_MS 10
+#define EVENT_MIN_GAP_MS 250
 /* SIGTERM must end the agent within 2 s: the hook gets SIGKILL after this. */
 #define SHUTDOWN_HOOK_GRACE_MS 1000
 
@@ -91,6 +95,7 @@ struct agent {
 	struct scan_job *scan;    /* the scan in flight, if any */
 	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
 	bool scan_again;          /* asked for while one was in flight */
+	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
 	unsigned long scans;
 	struct policy_watch watched;
 	bool ready_sent;
@@ -99,10 +104,12 @@ struct agent {
 	bool have_tree;
 	dev_t tree_dev;
 	bool tree_had_entries;
+	bool tree_was_mount;      /* the root was a mount point (the share) */
 	bool tree_gone;
 	char last_status[400];
 	uint64_t last_dry_run_plan;
 	uint64_t last_failure_plan[2]; /* [0] cleanups, [1] trash sweeps */
+	uint64_t last_cleanup_plan;
 
 	struct reap_job *reap;    /* the cleanup in flight, if any */
 	struct reap_job *sweep;   /* the trash sweep in flight, if any */
@@ -291,12 +298,29 @@ static void reap_work(uv_work_t *req)
 		.reason = job->reason, .deployment_id = job->deployment_id, .done = false,
 		.items = items, .n_items = job->n,
 	};
-	r = archive_write_note(&session, &note);
-	if (r < 0) {
-		snprintf(job->archive_error, sizeof(job->archive_error),
-			 "cannot write the note in %s: %s", session.path, strerror(-r));
-		archive_end(&session);
-		goto refuse_all;
+	bool any_archived = false;
+	for (size_t i = 0; i < job->n; i++)
+		any_archived = any_archived || items[i].archive_err == 0;
+	r = any_archived ? archive_write_note(&session, &note) : 0;
+	if (r < 0 || !any_archived) {
+		if (r < 0)
+			snprintf(job->archive_error, sizeof(job->archive_error),
+				 "cannot write the note in %s: %s", session.path, strerror(-r));
+		/* Nothing will be removed: leave no session behind, or every
+		 * retry would add one. */
+		archive_discard(&session);
+		if (r < 0)
+			goto refuse_all;
+		for (size_t i = 0; i < job->n; i++) {
+			job->results[i].err = items[i].archive_err;
+			snprintf(job->results[i].detail, sizeof(job->results[i].detail),
+				 "not archived, so not removed: %s",
+				 items[i].archive_err == -ESTALE ? "changed since it was judged"
+								 : strerror(-items[i].archive_err));
+		}
+		job->archive_path[0] = '\0';
+		free(items);
+		return;
 	}
 	for (size_t i = 0; i < job->n; i++) {
 		struct reap_result *res = &job->results[i];
@@ -429,8 +453,10 @@ static void reap_after(uv_work_t *req, int status)
 			begin_shutdown(a, a->exit_code);
 		return;
 	}
-	/* What was removed is a change: look at the tree again. */
-	request_scan(a);
+	/* What was removed is a change: look at the tree again. A cleanup
+	 * that removed nothing is retried at the rescan pace, never at once. */
+	if (any_removed)
+		request_scan(a);
 }
 
 /* Starts a cleanup of the decision's Kudu leftovers (sweep false: archived,
@@ -479,8 +505,19 @@ static void start_job(struct agent *a, const struct site_snapshot *snap,
 			 d->entries[d->removals[i]].reason);
 		job->n++;
 	}
-	if (!sweep)
-		log_warning("stuck deployment: %s; cleaning up", d->reason);
+	if (!sweep) {
+		/* A cleanup that keeps failing is retried every rescan; say so
+		 * once, not on every attempt. */
+		const char *names[64];
+		size_t n_names = 0;
+		for (size_t i = 0; i < job->n && n_names < 64; i++)
+			names[n_names++] = job->targets[i].name;
+		uint64_t plan = plan_hash(names, n_names, NULL);
+		log_msg(plan == a->last_cleanup_plan && a->last_failure_plan[0] ? LOG_LEVEL_DEBUG
+										 : LOG_LEVEL_WARNING,
+			"stuck deployment: %s; cleaning up", d->reason);
+		a->last_cleanup_plan = plan;
+	}
 	if (!a->reap && !a->sweep)
 		atomic_store(&a->cancel, false);
 	int r = uv_queue_work(&a->loop, &job->req, reap_work, reap_after);
@@ -633,10 +670,12 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 
 	if (snap->root_err)
 		why = strerror(-snap->root_err);
+	else if (a->have_tree && a->tree_was_mount && !snap->root_is_mount)
+		why = "it is no longer a mount point (the share is not mounted)";
 	else if (a->have_tree && snap->root.dev != a->tree_dev)
 		why = "it is now another filesystem";
 	else if (a->have_tree && a->tree_had_entries && snap->n_entries == 0 &&
-		 snap->locks_err && snap->deployments_err)
+		 snap->locks_err == -ENOENT && snap->deployments_err == -ENOENT)
 		why = "locks/ and deployments/ vanished";
 
 	if (why) {
@@ -645,10 +684,13 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 				    a->cfg.site_root, why);
 		a->tree_gone = true;
 		memset(&a->watched, 0, sizeof(a->watched));
-		/* Another device is a new tree: it is judged afresh from the next
-		 * scan on, which is its baseline. A vanished tree stays gone
-		 * until its entries are back. */
-		if (snap->root_err == 0 && snap->root.dev != a->tree_dev) {
+		/* Another device is a new tree (a share mounted again gets a new
+		 * device number): judged afresh from the next scan on, which is
+		 * its baseline. The folder under an unmounted share is not the
+		 * share: it stays gone until a mount is back, and a vanished tree
+		 * until its entries are. */
+		if (snap->root_err == 0 && snap->root.dev != a->tree_dev &&
+		    (snap->root_is_mount || !a->tree_was_mount)) {
 			a->tree_dev = snap->root.dev;
 			a->tree_had_entries = snap->n_entries > 0;
 		}
@@ -661,6 +703,7 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 	a->have_tree = true;
 	a->tree_dev = snap->root.dev;
 	a->tree_had_entries = snap->n_entries > 0;
+	a->tree_was_mount = snap->root_is_mount;
 	return true;
 }
 
@@ -727,6 +770,7 @@ static void request_scan(struct agent *a)
 	job->agent = a;
 	job->generation = a->generation;
 	job->prev = a->last_snap;
+	a->last_scan_ms = mono_now_ms(a);
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
 	if (r < 0) {
@@ -751,8 +795,13 @@ static void on_watch_event(struct watch_set *set)
 {
 	struct agent *a = container_of(set, struct agent, watches);
 	/* Coalesce a burst: one pending timer, however many events. */
-	if (!uv_is_active((uv_handle_t *)&a->soon_timer))
-		uv_timer_start(&a->soon_timer, on_soon_timer, EVENT_DEBOUNCE_MS, 0);
+	if (uv_is_active((uv_handle_t *)&a->soon_timer) || a->stopping)
+		return;
+	uint64_t since = mono_now_ms(a) - a->last_scan_ms;
+	uint64_t delay = EVENT_DEBOUNCE_MS;
+	if (since < EVENT_MIN_GAP_MS && EVENT_MIN_GAP_MS - since > delay)
+		delay = EVENT_MIN_GAP_MS - since;
+	uv_timer_start(&a->soon_timer, on_soon_timer, delay, 0);
 }
 
 /* ---- archive pruning -------------------------------------------------------- */

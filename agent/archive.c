@@ -66,6 +66,7 @@ int archive_begin(const char *dir, const char *instance, int64_t now_ns,
 	int r, dir_fd;
 
 	s->dir_fd = -1;
+	s->parent_fd = -1;
 	r = make_dirs(dir);
 	if (r < 0) {
 		snprintf(err, err_size, "cannot create archive folder %s: %s", dir, strerror(-r));
@@ -84,9 +85,14 @@ int archive_begin(const char *dir, const char *instance, int64_t now_ns,
 			s->dir_fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			r = s->dir_fd < 0 ? -errno : 0;
 			snprintf(s->path, sizeof(s->path), "%s/%s", dir, name);
-			close(dir_fd);
-			if (r < 0)
+			snprintf(s->name, sizeof(s->name), "%s", name);
+			s->parent_fd = dir_fd;
+			if (r < 0) {
 				snprintf(err, err_size, "cannot open %s: %s", s->path, strerror(-r));
+				unlinkat(dir_fd, name, AT_REMOVEDIR);
+				close(dir_fd);
+				s->parent_fd = -1;
+			}
 			return r;
 		}
 		if (errno != EEXIST) {
@@ -366,7 +372,47 @@ void archive_end(struct archive_session *s)
 {
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
+	if (s->parent_fd >= 0)
+		close(s->parent_fd);
 	s->dir_fd = -1;
+	s->parent_fd = -1;
+}
+
+/* Empties dir_fd, which holds only what a session wrote: files, and folders
+ * of files at most depth levels down. */
+static void remove_contents(int dir_fd, int depth)
+{
+	int fd = dup(dir_fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dir_fd, de->d_name, 0) == 0 || errno != EISDIR || depth == 0)
+			continue;
+		int sub = openat(dir_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0) {
+			remove_contents(sub, depth - 1);
+			close(sub);
+		}
+		unlinkat(dir_fd, de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+void archive_discard(struct archive_session *s)
+{
+	if (s->dir_fd >= 0 && s->parent_fd >= 0) {
+		remove_contents(s->dir_fd, 2); /* <area>/<name>/<file> */
+		unlinkat(s->parent_fd, s->name, AT_REMOVEDIR);
+	}
+	archive_end(s);
 }
 
 /* "20261126T035159Z-..." -> its time; false for names that are not ours. */

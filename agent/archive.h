@@ -29,6 +29,8 @@
 
 struct archive_session {
 	int dir_fd;                  /* the session folder */
+	int parent_fd;               /* the archive folder */
+	char name[96];               /* the session folder's name in it */
 	char path[PATH_MAX];         /* for messages */
 };
 
@@ -68,6 +70,11 @@ int archive_copy_target(struct archive_session *s, const char *site_root, dev_t 
 int archive_write_note(struct archive_session *s, const struct archive_note *note);
 
 void archive_end(struct archive_session *s);
+
+/* Removes the session folder and what this session wrote into it (used
+ * when a cleanup was refused before anything was removed, so that retries
+ * do not pile up empty sessions), then ends it. */
+void archive_discard(struct archive_session *s);
 
 /* Removes sessions older than keep_ms (by the time in their name), with the
  * same safe removal as a cleanup. *pruned counts them. */

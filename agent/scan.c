@@ -329,6 +329,9 @@ int scan_site(const char *root, int64_t now_wall_ns, const struct site_snapshot 
 		return 0;
 	}
 	stat_from(&snap->root, &st);
+	struct stat parent;
+	snap->root_is_mount = fstatat(rootfd, "..", &parent, 0) == 0 &&
+			      (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino);
 	/* What was read under another root (a remounted share) is not reused. */
 	if (prev && (prev->root_err || prev->root.dev != snap->root.dev ||
 		     prev->root.ino != snap->root.ino))

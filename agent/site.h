@@ -61,6 +61,8 @@ struct site_snapshot {
 
 	int root_err;                   /* 0, or why the root could not be opened */
 	struct site_stat root;
+	bool root_is_mount;             /* the root of a mount (the share), by its
+					 * device differing from its parent's */
 	int locks_err;                  /* 0, -ENOENT when absent, or -errno */
 	struct site_stat locks;
 	int deployments_err;

@@ -16,6 +16,7 @@ static const char *const slot_path[WATCH_SLOTS] = {
 	[WATCH_LOCKS] = "locks",
 	[WATCH_LOCK_FOLDER] = "locks/deployment",
 	[WATCH_DEPLOYMENTS] = "deployments",
+	[WATCH_PARENT] = "..",
 };
 
 void watch_init(struct watch_set *set, uv_loop_t *loop, void (*on_event)(struct watch_set *set))
@@ -30,6 +31,18 @@ void watch_init(struct watch_set *set, uv_loop_t *loop, void (*on_event)(struct 
 static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events, int status)
 {
 	struct watch_dir *d = container_of(handle, struct watch_dir, handle);
+	char path[PATH_MAX];
+	size_t len = sizeof(path);
+
+	/* An event about the watched folder itself (deleted or moved: libuv
+	 * names it by its own name) leaves the watch dead. A folder made again
+	 * at once can reuse the inode number, so the scan could not tell: the
+	 * next sync re-arms this one whatever its inode says. */
+	if (!filename || ((events & UV_RENAME) && uv_fs_event_getpath(handle, path, &len) == 0 &&
+			  strcmp(filename, strrchr(path, '/') ? strrchr(path, '/') + 1 : path) == 0))
+		d->suspect = true;
+	if (status < 0)
+		d->suspect = true;
 
 	/* Whatever happened (even an error), the answer is a scan soon: the
 	 * scan finds out what changed, including a folder that went away. */
@@ -43,15 +56,22 @@ static void on_closed(uv_handle_t *handle)
 	struct watch_set *set = d->set;
 
 	d->closing = false;
+	/* A replaced folder's new inode can be watched only once the old
+	 * handle is closed: ask for the scan that re-arms it now, rather than
+	 * leave the new folder unwatched until the next rescan. */
+	if (d->rearm && !set->close_cb && set->on_event)
+		set->on_event(set);
+	d->rearm = false;
 	if (--set->pending_closes == 0 && set->close_cb)
 		set->close_cb(set);
 }
 
-static void stop_dir(struct watch_dir *d)
+static void stop_dir(struct watch_dir *d, bool rearm)
 {
 	if (!d->active)
 		return;
 	d->active = false;
+	d->rearm = rearm;
 	d->closing = true;
 	d->set->pending_closes++;
 	uv_close((uv_handle_t *)&d->handle, on_closed);
@@ -65,8 +85,16 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 
 	if (d->closing)
 		return; /* the old handle is still closing: the next scan re-arms */
-	snprintf(path, sizeof(path), "%s%s%s", set->root, slot_path[slot][0] ? "/" : "",
-		 slot_path[slot]);
+	if (slot == WATCH_PARENT) {
+		/* The parent, by name: "/home/site" -> "/home", "/site" -> "/". */
+		snprintf(path, sizeof(path), "%s", set->root);
+		char *slash = strrchr(path, '/');
+		if (slash)
+			slash[slash == path ? 1 : 0] = '\0';
+	} else {
+		snprintf(path, sizeof(path), "%s%s%s", set->root, slot_path[slot][0] ? "/" : "",
+			 slot_path[slot]);
+	}
 	r = uv_fs_event_init(set->loop, &d->handle);
 	if (r == 0)
 		r = uv_fs_event_start(&d->handle, on_fs_event, path, 0);
@@ -85,6 +113,7 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 		log_info("watching %s again", path);
 	d->last_err = 0;
 	d->active = true;
+	d->suspect = false;
 	d->dev = st->dev;
 	d->ino = st->ino;
 	log_debug("watching %s", path);
@@ -95,7 +124,7 @@ void watch_set_root(struct watch_set *set, const char *root)
 	if (strcmp(set->root, root) == 0)
 		return;
 	for (int i = 0; i < WATCH_SLOTS; i++)
-		stop_dir(&set->dirs[i]);
+		stop_dir(&set->dirs[i], false);
 	snprintf(set->root, sizeof(set->root), "%s", root);
 }
 
@@ -107,8 +136,8 @@ static void sync_slot(struct watch_set *set, int slot, const struct site_stat *s
 	/* inotify watches an inode, not a name: a folder replaced under its
 	 * name (deleted and created again, renamed away and back) must be
 	 * watched again through the name. */
-	if (d->active && (!wanted || d->dev != st->dev || d->ino != st->ino))
-		stop_dir(d);
+	if (d->active && (!wanted || d->suspect || d->dev != st->dev || d->ino != st->ino))
+		stop_dir(d, wanted);
 	if (wanted && !d->active)
 		start_dir(set, slot, st);
 }
@@ -124,13 +153,28 @@ void watch_sync(struct watch_set *set, const struct site_snapshot *snap)
 	sync_slot(set, WATCH_LOCKS, snap->locks_err == 0 ? &snap->locks : NULL);
 	sync_slot(set, WATCH_LOCK_FOLDER, lock_folder);
 	sync_slot(set, WATCH_DEPLOYMENTS, snap->deployments_err == 0 ? &snap->deployments : NULL);
+
+	/* While the root is missing, its parent tells when it comes back. */
+	struct site_stat parent = { 0 };
+	if (snap->root_err) {
+		char path[PATH_MAX];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s", set->root);
+		char *slash = strrchr(path, '/');
+		if (slash)
+			slash[slash == path ? 1 : 0] = '\0';
+		if (slash && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			parent = (struct site_stat){ .present = true, .type = S_IFDIR,
+						     .dev = st.st_dev, .ino = st.st_ino };
+	}
+	sync_slot(set, WATCH_PARENT, &parent);
 }
 
 void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set))
 {
 	set->close_cb = close_cb;
 	for (int i = 0; i < WATCH_SLOTS; i++)
-		stop_dir(&set->dirs[i]);
+		stop_dir(&set->dirs[i], false);
 	if (set->pending_closes == 0 && close_cb)
 		close_cb(set);
 }

@@ -18,6 +18,7 @@ enum watch_slot {
 	WATCH_LOCKS,
 	WATCH_LOCK_FOLDER,
 	WATCH_DEPLOYMENTS,
+	WATCH_PARENT,      /* the root's parent, only while the root is missing */
 	WATCH_SLOTS,
 };
 
@@ -27,6 +28,9 @@ struct watch_dir {
 	struct watch_set *set;
 	bool active;
 	bool closing;
+	bool rearm;                     /* closed because the folder was replaced */
+	bool suspect;                   /* an event about the folder itself: it may
+					 * be gone, even if a new one has its inode */
 	dev_t dev;
 	ino_t ino;
 	int last_err;                   /* last start error, logged once */

@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from conftest import STUCK_LEFTOVERS, build_stuck_site, gone, wait_for, write_config
+from conftest import BIN, STUCK_LEFTOVERS, build_stuck_site, gone, wait_for, write_config
 from faults_util import wrapped_agents  # noqa: F401 (fixture)
 
 # valgrind runs the agent 20 to 50 times slower: deadlines to match.
@@ -22,6 +22,9 @@ SLOW_S = 90
 def test_full_scenario_under_valgrind_leaks_nothing(site, hook, wrapped_agents, tmp_path):
     if not shutil.which("valgrind"):
         pytest.skip("valgrind is not installed (apt-get install valgrind)")
+    with open(BIN, "rb") as f:
+        if b"__asan_init" in f.read():
+            pytest.skip(f"{BIN} is an ASan build: valgrind cannot run it (use build/lockwarden)")
     build_stuck_site(site)
     cfg = write_config(tmp_path / "lw.ini", site, hook={"command": hook.command()})
     vg_log = tmp_path / "valgrind.log"

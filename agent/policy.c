@@ -12,6 +12,9 @@
 #include "log.h"
 
 #define NS_PER_MS 1000000LL
+/* Wall and monotonic time may drift apart this much between two scans (a
+ * slow scan, NTP slewing) before the wall clock counts as having jumped. */
+#define CLOCK_JUMP_MS 5000
 #define NO_INDEX ((size_t)-1)
 
 /* ---- activity fingerprint ------------------------------------------------ */
@@ -94,12 +97,56 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 
 static int64_t newest_activity_ns(const struct site_snapshot *snap);
 
+static const struct site_entry *readable_lock(const struct site_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR && e->info_err == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static bool same_lock(const struct policy_watch *w, const struct site_entry *lock)
+{
+	return w->lock_known && lock && w->lock_ino == lock->info_st.ino &&
+	       w->lock_mtime_ns == lock->info_st.mtime_ns && w->lock_expiry_ns == lock->info.expiry_ns;
+}
+
+/* Remembers a lock the first time it is seen (see policy_watch). */
+static void observe_lock(struct policy_watch *w, const struct site_snapshot *snap, uint64_t now_ms)
+{
+	const struct site_entry *lock = readable_lock(snap);
+
+	if (!lock) {
+		w->lock_known = false;
+		return;
+	}
+	if (same_lock(w, lock))
+		return;
+	w->lock_known = true;
+	w->lock_ino = lock->info_st.ino;
+	w->lock_mtime_ns = lock->info_st.mtime_ns;
+	w->lock_expiry_ns = lock->info.expiry_ns;
+	w->lock_seen_ms = now_ms;
+	w->lock_left_ms = lock->info.expiry_ns == KUDU_TIME_NONE
+				  ? 0 : (lock->info.expiry_ns - snap->scanned_ns) / NS_PER_MS;
+}
+
 bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap, uint64_t now_ms)
 {
 	uint64_t fp = policy_fingerprint(snap);
 	int64_t window_start_ns = w->last_scan_wall_ns;
 
+	if (w->started) {
+		int64_t wall_ms = (snap->scanned_ns - w->last_scan_wall_ns) / NS_PER_MS;
+		int64_t mono_ms = (int64_t)(now_ms - w->last_scan_ms);
+		if (wall_ms - mono_ms > CLOCK_JUMP_MS || mono_ms - wall_ms > CLOCK_JUMP_MS)
+			w->clock_jumped = true;
+	}
 	w->last_scan_wall_ns = snap->scanned_ns;
+	w->last_scan_ms = now_ms;
+	observe_lock(w, snap, now_ms);
 
 	if (!w->started) {
 		/* The first look is the baseline, not a change: what was already
@@ -123,6 +170,8 @@ bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap, ui
 		uint64_t back_ms = (uint64_t)((snap->scanned_ns - newest_ns) / NS_PER_MS);
 		if (back_ms < now_ms)
 			at_ms = now_ms - back_ms;
+		/* A fresh change stamped by a clock that agrees with ours. */
+		w->clock_jumped = false;
 	}
 	if (at_ms < w->last_change_ms)
 		at_ms = w->last_change_ms;
@@ -542,10 +591,16 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_watch *w
 	j.newest = find_newest_record(snap);
 	bool newest_running = j.newest != NO_INDEX && !record_finished(&snap->entries[j.newest]);
 	j.claims = j.lock_folder != NO_INDEX || newest_running;
+	/* Monotonic time still to wait for the lock seen earlier, whatever the
+	 * wall clock says now (0 when nothing is known). */
+	int64_t lock_mono_left_ms = 0;
 	if (j.lock_folder != NO_INDEX) {
 		const struct site_entry *lf = &snap->entries[j.lock_folder];
+		if (watching && same_lock(watch, lf))
+			lock_mono_left_ms = watch->lock_left_ms - (int64_t)(now_mono_ms - watch->lock_seen_ms);
 		j.lock_expired = lf->info_err == 0 &&
-				 (lf->info.expiry_ns == KUDU_TIME_NONE || lf->info.expiry_ns <= now_wall_ns);
+				 (lf->info.expiry_ns == KUDU_TIME_NONE ||
+				  (lf->info.expiry_ns <= now_wall_ns && lock_mono_left_ms <= 0));
 	}
 
 	/* When was the tree last active? mtimes (a future one counts as now),
@@ -561,7 +616,9 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_watch *w
 	}
 	fmt_age(out->activity_age_ms, j.age, sizeof(j.age));
 
-	bool idle_by_mtime = out->activity_age_ms >= 0 &&
+	/* After a jump of the wall clock, an mtime's age means nothing. */
+	bool trust_mtimes = !(watching && watch->clock_jumped);
+	bool idle_by_mtime = trust_mtimes && out->activity_age_ms >= 0 &&
 			     (uint64_t)out->activity_age_ms >= params->stuck_after_ms;
 	/* Having watched stuck_after pass with no change at all is proof of
 	 * no activity whatever the share's clock wrote (mtimes in the future). */
@@ -613,6 +670,12 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_watch *w
 		snprintf(out->reason, sizeof(out->reason),
 			 "%s, but its lockExpiry (%s) has passed, so Kudu treats it as free; nothing changed for %s",
 			 claim, when, j.age);
+	} else if (j.stuck && !trust_mtimes) {
+		char watched[32];
+		fmt_age((int64_t)out->quiet_ms, watched, sizeof(watched));
+		snprintf(out->reason, sizeof(out->reason),
+			 "%s with no change in the %s the agent watched (stuck_after %s; the wall clock "
+			 "jumped, so mtimes were not believed)", claim, watched, j.stuck_after);
 	} else if (j.stuck) {
 		snprintf(out->reason, sizeof(out->reason),
 			 "%s with no activity for %s (stuck_after %s)", claim, j.age, j.stuck_after);
@@ -627,7 +690,7 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_watch *w
 	if (!out->blocked && !out->act) {
 		uint64_t next = UINT64_MAX;
 		if (j.claims && !j.stuck) {
-			if (out->activity_age_ms >= 0)
+			if (out->activity_age_ms >= 0 && trust_mtimes)
 				next = min_u64(next, until(params->stuck_after_ms,
 							   (uint64_t)out->activity_age_ms));
 			if (watching)
@@ -639,7 +702,12 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_watch *w
 			const struct site_entry *lf = &snap->entries[j.lock_folder];
 			if (lf->info_err == 0 && lf->info.expiry_ns != KUDU_TIME_NONE) {
 				int64_t left_ns = lf->info.expiry_ns - now_wall_ns;
-				uint64_t left_ms = (uint64_t)((left_ns + NS_PER_MS - 1) / NS_PER_MS);
+				int64_t wall_left_ms = (left_ns + NS_PER_MS - 1) / NS_PER_MS;
+				/* Both clocks must agree; wait for the later one. */
+				uint64_t left_ms = (uint64_t)(wall_left_ms > lock_mono_left_ms
+							      ? wall_left_ms : lock_mono_left_ms);
+				if (left_ms == 0)
+					left_ms = 1;
 				uint64_t quiet_left = until(params->quiet_period_ms, out->quiet_ms);
 				next = min_u64(next, left_ms > quiet_left ? left_ms : quiet_left);
 			}

@@ -15,7 +15,9 @@
  *    between two scans. Once the agent has itself watched stuck_after pass
  *    without a change, mtimes cannot hold it back (clock skew).
  *  - A lock whose lockExpiry has passed (or is null) is free by Kudu's own
- *    rule: the lock folder alone may go after quiet_period.
+ *    rule: the lock folder alone may go after quiet_period. "Passed" by
+ *    the wall clock and, for a lock the agent saw before its expiry, by the
+ *    monotonic time since then too.
  *  - Nothing is removed until the agent has watched quiet_period without a
  *    change, whatever the mtimes say.
  */
@@ -44,6 +46,22 @@ struct policy_watch {
 	uint64_t last_change_ms;  /* monotonic time the last change is dated at */
 	uint64_t fingerprint;     /* of the last observed snapshot */
 	int64_t last_scan_wall_ns;/* wall time the previous scan began */
+	uint64_t last_scan_ms;    /* monotonic time it was observed */
+	/* The wall clock moved unlike the monotonic clock between two scans:
+	 * mtime ages are not believed (the agent judges by what it watched)
+	 * until a change shows an mtime that agrees with the wall clock. */
+	bool clock_jumped;
+
+	/* The lock folder's info.lock as first seen: how far its lockExpiry
+	 * was then, by the wall clock, and when that was on the monotonic
+	 * clock. The lock counts as expired only once both clocks agree, so a
+	 * wall clock that jumps ahead cannot expire a live lock early. */
+	bool lock_known;
+	ino_t lock_ino;
+	int64_t lock_mtime_ns;
+	int64_t lock_expiry_ns;
+	uint64_t lock_seen_ms;
+	int64_t lock_left_ms;
 };
 
 /* A hash of everything whose change counts as activity: the identity of

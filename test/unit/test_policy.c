@@ -529,6 +529,61 @@ static void test_observed_change_dated_by_mtime_in_window(void **state)
 	site_snapshot_free(&snap);
 }
 
+/* A wall clock that jumps ahead does not expire a lock the agent saw with
+ * time to go: the monotonic clock must agree. */
+static void test_wall_clock_jump_does_not_expire_a_seen_lock(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_watch w = { 0 };
+	base_tree(&snap, 10 * S);        /* a build that wrote 10 s ago */
+	add_lock(&snap, 10 * S, 20 * M); /* 20 minutes to go when first seen */
+	assert_false(policy_observe(&w, &snap, 1000 * M));
+	assert_true(w.lock_known);
+	assert_int_equal(w.lock_left_ms, 20 * M);
+
+	/* Three minutes later by the monotonic clock, three hours by the wall:
+	 * neither the lock nor the mtimes (now "3 hours old") count. */
+	int64_t jumped = NOW_WALL + NS(3 * 60 * M);
+	snap.scanned_ns = jumped;
+	assert_false(policy_observe(&w, &snap, 1003 * M));
+	assert_true(w.clock_jumped);
+	assert_int_equal(policy_decide(&snap, &w, &params, jumped, 1003 * M, &d), 0);
+	assert_false(d.lock_expired);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.next_check_ms, 12 * M); /* stuck_after watched, from its start */
+	policy_decision_free(&d);
+
+	/* Fifteen minutes watched without a change: stuck, whatever the clock. */
+	assert_int_equal(policy_decide(&snap, &w, &params, jumped, 1015 * M, &d), 0);
+	assert_true(d.stuck);
+	assert_true(d.act);
+	assert_non_null(strstr(d.reason, "jumped"));
+	policy_decision_free(&d);
+
+	/* Twenty minutes after it was seen, both clocks agree on the lock. */
+	assert_int_equal(policy_decide(&snap, &w, &params, jumped, 1020 * M, &d), 0);
+	assert_true(d.lock_expired);
+	policy_decision_free(&d);
+
+	/* A change stamped by a clock that agrees with ours ends the doubt. */
+	snap.entries[0].info_st.mtime_ns = jumped + NS(4 * M);
+	snap.entries[0].info_st.size += 1;
+	snap.scanned_ns = jumped + NS(5 * M);
+	assert_true(policy_observe(&w, &snap, 1005 * M));
+	assert_false(w.clock_jumped);
+
+	/* A lock first seen already expired goes by the wall clock alone. */
+	struct policy_watch fresh = { 0 };
+	snap.scanned_ns = jumped;
+	assert_false(policy_observe(&fresh, &snap, 5000 * M));
+	assert_int_equal(policy_decide(&snap, &fresh, &params, jumped, 5002 * M, &d), 0);
+	assert_true(d.lock_expired);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
 /* Table: thresholds at their edges, stuck_after 15m, quiet_period 2m. */
 static void test_threshold_table(void **state)
 {
@@ -578,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_own_trash_finished_when_watching),
 		cmocka_unit_test(test_observe_baseline_and_changes),
 		cmocka_unit_test(test_observed_change_dated_by_mtime_in_window),
+		cmocka_unit_test(test_wall_clock_jump_does_not_expire_a_seen_lock),
 		cmocka_unit_test(test_threshold_table),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

@@ -94,7 +94,7 @@ def test_temp_record_that_is_a_symlink_to_outside_is_never_followed(
     guard.check()
     archive.check()
     assert tree_state(stuck) == without(site_before, STUCK_LEFTOVERS)
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
 
 
 def test_lock_folder_that_is_a_symlink_is_never_followed(site, outside, agents, tmp_path):
@@ -228,7 +228,7 @@ def test_links_and_special_files_inside_a_record(stuck, outside, agents, tmp_pat
 
     guard.check(expect_nlink=nlink)
     archive.check()
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     assert (outside / "secret").read_text() == "root's secret\n"
 
 
@@ -255,7 +255,7 @@ def test_kudu_files_of_a_record_that_are_links_or_fifos(stuck, outside, agents, 
 
     guard.check(expect_nlink=nlink)
     sessions = archive.check()
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     assert len(sessions) == 1
     copy = archive_dir_for(cfg) / sessions[0] / RECORD
     assert not (copy / "manifest").exists(), "the archive read through a symlink"
@@ -285,7 +285,7 @@ def test_hard_links_where_kudu_keeps_files(site, outside, agents, tmp_path):
 
     guard.check(expect_nlink={outside / "status-like": 1, outside / "empty": 1})
     archive.check()
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
 
 
 # --------------------------------------------------------------- mounts
@@ -370,7 +370,7 @@ def test_very_deep_nesting_inside_a_record(stuck, outside, agents, tmp_path, dee
 
     guard.check(expect_nlink={outside / "shared.txt": 1})
     archive.check()
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     # status.xml, log.log, and the link, hard link and FIFO at the bottom.
     assert agent.wait_for_log(r"finished removing deployments/\.lockwarden-trash-"
                               + TEMP_STUCK + r" \((\d+) entries\)").group(1) == "5"
@@ -425,7 +425,7 @@ def test_hostile_names_inside_records_and_as_unknown_entries(stuck, outside, age
     guard.check()
     archive.check()
     assert tree_state(stuck) == without(before, STUCK_LEFTOVERS)
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     canaries = [str(p) for p in tmp_path.rglob("CANARY*")]
     assert not canaries, f"a name was run as shell: {canaries}"
     assert set(os.listdir(Path(__file__).parent)) == test_cwd_before

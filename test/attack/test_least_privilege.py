@@ -43,7 +43,7 @@ def test_non_root_agent_clears_a_stuck_deployment(user_dir, agents):
     wait_for(lambda: gone(site, STUCK_LEFTOVERS) and trash_gone(site), ACT_TIMEOUT_S,
              "the cleanup and the sweep", agent.tail)
 
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     sessions = archive.check()
     assert len(sessions) == 1
     session = archive_dir_for(cfg) / sessions[0]

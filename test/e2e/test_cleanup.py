@@ -54,7 +54,7 @@ def test_stuck_deployment_is_cleared_and_everything_else_kept(site, hook, agents
     agent.wait_fresh_scans(3)
 
     assert_kept(before, site, STUCK_LEFTOVERS)
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     assert hook.count() == 1
     assert_hook_env(hook.runs()[0], site, STUCK_LEFTOVERS, TEMP_STUCK)
     assert_log_well_formed(agent)
@@ -116,7 +116,7 @@ def test_active_temp_record_is_never_removed(site, hook, agents, tmp_path):
     agent.wait_fresh_scans(2)
 
     assert_kept(before, site, removed)
-    assert agent.removed() == removed
+    assert agent.wait_removed(removed) == removed
     assert hook.count() == 1
     assert hook.runs()[0]["LOCKWARDEN_REMOVED"].rstrip("\n").split("\n") == removed
 
@@ -294,7 +294,7 @@ def test_names_that_are_not_kudus_are_never_removed(site, outside, hook, agents,
 
     assert_kept(before, site, STUCK_LEFTOVERS)
     assert tree_state(outside) == outside_before
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     assert hook.runs()[0]["LOCKWARDEN_REMOVED"].rstrip("\n").split("\n") == STUCK_LEFTOVERS
     # A newline in a name must not forge a log line.
     assert not [line for line in agent.log_lines() if line.startswith(FORGED[:30])]

@@ -472,6 +472,14 @@ class Agent:
             out.extend(REMOVED_RE.findall(line))
         return out
 
+    def wait_removed(self, paths, timeout=ACT_TIMEOUT_S):
+        """The removed() list once it names every one of paths. A removal
+        leaves the tree a moment before the agent logs it, so a test that
+        saw the files go waits here for the log before comparing."""
+        wait_for(lambda: set(paths) <= set(self.removed()), timeout,
+                 f"the agent to log the removal of {sorted(paths)}", self.tail)
+        return self.removed()
+
     def scans_done(self):
         n = 0
         for line in self.log_lines():

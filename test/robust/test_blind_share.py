@@ -111,7 +111,7 @@ def test_stuck_deployment_made_blind_is_cleared_within_a_rescan(bind_site, agent
     # still moved aside and emptied, nothing is left behind.
     agent.wait_for_log(r"finished removing deployments/\.lockwarden-trash-" + TEMP_STUCK)
     agent.wait_for_log(r"finished removing locks/\.lockwarden-trash-deployment")
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
     after = tree_state(backing)
     assert after == without(before, STUCK_PATHS), \
         f"more than the stuck deployment changed: {sorted(set(before) ^ set(after))}"
@@ -185,4 +185,4 @@ def test_live_deployment_made_blind_is_kept_until_its_log_stops(bind_site, agent
     assert late >= -0.1, f"removed before stuck_after had passed\n{agent.tail()}"
     assert late <= 2 * RESCAN_S + ATTR_CACHE_S, \
         f"cleared {late:.3f}s after it could go: more than 2 rescans\n{agent.tail()}"
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS

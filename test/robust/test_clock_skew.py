@@ -88,7 +88,7 @@ def measure_clearing(site, agent, last_write, what):
     # Only the agent's own watch can tell it stopped: never before stuck_after.
     assert took >= STUCK_AFTER_S - 0.05, f"removed before stuck_after\n{agent.tail()}"
     assert took <= STUCK_AFTER_S + 2 * RESCAN_S + 1, agent.tail()
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
 
 
 @pytest.mark.parametrize("skew_s", [3 * HOUR_S, -10 * DAY_S], ids=["3h-ahead", "10d-behind"])
@@ -121,7 +121,7 @@ def test_lock_expiry_years_ahead_does_not_hold_a_stuck_deployment(site, agents, 
     m = agent.wait_for_log(r"stuck deployment: (.*); cleaning up")
     assert "no activity for" in m.group(1) and "stuck_after" in m.group(1), m.string
     assert "lockExpiry" not in m.group(1), m.string
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
 
 
 def libfaketime_path():

@@ -179,5 +179,5 @@ def test_inotify_queue_overflow_ends_in_a_scan(site, agents, tmp_path):
     # stuck_after from when the agent could first see it (it appeared while
     # the agent was stopped), plus a rescan and some margin.
     assert cleared - resumed <= 2 + 1 + 1.5, agent.tail()
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
     assert not [n for n in os.listdir(site / "deployments") if n.startswith("storm-")]

@@ -111,7 +111,7 @@ def test_hung_hook_is_killed_with_its_whole_group_and_the_agent_goes_on(
     wait_for(lambda: gone(site, second), ACT_TIMEOUT_S, "the second cleanup", agent.tail)
     wait_run_started(hook_runs, agent, 2, 3)
     agent.wait_for_log(r"hook started", start=mark)
-    assert agent.removed() == STUCK_LEFTOVERS + second
+    assert agent.wait_removed(STUCK_LEFTOVERS + second) == STUCK_LEFTOVERS + second
 
 
 # (id, the hook command's misbehaviour, the log line it must produce)
@@ -146,7 +146,7 @@ def test_misbehaving_hook_is_logged_and_the_agent_goes_on(
     agent.wait_for_log(logged, start=mark)
     assert agent.running()
     assert len(hook_runs.runs()) == 2
-    assert agent.removed() == STUCK_LEFTOVERS + second
+    assert agent.wait_removed(STUCK_LEFTOVERS + second) == STUCK_LEFTOVERS + second
 
     if "flood" in command:
         # Two floods of 30 MB went through the agent: it kept a tail of the

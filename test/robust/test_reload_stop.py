@@ -55,7 +55,7 @@ def test_reload_to_a_new_root_moves_the_watches_there(tmp_path, agents):
              "the stuck tree in the new root to be cleared through its watches", agent.tail)
     print(f"[reload] new root cleared {time.monotonic() - created:.2f} s after the stuck tree "
           "was made (quiet_period 1 s, rescan_interval 60 s)")
-    assert agent.removed() == STUCK_LEFTOVERS
+    assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     # The old root was made stuck first: had it still been judged, it would
     # have been cleared by now.
     assert tree_state(old_root) == old_state, state_diff(old_state, tree_state(old_root))

@@ -159,7 +159,7 @@ def test_next_stuck_deployment_in_replaced_folders_is_handled_promptly(site, age
     took = time.monotonic() - made
     print(f"{case.name}: cleared {took:.3f}s after it was made (stuck_after {STUCK_AFTER_S}s)")
     assert time.monotonic() - started < RESCAN_S - 5, "a rescan may have helped: too slow a run"
-    assert sorted(agent.removed()) == sorted(paths)
+    assert sorted(agent.wait_removed(paths)) == sorted(paths)
 
 
 def test_site_root_missing_for_a_while_then_made_again(site, agents, tmp_path):
@@ -191,4 +191,4 @@ def test_site_root_missing_for_a_while_then_made_again(site, agents, tmp_path):
     finally:
         print(f"root made again: waited {time.monotonic() - made:.3f}s")
     assert time.monotonic() - started < RESCAN_S - 5, "a rescan may have helped: too slow a run"
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS

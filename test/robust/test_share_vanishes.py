@@ -44,12 +44,15 @@ def watch_a_while(agent, seconds, scans=3):
 
 
 def removal_after_return(agent, back_line):
-    """Seconds from the `is back` line to the first removal logged after it."""
-    lines = agent.log_lines()
-    after = lines[lines.index(back_line):]
-    removed = [line for line in after if re.search(r"\bremoved (locks|deployments)/", line)]
-    assert removed, agent.tail()
-    return log_time(removed[0]) - log_time(back_line)
+    """Seconds from the `is back` line to the first removal logged after it.
+    The files leave the tree a moment before the agent logs them: wait for
+    the line."""
+    def removed_lines():
+        lines = agent.log_lines()
+        after = lines[lines.index(back_line):]
+        return [line for line in after if re.search(r"\bremoved (locks|deployments)/", line)]
+    wait_for(removed_lines, 10, "the removal to be logged", agent.tail)
+    return log_time(removed_lines()[0]) - log_time(back_line)
 
 
 def test_share_unmounted_under_the_agent_and_mounted_again(bind_mounts, agents, tmp_path):
@@ -159,4 +162,4 @@ def test_tree_vanishes_then_returns_with_a_stuck_deployment(site, agents, tmp_pa
     assert waited >= QUIET_S - 0.05, \
         f"removed {waited:.3f}s after the tree came back, before quiet_period\n{agent.tail()}"
     assert waited <= STUCK_AFTER_S + 2 * RESCAN_S + 1, agent.tail()
-    assert agent.removed() == STUCK_PATHS
+    assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS

@@ -193,9 +193,10 @@ static void run_pending_hook(struct agent *a)
 	if (a->hook_ran && now - a->hook_started_ms < a->cfg.hook_cooldown &&
 	    !a->opt.once) {
 		uint64_t wait_ms = a->cfg.hook_cooldown - (now - a->hook_started_ms);
-		log_info("hook held back by the cooldown (%s): runs in %llu s",
-			 a->cfg.file ? "[hook] cooldown" : "[hook] cooldown",
-			 (unsigned long long)((wait_ms + 999) / 1000));
+		char cooldown[32];
+		config_format_duration(a->cfg.hook_cooldown, cooldown, sizeof(cooldown));
+		log_info("hook held back by the cooldown ([hook] cooldown = %s): runs in %llu s",
+			 cooldown, (unsigned long long)((wait_ms + 999) / 1000));
 		uv_timer_start(&a->hook_timer, on_hook_timer, wait_ms, 0);
 		return;
 	}

@@ -803,6 +803,9 @@ static void on_watch_event(struct watch_set *set)
 	if (since < EVENT_MIN_GAP_MS && EVENT_MIN_GAP_MS - since > delay)
 		delay = EVENT_MIN_GAP_MS - since;
 	uv_timer_start(&a->soon_timer, on_soon_timer, delay, 0);
+	/* The scan now due sees everything until it runs; the watches are
+	 * resumed when it is done (watch_sync). */
+	watch_pause(&a->watches);
 }
 
 /* ---- archive pruning -------------------------------------------------------- */

@@ -71,6 +71,7 @@ static void stop_dir(struct watch_dir *d, bool rearm)
 	if (!d->active)
 		return;
 	d->active = false;
+	d->paused = false;
 	d->rearm = rearm;
 	d->closing = true;
 	d->set->pending_closes++;
@@ -113,7 +114,9 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 		log_info("watching %s again", path);
 	d->last_err = 0;
 	d->active = true;
+	d->paused = false;
 	d->suspect = false;
+	snprintf(d->path, sizeof(d->path), "%s", path);
 	d->dev = st->dev;
 	d->ino = st->ino;
 	log_debug("watching %s", path);
@@ -138,8 +141,29 @@ static void sync_slot(struct watch_set *set, int slot, const struct site_stat *s
 	 * watched again through the name. */
 	if (d->active && (!wanted || d->suspect || d->dev != st->dev || d->ino != st->ino))
 		stop_dir(d, wanted);
+	if (wanted && d->active && d->paused) {
+		int r = uv_fs_event_start(&d->handle, on_fs_event, d->path, 0);
+		if (r < 0) {
+			log_debug("cannot resume watching %s: %s", d->path, uv_strerror(r));
+			stop_dir(d, false); /* started afresh by the next sync */
+		} else {
+			/* Watched again by name: whatever folder holds the name now. */
+			d->paused = false;
+			d->suspect = false;
+			log_debug("watching %s", d->path);
+		}
+	}
 	if (wanted && !d->active)
 		start_dir(set, slot, st);
+}
+
+void watch_pause(struct watch_set *set)
+{
+	for (int i = 0; i < WATCH_SLOTS; i++) {
+		struct watch_dir *d = &set->dirs[i];
+		if (d->active && !d->paused && uv_fs_event_stop(&d->handle) == 0)
+			d->paused = true;
+	}
 }
 
 void watch_sync(struct watch_set *set, const struct site_snapshot *snap)

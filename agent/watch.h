@@ -29,6 +29,8 @@ struct watch_dir {
 	bool active;
 	bool closing;
 	bool rearm;                     /* closed because the folder was replaced */
+	bool paused;                    /* stopped by watch_pause, handle kept */
+	char path[PATH_MAX + 32];       /* what it watches */
 	bool suspect;                   /* an event about the folder itself: it may
 					 * be gone, even if a new one has its inode */
 	dev_t dev;
@@ -49,7 +51,11 @@ void watch_init(struct watch_set *set, uv_loop_t *loop,
 		void (*on_event)(struct watch_set *set));
 /* Points the watches at root (call again after a reload changes it). */
 void watch_set_root(struct watch_set *set, const char *root);
-/* Starts, re-arms or stops each watch to match what the scan saw. */
+/* Stops listening until the next watch_sync, keeping the handles: once a
+ * scan is due, it covers whatever else happens before it, and in an event
+ * storm reading tens of thousands of events would cost more than the scan. */
+void watch_pause(struct watch_set *set);
+/* Starts, re-arms, resumes or stops each watch to match what the scan saw. */
 void watch_sync(struct watch_set *set, const struct site_snapshot *snap);
 /* Closes every handle; close_cb runs when all are closed. */
 void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set));

@@ -20,7 +20,9 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -682,3 +684,78 @@ def hook(tmp_path):
 def start_agent(agents, cfg, *extra, env=None, **kw):
     """`lockwarden run -c cfg -v ...`: -v, so the scans are counted."""
     return agents.start(["run", "-c", cfg, "-v", *extra], env=env, **kw)
+
+
+# ------------------------------------------------------------- sd_notify
+
+class NotifySocket:
+    """An abstract unix datagram socket collecting (monotonic time, {key:
+    value}) for every message."""
+
+    def __init__(self):
+        self.name = f"lockwarden-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name)
+        self.sock.settimeout(0.1)
+        self.messages = []
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def env_value(self):
+        return "@" + self.name
+
+    def _run(self):
+        while not self.stop_event.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            fields = {}
+            for line in data.decode("utf-8", "replace").split("\n"):
+                if "=" in line:
+                    k, _, v = line.partition("=")
+                    fields[k] = v
+            with self.lock:
+                self.messages.append((time.monotonic(), fields))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def first(self, key, value=None, after=0):
+        """Index of the first message from index `after` on having key
+        (with that value, if given), or None."""
+        msgs = self.snapshot()
+        for i in range(after, len(msgs)):
+            f = msgs[i][1]
+            if key in f and (value is None or f[key] == value):
+                return i
+        return None
+
+    def wait(self, key, value=None, after=0, timeout=10):
+        """Waits for such a message; returns its index."""
+        def found():
+            i = self.first(key, value, after)
+            return None if i is None else (i,)
+        return wait_for(found, timeout, f"sd_notify {key}={value or '*'}",
+                        lambda: f"received: {[m[1] for m in self.snapshot()]}")[0]
+
+    def times(self, key, value):
+        """Monotonic times of the messages with key=value."""
+        with self.lock:
+            return [t for t, f in self.messages if f.get(key) == value]
+
+    def close(self):
+        self.stop_event.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket():
+    s = NotifySocket()
+    yield s
+    s.close()

@@ -13,9 +13,7 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -282,54 +280,6 @@ def wrapped_agents(tmp_path):
 
 
 # ------------------------------------------------------------ sd_notify
-
-class NotifySocket:
-    """An abstract unix datagram socket that records (monotonic time,
-    {key: value}) for every sd_notify message the agent sends."""
-
-    def __init__(self):
-        self.name = f"lockwarden-faults-{os.getpid()}-{time.monotonic_ns()}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + self.name)
-        self.sock.settimeout(0.05)
-        self.messages = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    @property
-    def env_value(self):
-        return "@" + self.name
-
-    def _run(self):
-        while not self.stopping.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            now = time.monotonic()
-            fields = dict(line.split("=", 1) for line in
-                          data.decode("utf-8", "replace").split("\n") if "=" in line)
-            with self.lock:
-                self.messages.append((now, fields))
-
-    def times(self, key, value):
-        with self.lock:
-            return [t for t, f in self.messages if f.get(key) == value]
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
-@pytest.fixture
-def notify_socket():
-    s = NotifySocket()
-    yield s
-    s.close()
-
 
 def shell_script(path, body):
     """A /bin/sh script at path, mode 0755 (not writable by others: the

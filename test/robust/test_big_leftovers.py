@@ -13,8 +13,8 @@ import time
 
 from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, build_stuck_site,
                       clean_env, gone, tree_state, wait_for, write_config)
-from faults_util import (StopFirst, bindfs, count_entries, fill_folder,
-                         make_second_incident, notify_socket, tmpfs)  # noqa: F401 (fixture)
+from faults_util import (StopFirst, bindfs, count_entries, fill_folder,  # noqa: F401 (fixtures)
+                         make_second_incident, tmpfs)
 
 # The issue names 100,000 files; half as many again keeps the sweep (4 to 12 s
 # for 100,000 here, by load) longer than the second incident takes (2.5 s).

@@ -100,7 +100,13 @@ static void tail_push(struct hook *h)
 	if (h->tail_count < HOOK_TAIL_LINES)
 		h->tail_count++;
 	h->lines_total++;
-	log_debug("hook: %s", line);
+	/* A hook that floods its output must not flood the log too: the
+	 * first lines at debug level, the last ones kept for the end. */
+	if (h->lines_total <= HOOK_DEBUG_LINES_MAX)
+		log_debug("hook: %s", line);
+	else if (h->lines_total == HOOK_DEBUG_LINES_MAX + 1)
+		log_debug("hook: (more output; only its last %d lines are logged when it ends)",
+			  HOOK_TAIL_LINES);
 }
 
 /* Splits what was read into lines. Bytes beyond HOOK_LINE_MAX-1 of a line

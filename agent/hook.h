@@ -21,6 +21,7 @@
 #define HOOK_TAIL_LINES 10
 #define HOOK_LINE_MAX 256
 #define HOOK_KILL_GRACE_MS 5000
+#define HOOK_DEBUG_LINES_MAX 200     /* output lines logged as they come (-v) */
 
 struct hook;
 /* Called once per run, on the loop, after the process exited and its output

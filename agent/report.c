@@ -181,7 +181,17 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "locks/: %s\n", strerror(-snap->locks_err));
 	if (snap->deployments_err)
 		fprintf(out, "deployments/: %s\n", strerror(-snap->deployments_err));
-	fprintf(out, "\n%-34s %-22s %6s  %-10s %s\n", "ENTRY", "WHAT", "AGE", "VERDICT", "WHY");
+	/* The ENTRY column fits the longest path (a git SHA record is 52). */
+	int width = 20;
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		char path[NAME_MAX + 32], escaped[sizeof(path) * 4];
+		site_entry_path(&snap->entries[i], path, sizeof(path));
+		log_escape(path, escaped, sizeof(escaped));
+		int len = (int)strlen(escaped);
+		if (len > width)
+			width = len < 60 ? len : 60;
+	}
+	fprintf(out, "\n%-*s %-22s %6s  %-10s %s\n", width, "ENTRY", "WHAT", "AGE", "VERDICT", "WHY");
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
 		const struct policy_entry *p = &d->entries[i];
@@ -189,11 +199,11 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		site_entry_path(e, path, sizeof(path));
 		log_escape(path, escaped, sizeof(escaped));
 		fmt_age_s((snap->scanned_ns - entry_mtime_ns(e)) / 1000000000LL, age, sizeof(age));
-		fprintf(out, "%-34s %-22s %6s  %-10s %s\n", escaped, kudu_name_describe(e->kind), age,
+		fprintf(out, "%-*s %-22s %6s  %-10s %s\n", width, escaped, kudu_name_describe(e->kind), age,
 			policy_verdict_name(p->verdict), p->reason);
 		entry_details(e, details, sizeof(details));
 		if (details[0])
-			fprintf(out, "%-34s %s\n", "", details);
+			fprintf(out, "%-*s %s\n", width, "", details);
 	}
 	if (snap->n_entries == 0)
 		fprintf(out, "(no entries)\n");

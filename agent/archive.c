@@ -461,7 +461,8 @@ static int list_sessions(const char *dir, struct session_name **out, size_t *n_o
 		snprintf(names[n++].name, sizeof(names[0].name), "%s", de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), compare_desc);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), compare_desc);
 	*out = names;
 	*n_out = n;
 	return 0;

@@ -304,8 +304,10 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	if (area == SITE_AREA_DEPLOYMENTS)
 		scan_active(fd, snap);
 	close(fd);
-	qsort(snap->entries + first, snap->n_entries - first, sizeof(snap->entries[0]),
-	      compare_names);
+	/* (An empty area has no array to sort: qsort must not get NULL.) */
+	if (snap->n_entries > first)
+		qsort(snap->entries + first, snap->n_entries - first, sizeof(snap->entries[0]),
+		      compare_names);
 	return err;
 }
 

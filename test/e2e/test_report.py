@@ -10,7 +10,7 @@ import pytest
 from conftest import (EX_FAILURE, EX_OK, EX_STUCK, HOUR_S, RECORD_DONE, RECORD_OLD,
                       TEMP_FAILED, TEMP_STUCK, age_tree,
                       build_finished_site, build_stuck_site, make_file_lock, run_cli,
-                      tree_hash, write_config)
+                      start_agent, tree_hash, write_config)
 
 STUCK_SITE_ENTRIES = {
     # path: must the verdict be "stuck"?
@@ -94,6 +94,24 @@ def test_report_on_a_healthy_site_exits_0(healthy_cfg, site):
     assert "locks/status.lock" in entries
     assert not [p for p, e in entries.items() if e["verdict"] == "stuck"]
     assert tree_hash(site) == before
+
+
+def test_report_and_daemon_on_empty_folders(tmp_path, agents):
+    """A new site: locks/ and deployments/ there but empty, and an archive
+    with no cleanup yet. Nothing to sort, list or judge (the sanitizer
+    build runs this too)."""
+    root = tmp_path / "site"
+    (root / "locks").mkdir(parents=True)
+    (root / "deployments").mkdir()
+    cfg = write_config(tmp_path / "lw.ini", root, scan={"rescan_interval": "200ms"})
+    r, doc = report_json(cfg)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert doc["entries"] == [] and doc["history"] == [] and not doc["stuck"]
+    r = run_cli(["report", "-c", cfg])
+    assert r.returncode == EX_OK and "(no entries)" in r.stdout, r.stdout + r.stderr
+    agent = start_agent(agents, cfg)
+    agent.wait_scan(3)
+    assert agent.removed() == []
 
 
 @pytest.mark.parametrize("kind", ["regular-file", "missing"])

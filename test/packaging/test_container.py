@@ -21,31 +21,20 @@ from pathlib import Path
 
 import pytest
 
+from lwtest import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER = REPO / "packaging" / "container"
 ENTRYPOINT = CONTAINER / "entrypoint.sh"
 RESTART_CONTAINER = REPO / "packaging" / "hooks" / "restart-container"
 BIN = os.environ.get("LOCKWARDEN_BIN", "")
 
-POLL_S = 0.02
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 APP_TERM_STATUS = 7  # the stand-in app's exit status after SIGTERM
 
 pytestmark = pytest.mark.skipif(not (BIN and os.access(BIN, os.X_OK)),
                                 reason="LOCKWARDEN_BIN is not set (run `make packaging-check`)")
-
-
-def wait_for(cond, timeout, what, detail=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            extra = "\n" + detail() if detail else ""
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}{extra}")
-        time.sleep(POLL_S)
 
 
 def _can_unshare():

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from lwtest import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 HOOKS = REPO / "packaging" / "hooks"
 RESTART_SITE = HOOKS / "restart-site"
 RESTART_CONTAINER = HOOKS / "restart-container"
 BIN = os.environ.get("LOCKWARDEN_BIN", "")
 
-POLL_S = 0.02
 
 SUBSCRIPTION = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 RESOURCE_GROUP = "rg-shop"
@@ -44,17 +45,6 @@ TOKEN_BODY = json.dumps({"access_token": TOKEN, "expires_on": "1767225600",
 # The tools restart-site uses besides the HTTP client, for PATHs that leave
 # curl (or curl and python3) out.
 SCRIPT_TOOLS = ["sh", "sed", "tr", "cut", "mktemp", "rm", "cat"]
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(POLL_S)
 
 
 # ------------------------------------------------------- the stand-in server

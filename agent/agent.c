@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "archive.h"
+#include "clock.h"
 #include "hook.h"
 #include "log.h"
 #include "notify.h"
@@ -130,13 +131,6 @@ struct agent {
 	bool stopping;
 	int exit_code;
 };
-
-static int64_t wall_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static uint64_t mono_now_ms(struct agent *a)
 {
@@ -488,7 +482,7 @@ static void start_job(struct agent *a, const struct site_snapshot *snap,
 		goto oom;
 	snprintf(job->archive_dir, sizeof(job->archive_dir), "%s", a->cfg.archive_dir);
 	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
-	job->started_ns = wall_now_ns();
+	job->started_ns = clock_wall_ns();
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	job->root_dev = snap->root.dev;
 	job->root_ino = snap->root.ino;
@@ -565,7 +559,7 @@ static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
 static void scan_work(uv_work_t *req)
 {
 	struct scan_job *job = container_of(req, struct scan_job, req);
-	job->err = scan_site(job->root, wall_now_ns(), job->prev, &job->snap);
+	job->err = scan_site(job->root, clock_wall_ns(), job->prev, &job->snap);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -815,7 +809,7 @@ static void on_watch_event(struct watch_set *set)
 static void prune_work(uv_work_t *req)
 {
 	struct prune_job *job = container_of(req, struct prune_job, req);
-	job->err = archive_prune(job->dir, job->keep_ms, wall_now_ns(), &job->pruned);
+	job->err = archive_prune(job->dir, job->keep_ms, clock_wall_ns(), &job->pruned);
 }
 
 static void prune_after(uv_work_t *req, int status)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "jsonw.h"
 #include "kudu.h"
 #include "log.h"
@@ -138,7 +139,7 @@ static int copy_verified(int src_dir, const char *name, const struct site_stat *
 		r = -errno;
 		goto done;
 	}
-	int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	int64_t mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	if (!S_ISREG(st.st_mode) || st.st_ino != judged->ino || mtime_ns != judged->mtime_ns ||
 	    st.st_size != judged->size) {
 		r = -ESTALE;
@@ -514,7 +515,7 @@ int archive_prune(const char *dir, uint64_t keep_ms, int64_t now_ns, unsigned *p
 		snprintf(target.name, sizeof(target.name), "%s", names[i].name);
 		target.judged = (struct site_stat){
 			.present = true, .type = S_IFDIR, .dev = st.st_dev, .ino = st.st_ino,
-			.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+			.mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec),
 			.size = (int64_t)st.st_size,
 		};
 		r = reap_run(parent, root_st.st_dev, root_st.st_ino, &target, 1, &never, &result);

@@ -36,6 +36,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* ".lockwarden-trash-<name>.1" ... ".99" before giving up on a free name. */
@@ -82,7 +83,8 @@ static int reap_stat_at(int dir_fd, const char *name, struct reap_stat *out)
 	out->st.type = sx.stx_mode & S_IFMT;
 	out->st.dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
 	out->st.ino = (ino_t)sx.stx_ino;
-	out->st.mtime_ns = (int64_t)sx.stx_mtime.tv_sec * 1000000000 + sx.stx_mtime.tv_nsec;
+	out->st.mtime_ns = clock_ns_from(sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec);
+	out->st.ctime_ns = clock_ns_from(sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec);
 	out->st.size = (int64_t)sx.stx_size;
 	out->has_mnt_id = (sx.stx_mask & STATX_MNT_ID) != 0;
 	out->mnt_id = sx.stx_mnt_id;

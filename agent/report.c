@@ -10,18 +10,12 @@
 #include <time.h>
 
 #include "archive.h"
+#include "clock.h"
 #include "jsonw.h"
 #include "log.h"
 #include "policy.h"
 #include "scan.h"
 #include "site.h"
-
-static int64_t wall_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* The entry's own last activity: for a record, the newest of the folder,
  * status.xml and log.log; for the lock folder, info.lock too. */
@@ -239,7 +233,7 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 		.quiet_period_ms = cfg->policy_quiet_period,
 		.plan_as_if_quiet = true,
 	};
-	int64_t now = wall_now_ns();
+	int64_t now = clock_wall_ns();
 
 	if (scan_site(cfg->site_root, now, NULL, &snap) < 0 ||
 	    policy_decide(&snap, NULL, &params, now, 0, &d) < 0) {

@@ -10,13 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 static void stat_from(struct site_stat *out, const struct stat *st)
 {
 	out->present = true;
 	out->type = st->st_mode & S_IFMT;
 	out->dev = st->st_dev;
 	out->ino = st->st_ino;
-	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	out->mtime_ns = clock_ns_from(st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	out->ctime_ns = clock_ns_from(st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 	out->size = (int64_t)st->st_size;
 }
 

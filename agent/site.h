@@ -21,7 +21,11 @@ struct site_stat {
 	mode_t type;        /* S_IFMT bits: S_IFREG, S_IFDIR, S_IFLNK, ... */
 	dev_t dev;
 	ino_t ino;
-	int64_t mtime_ns;   /* since the epoch, by the share's clock */
+	int64_t mtime_ns;   /* since the epoch, by the share's clock (clock_ns_from) */
+	/* The inode change time: set by the kernel on every write or rename, and
+	 * unlike mtime it cannot be set back from user space, so a backdated
+	 * mtime cannot hide activity. */
+	int64_t ctime_ns;
 	int64_t size;
 };
 

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "archive.h"
+#include "cleanup.h"
 #include "clock.h"
 #include "hook.h"
 #include "log.h"
@@ -46,26 +47,6 @@ struct scan_job {
 	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
 	struct site_snapshot snap;
-};
-
-struct reap_job {
-	uv_work_t req;
-	struct agent *agent;
-	char root[PATH_MAX];
-	dev_t root_dev;
-	ino_t root_ino;
-	size_t n;
-	struct reap_target *targets;
-	struct reap_result *results;
-	bool sweep;               /* our own trash: no archive, no hook */
-	char (*what)[192];        /* each target's verdict reason, for the note */
-	char reason[320];
-	char deployment_id[KUDU_TEXT_MAX];
-	char archive_dir[PATH_MAX];
-	char instance[32];
-	char archive_error[256];  /* why nothing could be archived, "" when fine */
-	char archive_path[PATH_MAX]; /* the session folder, "" when none */
-	int64_t started_ns;
 };
 
 struct prune_job {
@@ -112,8 +93,8 @@ struct agent {
 	uint64_t last_failure_plan[2]; /* [0] cleanups, [1] trash sweeps */
 	uint64_t last_cleanup_plan;
 
-	struct reap_job *reap;    /* the cleanup in flight, if any */
-	struct reap_job *sweep;   /* the trash sweep in flight, if any */
+	struct cleanup_job *reap; /* the cleanup in flight, if any */
+	struct cleanup_job *sweep; /* the trash sweep in flight, if any */
 	struct prune_job *prune;  /* the archive pruning in flight, if any */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
@@ -125,6 +106,7 @@ struct agent {
 	char pending_reason[320];
 	char pending_id[KUDU_TEXT_MAX];
 	bool hook_ran;
+	bool hook_start_failed;   /* the last start failed: said once, retried */
 	uint64_t hook_started_ms;
 
 	bool once_done;           /* --once: the final decision has been made */
@@ -162,7 +144,11 @@ static void on_hook_done(struct hook *h, int64_t exit_status, int term_signal, b
 		return;
 	}
 	if (a->opt.once) {
-		a->exit_code = exit_status == 0 ? 0 : 1;
+		/* The hook's outcome never hides the cleanup's: a partial
+		 * cleanup stays partial whatever the hook did. */
+		bool failed = exit_status != 0 || term_signal != 0 || timed_out;
+		if (failed && a->exit_code == AGENT_ONCE_CLEARED)
+			a->exit_code = AGENT_ONCE_HOOK_FAILED;
 		if (!a->hook_pending) {
 			begin_shutdown(a, a->exit_code);
 			return;
@@ -215,20 +201,31 @@ static void run_pending_hook(struct agent *a)
 	for (int i = 0; i < 5; i++)
 		free(env[i]);
 	a->hook_pending = false;
+	if (r < 0) {
+		if (a->opt.once) {
+			log_error("cannot start the hook: %s", uv_strerror(r));
+			begin_shutdown(a, a->exit_code == AGENT_ONCE_CLEARED ? AGENT_ONCE_HOOK_FAILED
+									 : a->exit_code);
+			return;
+		}
+		/* Not dropped: the incident still needs its restart. Tried
+		 * again at the rescan pace, said once. */
+		log_msg(a->hook_start_failed ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR,
+			"cannot start the hook: %s; tried again every rescan_interval", uv_strerror(r));
+		a->hook_start_failed = true;
+		a->hook_pending = true;
+		uv_timer_start(&a->hook_timer, on_hook_timer, a->cfg.scan_rescan_interval, 0);
+		return;
+	}
+	a->hook_start_failed = false;
 	free(a->pending_removed);
 	a->pending_removed = NULL;
 	a->pending_count = 0;
-	if (r < 0) {
-		log_error("cannot start the hook: %s", uv_strerror(r));
-		if (a->opt.once)
-			begin_shutdown(a, 1);
-		return;
-	}
 	a->hook_ran = true;
 	a->hook_started_ms = now;
 }
 
-static void queue_hook(struct agent *a, const struct reap_job *job)
+static void queue_hook(struct agent *a, const struct cleanup_job *job)
 {
 	for (size_t i = 0; i < job->n; i++) {
 		if (job->results[i].err != 0)
@@ -256,201 +253,58 @@ static void queue_hook(struct agent *a, const struct reap_job *job)
 
 /* ---- the cleanup ----------------------------------------------------------- */
 
-/* On the worker thread: archive every target, write the note, remove what
- * was archived, and write the note again with the outcome. A target that
- * could not be archived is not removed. */
+/* --once: the cleanup is over; exit once the hook it calls for has run. */
+static void once_cleanup_done(struct agent *a, const struct cleanup_outcome *out)
+{
+	a->exit_code = out->any_failed || out->abandoned ? AGENT_ONCE_PARTIAL : AGENT_ONCE_CLEARED;
+	if (!hook_running(&a->hook) && !a->hook_pending)
+		begin_shutdown(a, a->exit_code);
+}
+
+/* On the worker thread. */
 static void reap_work(uv_work_t *req)
 {
-	struct reap_job *job = container_of(req, struct reap_job, req);
-	struct archive_session session;
-	struct archive_item *items;
-	int r;
-
-	if (job->sweep) {
-		/* Trash was archived before it was renamed. */
-		reap_run(job->root, job->root_dev, job->root_ino, job->targets, job->n,
-			 &job->agent->cancel, job->results);
-		return;
-	}
-	items = calloc(job->n, sizeof(*items));
-
-	if (!items) {
-		snprintf(job->archive_error, sizeof(job->archive_error), "out of memory");
-		goto refuse_all;
-	}
-	r = archive_begin(job->archive_dir, job->instance, job->started_ns, &session,
-			  job->archive_error, sizeof(job->archive_error));
-	if (r < 0)
-		goto refuse_all;
-	snprintf(job->archive_path, sizeof(job->archive_path), "%s", session.path);
-	for (size_t i = 0; i < job->n; i++) {
-		items[i].target = &job->targets[i];
-		items[i].what = job->what[i];
-		archive_copy_target(&session, job->root, job->root_dev, job->root_ino, &items[i]);
-	}
-	struct archive_note note = {
-		.time_ns = job->started_ns, .instance = job->instance, .site_root = job->root,
-		.reason = job->reason, .deployment_id = job->deployment_id, .done = false,
-		.items = items, .n_items = job->n,
-	};
-	bool any_archived = false;
-	for (size_t i = 0; i < job->n; i++)
-		any_archived = any_archived || items[i].archive_err == 0;
-	r = any_archived ? archive_write_note(&session, &note) : 0;
-	if (r < 0 || !any_archived) {
-		if (r < 0)
-			snprintf(job->archive_error, sizeof(job->archive_error),
-				 "cannot write the note in %s: %s", session.path, strerror(-r));
-		/* Nothing will be removed: leave no session behind, or every
-		 * retry would add one. */
-		archive_discard(&session);
-		if (r < 0)
-			goto refuse_all;
-		for (size_t i = 0; i < job->n; i++) {
-			job->results[i].err = items[i].archive_err;
-			snprintf(job->results[i].detail, sizeof(job->results[i].detail),
-				 "not archived, so not removed: %s",
-				 items[i].archive_err == -ESTALE ? "changed since it was judged"
-								 : strerror(-items[i].archive_err));
-		}
-		job->archive_path[0] = '\0';
-		free(items);
-		return;
-	}
-	for (size_t i = 0; i < job->n; i++) {
-		struct reap_result *res = &job->results[i];
-		if (items[i].archive_err) {
-			res->err = items[i].archive_err;
-			snprintf(res->detail, sizeof(res->detail), "not archived, so not removed: %s",
-				 items[i].archive_err == -ESTALE ? "changed since it was judged"
-								 : strerror(-items[i].archive_err));
-			continue;
-		}
-		reap_run(job->root, job->root_dev, job->root_ino, &job->targets[i], 1,
-			 &job->agent->cancel, res);
-		items[i].result = res;
-	}
-	note.done = true;
-	r = archive_write_note(&session, &note);
-	if (r < 0)
-		snprintf(job->archive_error, sizeof(job->archive_error),
-			 "cannot complete the note in %s: %s", session.path, strerror(-r));
-	archive_end(&session);
-	free(items);
-	return;
-
-refuse_all:
-	for (size_t i = 0; i < job->n; i++) {
-		job->results[i].err = -EIO;
-		snprintf(job->results[i].detail, sizeof(job->results[i].detail),
-			 "not removed: nothing could be archived");
-	}
-	free(items);
-}
-
-static void free_reap_job(struct reap_job *job)
-{
-	free(job->targets);
-	free(job->results);
-	free(job->what);
-	free(job);
-}
-
-/* A hash of what a plan or its failures would remove, so a repeated plan or
- * a failure that keeps coming back is logged once, not on every scan. */
-static uint64_t plan_hash(const char *const *names, size_t n, const int *errs)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++) {
-		for (const char *p = names[i]; *p; p++)
-			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-		h = (h ^ (uint64_t)(errs ? errs[i] : 0)) * 0x100000001b3ULL;
-	}
-	return h;
+	struct cleanup_job *job = container_of(req, struct cleanup_job, req);
+	struct agent *a = req->data;
+	cleanup_run(job, &a->cancel);
 }
 
 static void reap_after(uv_work_t *req, int status)
 {
-	struct reap_job *job = container_of(req, struct reap_job, req);
-	struct agent *a = job->agent;
-	bool any_failed = false, any_removed = false;
-	const char *failed_names[64];
-	int failed_errs[64];
-	size_t n_failed = 0;
-
+	struct cleanup_job *job = container_of(req, struct cleanup_job, req);
+	struct agent *a = req->data;
+	struct cleanup_outcome out = { 0 };
 	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
+
 	if (job->sweep)
 		a->sweep = NULL;
 	else
 		a->reap = NULL;
-	if (status == 0 && job->archive_error[0])
-		log_msg(*last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "archive: %s",
-			job->archive_error);
-	for (size_t i = 0; i < job->n && status == 0; i++) {
-		const struct reap_target *t = &job->targets[i];
-		const struct reap_result *r = &job->results[i];
-		char name[NAME_MAX * 4 + 1];
-		log_escape(t->name, name, sizeof(name));
-		if (r->err == 0) {
-			any_removed = true;
-			if (job->sweep)
-				log_info("finished removing %s/%s (%lu %s)", t->area, name,
-					 r->files_removed, r->files_removed == 1 ? "entry" : "entries");
-			else if (r->detail[0])
-				log_info("removed %s/%s (%s)", t->area, name, r->detail);
-			else
-				log_info("removed %s/%s (%lu %s)", t->area, name, r->files_removed,
-					 r->files_removed == 1 ? "entry" : "entries");
-			continue;
-		}
-		any_failed = true;
-		if (n_failed < 64) {
-			failed_names[n_failed] = t->name;
-			failed_errs[n_failed++] = r->err;
-		}
+	if (status == 0) {
+		cleanup_log(job, *last_failure, &out);
+		*last_failure = out.failure_plan;
 	}
-	uint64_t failure_plan = plan_hash(failed_names, n_failed, failed_errs);
-	for (size_t i = 0; i < job->n && status == 0; i++) {
-		const struct reap_target *t = &job->targets[i];
-		const struct reap_result *r = &job->results[i];
-		char name[NAME_MAX * 4 + 1];
-		if (r->err == 0)
-			continue;
-		log_escape(t->name, name, sizeof(name));
-		/* The same failure on every retry is said once; the retries go on
-		 * at the rescan pace. */
-		log_msg(failure_plan == *last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
-			"%s %s/%s: %s%s%s", r->err == -ESTALE ? "kept" : "could not remove",
-			t->area, name, r->detail[0] ? r->detail : strerror(-r->err),
-			r->err == -ESTALE ? "" : "; retried on the next scan",
-			r->err == -ESTALE ? " (changed since it was judged)" : "");
-	}
-	*last_failure = any_failed ? failure_plan : 0;
-
-	if (status == 0 && any_removed && job->archive_path[0])
-		log_info("archive: what was removed is recorded in %s", job->archive_path);
 	if (status == 0 && !a->stopping && !job->sweep) {
-		if (any_removed && a->cfg.hook_command[0])
+		if (out.any_removed && a->cfg.hook_command[0])
 			queue_hook(a, job);
-		else if (any_removed)
+		else if (out.any_removed)
 			log_info("cleanup done; no hook configured");
 	}
 	bool was_sweep = job->sweep;
-	free_reap_job(job);
+	cleanup_free(job);
 
 	if (a->stopping) {
 		begin_shutdown(a, a->exit_code);
 		return;
 	}
 	if (a->opt.once && !was_sweep) {
-		a->exit_code = any_failed ? 1 : 0;
-		if (!hook_running(&a->hook) && !a->hook_pending)
-			begin_shutdown(a, a->exit_code);
+		once_cleanup_done(a, &out);
 		return;
 	}
-	/* What was removed is a change: look at the tree again. A cleanup
-	 * that removed nothing is retried at the rescan pace, never at once. */
-	if (any_removed)
+	/* What was removed is a change, and an abandoned cleanup is re-judged:
+	 * look at the tree again. A cleanup that failed otherwise is retried at
+	 * the rescan pace, never at once. */
+	if (out.any_removed || out.abandoned)
 		request_scan(a);
 }
 
@@ -461,75 +315,41 @@ static void reap_after(uv_work_t *req, int status)
 static void start_job(struct agent *a, const struct site_snapshot *snap,
 		      const struct policy_decision *d, bool sweep)
 {
-	struct reap_job *job = calloc(1, sizeof(*job));
-	size_t n = 0;
-
-	if (!job)
-		goto oom;
-	for (size_t i = 0; i < d->n_removals; i++)
-		if ((snap->entries[d->removals[i]].kind == KUDU_NAME_TRASH) == sweep)
-			n++;
-	if (n == 0) {
-		free(job);
-		return;
-	}
-	job->agent = a;
-	job->sweep = sweep;
-	job->targets = calloc(n, sizeof(*job->targets));
-	job->results = calloc(n, sizeof(*job->results));
-	job->what = calloc(n, sizeof(*job->what));
-	if (!job->targets || !job->results || !job->what)
-		goto oom;
-	snprintf(job->archive_dir, sizeof(job->archive_dir), "%s", a->cfg.archive_dir);
-	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
-	job->started_ns = clock_wall_ns();
-	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
-	job->root_dev = snap->root.dev;
-	job->root_ino = snap->root.ino;
-	snprintf(job->reason, sizeof(job->reason), "%s", d->reason);
-	snprintf(job->deployment_id, sizeof(job->deployment_id), "%s", d->deployment_id);
-	for (size_t i = 0; i < d->n_removals; i++) {
-		const struct site_entry *e = &snap->entries[d->removals[i]];
-		if ((e->kind == KUDU_NAME_TRASH) != sweep)
-			continue;
-		struct reap_target *t = &job->targets[job->n];
-		reap_target_from_entry(t, e);
+	struct cleanup_settings settings = {
+		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
+		.instance = a->instance,
 		/* --once finishes everything before it exits. */
-		t->trash_only = !sweep && e->st.type == S_IFDIR && !a->opt.once;
-		snprintf(job->what[job->n], sizeof(job->what[0]), "%s",
-			 d->entries[d->removals[i]].reason);
-		job->n++;
+		.finish_folders = a->opt.once,
+	};
+	int err;
+	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
+
+	if (!job) {
+		if (err < 0)
+			log_error("out of memory planning the cleanup");
+		return;
 	}
 	if (!sweep) {
 		/* A cleanup that keeps failing is retried every rescan; say so
 		 * once, not on every attempt. */
-		const char *names[64];
-		size_t n_names = 0;
-		for (size_t i = 0; i < job->n && n_names < 64; i++)
-			names[n_names++] = job->targets[i].name;
-		uint64_t plan = plan_hash(names, n_names, NULL);
-		log_msg(plan == a->last_cleanup_plan && a->last_failure_plan[0] ? LOG_LEVEL_DEBUG
-										 : LOG_LEVEL_WARNING,
+		log_msg(job->plan == a->last_cleanup_plan && a->last_failure_plan[0]
+				? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
 			"stuck deployment: %s; cleaning up", d->reason);
-		a->last_cleanup_plan = plan;
+		a->last_cleanup_plan = job->plan;
 	}
 	if (!a->reap && !a->sweep)
 		atomic_store(&a->cancel, false);
+	job->req.data = a;
 	int r = uv_queue_work(&a->loop, &job->req, reap_work, reap_after);
 	if (r < 0) {
 		log_error("cannot start the %s: %s", sweep ? "trash sweep" : "cleanup", uv_strerror(r));
-		free_reap_job(job);
+		cleanup_free(job);
 		return;
 	}
 	if (sweep)
 		a->sweep = job;
 	else
 		a->reap = job;
-	return;
-oom:
-	log_error("out of memory planning the cleanup");
-	if (job)
-		free_reap_job(job);
 }
 
 static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
@@ -539,7 +359,7 @@ static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
 	size_t n = 0;
 	for (size_t i = 0; i < d->n_removals && n < 64; i++)
 		names[n++] = snap->entries[d->removals[i]].name;
-	uint64_t plan = plan_hash(names, n, NULL) ^ (uint64_t)d->n_removals;
+	uint64_t plan = cleanup_plan_hash(names, n, NULL) ^ (uint64_t)d->n_removals;
 	if (plan == a->last_dry_run_plan)
 		return;
 	a->last_dry_run_plan = plan;
@@ -559,7 +379,13 @@ static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
 static void scan_work(uv_work_t *req)
 {
 	struct scan_job *job = container_of(req, struct scan_job, req);
-	job->err = scan_site(job->root, clock_wall_ns(), job->prev, &job->snap);
+	struct clock_now now;
+
+	/* Both clocks at the one instant the scan begins: the policy compares
+	 * their movements between scans, and a slow scan must not look like a
+	 * wall-clock jump. */
+	clock_read(&now);
+	job->err = scan_site(job->root, &now, job->prev, &job->snap);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -622,12 +448,21 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 				start_job(a, snap, &d, true);
 		}
 	}
-	if (a->opt.once && once_final && !a->once_done) {
+	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
 		a->once_done = true;
 		if (!a->reap) {
-			if (!d.stuck)
+			/* Nothing was started: the tree says how this pass ends. */
+			int code = d.blocked ? AGENT_ONCE_UNREADABLE
+				 : !d.stuck ? AGENT_ONCE_NOTHING_STUCK
+				 : a->cfg.policy_dry_run ? AGENT_ONCE_STUCK_DRY_RUN
+				 : AGENT_ONCE_PARTIAL;
+			if (d.blocked)
+				log_error("once: the site tree cannot be read: %s", d.reason);
+			else if (!d.stuck)
 				log_info("once: nothing stuck: %s", d.reason);
-			begin_shutdown(a, 0);
+			else if (!a->cfg.policy_dry_run)
+				log_warning("once: stuck, but nothing could be removed: %s", d.reason);
+			begin_shutdown(a, code);
 		}
 		policy_decision_free(&d);
 		return;
@@ -711,12 +546,17 @@ static void scan_after(uv_work_t *req, int status)
 	if (status == 0 && job->err < 0)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
-		uint64_t now_ms = mono_now_ms(a);
+		uint64_t now_ms = job->snap.scanned_mono_ms;
 		watch_sync(&a->watches, &job->snap);
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->watched, &job->snap, now_ms))
 				log_debug("the site tree changed");
 			decide(a, &job->snap, now_ms);
+		} else if (a->opt.once) {
+			/* One pass cannot wait for the share to come back. */
+			a->once_done = true;
+			begin_shutdown(a, job->snap.root_err && job->snap.root_err != -ENOENT
+						  ? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
 		} else {
 			a->scans++;
 			log_debug("scan %lu done: site tree unavailable", a->scans);

@@ -14,6 +14,7 @@
 #include "jsonw.h"
 #include "kudu.h"
 #include "log.h"
+#include "rmtree.h"
 
 #define ARCHIVE_LIST_MAX 4096
 
@@ -379,38 +380,19 @@ void archive_end(struct archive_session *s)
 	s->parent_fd = -1;
 }
 
-/* Empties dir_fd, which holds only what a session wrote: files, and folders
- * of files at most depth levels down. */
-static void remove_contents(int dir_fd, int depth)
-{
-	int fd = dup(dir_fd);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dir_fd, de->d_name, 0) == 0 || errno != EISDIR || depth == 0)
-			continue;
-		int sub = openat(dir_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0) {
-			remove_contents(sub, depth - 1);
-			close(sub);
-		}
-		unlinkat(dir_fd, de->d_name, AT_REMOVEDIR);
-	}
-	closedir(d);
-}
-
 void archive_discard(struct archive_session *s)
 {
 	if (s->dir_fd >= 0 && s->parent_fd >= 0) {
-		remove_contents(s->dir_fd, 2); /* <area>/<name>/<file> */
+		/* The same remover as every other removal: the session holds
+		 * only what this session wrote, but the archive folder may be
+		 * on the share too. */
+		struct rmtree_stat st;
+		struct rmtree_mount mount;
+		struct rmtree_outcome outcome;
+		if (rmtree_stat_at(s->dir_fd, "", &st) == 0) {
+			rmtree_mount_of(&st, &mount);
+			rmtree_empty(s->dir_fd, &st, &mount, NULL, &outcome);
+		}
 		unlinkat(s->parent_fd, s->name, AT_REMOVEDIR);
 	}
 	archive_end(s);

@@ -79,8 +79,10 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 	fnv_stat(&f, &snap->deployments, false);
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
-		/* Our own trash, being emptied, is not a deployment's doing. */
-		if (e->kind == KUDU_NAME_TRASH)
+		/* Our own trash, being emptied, is not a deployment's doing.
+		 * Foreign entries count through foreign_sum (the ones kept as
+		 * a sample depend on the listing's order). */
+		if (e->kind == KUDU_NAME_TRASH || site_is_foreign(e->kind, e->st.type))
 			continue;
 		fnv_u64(&f, e->area);
 		fnv_bytes(&f, e->name, strlen(e->name) + 1);
@@ -92,6 +94,8 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 			fnv_stat(&f, &e->log_st, true);
 		}
 	}
+	fnv_u64(&f, snap->n_foreign);
+	fnv_u64(&f, snap->foreign_sum);
 	return f.h;
 }
 
@@ -488,7 +492,8 @@ static void judge_entry(const struct judge *j, size_t index, struct policy_entry
 		judge_record(j, index, e, out);
 		return;
 	case KUDU_NAME_TRASH:
-		if (e->st.type != S_IFDIR)
+		/* Folders, and files since files are renamed aside too. */
+		if (e->st.type != S_IFDIR && e->st.type != S_IFREG)
 			break;
 		/* Our own unfinished removal: already out of Kudu's sight and
 		 * judged when it was renamed, so it is finished on sight. */
@@ -505,16 +510,19 @@ static void judge_entry(const struct judge *j, size_t index, struct policy_entry
 		 type_name(e->st.type));
 }
 
-/* The manual procedure's order: the lock first, then the lock files, the
- * queued marker, the temp records, and our own trash last. */
+/* The lock folder goes last of Kudu's leftovers: while it exists Kudu
+ * answers 409 to every deploy, so nothing new can start while the lock
+ * files, the queued marker and the temp records go, and a cleanup abandoned
+ * half-way (a sign of life) leaves the lock, never a lockless half-state.
+ * Our own trash, already out of Kudu's sight, comes after. */
 static int removal_rank(const struct site_entry *e)
 {
 	switch (e->kind) {
-	case KUDU_NAME_LOCK_FOLDER: return 0;
-	case KUDU_NAME_STATUS_LOCK: return 1;
-	case KUDU_NAME_DEPLOYMENTS_LOCK: return 2;
-	case KUDU_NAME_PENDING: return 3;
-	case KUDU_NAME_TEMP_RECORD: return 4;
+	case KUDU_NAME_STATUS_LOCK: return 0;
+	case KUDU_NAME_DEPLOYMENTS_LOCK: return 1;
+	case KUDU_NAME_PENDING: return 2;
+	case KUDU_NAME_TEMP_RECORD: return 3;
+	case KUDU_NAME_LOCK_FOLDER: return 4;
 	default: return 5;
 	}
 }

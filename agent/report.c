@@ -155,7 +155,7 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		}
 		fputs("}", out);
 	}
-	fputs("\n  ],\n  \"history\": [\n", out);
+	fprintf(out, "\n  ],\n  \"foreign_count\": %zu,\n  \"history\": [\n", snap->n_foreign);
 	archive_list(cfg->archive_dir, out, true, REPORT_HISTORY_MAX);
 	fputs("  ]\n}\n", out);
 }
@@ -201,6 +201,9 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 	}
 	if (snap->n_entries == 0)
 		fprintf(out, "(no entries)\n");
+	if (snap->n_foreign > SITE_FOREIGN_KEPT)
+		fprintf(out, "... and %zu more entries that are not Kudu's (counted, not listed)\n",
+			snap->n_foreign - SITE_FOREIGN_KEPT);
 
 	config_format_duration(cfg->policy_stuck_after, stuck_after, sizeof(stuck_after));
 	config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
@@ -233,10 +236,11 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 		.quiet_period_ms = cfg->policy_quiet_period,
 		.plan_as_if_quiet = true,
 	};
-	int64_t now = clock_wall_ns();
+	struct clock_now now;
 
-	if (scan_site(cfg->site_root, now, NULL, &snap) < 0 ||
-	    policy_decide(&snap, NULL, &params, now, 0, &d) < 0) {
+	clock_read(&now);
+	if (scan_site(cfg->site_root, &now, NULL, &snap) < 0 ||
+	    policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);
 		return 1;

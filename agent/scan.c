@@ -62,14 +62,33 @@ static int read_small(int dirfd, const char *name, char **buf, size_t *len,
 		err = -EFBIG;
 		goto out;
 	}
-	char *data = malloc(SCAN_FILE_MAX + 1);
+	/* Right-sized: a buffer for what fstat says, grown only if the file
+	 * grows while it is read (Kudu rewrites these files in place). */
+	size_t cap = (size_t)st.st_size + 1 < 64 ? 64 : (size_t)st.st_size + 1;
+	char *data = malloc(cap);
 	if (!data) {
 		err = -ENOMEM;
 		goto out;
 	}
 	size_t got = 0;
-	while (got < SCAN_FILE_MAX) {
-		ssize_t n = read(fd, data + got, SCAN_FILE_MAX - got);
+	for (;;) {
+		if (got + 1 == cap) {
+			if (cap > SCAN_FILE_MAX) {
+				free(data);
+				err = -EFBIG;
+				goto out;
+			}
+			size_t bigger = cap * 2 > SCAN_FILE_MAX + 1 ? SCAN_FILE_MAX + 1 : cap * 2;
+			char *grown = realloc(data, bigger);
+			if (!grown) {
+				free(data);
+				err = -ENOMEM;
+				goto out;
+			}
+			data = grown;
+			cap = bigger;
+		}
+		ssize_t n = read(fd, data + got, cap - 1 - got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -166,7 +185,8 @@ static void scan_active(int depfd, struct site_snapshot *snap)
 static bool same_stat(const struct site_stat *a, const struct site_stat *b)
 {
 	return a->present && b->present && a->type == b->type && a->dev == b->dev &&
-	       a->ino == b->ino && a->mtime_ns == b->mtime_ns && a->size == b->size;
+	       a->ino == b->ino && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
+	       a->size == b->size;
 }
 
 /* The previous scan's entry of the same area and name (entries are sorted by
@@ -249,7 +269,9 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	stat_from(area_st, &st);
 	*area_err = 0;
 
-	int dupfd = dup(fd);
+	/* Close-on-exec: a hook spawned on the loop thread while this worker
+	 * lists must not inherit a descriptor on the share. */
+	int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	DIR *dir = dupfd < 0 ? NULL : fdopendir(dupfd);
 	if (!dir) {
 		*area_err = -errno;
@@ -266,6 +288,18 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	for (errno = 0; (d = readdir(dir)) != NULL; errno = 0) {
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 			continue;
+		enum kudu_name kind = area == SITE_AREA_LOCKS ? kudu_classify_lock(d->d_name)
+							      : kudu_classify_deployment(d->d_name);
+		struct site_stat st_now;
+		int stat_err = stat_at(fd, d->d_name, &st_now);
+		if (stat_err == 0 && site_is_foreign(kind, st_now.type)) {
+			snap->n_foreign++;
+			snap->foreign_sum += site_foreign_hash(area, d->d_name, &st_now);
+			if (snap->n_foreign > SITE_FOREIGN_KEPT)
+				continue;
+		} else if (stat_err != 0 && kind == KUDU_NAME_UNKNOWN) {
+			continue; /* gone between readdir and lstat */
+		}
 		struct site_entry *e = site_add_entry(snap);
 		if (!e) {
 			if (!snap->truncated)
@@ -274,10 +308,10 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 		}
 		e->area = area;
 		snprintf(e->name, sizeof(e->name), "%s", d->d_name);
-		e->kind = area == SITE_AREA_LOCKS ? kudu_classify_lock(e->name)
-						  : kudu_classify_deployment(e->name);
-		if (stat_at(fd, e->name, &e->st) != 0)
+		e->kind = kind;
+		if (stat_err != 0)
 			continue; /* gone between readdir and lstat: the next scan sees it */
+		e->st = st_now;
 		bool is_dir = e->st.type == S_IFDIR;
 		bool is_reg = e->st.type == S_IFREG;
 		switch (e->kind) {
@@ -314,12 +348,13 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	return err;
 }
 
-int scan_site(const char *root, int64_t now_wall_ns, const struct site_snapshot *prev,
+int scan_site(const char *root, const struct clock_now *now, const struct site_snapshot *prev,
 	      struct site_snapshot *snap)
 {
 	int err;
 
-	snap->scanned_ns = now_wall_ns;
+	snap->scanned_ns = now->wall_ns;
+	snap->scanned_mono_ms = now->mono_ms;
 	snap->locks_err = -ENOENT;
 	snap->deployments_err = -ENOENT;
 	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

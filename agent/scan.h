@@ -9,13 +9,15 @@
 #ifndef LOCKWARDEN_SCAN_H
 #define LOCKWARDEN_SCAN_H
 
+#include "clock.h"
 #include "site.h"
 
 #define SCAN_FILE_MAX (256 * 1024)
 
 /* Scans root into snap (which must be zeroed). Problems with the tree are
  * recorded in snap (root_err, locks_err, per-entry errors), not returned:
- * returns 0, or -ENOMEM. now_wall_ns is stored as snap->scanned_ns.
+ * returns 0, or -ENOMEM. now (both clocks, read together when the scan
+ * began) is stored as snap->scanned_ns and snap->scanned_mono_ms.
  *
  * prev (may be NULL) is the previous scan of the same root. A finished
  * record whose folder and status.xml still have the same inode, mtime and
@@ -23,7 +25,7 @@
  * being read and parsed again: one stat instead of a dozen system calls per
  * record, on a share where each is a network round trip. Unfinished
  * records, the activity signals, are always read afresh. */
-int scan_site(const char *root, int64_t now_wall_ns, const struct site_snapshot *prev,
+int scan_site(const char *root, const struct clock_now *now, const struct site_snapshot *prev,
 	      struct site_snapshot *snap);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct site_entry *site_add_entry(struct site_snapshot *snap)
 {
@@ -44,4 +45,34 @@ void site_entry_path(const struct site_entry *e, char *out, size_t out_size)
 {
 	snprintf(out, out_size, "%s/%s",
 		 e->area == SITE_AREA_LOCKS ? "locks" : "deployments", e->name);
+}
+
+bool site_is_foreign(enum kudu_name kind, mode_t type)
+{
+	switch (kind) {
+	case KUDU_NAME_UNKNOWN:
+		return true;
+	case KUDU_NAME_RECORD:
+	case KUDU_NAME_TEMP_RECORD:
+		/* Record-shaped names are many by nature; only folders are
+		 * records. */
+		return type != S_IFDIR;
+	default:
+		/* A fixed, small set of names: kept whatever they are, and
+		 * judged (a symlink named pending is reported as such). */
+		return false;
+	}
+}
+
+uint64_t site_foreign_hash(enum site_area area, const char *name, const struct site_stat *st)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const int64_t fields[] = { area, st->type, (int64_t)st->dev, (int64_t)st->ino,
+				   st->mtime_ns, st->ctime_ns, st->size };
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		h = (h ^ (uint64_t)fields[i]) * 0x100000001b3ULL;
+	return h;
 }

@@ -62,6 +62,7 @@ struct site_entry {
 
 struct site_snapshot {
 	int64_t scanned_ns;             /* wall clock when the scan began */
+	uint64_t scanned_mono_ms;       /* the monotonic clock at the same instant */
 
 	int root_err;                   /* 0, or why the root could not be opened */
 	struct site_stat root;
@@ -79,9 +80,26 @@ struct site_snapshot {
 	size_t n_entries;
 	size_t cap_entries;
 	bool truncated;                 /* more entries than SITE_MAX_ENTRIES */
+
+	/* Entries that are not Kudu's (any name can be created in the share
+	 * by anyone with FTP or SSH access) are counted, not stored, so that
+	 * memory is bounded by what Kudu can hold, not by junk: the first
+	 * SITE_FOREIGN_KEPT are kept as entries (for report), and every one
+	 * of them, kept or not, is folded into foreign_sum, an order-free sum
+	 * of hashes of its name and lstat, so that one appearing, going or
+	 * changing still counts as a change. */
+	size_t n_foreign;
+	uint64_t foreign_sum;
 };
 
 #define SITE_MAX_ENTRIES 100000
+#define SITE_FOREIGN_KEPT 32
+
+/* Whether an entry of this kind and type is Kudu's at all (else foreign:
+ * counted, and kept only as a sample). */
+bool site_is_foreign(enum kudu_name kind, mode_t type);
+/* The hash foreign_sum adds up for one entry. */
+uint64_t site_foreign_hash(enum site_area area, const char *name, const struct site_stat *st);
 
 /* Appends a zeroed entry (parse fields set to -ENOENT); NULL when out of
  * memory or full. */

@@ -13,7 +13,7 @@ from conftest import (ACT_TIMEOUT_S, archive_dir_for, HOUR_S, LOG_LINE_RE,
                       age_tree, build_finished_site, build_stuck_site, clean_env,
                       gone, make_file_lock, make_lock, make_pending, make_record,
                       set_active, start_agent, state_diff, tree_state, wait_for,
-                      without, write_config)
+                      without, write_config, ONCE_CLEARED, ONCE_STUCK_DRY_RUN)
 
 
 def wait_cleared(agent, root, paths, timeout=ACT_TIMEOUT_S):
@@ -106,7 +106,7 @@ def test_active_temp_record_is_never_removed(site, hook, agents, tmp_path):
     make_record(site, TEMP_STUCK, "Building", False, True, received=-HOUR_S)
     set_active(site, TEMP_STUCK)
     age_tree(site, HOUR_S)
-    removed = ["locks/deployment", "locks/status.lock", "deployments/pending"]
+    removed = ["locks/status.lock", "deployments/pending", "locks/deployment"]  # lock last
     before = tree_state(site)
     cfg = write_config(tmp_path / "lw.ini", site, hook={"command": hook.command()})
 
@@ -183,7 +183,7 @@ def test_once_clears_a_stuck_tree_runs_the_hook_and_exits(site, hook, agents, tm
 
     started = time.monotonic()
     agent = agents.start([*run_word, "-c", cfg, "--once"])
-    assert agent.wait_exit(ACT_TIMEOUT_S) == 0, agent.tail()
+    assert agent.wait_exit(ACT_TIMEOUT_S) == ONCE_CLEARED, agent.tail()
     assert time.monotonic() - started >= 1.0, "exited before watching quiet_period (1s)"
 
     assert_kept(before, site, STUCK_LEFTOVERS)
@@ -210,7 +210,7 @@ def test_once_with_dry_run_removes_nothing(site, hook, agents, tmp_path):
     cfg = write_config(tmp_path / "lw.ini", site, hook={"command": hook.command()})
 
     agent = agents.start(["run", "-c", cfg, "--once", "--dry-run"])
-    assert agent.wait_exit(ACT_TIMEOUT_S) == 0, agent.tail()
+    assert agent.wait_exit(ACT_TIMEOUT_S) == ONCE_STUCK_DRY_RUN, agent.tail()
     assert tree_state(site) == before
     assert agent.count(r"would remove locks/deployment(?![\w.])") >= 1
     assert hook.count() == 0

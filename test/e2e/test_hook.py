@@ -10,8 +10,8 @@ from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, age_tree, build_st
                       start_agent, wait_for, write_config)
 
 TEMP_SECOND = "temp-2b3c4d5e"
-SECOND_LEFTOVERS = ["locks/deployment", "locks/status.lock", "deployments/pending",
-                    f"deployments/{TEMP_SECOND}"]
+SECOND_LEFTOVERS = ["locks/status.lock", "deployments/pending", f"deployments/{TEMP_SECOND}",
+                    "locks/deployment"]
 
 
 def make_second_incident(root):

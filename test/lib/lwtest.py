@@ -33,6 +33,14 @@ BIN = os.environ.get("LOCKWARDEN_BIN", "")
 EX_OK = 0
 EX_FAILURE = 1
 EX_STUCK = 2
+# --once outcomes (agent.h, README "Exit codes").
+ONCE_NOTHING_STUCK = 0
+ONCE_STUCK_DRY_RUN = 2
+ONCE_CLEARED = 3
+ONCE_PARTIAL = 4
+ONCE_HOOK_FAILED = 5
+ONCE_UNAVAILABLE = 6
+ONCE_UNREADABLE = 7
 EX_USAGE = 64
 EX_CONFIG = 78
 
@@ -252,8 +260,10 @@ def build_finished_site(root):
 
 
 # The leftovers build_stuck_site makes, in the order a cleanup removes them.
-STUCK_LEFTOVERS = ["locks/deployment", "locks/status.lock", "locks/deployments.lock",
-                   "deployments/pending", f"deployments/{TEMP_STUCK}"]
+# In the order a cleanup removes them: the lock folder last (while it
+# exists Kudu answers 409, so nothing new starts during the cleanup).
+STUCK_LEFTOVERS = ["locks/status.lock", "locks/deployments.lock",
+                   "deployments/pending", f"deployments/{TEMP_STUCK}", "locks/deployment"]
 
 
 def build_stuck_site(root, age_s=HOUR_S):

@@ -1,0 +1,295 @@
+/* evidence.c - what a decision rested on, checked again just before acting. */
+#include "evidence.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+static const char *const area_names[] = { "locks", "deployments" };
+
+static bool record_with_status(const struct site_entry *e)
+{
+	return (e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) &&
+	       e->st.type == S_IFDIR;
+}
+
+static int add_item(struct evidence *ev, size_t *cap, const struct site_entry *e,
+		    const char *inner, const struct site_stat *st)
+{
+	if (ev->n == *cap) {
+		size_t bigger = *cap ? *cap * 2 : 64;
+		struct evidence_item *grown = realloc(ev->items, bigger * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		ev->items = grown;
+		*cap = bigger;
+	}
+	struct evidence_item *it = &ev->items[ev->n++];
+	memset(it, 0, sizeof(*it));
+	it->area = e->area;
+	memcpy(it->name, e->name, sizeof(it->name));
+	snprintf(it->inner, sizeof(it->inner), "%s", inner);
+	it->judged = *st;
+	return 0;
+}
+
+int evidence_from_snapshot(const struct site_snapshot *snap, struct evidence *ev)
+{
+	size_t cap = 0;
+	int r = 0;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->root_dev = snap->root.dev;
+	ev->root_ino = snap->root.ino;
+	ev->area[SITE_AREA_LOCKS] = snap->locks;
+	ev->area[SITE_AREA_DEPLOYMENTS] = snap->deployments;
+	ev->n_foreign = snap->n_foreign;
+	/* Entries come sorted by area and name; each one's inner files follow
+	 * it, so the check opens a folder once for all of them. */
+	for (size_t i = 0; i < snap->n_entries && r == 0; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		if (e->kind == KUDU_NAME_TRASH || site_is_foreign(e->kind, e->st.type))
+			continue;
+		r = add_item(ev, &cap, e, "", &e->st);
+		if (r == 0 && e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR)
+			r = add_item(ev, &cap, e, "info.lock", &e->info_st);
+		if (r == 0 && record_with_status(e)) {
+			/* status.xml of every record: a finished one that is
+			 * redeployed shows it there first. log.log only while
+			 * unfinished: a finished record's is not read afresh by
+			 * every scan, so it is not evidence. */
+			r = add_item(ev, &cap, e, "status.xml", &e->status_st);
+			if (r == 0 && !(e->status_err == 0 && kudu_status_finished(&e->status)))
+				r = add_item(ev, &cap, e, "log.log", &e->log_st);
+		}
+	}
+	if (r < 0)
+		evidence_free(ev);
+	return r;
+}
+
+void evidence_free(struct evidence *ev)
+{
+	free(ev->items);
+	memset(ev, 0, sizeof(*ev));
+}
+
+/* The first item of area/name (the entry itself), or NULL. */
+static struct evidence_item *find_entry(const struct evidence *ev, enum site_area area,
+					const char *name)
+{
+	size_t lo = 0, hi = ev->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct evidence_item *it = &ev->items[mid];
+		int c = it->area != area ? (it->area < area ? -1 : 1) : strcmp(it->name, name);
+		if (c < 0) {
+			lo = mid + 1;
+		} else if (c > 0) {
+			hi = mid;
+		} else {
+			while (mid > 0 && ev->items[mid - 1].area == area &&
+			       strcmp(ev->items[mid - 1].name, name) == 0)
+				mid--;
+			return &ev->items[mid];
+		}
+	}
+	return NULL;
+}
+
+void evidence_forget(struct evidence *ev, enum site_area area, const char *name)
+{
+	struct evidence_item *it = find_entry(ev, area, name);
+	for (; it && it < ev->items + ev->n && it->area == area && strcmp(it->name, name) == 0;
+	     it++)
+		it->forgotten = true;
+}
+
+static void stat_now(const struct stat *st, struct site_stat *out)
+{
+	*out = (struct site_stat){
+		.present = true, .type = st->st_mode & S_IFMT, .dev = st->st_dev, .ino = st->st_ino,
+		.mtime_ns = clock_ns_from(st->st_mtim.tv_sec, st->st_mtim.tv_nsec),
+		.ctime_ns = clock_ns_from(st->st_ctim.tv_sec, st->st_ctim.tv_nsec),
+		.size = (int64_t)st->st_size,
+	};
+}
+
+/* What differs, or NULL. ctime too: it moves on every write and rename and
+ * cannot be set back, so a write that restores an mtime still shows. */
+static const char *difference(const struct site_stat *was, const struct site_stat *now)
+{
+	if (was->present != now->present)
+		return now->present ? "appeared" : "gone";
+	if (!now->present)
+		return NULL;
+	if (was->type != now->type)
+		return "changed type";
+	if (was->dev != now->dev || was->ino != now->ino)
+		return "was replaced";
+	if (was->mtime_ns != now->mtime_ns)
+		return "was modified";
+	if (was->type != S_IFDIR && was->size != now->size)
+		return "changed size";
+	if (was->ctime_ns != now->ctime_ns)
+		return "had its inode changed";
+	return NULL;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int changed(char *why, size_t why_size, const char *fmt, ...)
+{
+	char raw[NAME_MAX * 2 + 64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	log_escape(raw, why, why_size);
+	return -ESTALE;
+}
+
+static mode_t dirent_type(int dir_fd, const struct dirent *de)
+{
+	struct stat st;
+	switch (de->d_type) {
+	case DT_DIR: return S_IFDIR;
+	case DT_REG: return S_IFREG;
+	case DT_LNK: return S_IFLNK;
+	case DT_UNKNOWN:
+		if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return st.st_mode & S_IFMT;
+		return 0;
+	default: return S_IFSOCK; /* any other special file: never Kudu's */
+	}
+}
+
+/* Lists area: no Kudu entry appeared, and as many foreign ones as before.
+ * Adds the foreign entries it counts to *foreign. */
+static int check_listing(const struct evidence *ev, enum site_area area, int area_fd,
+			 size_t *foreign, char *why, size_t why_size)
+{
+	int fd = fcntl(area_fd, F_DUPFD_CLOEXEC, 0);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	int r = 0;
+
+	if (!dir) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	for (errno = 0; r == 0 && (de = readdir(dir)) != NULL; errno = 0) {
+		const char *name = de->d_name;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		enum kudu_name kind = area == SITE_AREA_LOCKS ? kudu_classify_lock(name)
+							      : kudu_classify_deployment(name);
+		if (kind == KUDU_NAME_TRASH)
+			continue;
+		if (site_is_foreign(kind, dirent_type(area_fd, de))) {
+			(*foreign)++;
+			continue;
+		}
+		const struct evidence_item *it = find_entry(ev, area, name);
+		if (!it || it->forgotten)
+			r = changed(why, why_size, "%s/%s appeared", area_names[area], name);
+	}
+	if (r == 0 && errno != 0)
+		r = -errno;
+	closedir(dir);
+	return r;
+}
+
+/* Compares every item of area, opening each folder once for its inner files. */
+static int check_items(const struct evidence *ev, enum site_area area, int area_fd, char *why,
+		       size_t why_size)
+{
+	int entry_fd = -1;
+	const struct evidence_item *opened = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < ev->n && r == 0; i++) {
+		const struct evidence_item *it = &ev->items[i];
+		struct site_stat now = { .present = false };
+		struct stat st;
+		if (it->area != area || it->forgotten)
+			continue;
+		if (it->inner[0] == '\0') {
+			if (entry_fd >= 0)
+				close(entry_fd);
+			entry_fd = -1;
+			opened = it;
+			if (fstatat(area_fd, it->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				stat_now(&st, &now);
+			else if (errno != ENOENT)
+				r = -errno;
+			if (r == 0 && now.present && now.type == S_IFDIR)
+				entry_fd = openat(area_fd, it->name,
+						  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		} else if (entry_fd >= 0 && opened && strcmp(opened->name, it->name) == 0) {
+			if (fstatat(entry_fd, it->inner, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				stat_now(&st, &now);
+			else if (errno != ENOENT)
+				r = -errno;
+		} else {
+			/* Its folder is gone or was not opened: that showed
+			 * already, on the folder's own item. */
+			continue;
+		}
+		const char *what = r == 0 ? difference(&it->judged, &now) : NULL;
+		if (what)
+			r = changed(why, why_size, "%s/%s%s%s %s", area_names[area], it->name,
+				    it->inner[0] ? "/" : "", it->inner, what);
+	}
+	if (entry_fd >= 0)
+		close(entry_fd);
+	return r;
+}
+
+int evidence_check(const char *root, const struct evidence *ev, char *why, size_t why_size)
+{
+	struct stat st;
+	size_t foreign = 0;
+	int r = 0;
+
+	why[0] = '\0';
+	int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root_fd < 0)
+		return -errno;
+	if (fstat(root_fd, &st) < 0 || st.st_dev != ev->root_dev || st.st_ino != ev->root_ino)
+		r = changed(why, why_size, "the site root was replaced");
+	for (int area = SITE_AREA_LOCKS; area <= SITE_AREA_DEPLOYMENTS && r == 0; area++) {
+		const struct site_stat *was = &ev->area[area];
+		int fd = openat(root_fd, area_names[area],
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			if (was->present || errno != ENOENT)
+				r = changed(why, why_size, "%s/ %s", area_names[area],
+					    errno == ENOENT ? "vanished" : "cannot be opened");
+			continue;
+		}
+		if (!was->present || fstat(fd, &st) < 0 || st.st_dev != was->dev ||
+		    st.st_ino != was->ino)
+			r = changed(why, why_size, "%s/ was replaced", area_names[area]);
+		if (r == 0)
+			r = check_listing(ev, (enum site_area)area, fd, &foreign, why, why_size);
+		if (r == 0)
+			r = check_items(ev, (enum site_area)area, fd, why, why_size);
+		close(fd);
+	}
+	if (r == 0 && foreign != ev->n_foreign)
+		r = changed(why, why_size, "entries that are not Kudu's came or went (%zu, now %zu)",
+			    ev->n_foreign, foreign);
+	close(root_fd);
+	return r;
+}

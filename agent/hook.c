@@ -468,7 +468,7 @@ int hook_start(struct hook *h, const char *command, char *const *extra_env,
 	err = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
 	if (err) {
 		free(env);
-		log_error("hook: creating its output pipe: %s", uv_strerror(err));
+		log_debug("hook: creating its output pipe: %s", uv_strerror(err));
 		return err;
 	}
 
@@ -511,7 +511,7 @@ int hook_start(struct hook *h, const char *command, char *const *extra_env,
 		 * must be closed before it is used again or the loop closes. */
 		uv_close((uv_handle_t *)&h->process, on_process_closed);
 		h->pending_closes++;
-		log_error("hook: starting /bin/sh: %s", uv_strerror(err));
+		log_debug("hook: starting /bin/sh: %s", uv_strerror(err));
 		return err;
 	}
 	h->pid = h->process.pid;

@@ -21,6 +21,7 @@ import re
 import shlex
 import signal
 import socket
+import shutil
 import subprocess
 import threading
 import time
@@ -769,3 +770,54 @@ def notify_socket():
     s = NotifySocket()
     yield s
     s.close()
+
+
+# ------------------------------------------------- stopping the agent at a step
+
+LIB_DIR = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def pause_shim(tmp_path_factory):
+    """pause_shim.c built for this run: LD_PRELOADed into the agent, it stops
+    it at one exact call so a test acts inside a race window on purpose."""
+    out = tmp_path_factory.mktemp("shim") / "pause_shim.so"
+    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if cc is None:
+        pytest.skip("no C compiler to build test/lib/pause_shim.c")
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out),
+                    str(LIB_DIR / "pause_shim.c"), "-ldl"], check=True)
+    return out
+
+
+class Pause:
+    """Where the agent stops: the `at`-th `call` ("openat", "rename",
+    "fdopendir") whose name contains `name`. With `ms` it only sleeps there;
+    otherwise it waits for release()."""
+
+    def __init__(self, shim, folder, call, name="", at=1, ms=None, every=False):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.vars = {"LD_PRELOAD": str(shim), "LW_PAUSE_CALL": call, "LW_PAUSE_NAME": name,
+                     "LW_PAUSE_AT": str(at),
+                     # The sanitizer build wants its runtime first; the shim
+                     # only wraps libc calls, so the order does not matter.
+                     "ASAN_OPTIONS": "verify_asan_link_order=0:" +
+                                     os.environ.get("ASAN_OPTIONS", "")}
+        if every:
+            self.vars["LW_PAUSE_EVERY"] = "1"
+        if ms is None:
+            self.vars["LW_PAUSE_DIR"] = str(self.folder)
+        else:
+            self.vars["LW_PAUSE_MS"] = str(ms)
+
+    def env(self, **extra):
+        return clean_env(**self.vars, **extra)
+
+    def wait_paused(self, timeout=ACT_TIMEOUT_S, detail=None):
+        wait_for(lambda: (self.folder / "paused").exists(), timeout,
+                 f"the agent to reach {self.vars['LW_PAUSE_CALL']} "
+                 f"{self.vars['LW_PAUSE_NAME']!r}", detail)
+
+    def release(self):
+        (self.folder / "go").touch()

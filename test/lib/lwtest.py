@@ -792,7 +792,7 @@ def pause_shim(tmp_path_factory):
 
 class Pause:
     """Where the agent stops: the `at`-th `call` ("openat", "rename",
-    "fdopendir") whose name contains `name`. With `ms` it only sleeps there;
+    "fdopendir") whose name ends in `name`. With `ms` it only sleeps there;
     otherwise it waits for release()."""
 
     def __init__(self, shim, folder, call, name="", at=1, ms=None, every=False):

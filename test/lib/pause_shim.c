@@ -3,7 +3,7 @@
  * timing hits it.
  *
  * It wraps openat(), renameat(), renameat2() and fdopendir(). When the call
- * named by LW_PAUSE_CALL is made with a name containing LW_PAUSE_NAME (the
+ * named by LW_PAUSE_CALL is made with a name ending in LW_PAUSE_NAME (the
  * opened name, or the new name of a rename; any call for fdopendir), the
  * LW_PAUSE_AT-th such call (default 1) pauses:
  *  - with LW_PAUSE_DIR: it creates LW_PAUSE_DIR/paused and waits until
@@ -65,8 +65,11 @@ static void maybe_pause(const char *call, const char *name)
 
 	if (!want_call || strcmp(want_call, call) != 0)
 		return;
-	if (want_name && *want_name && (!name || !strstr(name, want_name)))
-		return;
+	if (want_name && *want_name) {
+		size_t n = name ? strlen(name) : 0, w = strlen(want_name);
+		if (n < w || strcmp(name + n - w, want_name) != 0)
+			return;
+	}
 	int n = atomic_fetch_add(&matched, 1) + 1;
 	if (!(every && *every == '1') && n != (at ? atoi(at) : 1))
 		return;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +16,14 @@
 #include "archive.h"
 #include "cleanup.h"
 #include "clock.h"
-#include "hook.h"
+#include "hookq.h"
 #include "log.h"
 #include "notify.h"
 #include "policy.h"
 #include "reap.h"
 #include "scan.h"
 #include "site.h"
+#include "tree.h"
 #include "trust.h"
 #include "watch.h"
 
@@ -66,12 +68,11 @@ struct agent {
 	uv_timer_t rescan_timer;  /* the ground truth: a full scan every rescan_interval */
 	uv_timer_t soon_timer;    /* debounced scan after watch events */
 	uv_timer_t decide_timer;  /* a scan at the moment something could become removable */
-	uv_timer_t hook_timer;    /* a hook held back by the cooldown */
 	uv_timer_t watchdog_timer;
 	uv_timer_t prune_timer;   /* old archives go now and then */
 	uv_signal_t sigterm, sigint, sighup;
 	struct watch_set watches;
-	struct hook hook;
+	struct hookq hooks;       /* when the hook runs */
 
 	unsigned generation;      /* bumped when the site root changes */
 	struct scan_job *scan;    /* the scan in flight, if any */
@@ -82,12 +83,7 @@ struct agent {
 	struct policy_watch watched;
 	bool ready_sent;
 	bool was_blocked;
-	/* The share's identity, to notice it vanishing or being replaced. */
-	bool have_tree;
-	dev_t tree_dev;
-	bool tree_had_entries;
-	bool tree_was_mount;      /* the root was a mount point (the share) */
-	bool tree_gone;
+	struct tree_identity tree; /* to notice the share vanishing or being replaced */
 	char last_status[400];
 	uint64_t last_dry_run_plan;
 	uint64_t last_failure_plan[2]; /* [0] cleanups, [1] trash sweeps */
@@ -98,16 +94,6 @@ struct agent {
 	struct prune_job *prune;  /* the archive pruning in flight, if any */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
-
-	/* The hook's next run, collected while one runs or the cooldown lasts. */
-	bool hook_pending;
-	char *pending_removed;    /* "path\npath\n..." */
-	unsigned pending_count;
-	char pending_reason[320];
-	char pending_id[KUDU_TEXT_MAX];
-	bool hook_ran;
-	bool hook_start_failed;   /* the last start failed: said once, retried */
-	uint64_t hook_started_ms;
 
 	bool once_done;           /* --once: the final decision has been made */
 	bool stopping;
@@ -122,22 +108,12 @@ static uint64_t mono_now_ms(struct agent *a)
 
 static void request_scan(struct agent *a);
 static void begin_shutdown(struct agent *a, int exit_code);
-static void run_pending_hook(struct agent *a);
 
 /* ---- the hook -------------------------------------------------------------- */
 
-static char *env_pair(const char *name, const char *value)
+static void on_hook_run_done(struct hookq *q, bool failed)
 {
-	size_t n = strlen(name) + strlen(value) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s=%s", name, value);
-	return s;
-}
-
-static void on_hook_done(struct hook *h, int64_t exit_status, int term_signal, bool timed_out)
-{
-	struct agent *a = container_of(h, struct agent, hook);
+	struct agent *a = container_of(q, struct agent, hooks);
 
 	if (a->stopping) {
 		begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
@@ -146,109 +122,11 @@ static void on_hook_done(struct hook *h, int64_t exit_status, int term_signal, b
 	if (a->opt.once) {
 		/* The hook's outcome never hides the cleanup's: a partial
 		 * cleanup stays partial whatever the hook did. */
-		bool failed = exit_status != 0 || term_signal != 0 || timed_out;
 		if (failed && a->exit_code == AGENT_ONCE_CLEARED)
 			a->exit_code = AGENT_ONCE_HOOK_FAILED;
-		if (!a->hook_pending) {
+		if (!q->pending)
 			begin_shutdown(a, a->exit_code);
-			return;
-		}
 	}
-	if (a->hook_pending)
-		run_pending_hook(a);
-}
-
-static void on_hook_timer(uv_timer_t *t)
-{
-	run_pending_hook(container_of(t, struct agent, hook_timer));
-}
-
-/* Runs the collected hook if nothing stops it; otherwise leaves it pending
- * and arranges to come back. */
-static void run_pending_hook(struct agent *a)
-{
-	if (!a->hook_pending || a->stopping || hook_running(&a->hook))
-		return;
-	uint64_t now = mono_now_ms(a);
-	if (a->hook_ran && now - a->hook_started_ms < a->cfg.hook_cooldown &&
-	    !a->opt.once) {
-		uint64_t wait_ms = a->cfg.hook_cooldown - (now - a->hook_started_ms);
-		char cooldown[32];
-		config_format_duration(a->cfg.hook_cooldown, cooldown, sizeof(cooldown));
-		log_info("hook held back by the cooldown ([hook] cooldown = %s): runs in %llu s",
-			 cooldown, (unsigned long long)((wait_ms + 999) / 1000));
-		uv_timer_start(&a->hook_timer, on_hook_timer, wait_ms, 0);
-		return;
-	}
-	char count[16];
-	snprintf(count, sizeof(count), "%u", a->pending_count);
-	/* Everything from the tree goes in as environment values, never into
-	 * the command line, so no name can be read as shell syntax. */
-	char *env[6] = {
-		env_pair("LOCKWARDEN_SITE_ROOT", a->cfg.site_root),
-		env_pair("LOCKWARDEN_REMOVED", a->pending_removed ? a->pending_removed : ""),
-		env_pair("LOCKWARDEN_REMOVED_COUNT", count),
-		env_pair("LOCKWARDEN_DEPLOYMENT_ID", a->pending_id),
-		env_pair("LOCKWARDEN_REASON", a->pending_reason),
-		NULL,
-	};
-	bool ok = true;
-	for (int i = 0; i < 5; i++)
-		ok = ok && env[i];
-	int r = ok ? hook_start(&a->hook, a->cfg.hook_command, env, a->cfg.hook_timeout,
-				on_hook_done)
-		   : UV_ENOMEM;
-	for (int i = 0; i < 5; i++)
-		free(env[i]);
-	a->hook_pending = false;
-	if (r < 0) {
-		if (a->opt.once) {
-			log_error("cannot start the hook: %s", uv_strerror(r));
-			begin_shutdown(a, a->exit_code == AGENT_ONCE_CLEARED ? AGENT_ONCE_HOOK_FAILED
-									 : a->exit_code);
-			return;
-		}
-		/* Not dropped: the incident still needs its restart. Tried
-		 * again at the rescan pace, said once. */
-		log_msg(a->hook_start_failed ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR,
-			"cannot start the hook: %s; tried again every rescan_interval", uv_strerror(r));
-		a->hook_start_failed = true;
-		a->hook_pending = true;
-		uv_timer_start(&a->hook_timer, on_hook_timer, a->cfg.scan_rescan_interval, 0);
-		return;
-	}
-	a->hook_start_failed = false;
-	free(a->pending_removed);
-	a->pending_removed = NULL;
-	a->pending_count = 0;
-	a->hook_ran = true;
-	a->hook_started_ms = now;
-}
-
-static void queue_hook(struct agent *a, const struct cleanup_job *job)
-{
-	for (size_t i = 0; i < job->n; i++) {
-		if (job->results[i].err != 0)
-			continue;
-		char path[NAME_MAX + 32];
-		snprintf(path, sizeof(path), "%s/%s", job->targets[i].area, job->targets[i].name);
-		size_t old = a->pending_removed ? strlen(a->pending_removed) : 0;
-		char *grown = realloc(a->pending_removed, old + strlen(path) + 2);
-		if (!grown) {
-			log_error("out of memory collecting the hook's list");
-			continue;
-		}
-		/* One line per entry; the last line has no newline. */
-		snprintf(grown + old, strlen(path) + 2, "%s%s", old ? "\n" : "", path);
-		a->pending_removed = grown;
-		a->pending_count++;
-		a->hook_pending = true;
-	}
-	if (!a->hook_pending)
-		return;
-	snprintf(a->pending_reason, sizeof(a->pending_reason), "%s", job->reason);
-	snprintf(a->pending_id, sizeof(a->pending_id), "%s", job->deployment_id);
-	run_pending_hook(a);
 }
 
 /* ---- the cleanup ----------------------------------------------------------- */
@@ -257,7 +135,7 @@ static void queue_hook(struct agent *a, const struct cleanup_job *job)
 static void once_cleanup_done(struct agent *a, const struct cleanup_outcome *out)
 {
 	a->exit_code = out->any_failed || out->abandoned ? AGENT_ONCE_PARTIAL : AGENT_ONCE_CLEARED;
-	if (!hook_running(&a->hook) && !a->hook_pending)
+	if (!hookq_busy(&a->hooks))
 		begin_shutdown(a, a->exit_code);
 }
 
@@ -286,7 +164,7 @@ static void reap_after(uv_work_t *req, int status)
 	}
 	if (status == 0 && !a->stopping && !job->sweep) {
 		if (out.any_removed && a->cfg.hook_command[0])
-			queue_hook(a, job);
+			hookq_add(&a->hooks, job);
 		else if (out.any_removed)
 			log_info("cleanup done; no hook configured");
 	}
@@ -489,51 +367,27 @@ static void forget_last_snapshot(struct agent *a)
 	}
 }
 
-/* Is this scan still of the tree the agent has been watching? A share that
- * is unmounted shows a missing or suddenly empty folder, one remounted shows
- * another device. Then nothing seen before may count: the watch starts over
- * when the tree is back, so a share that returns never looks as if it had
- * been quiet all along. Returns true when the scan may be judged. */
+/* Is this scan still of the tree the agent has been watching (tree.c)?
+ * When it is not, nothing seen before may count. */
 static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 {
-	const char *why = NULL;
+	bool was_gone = a->tree.gone;
+	const char *why;
 
-	if (snap->root_err)
-		why = strerror(-snap->root_err);
-	else if (a->have_tree && a->tree_was_mount && !snap->root_is_mount)
-		why = "it is no longer a mount point (the share is not mounted)";
-	else if (a->have_tree && snap->root.dev != a->tree_dev)
-		why = "it is now another filesystem";
-	else if (a->have_tree && a->tree_had_entries && snap->n_entries == 0 &&
-		 snap->locks_err == -ENOENT && snap->deployments_err == -ENOENT)
-		why = "locks/ and deployments/ vanished";
-
-	if (why) {
-		if (!a->tree_gone)
+	switch (tree_check(&a->tree, snap, &why)) {
+	case TREE_GONE:
+		if (!was_gone)
 			log_warning("site root %s: %s; removing nothing until it is back",
 				    a->cfg.site_root, why);
-		a->tree_gone = true;
 		memset(&a->watched, 0, sizeof(a->watched));
-		/* Another device is a new tree (a share mounted again gets a new
-		 * device number): judged afresh from the next scan on, which is
-		 * its baseline. The folder under an unmounted share is not the
-		 * share: it stays gone until a mount is back, and a vanished tree
-		 * until its entries are. */
-		if (snap->root_err == 0 && snap->root.dev != a->tree_dev &&
-		    (snap->root_is_mount || !a->tree_was_mount)) {
-			a->tree_dev = snap->root.dev;
-			a->tree_had_entries = snap->n_entries > 0;
-		}
 		return false;
-	}
-	if (a->tree_gone)
+	case TREE_BACK:
 		log_info("site root %s is back; watching it afresh for quiet_period before any removal",
 			 a->cfg.site_root);
-	a->tree_gone = false;
-	a->have_tree = true;
-	a->tree_dev = snap->root.dev;
-	a->tree_had_entries = snap->n_entries > 0;
-	a->tree_was_mount = snap->root_is_mount;
+		return true;
+	case TREE_SAME:
+		break;
+	}
 	return true;
 }
 
@@ -735,8 +589,7 @@ static void reload(struct agent *a)
 		memset(&a->watched, 0, sizeof(a->watched));
 		/* Not freed here: a scan in flight may be reading it; the next
 		 * scan of the old generation is dropped and replaces it. */
-		a->have_tree = false;
-		a->tree_gone = false;
+		memset(&a->tree, 0, sizeof(a->tree));
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
 	log_settings(a);
@@ -750,8 +603,13 @@ static void on_close_noop(uv_handle_t *h)
 {
 }
 
-static void on_hook_closed(struct hook *h)
+/* Once its handler is gone libuv restores the default action, which would
+ * make a second SIGTERM during the last moments of a clean stop kill the
+ * agent (status 143). The agent is stopping anyway: ignore them. */
+static void on_stop_signal_closed(uv_handle_t *h)
 {
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 }
 
 static void on_watches_closed(struct watch_set *set)
@@ -769,12 +627,10 @@ static void begin_shutdown(struct agent *a, int exit_code)
 		atomic_store(&a->cancel, true);
 		if (a->scan)
 			uv_cancel((uv_req_t *)&a->scan->req);
-		if (hook_running(&a->hook))
-			hook_stop(&a->hook, SHUTDOWN_HOOK_GRACE_MS);
+		hookq_stop(&a->hooks, SHUTDOWN_HOOK_GRACE_MS);
 		uv_timer_stop(&a->rescan_timer);
 		uv_timer_stop(&a->soon_timer);
 		uv_timer_stop(&a->decide_timer);
-		uv_timer_stop(&a->hook_timer);
 		uv_timer_stop(&a->watchdog_timer);
 		uv_timer_stop(&a->prune_timer);
 		if (a->prune)
@@ -782,20 +638,19 @@ static void begin_shutdown(struct agent *a, int exit_code)
 		uv_signal_stop(&a->sighup);
 		watch_close(&a->watches, on_watches_closed);
 	}
-	if (a->scan || a->reap || a->sweep || a->prune || hook_running(&a->hook))
+	if (a->scan || a->reap || a->sweep || a->prune || hook_running(&a->hooks.hook))
 		return; /* their callbacks call back here */
 	if (uv_is_closing((uv_handle_t *)&a->rescan_timer))
 		return;
 	uv_close((uv_handle_t *)&a->rescan_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->soon_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->decide_timer, on_close_noop);
-	uv_close((uv_handle_t *)&a->hook_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->prune_timer, on_close_noop);
-	uv_close((uv_handle_t *)&a->sigterm, on_close_noop);
-	uv_close((uv_handle_t *)&a->sigint, on_close_noop);
+	uv_close((uv_handle_t *)&a->sigterm, on_stop_signal_closed);
+	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
-	hook_close(&a->hook, on_hook_closed);
+	hookq_close(&a->hooks);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -848,13 +703,12 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	uv_timer_init(&a->loop, &a->rescan_timer);
 	uv_timer_init(&a->loop, &a->soon_timer);
 	uv_timer_init(&a->loop, &a->decide_timer);
-	uv_timer_init(&a->loop, &a->hook_timer);
 	uv_timer_init(&a->loop, &a->watchdog_timer);
 	uv_timer_init(&a->loop, &a->prune_timer);
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));
-	hook_init(&a->hook, &a->loop);
+	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, on_hook_run_done);
 	watch_init(&a->watches, &a->loop, on_watch_event);
 	watch_set_root(&a->watches, a->cfg.site_root);
 	if (start_signal(a, &a->sigterm, SIGTERM) < 0 || start_signal(a, &a->sigint, SIGINT) < 0 ||
@@ -884,7 +738,6 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	}
 	int code = a->exit_code;
 	log_debug("stopped");
-	free(a->pending_removed);
 	forget_last_snapshot(a);
 	config_free(&a->cfg);
 	free(a);

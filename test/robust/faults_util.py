@@ -119,8 +119,8 @@ def make_second_incident(root, temp_name):
             age(path, HOUR_S)
     age(root / "locks", HOUR_S)
     age(root / "deployments", HOUR_S)
-    return ["locks/deployment", "locks/status.lock", "deployments/pending",
-            f"deployments/{temp_name}"]
+    return ["locks/status.lock", "deployments/pending", f"deployments/{temp_name}",
+            "locks/deployment"]  # in removal order: the lock folder last
 
 
 def trash_left(root):

@@ -196,9 +196,10 @@ def first_line_index(agent, pattern_substring):
 
 # --------------------------------------------------------------- sites
 
-# What add_stuck_deployment makes, in the order the agent removes it.
-STUCK_PATHS = ["locks/deployment", "locks/status.lock", "deployments/pending",
-               f"deployments/{TEMP_STUCK}"]
+# What add_stuck_deployment makes, in the order the agent removes it (the
+# lock folder last).
+STUCK_PATHS = ["locks/status.lock", "deployments/pending", f"deployments/{TEMP_STUCK}",
+               "locks/deployment"]
 
 
 def add_stuck_deployment(root, age_s=HOUR_S, expiry=20 * 60, rid=TEMP_STUCK):

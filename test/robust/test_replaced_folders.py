@@ -37,7 +37,7 @@ def stuck_in_locks(root):
     make_lock(root, expiry=20 * 60)
     make_file_lock(root, "status.lock", acquired_s=-HOUR_S)
     age_tree(root, HOUR_S)
-    return ["locks/deployment", "locks/status.lock"]
+    return ["locks/status.lock", "locks/deployment"]  # removal order: the lock last
 
 
 def stuck_everywhere(root):

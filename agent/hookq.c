@@ -1,0 +1,185 @@
+/* hookq.c - when the restart hook runs (see hookq.h). */
+#include "hookq.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+static void run_pending(struct hookq *q);
+
+static char *env_pair(const char *name, const char *value)
+{
+	size_t n = strlen(name) + strlen(value) + 2;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s=%s", name, value);
+	return s;
+}
+
+static uint64_t now_ms(struct hookq *q)
+{
+	uv_update_time(q->loop);
+	return uv_now(q->loop);
+}
+
+static void on_hook_done(struct hook *h, int64_t exit_status, int term_signal, bool timed_out)
+{
+	struct hookq *q = container_of(h, struct hookq, hook);
+
+	q->done(q, exit_status != 0 || term_signal != 0 || timed_out);
+	if (q->pending)
+		run_pending(q);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	run_pending(container_of(t, struct hookq, timer));
+}
+
+/* True when the cooldown holds the run back (the timer is then set). */
+static bool held_by_cooldown(struct hookq *q, uint64_t now)
+{
+	uint64_t cooldown = q->cfg->hook_cooldown;
+	if (!q->ran || now - q->started_ms >= cooldown || q->once)
+		return false;
+	uint64_t wait_ms = cooldown - (now - q->started_ms);
+	char shown[32];
+	config_format_duration(cooldown, shown, sizeof(shown));
+	log_info("hook held back by the cooldown ([hook] cooldown = %s): runs in %llu s", shown,
+		 (unsigned long long)((wait_ms + 999) / 1000));
+	uv_timer_start(&q->timer, on_timer, wait_ms, 0);
+	return true;
+}
+
+static int start(struct hookq *q)
+{
+	char count[16];
+	snprintf(count, sizeof(count), "%u", q->count);
+	/* Everything from the tree goes in as environment values, never into
+	 * the command line, so no name can be read as shell syntax. */
+	char *env[6] = {
+		env_pair("LOCKWARDEN_SITE_ROOT", q->cfg->site_root),
+		env_pair("LOCKWARDEN_REMOVED", q->removed ? q->removed : ""),
+		env_pair("LOCKWARDEN_REMOVED_COUNT", count),
+		env_pair("LOCKWARDEN_DEPLOYMENT_ID", q->deployment_id),
+		env_pair("LOCKWARDEN_REASON", q->reason),
+		NULL,
+	};
+	bool ok = true;
+	for (int i = 0; i < 5; i++)
+		ok = ok && env[i];
+	int r = ok ? hook_start(&q->hook, q->cfg->hook_command, env, q->cfg->hook_timeout,
+				on_hook_done)
+		   : UV_ENOMEM;
+	for (int i = 0; i < 5; i++)
+		free(env[i]);
+	return r;
+}
+
+/* Runs the collected hook if nothing holds it back; otherwise leaves it
+ * pending and arranges to come back. */
+static void run_pending(struct hookq *q)
+{
+	if (!q->pending || q->stopped || hook_running(&q->hook))
+		return;
+	uint64_t now = now_ms(q);
+	if (held_by_cooldown(q, now))
+		return;
+	int r = start(q);
+	if (r < 0) {
+		log_msg(q->start_failed ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR,
+			"cannot start the hook: %s%s", uv_strerror(r),
+			q->once ? "" : "; tried again every rescan_interval");
+		q->start_failed = true;
+		if (q->once) {
+			q->pending = false;
+			q->done(q, true);
+		} else {
+			uv_timer_start(&q->timer, on_timer, q->cfg->scan_rescan_interval, 0);
+		}
+		return;
+	}
+	q->pending = false;
+	q->start_failed = false;
+	free(q->removed);
+	q->removed = NULL;
+	q->count = 0;
+	q->ran = true;
+	q->started_ms = now;
+}
+
+void hookq_add(struct hookq *q, const struct cleanup_job *job)
+{
+	bool added = false;
+	for (size_t i = 0; i < job->n; i++) {
+		if (job->results[i].err != 0)
+			continue;
+		char path[NAME_MAX + 32];
+		snprintf(path, sizeof(path), "%s/%s", job->targets[i].area, job->targets[i].name);
+		size_t old = q->removed ? strlen(q->removed) : 0;
+		char *grown = realloc(q->removed, old + strlen(path) + 2);
+		if (!grown) {
+			log_error("out of memory collecting the hook's list");
+			continue;
+		}
+		/* One line per entry; the last line has no newline. */
+		snprintf(grown + old, strlen(path) + 2, "%s%s", old ? "\n" : "", path);
+		q->removed = grown;
+		q->count++;
+		added = true;
+	}
+	if (!added)
+		return;
+	q->pending = true;
+	snprintf(q->reason, sizeof(q->reason), "%s", job->reason);
+	snprintf(q->deployment_id, sizeof(q->deployment_id), "%s", job->deployment_id);
+	run_pending(q);
+}
+
+int hookq_init(struct hookq *q, uv_loop_t *loop, const struct config *cfg, bool once,
+	       hookq_done_cb done)
+{
+	memset(q, 0, sizeof(*q));
+	q->loop = loop;
+	q->cfg = cfg;
+	q->once = once;
+	q->done = done;
+	int r = uv_timer_init(loop, &q->timer);
+	if (r == 0)
+		r = hook_init(&q->hook, loop);
+	return r;
+}
+
+bool hookq_busy(const struct hookq *q)
+{
+	return q->pending || hook_running(&q->hook);
+}
+
+void hookq_stop(struct hookq *q, uint64_t grace_ms)
+{
+	q->stopped = true;
+	uv_timer_stop(&q->timer);
+	if (hook_running(&q->hook))
+		hook_stop(&q->hook, grace_ms);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+}
+
+static void on_hook_closed(struct hook *h)
+{
+}
+
+void hookq_close(struct hookq *q)
+{
+	uv_close((uv_handle_t *)&q->timer, on_closed);
+	hook_close(&q->hook, on_hook_closed);
+	free(q->removed);
+	q->removed = NULL;
+}

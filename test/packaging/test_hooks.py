@@ -409,6 +409,31 @@ def test_restart_container_no_such_process():
     assert f"cannot signal pid {gone.pid}" in proc.stderr
 
 
+@pytest.mark.parametrize("comm,exe", [("systemd", None), ("init", "/lib/systemd/systemd")],
+                         ids=["comm", "exe"])
+def test_restart_container_refuses_when_pid1_is_systemd(tmp_path, comm, exe):
+    """On a systemd host (the .deb ships this hook) SIGTERM to PID 1 makes
+    systemd re-execute itself and restarts nothing: the hook must refuse
+    before it signals anything. /proc is a stand-in whose PID 1 is systemd."""
+    proc_dir = tmp_path / "proc"
+    (proc_dir / "1").mkdir(parents=True)
+    (proc_dir / "1" / "comm").write_text(comm + "\n")
+    if exe:
+        (proc_dir / "1" / "exe").symlink_to(exe)
+    target = subprocess.Popen(["sleep", "300"])
+    try:
+        proc = run_container_hook({"LOCKWARDEN_RESTART_PID": str(target.pid),
+                                   "LOCKWARDEN_PROC": str(proc_dir)})
+        assert proc.returncode == 4, proc.stderr
+        assert "PID 1 is systemd" in proc.stderr
+        assert "Nothing was signalled" in proc.stderr
+        assert "sending SIGTERM" not in proc.stdout
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
+
+
 # --------------------------------------------- the real agent runs the hook
 
 def kudu_time(seconds_from_now):

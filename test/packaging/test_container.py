@@ -99,6 +99,8 @@ class Entrypoint:
                     "WORK": str(self.work),
                     "LW_ENTRYPOINT_TEST": self.token,
                     "LOCKWARDEN_SITE_ROOT": str(self.site),
+                    # The app settings file, never this machine's /run.
+                    "LOCKWARDEN_ENV_FILE": str(self.work / "run" / "environ"),
                     # Never the default /home/LogFiles of the test machine.
                     "LOCKWARDEN_ARCHIVE_DIR": str(self.work / "archive")})
         for k, v in (env_extra or {}).items():

@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "envfile.h"
 #include "log.h"
 #include "report.h"
 #include "trust.h"
@@ -159,6 +160,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_open();
+	/* An SSH session lacks the app settings; a file it cannot use is
+	 * logged and left aside (envfile.h). */
+	envfile_import();
 	/* report runs nothing, so it reads whatever config it is given. */
 	bool strict = !args.insecure_config && args.command != CMD_REPORT;
 	if (strict && trust_check_config_file(args.config_path, err, sizeof(err)) < 0) {

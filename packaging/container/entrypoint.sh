@@ -39,6 +39,17 @@
 # The restart-container hook relies on this: its SIGTERM to PID 1 ends the
 # app and the container the same way a platform stop does.
 #
+# App settings for SSH sessions: an SSH login starts from sshd and does not
+# get the container's environment, so the commands the README suggests over
+# SSH (`lockwarden report`, `restart-site --check`) would miss every app
+# setting. Before anything starts, this script saves its own environment, as
+# /proc/PID/environ holds it, in /run/lockwarden/environ (LOCKWARDEN_ENV_FILE
+# names another file; empty: none): a folder of mode 0700 and a file of mode
+# 0600, root's alone, since app settings hold secrets (IDENTITY_HEADER,
+# connection strings). lockwarden, the hooks and the login profile
+# (/etc/profile.d/lockwarden-app-settings.sh, from profile.sh) read it;
+# nothing is written to a world-readable profile.
+#
 # Exit status: the app's (128+N when a signal N ended it); 64 when no app
 # was given; 127 or 126 when the app cannot be run.
 set -u
@@ -93,6 +104,36 @@ for sig in TERM INT HUP USR1 USR2; do
 	# shellcheck disable=SC2064 # the signal's name is meant to be fixed now
 	trap "on_signal $sig" "$sig"
 done
+
+# ---- app settings for SSH sessions ----------------------------------------
+
+env_file=${LOCKWARDEN_ENV_FILE-/run/lockwarden/environ}
+
+# The folder is made 0700 only when this script creates it: a file named in
+# an existing folder (/tmp, say) must not change that folder's mode. The
+# file is written under a temporary name and renamed, so a reader never
+# sees half of it, and a symlink planted at its name is replaced, not
+# followed.
+save_environment() {
+	dir=${env_file%/*}
+	[ -n "$dir" ] || dir=/
+	if [ ! -d "$dir" ]; then
+		(umask 077 && mkdir -p "$dir") || return 1
+	fi
+	tmp=$(umask 077 && mktemp "$dir/.environ.XXXXXX") || return 1
+	if cat "/proc/$$/environ" >"$tmp" && chmod 0600 "$tmp" && mv -f "$tmp" "$env_file"; then
+		return 0
+	fi
+	rm -f "$tmp"
+	return 1
+}
+if [ -n "$env_file" ]; then
+	if save_environment 2>/dev/null; then
+		log "app settings saved for SSH sessions in $env_file (root only)"
+	else
+		log "cannot save the app settings in $env_file; SSH sessions will not see them"
+	fi
+fi
 
 # ---- sshd: the platform's SSH console connects to port 2222 -------------
 

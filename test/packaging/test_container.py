@@ -99,6 +99,8 @@ class Entrypoint:
                     "WORK": str(self.work),
                     "LW_ENTRYPOINT_TEST": self.token,
                     "LOCKWARDEN_SITE_ROOT": str(self.site),
+                    # The app settings file, never this machine's /run.
+                    "LOCKWARDEN_ENV_FILE": str(self.work / "run" / "environ"),
                     # Never the default /home/LogFiles of the test machine.
                     "LOCKWARDEN_ARCHIVE_DIR": str(self.work / "archive")})
         for k, v in (env_extra or {}).items():
@@ -393,3 +395,18 @@ def test_sshd_settings_are_valid_and_listen_on_2222(tmp_path):
     assert effective["permitrootlogin"] == "yes"
     assert effective["passwordauthentication"] == "yes"
     assert effective["permitemptypasswords"] == "no"
+    # App Service's custom-container documentation: Ciphers must hold one of
+    # its CBC ciphers and MACs one of its SHA-1 MACs, or the platform's SSH
+    # console cannot connect; sshd -T shows what sshd really accepted.
+    ciphers = effective["ciphers"].split(",")
+    macs = effective["macs"].split(",")
+    assert set(ciphers) & {"aes128-cbc", "3des-cbc", "aes256-cbc"}, ciphers
+    assert set(macs) & {"hmac-sha1", "hmac-sha1-96"}, macs
+
+
+def test_sshd_settings_hold_the_documented_cipher_and_mac_lines():
+    """The exact lines of App Service's custom-container SSH documentation,
+    read from the file (runs where sshd -t cannot: no PID namespace)."""
+    lines = [ln.strip() for ln in (CONTAINER / "sshd_config").read_text().splitlines()]
+    assert "Ciphers aes128-cbc,3des-cbc,aes256-cbc,aes128-ctr,aes192-ctr,aes256-ctr" in lines
+    assert "MACs hmac-sha1,hmac-sha1-96" in lines

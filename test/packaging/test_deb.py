@@ -213,3 +213,103 @@ def test_build_leaves_the_work_tree_clean(deb):
                  "lockwarden.substvars", "lockwarden.debhelper.log"}
     found = sorted(p.name for p in (REPO / "packaging" / "debian").iterdir() if p.name in leftovers)
     assert not found, f"build leftovers in packaging/debian/: {found}"
+
+
+# ------------------------------------- install and remove in a throwaway root
+
+needs_root_unshare = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root and unshare (util-linux) for a throwaway root")
+
+# Stand-ins for the service manager's tools, first in the maintainer
+# scripts' PATH (/usr/local/sbin): each call is written down, and a stop
+# ends the "service" started below, as systemctl stop would.
+FAKE_TOOL = """#!/bin/sh
+echo "$(basename "$0") $*" >>/tmp/service-manager.log
+if [ "$(basename "$0")" = deb-systemd-invoke ] && [ "$1" = stop ] && [ -s /run/lockwarden.pid ]; then
+	kill -TERM "$(cat /run/lockwarden.pid)"
+fi
+exit 0
+"""
+
+
+def throwaway_root(tmp_path):
+    """An empty dpkg database in a root whose /usr is this machine's under a
+    writable overlay (made in the mount namespace), with /run/systemd/system
+    present, so the maintainer scripts believe systemd runs."""
+    root = tmp_path / "root"
+    for d in ("etc", "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers",
+              "run/systemd/system", "tmp", "dev", "usr"):
+        (root / d).mkdir(parents=True)
+    for f in ("var/lib/dpkg/status", "var/lib/dpkg/available", "dev/null"):
+        (root / f).write_text("")
+    for link in ("bin", "sbin", "lib", "lib64"):
+        (root / link).symlink_to(f"usr/{link}")
+    for f in ("passwd", "group"):
+        shutil.copy(f"/etc/{f}", root / "etc" / f)
+    upper = tmp_path / "usr-upper"
+    (upper / "local" / "sbin").mkdir(parents=True)
+    for tool in ("deb-systemd-invoke", "systemctl"):
+        (upper / "local" / "sbin" / tool).write_text(FAKE_TOOL)
+        (upper / "local" / "sbin" / tool).chmod(0o755)
+    (tmp_path / "usr-work").mkdir()
+    return root
+
+
+@needs_root_unshare
+def test_remove_stops_the_service(deb, tmp_path):
+    """`dpkg -i` then `dpkg -r` in a throwaway root, with the installed
+    binary running as the service: the install neither enables nor starts
+    it, and the removal stops it (before the fix, the daemon kept running
+    as root with its files gone)."""
+    root = throwaway_root(tmp_path)
+    site = tmp_path / "site"
+    (site / "locks").mkdir(parents=True)
+    (site / "deployments").mkdir()
+    agent_log = tmp_path / "agent.log"
+    script = f"""
+set -e
+mount -t overlay overlay -o lowerdir=/usr,upperdir={tmp_path}/usr-upper,workdir={tmp_path}/usr-work {root}/usr
+mount --bind /dev/null {root}/dev/null
+dpkg --root={root} --force-depends -i {deb}
+test -x {root}/usr/bin/lockwarden
+# The administrator starts the service (here: the installed binary).
+LOCKWARDEN_ENV_FILE= {root}/usr/bin/lockwarden run --site-root {site} >{agent_log} 2>&1 &
+agent=$!
+# Never left running, whatever happens.
+trap 'kill -KILL $agent 2>/dev/null' EXIT
+echo $agent >{root}/run/lockwarden.pid
+i=0
+until grep -q 'watching' {agent_log}; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done
+dpkg --root={root} -r lockwarden
+set +e
+# It has 10 s to end; then it is killed, and its status says so.
+timeout 10 tail --pid=$agent -f /dev/null
+kill -KILL $agent 2>/dev/null
+wait $agent
+echo "agent exit status $?"
+if test -e {root}/usr/bin/lockwarden; then echo "binary left behind"; fi
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWARDEN_")}
+    env["LOCKWARDEN_ARCHIVE_DIR"] = str(tmp_path / "archive")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       env=env, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    if r.returncode != 0 and "overlay" in r.stderr:
+        pytest.skip(f"no overlay mount here: {r.stderr}")
+    assert r.returncode == 0, out
+    calls = (root / "tmp" / "service-manager.log").read_text().splitlines()
+    # Installed: daemon-reload only, neither enabled nor started.
+    assert "systemctl --system daemon-reload" in calls, calls
+    assert not [c for c in calls if " start" in c or " enable" in c], calls
+    # Removed: stopped, and the daemon really ended, cleanly.
+    assert "deb-systemd-invoke stop lockwarden.service" in calls, calls
+    assert "agent exit status 0" in r.stdout, out + agent_log.read_text()
+    assert "info: stopping on SIGTERM" in agent_log.read_text()
+    assert "binary left behind" not in r.stdout
+
+
+def test_prerm_stops_only_on_remove(control):
+    prerm = (control / "prerm").read_text()
+    assert re.search(r'"\$1" = remove', prerm)
+    assert re.search(r"deb-systemd-invoke\s+stop\s+lockwarden\.service", prerm)

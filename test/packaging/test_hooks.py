@@ -1,10 +1,13 @@
 """The restart hooks in packaging/hooks/.
 
-restart-site is run against a stand-in for the managed identity endpoint and
-Azure Resource Manager: one HTTP server on 127.0.0.1 that records every
-request and answers as each test tells it. Both requests are checked
-exactly, with curl and with the python3 fallback, and so is every error
-path. restart-container is run against a stand-in process. Last, the real
+restart-site is run against a stand-in for the managed identity endpoint, the
+instance metadata service and Azure Resource Manager: one HTTP server on
+127.0.0.1 that records every request and answers as each test tells it.
+Every request is checked exactly, with curl and with the python3 fallback,
+and so is every error path: the slot is never guessed, a target whose
+defaultHostName is not this container's is refused, user-assigned
+identities are named, and the settings an SSH session lacks are read from
+the entrypoint's root-only file or PID 1's environment. restart-container is run against a stand-in process. Last, the real
 agent runs restart-site as its hook after a cleanup.
 """
 
@@ -36,6 +39,12 @@ SITE = "shop-web"
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJhcm0ifQ.c2lnbmF0dXJl-_x"
 IDENTITY_HEADER = "c6f1a0d2-identity-header-secret"
 TOKEN_PATH = "/msi/token"
+IMDS_PATH = "/metadata/identity/oauth2/token"
+HOST = f"{SITE}.azurewebsites.net"
+CLIENT_ID = "5e1b7c2d-0000-4000-8000-00000000c11e"
+PRINCIPAL_ID = "9a8b7c6d-0000-4000-8000-0000000000b1"
+MI_RES_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers"
+             "/Microsoft.ManagedIdentity/userAssignedIdentities/shop-restarter")
 SITE_PATH = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
              f"/providers/Microsoft.Web/sites/{SITE}")
 TOKEN_BODY = json.dumps({"access_token": TOKEN, "expires_on": "1767225600",
@@ -44,19 +53,38 @@ TOKEN_BODY = json.dumps({"access_token": TOKEN, "expires_on": "1767225600",
 
 # The tools restart-site uses besides the HTTP client, for PATHs that leave
 # curl (or curl and python3) out.
-SCRIPT_TOOLS = ["sh", "sed", "tr", "cut", "mktemp", "rm", "cat"]
+SCRIPT_TOOLS = ["sh", "sed", "tr", "cut", "mktemp", "rm", "cat", "grep", "stat", "id"]
 
 
 # ------------------------------------------------------- the stand-in server
 
+def site_body(path):
+    """What ARM answers to a GET of a site or slot: its defaultHostName is
+    <site>.azurewebsites.net, or <site>-<slot>.azurewebsites.net for a slot."""
+    parts = path.strip("/").split("/")
+    name = parts[parts.index("sites") + 1]
+    host = f"{name}.azurewebsites.net"
+    if "slots" in parts:
+        host = f"{name}-{parts[parts.index('slots') + 1]}.azurewebsites.net"
+    return json.dumps({"id": path, "name": name, "type": "Microsoft.Web/sites",
+                       "location": "West Europe",
+                       "properties": {"state": "Running", "hostNames": [host],
+                                      "enabledHostNames": [host, host.replace(".", ".scm.", 1)],
+                                      "defaultHostName": host}})
+
+
 class StandIn:
-    """The identity endpoint (GET /msi/token) and ARM (everything else) on
-    one ephemeral port. answers maps "token" and "arm" to (status, body), or
-    to "hang" for a server that accepts the request and never answers."""
+    """The identity endpoint (GET /msi/token), the instance metadata
+    service (GET /metadata/identity/oauth2/token), ARM's GET of the site
+    ("site") and the POST of the restart ("arm"), on one ephemeral port.
+    answers maps each route to (status, body), to "hang" for a server that
+    accepts the request and never answers, or (for "site") to None: the
+    site as ARM shows it, from the path."""
 
     def __init__(self):
         self.requests = []
-        self.answers = {"token": (200, TOKEN_BODY), "arm": (200, "")}
+        self.answers = {"token": (200, TOKEN_BODY), "imds": (200, TOKEN_BODY),
+                        "site": None, "arm": (200, "")}
         self.release = threading.Event()
         stand_in = self
 
@@ -73,8 +101,10 @@ class StandIn:
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "header_names": [k.lower() for k in self.headers.keys()],
                     "body": body})
-                route = "token" if url.path == TOKEN_PATH else "arm"
+                route = stand_in.route(self.command, url.path)
                 answer = stand_in.answers[route]
+                if answer is None:
+                    answer = (200, site_body(url.path))
                 if answer == "hang":
                     stand_in.release.wait(60)
                     return
@@ -103,9 +133,16 @@ class StandIn:
         self.server.shutdown()
         self.server.server_close()
 
+    @staticmethod
+    def route(method, path):
+        if path == TOKEN_PATH:
+            return "token"
+        if path == IMDS_PATH:
+            return "imds"
+        return "site" if method == "GET" else "arm"
+
     def of(self, route):
-        return [r for r in self.requests
-                if (r["path"] == TOKEN_PATH) == (route == "token")]
+        return [r for r in self.requests if self.route(r["method"], r["path"]) == route]
 
 
 @pytest.fixture
@@ -128,8 +165,15 @@ def site_env(stand_in, **extra):
         "WEBSITE_OWNER_NAME": f"{SUBSCRIPTION}+{RESOURCE_GROUP}-WestEuropewebspace-Linux",
         "WEBSITE_RESOURCE_GROUP": RESOURCE_GROUP,
         "WEBSITE_SITE_NAME": SITE,
+        # The platform does not always set WEBSITE_SLOT_NAME; where it does,
+        # production says Production. Tests of its absence remove it.
+        "WEBSITE_SLOT_NAME": "Production",
+        "WEBSITE_HOSTNAME": HOST,
         "LOCKWARDEN_RESTART_ARM_URL": stand_in.url,
         "LOCKWARDEN_RESTART_TIMEOUT": "5",
+        # Nothing read from this machine's /run or PID 1; the tests of that
+        # name their own file or /proc.
+        "LOCKWARDEN_ENV_FILE": "",
     })
     for k, v in extra.items():
         if v is None:
@@ -188,9 +232,14 @@ def test_restart_site_sends_the_two_documented_requests(stand_in, client):
     assert f"ARM accepted the restart of site {SITE}" in proc.stdout
     assert_secrets_hidden(proc)
 
-    assert [r["method"] for r in stand_in.requests] == ["GET", "POST"]
+    # The token, the target read back (its host name checked), the restart.
+    assert [r["method"] for r in stand_in.requests] == ["GET", "GET", "POST"]
     assert_token_request(stand_in.requests[0])
-    post = stand_in.requests[1]
+    get = stand_in.requests[1]
+    assert (get["path"], get["query"]) == (SITE_PATH, [("api-version", "2025-05-01")])
+    assert get["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert get["header_names"].count("authorization") == 1
+    post = stand_in.requests[2]
     assert post["path"] == SITE_PATH + "/restart"
     assert post["query"] == [("api-version", "2025-05-01")]
     assert post["headers"]["authorization"] == f"Bearer {TOKEN}"
@@ -203,13 +252,15 @@ def test_restart_site_sends_the_two_documented_requests(stand_in, client):
 
 
 @pytest.mark.parametrize("extra,path,api", [
-    ({"WEBSITE_SLOT_NAME": "staging"}, SITE_PATH + "/slots/staging/restart", "2025-05-01"),
+    ({"WEBSITE_SLOT_NAME": "staging", "WEBSITE_HOSTNAME": f"{SITE}-staging.azurewebsites.net"},
+     SITE_PATH + "/slots/staging/restart", "2025-05-01"),
     ({"WEBSITE_SLOT_NAME": "Production"}, SITE_PATH + "/restart", "2025-05-01"),
     ({"WEBSITE_SLOT_NAME": "staging", "LOCKWARDEN_RESTART_SLOT": ""},
      SITE_PATH + "/restart", "2025-05-01"),
     ({"LOCKWARDEN_RESTART_SUBSCRIPTION": "11111111-2222-3333-4444-555555555555",
       "LOCKWARDEN_RESTART_RESOURCE_GROUP": "rg-other", "LOCKWARDEN_RESTART_SITE": "other-app",
-      "LOCKWARDEN_RESTART_API_VERSION": "2024-04-01"},
+      "LOCKWARDEN_RESTART_API_VERSION": "2024-04-01",
+      "WEBSITE_HOSTNAME": "other-app.azurewebsites.net"},
      "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-other"
      "/providers/Microsoft.Web/sites/other-app/restart", "2024-04-01"),
     ({"WEBSITE_OWNER_NAME": None, "LOCKWARDEN_RESTART_SUBSCRIPTION": SUBSCRIPTION},
@@ -260,6 +311,23 @@ ERROR_CASES = {
                                    ["no access_token"], False),
     "arm-never-answers": ({"arm": "hang"}, 6, ["timed out after 1 s"], True),
     "token-never-answers": ({"token": "hang"}, 6, ["token request", "timed out after 1 s"], False),
+    # The GET of the target, before any POST.
+    "site-403": ({"site": (403, ARM_ERROR)}, 3,
+                 ["HTTP 403", "Microsoft.Web/sites/read", "Website Contributor",
+                  "on the site or slot itself", "AuthorizationFailed"], False),
+    "site-404": ({"site": (404, '{"error":{"code":"ResourceNotFound"}}')}, 4,
+                 ["HTTP 404", f"no site {SITE}", "ResourceNotFound"], False),
+    "site-never-answers": ({"site": "hang"}, 6, ["GET", "timed out after 1 s"], False),
+    "site-of-another-host": ({"site": (200, site_body(SITE_PATH).replace(
+        HOST, "shop-web-staging.azurewebsites.net"))}, 7,
+        ["has the host name shop-web-staging.azurewebsites.net", HOST,
+         "refusing to restart another site or slot"], False),
+    "site-without-host-name": ({"site": (200, '{"id":"x","properties":{}}')}, 7,
+                               ["no properties.defaultHostName"], False),
+    "site-with-two-host-names": ({"site": (200, json.dumps(
+        {"properties": {"defaultHostName": HOST},
+         "extra": {"defaultHostName": "elsewhere.azurewebsites.net"}}))}, 7,
+        ["elsewhere.azurewebsites.net"], False),
 }
 
 
@@ -322,16 +390,24 @@ def test_restart_site_without_curl_or_python(stand_in, tmp_path):
     assert stand_in.requests == []
 
 
-def test_restart_site_puts_no_secret_on_a_command_line(stand_in, tmp_path):
-    """While the POST hangs, no process's command line holds the token or the
-    identity header (command lines are readable by everyone in ps)."""
-    stand_in.answers["arm"] = "hang"
-    proc = subprocess.Popen(["/bin/sh", str(RESTART_SITE)],
-                            env=site_env(stand_in, LOCKWARDEN_RESTART_TIMEOUT=20),
+@pytest.mark.parametrize("stage", ["token", "imds", "site", "arm"])
+def test_restart_site_puts_no_secret_on_a_command_line(stand_in, client, stage, tmp_path):
+    """While each request hangs in turn (the token request, on App Service
+    and from the instance metadata service, the GET of the site, the POST),
+    no process's command line holds the token or the identity header
+    (command lines are readable by everyone in ps). The App Service case
+    takes its identity from the entrypoint's file, as from SSH."""
+    stand_in.answers[stage] = "hang"
+    if stage == "imds":
+        env = imds_env(stand_in, PATH=client, LOCKWARDEN_RESTART_TIMEOUT=20)
+    else:
+        env = ssh_env(stand_in, PATH=client, LOCKWARDEN_RESTART_TIMEOUT=20,
+                      LOCKWARDEN_ENV_FILE=write_env_file(tmp_path / "run", stand_in))
+    proc = subprocess.Popen(["/bin/sh", str(RESTART_SITE)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        wait_for(lambda: stand_in.of("arm"), 10, "the POST")
+        wait_for(lambda: stand_in.of(stage), 10, f"the {stage} request")
         seen = 0
         for p in Path("/proc").iterdir():
             if not p.name.isdigit():
@@ -344,11 +420,290 @@ def test_restart_site_puts_no_secret_on_a_command_line(stand_in, tmp_path):
                 seen += 1
             assert TOKEN.encode() not in cmdline
             assert IDENTITY_HEADER.encode() not in cmdline
-        assert seen >= 2  # the script and curl were looked at
+        assert seen >= 2  # the script and its HTTP client were looked at
     finally:
         # The whole group: curl holds the output pipes open.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
+
+
+# ------------------------------------------- the slot and the target's host
+
+def test_restart_site_never_guesses_the_slot(stand_in):
+    """A staging slot's container where the platform did not set
+    WEBSITE_SLOT_NAME: it used to restart production. Now it refuses,
+    before any request."""
+    proc = run_site(site_env(stand_in, WEBSITE_SLOT_NAME=None,
+                             WEBSITE_HOSTNAME=f"{SITE}-staging.azurewebsites.net"))
+    assert proc.returncode == 78, proc.stderr
+    assert "cannot tell whether this is the production site or a deployment slot" in proc.stderr
+    assert "LOCKWARDEN_RESTART_SLOT=Production" in proc.stderr
+    assert stand_in.requests == []
+
+
+@pytest.mark.parametrize("slot,host,path", [
+    ("Production", HOST, SITE_PATH),
+    ("", HOST, SITE_PATH),
+    ("staging", f"{SITE}-staging.azurewebsites.net", SITE_PATH + "/slots/staging"),
+], ids=["production", "empty", "staging"])
+def test_restart_site_slot_named_by_the_setting(stand_in, slot, host, path):
+    proc = run_site(site_env(stand_in, WEBSITE_SLOT_NAME=None, WEBSITE_HOSTNAME=host,
+                             LOCKWARDEN_RESTART_SLOT=slot))
+    assert proc.returncode == 0, proc.stderr
+    assert [(r["method"], r["path"]) for r in stand_in.requests[1:]] == \
+        [("GET", path), ("POST", path + "/restart")]
+
+
+def test_restart_site_refuses_a_target_that_is_not_this_container(stand_in):
+    """A slot swapped with its non-sticky LOCKWARDEN_RESTART_SLOT=Production:
+    the staging container would name production. The GET shows production's
+    host name, which is not this container's: nothing is restarted."""
+    proc = run_site(site_env(stand_in, WEBSITE_SLOT_NAME=None,
+                             WEBSITE_HOSTNAME=f"{SITE}-staging.azurewebsites.net",
+                             LOCKWARDEN_RESTART_SLOT="Production"))
+    assert proc.returncode == 7, proc.stderr
+    assert f"has the host name {HOST}" in proc.stderr
+    assert f"{SITE}-staging.azurewebsites.net (WEBSITE_HOSTNAME)" in proc.stderr
+    assert [r["method"] for r in stand_in.requests] == ["GET", "GET"]
+    assert stand_in.of("arm") == []
+    assert_secrets_hidden(proc)
+
+
+def test_restart_site_compares_host_names_without_case(stand_in):
+    proc = run_site(site_env(stand_in, WEBSITE_HOSTNAME=HOST.upper()))
+    assert proc.returncode == 0, proc.stderr
+    assert len(stand_in.of("arm")) == 1
+
+
+def test_restart_site_check_refuses_another_host_too(stand_in):
+    proc = run_site(site_env(stand_in, WEBSITE_HOSTNAME="other.azurewebsites.net"), "--check")
+    assert proc.returncode == 7
+    assert stand_in.of("arm") == []
+
+
+@pytest.mark.parametrize("extra,words", [
+    ({"WEBSITE_HOSTNAME": None}, "no host name to check the target against"),
+    ({"WEBSITE_HOSTNAME": "shop web/../x"}, "is not a DNS name"),
+    ({"LOCKWARDEN_RESTART_CLIENT_ID": CLIENT_ID, "LOCKWARDEN_RESTART_MI_RES_ID": MI_RES_ID},
+     "set at most one of"),
+    ({"LOCKWARDEN_RESTART_CLIENT_ID": "abc&resource=x"}, "is not an id"),
+    ({"LOCKWARDEN_RESTART_MI_RES_ID": "shop-restarter"}, "is not an Azure resource id"),
+    ({"LOCKWARDEN_RESTART_MI_RES_ID": MI_RES_ID + "&x=1"}, "is not an Azure resource id"),
+], ids=["no-host", "bad-host", "two-identities", "bad-client-id", "bare-mi-name",
+        "mi-res-id-injection"])
+def test_restart_site_refuses_bad_target_or_identity_settings(stand_in, extra, words):
+    proc = run_site(site_env(stand_in, **extra))
+    assert proc.returncode == 78, proc.stderr
+    assert words in proc.stderr
+    assert stand_in.requests == []
+
+
+def test_restart_site_hostname_setting_overrides(stand_in):
+    proc = run_site(site_env(stand_in, WEBSITE_HOSTNAME=None, LOCKWARDEN_RESTART_HOSTNAME=HOST))
+    assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------- user-assigned identities
+
+@pytest.mark.parametrize("setting,value,param", [
+    ("LOCKWARDEN_RESTART_CLIENT_ID", CLIENT_ID, "client_id"),
+    ("LOCKWARDEN_RESTART_MI_RES_ID", MI_RES_ID, "mi_res_id"),
+    ("LOCKWARDEN_RESTART_PRINCIPAL_ID", PRINCIPAL_ID, "principal_id"),
+])
+def test_restart_site_names_a_user_assigned_identity(stand_in, client, setting, value, param):
+    """App Service's protocol: without client_id, mi_res_id or principal_id
+    the endpoint answers for the system-assigned identity."""
+    proc = run_site(site_env(stand_in, PATH=client, **{setting: value}))
+    assert proc.returncode == 0, proc.stderr
+    req = stand_in.of("token")[0]
+    assert req["query"] == [("resource", "https://management.azure.com/"),
+                            ("api-version", "2019-08-01"), (param, value)]
+    assert req["headers"]["x-identity-header"] == IDENTITY_HEADER
+    if param == "mi_res_id":
+        assert "%2F" in req["raw_query"]  # the resource id's slashes, encoded
+    assert len(stand_in.of("arm")) == 1
+
+
+# ------------------------------------------- a VM: instance metadata service
+
+def imds_env(stand_in, **extra):
+    """An Azure VM: no App Service variables at all, the names set by hand,
+    the metadata endpoint pointed at the stand-in."""
+    env = site_env(stand_in, IDENTITY_ENDPOINT=None, IDENTITY_HEADER=None,
+                   WEBSITE_OWNER_NAME=None, WEBSITE_RESOURCE_GROUP=None,
+                   WEBSITE_SITE_NAME=None, WEBSITE_SLOT_NAME=None, WEBSITE_HOSTNAME=None,
+                   LOCKWARDEN_RESTART_SUBSCRIPTION=SUBSCRIPTION,
+                   LOCKWARDEN_RESTART_RESOURCE_GROUP=RESOURCE_GROUP,
+                   LOCKWARDEN_RESTART_SITE=SITE, LOCKWARDEN_RESTART_SLOT="Production",
+                   LOCKWARDEN_RESTART_HOSTNAME=HOST,
+                   LOCKWARDEN_RESTART_IMDS_ENDPOINT=stand_in.url + IMDS_PATH)
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+@pytest.mark.parametrize("setting,value,param", [
+    (None, None, None),
+    ("LOCKWARDEN_RESTART_CLIENT_ID", CLIENT_ID, "client_id"),
+    ("LOCKWARDEN_RESTART_MI_RES_ID", MI_RES_ID, "msi_res_id"),
+    ("LOCKWARDEN_RESTART_PRINCIPAL_ID", PRINCIPAL_ID, "object_id"),
+], ids=["system-assigned", "client-id", "resource-id", "object-id"])
+def test_restart_site_on_a_vm_asks_the_instance_metadata_service(stand_in, client, setting,
+                                                                 value, param):
+    extra = {setting: value} if setting else {}
+    proc = run_site(imds_env(stand_in, PATH=client, **extra))
+    assert proc.returncode == 0, proc.stderr
+    assert_secrets_hidden(proc)
+    assert stand_in.of("token") == []
+    req = stand_in.of("imds")[0]
+    assert (req["method"], req["path"]) == ("GET", IMDS_PATH)
+    want = [("api-version", "2018-02-01"), ("resource", "https://management.azure.com/")]
+    if param:
+        want.append((param, value))
+    assert req["query"] == want
+    assert req["headers"]["metadata"] == "true"
+    assert "x-identity-header" not in req["headers"]
+    assert "authorization" not in req["headers"]
+    assert [(r["method"], r["path"]) for r in stand_in.requests[1:]] == \
+        [("GET", SITE_PATH), ("POST", SITE_PATH + "/restart")]
+    assert stand_in.of("arm")[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_restart_site_on_a_vm_says_when_no_metadata_service_answers(stand_in):
+    probe = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    port = probe.server_address[1]
+    probe.server_close()
+    proc = run_site(imds_env(stand_in, LOCKWARDEN_RESTART_IMDS_ENDPOINT=f"http://127.0.0.1:{port}"
+                             + IMDS_PATH))
+    assert proc.returncode == 6
+    assert "no IDENTITY_ENDPOINT, so this is taken for an Azure VM" in proc.stderr
+
+
+def test_restart_site_on_a_vm_token_refused(stand_in):
+    stand_in.answers["imds"] = (400, '{"error":"invalid_request","error_description":'
+                                     '"Identity not found"}')
+    proc = run_site(imds_env(stand_in))
+    assert proc.returncode == 2
+    assert "the instance metadata service answered HTTP 400" in proc.stderr
+    assert "Identity not found" in proc.stderr
+    assert stand_in.of("site") == [] and stand_in.of("arm") == []
+
+
+def test_restart_site_default_metadata_endpoint_is_the_documented_one():
+    text = RESTART_SITE.read_text()
+    assert ("imds_endpoint=${LOCKWARDEN_RESTART_IMDS_ENDPOINT:-"
+            "http://169.254.169.254/metadata/identity/oauth2/token}") in text
+
+
+# --------------------------------------- from SSH: the entrypoint's env file
+
+def environ_bytes(entries):
+    return b"".join(f"{k}={v}".encode() + b"\0" for k, v in entries.items())
+
+
+def container_environ(stand_in):
+    """What the platform gives the container's main process."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
+            "IDENTITY_ENDPOINT": stand_in.url + TOKEN_PATH, "IDENTITY_HEADER": IDENTITY_HEADER,
+            "WEBSITE_OWNER_NAME": f"{SUBSCRIPTION}+{RESOURCE_GROUP}-WestEuropewebspace-Linux",
+            "WEBSITE_RESOURCE_GROUP": RESOURCE_GROUP, "WEBSITE_SITE_NAME": SITE,
+            "WEBSITE_SLOT_NAME": "Production", "WEBSITE_HOSTNAME": HOST,
+            "LOCKWARDEN_RESTART_ARM_URL": stand_in.url, "LOCKWARDEN_RESTART_TIMEOUT": "5",
+            "DATABASE_PASSWORD": "not-for-the-hook"}
+
+
+def write_env_file(folder, stand_in, entries=None, mode=0o600):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"environ-{len(list(folder.iterdir()))}"
+    path.write_bytes(environ_bytes(entries or container_environ(stand_in)))
+    path.chmod(mode)
+    return str(path)
+
+
+def ssh_env(stand_in, **extra):
+    """An SSH login's environment: none of the app settings."""
+    env = {k: v for k, v in site_env(stand_in).items()
+           if not k.startswith(("LOCKWARDEN_", "WEBSITE_", "IDENTITY_"))}
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+def test_restart_site_from_ssh_reads_the_entrypoints_file(stand_in, client, tmp_path):
+    env_file = write_env_file(tmp_path / "run", stand_in)
+    proc = run_site(ssh_env(stand_in, PATH=client, LOCKWARDEN_ENV_FILE=env_file), "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert_token_request(stand_in.of("token")[0])
+    assert stand_in.of("site")[0]["path"] == SITE_PATH
+
+
+def test_restart_site_own_environment_beats_the_file(stand_in, tmp_path):
+    entries = container_environ(stand_in)
+    entries.update({"WEBSITE_SLOT_NAME": "staging",
+                    "WEBSITE_HOSTNAME": f"{SITE}-staging.azurewebsites.net"})
+    env_file = write_env_file(tmp_path / "run", stand_in, entries)
+    proc = run_site(ssh_env(stand_in, LOCKWARDEN_ENV_FILE=env_file,
+                            WEBSITE_SLOT_NAME="Production", WEBSITE_HOSTNAME=HOST))
+    assert proc.returncode == 0, proc.stderr
+    assert stand_in.of("arm")[0]["path"] == SITE_PATH + "/restart"
+
+
+def test_restart_site_takes_only_its_own_variables_from_the_file(stand_in, tmp_path):
+    """A multi-line value cannot smuggle in an entry of its own."""
+    entries = container_environ(stand_in)
+    entries["NOTES"] = "line one\nLOCKWARDEN_RESTART_SITE=victim\nline three"
+    env_file = write_env_file(tmp_path / "run", stand_in, entries)
+    proc = run_site(ssh_env(stand_in, LOCKWARDEN_ENV_FILE=env_file))
+    assert proc.returncode == 0, proc.stderr
+    assert stand_in.of("arm")[0]["path"] == SITE_PATH + "/restart"
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602])
+def test_restart_site_ignores_a_file_others_can_write(stand_in, tmp_path, mode):
+    env_file = write_env_file(tmp_path / "run", stand_in, mode=mode)
+    proc = run_site(ssh_env(stand_in, LOCKWARDEN_ENV_FILE=env_file))
+    assert f"ignoring {env_file}: writable by others" in proc.stderr
+    assert proc.returncode == 78  # no identity then
+    assert stand_in.requests == []
+
+
+def test_restart_site_ignores_a_symlinked_file(stand_in, tmp_path):
+    real = write_env_file(tmp_path / "run", stand_in)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    proc = run_site(ssh_env(stand_in, LOCKWARDEN_ENV_FILE=str(link)))
+    assert "not a regular file" in proc.stderr
+    assert proc.returncode == 78
+
+
+def test_restart_site_falls_back_to_pid1_environment(stand_in, client, tmp_path):
+    """No entrypoint file (supervisord or another init as PID 1): PID 1's
+    environment holds the app settings."""
+    fake_proc = tmp_path / "proc"
+    (fake_proc / "1").mkdir(parents=True)
+    (fake_proc / "1" / "environ").write_bytes(environ_bytes(container_environ(stand_in)))
+    proc = run_site(ssh_env(stand_in, PATH=client,
+                            LOCKWARDEN_ENV_FILE=str(tmp_path / "no-such-file"),
+                            LOCKWARDEN_PROC=str(fake_proc)))
+    assert proc.returncode == 0, proc.stderr
+    assert_token_request(stand_in.of("token")[0])
+    assert len(stand_in.of("arm")) == 1
+
+
+def test_restart_site_empty_env_file_setting_reads_nothing(stand_in, tmp_path):
+    fake_proc = tmp_path / "proc"
+    (fake_proc / "1").mkdir(parents=True)
+    (fake_proc / "1" / "environ").write_bytes(environ_bytes(container_environ(stand_in)))
+    proc = run_site(ssh_env(stand_in, LOCKWARDEN_ENV_FILE="", LOCKWARDEN_PROC=str(fake_proc)))
+    assert proc.returncode == 78
+    assert stand_in.requests == []
 
 
 # -------------------------------------------------------- restart-container
@@ -407,6 +762,31 @@ def test_restart_container_no_such_process():
     proc = run_container_hook({"LOCKWARDEN_RESTART_PID": str(gone.pid)})
     assert proc.returncode == 1
     assert f"cannot signal pid {gone.pid}" in proc.stderr
+
+
+@pytest.mark.parametrize("comm,exe", [("systemd", None), ("init", "/lib/systemd/systemd")],
+                         ids=["comm", "exe"])
+def test_restart_container_refuses_when_pid1_is_systemd(tmp_path, comm, exe):
+    """On a systemd host (the .deb ships this hook) SIGTERM to PID 1 makes
+    systemd re-execute itself and restarts nothing: the hook must refuse
+    before it signals anything. /proc is a stand-in whose PID 1 is systemd."""
+    proc_dir = tmp_path / "proc"
+    (proc_dir / "1").mkdir(parents=True)
+    (proc_dir / "1" / "comm").write_text(comm + "\n")
+    if exe:
+        (proc_dir / "1" / "exe").symlink_to(exe)
+    target = subprocess.Popen(["sleep", "300"])
+    try:
+        proc = run_container_hook({"LOCKWARDEN_RESTART_PID": str(target.pid),
+                                   "LOCKWARDEN_PROC": str(proc_dir)})
+        assert proc.returncode == 4, proc.stderr
+        assert "PID 1 is systemd" in proc.stderr
+        assert "Nothing was signalled" in proc.stderr
+        assert "sending SIGTERM" not in proc.stdout
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
 
 
 # --------------------------------------------- the real agent runs the hook

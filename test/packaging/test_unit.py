@@ -9,6 +9,11 @@ enough for the real agent to clear a stuck tree owned by another user, and
 no larger than that: the test runs the agent under exactly that bounding set,
 and under none as the control.
 
+A start on a fresh host (no /home/LogFiles) is emulated with mount
+namespaces, as far as /home goes (there is no running systemd here):
+ExecStartPre= outside the sandbox, then ProtectHome=read-only with the
+ReadWritePaths= that exist bound writable, then ExecStart=.
+
 The sd_notify protocol itself (READY=1, STATUS=, WATCHDOG=1, RELOADING=1,
 STOPPING=1) is tested against the real agent in test/e2e/test_notify.py.
 """
@@ -18,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import shlex
 import signal
 import subprocess
 import time
@@ -324,3 +330,88 @@ def test_without_capabilities_the_tree_stays(tmp_path):
     code, log, removed = run_with_bounding_set(tmp_path, [])
     assert not removed, f"the tree was cleared without capabilities:\n{log}"
     assert "Permission denied" in log
+
+
+# ------------------------------------- a start on a host without the archive folder
+
+needs_root_unshare = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root and unshare (util-linux) for a private /home")
+
+
+def sandboxed_start_script(settings, exec_start):
+    """A shell script that starts the service the way systemd does, as far
+    as /home goes, in a mount namespace of its own (there is no running
+    systemd here): the ExecStartPre= commands first, "+" ones with full
+    privileges outside the sandbox; then, in a further mount namespace built
+    at exec time as systemd builds one for each command, /home read-only
+    (ProtectHome=read-only) with each ReadWritePaths= path that exists bound
+    writable again, a "-" path that does not exist skipped, and ExecStart=
+    in it."""
+    lines = []
+    for pre in settings.get("ExecStartPre", []):
+        assert pre.startswith("+"), f"only full-privilege ExecStartPre= is emulated: {pre}"
+        lines.append(pre[1:])
+    assert settings["ProtectHome"] == ["read-only"]
+    sandbox = ["mount --rbind /home /home", "mount -o remount,bind,ro /home"]
+    for path in " ".join(settings["ReadWritePaths"]).split():
+        optional = path.startswith("-")
+        path = path.lstrip("-")
+        # A bind mount inherits the read-only flag of the mount it comes
+        # from; systemd remounts it writable, and so does this.
+        bind = f"mount --bind {path} {path} && mount -o remount,bind,rw {path}"
+        sandbox.append(f"if [ -e {path} ]; then {bind}; fi" if optional else f"{{ {bind}; }}")
+    sandbox.append(f"exec {exec_start}")
+    lines.append("unshare --mount --propagation private sh -ec '"
+                 + " && ".join(sandbox) + "'")
+    return "\n".join(lines)
+
+
+@needs_bin
+@needs_root_unshare
+def test_unit_start_cleans_on_a_host_without_the_archive_folder(tmp_path):
+    """A fresh host: /home/site holds a stuck deployment and /home/LogFiles
+    does not exist. Started as the unit starts it, the agent must archive
+    and clear the lock. Without a step that creates the archive folder,
+    ReadWritePaths= skips it, /home stays read-only, the archive cannot be
+    made, and nothing is ever removed."""
+    etc = tmp_path / "etc"
+    (etc / "lockwarden").mkdir(parents=True)
+    # The unit's defaults: [site] root /home/site, [archive] dir
+    # /home/LogFiles/lockwarden; only the timings are short.
+    (etc / "lockwarden" / "lockwarden.ini").write_text(
+        "[policy]\nstuck_after = 2s\nquiet_period = 1s\n[scan]\nrescan_interval = 200ms\n")
+    unit = make_unit(tmp_path / "u.service", bindir=str(Path(BIN).resolve().parent),
+                     sysconfdir=str(etc))
+    settings = service_settings(unit)
+    # --once: the agent exits after its first cleanup instead of watching on.
+    exec_start = settings["ExecStart"][0] + " --once"
+    template = build_expired_lock_tree(tmp_path / "template")
+    script = "\n".join([
+        "set -e",
+        # A fresh /home: the site and nothing else.
+        "mount -t tmpfs -o mode=0755 none /home",
+        f"cp -a {template} /home/site",
+        "test ! -e /home/LogFiles",
+        "set +e",
+        f"timeout 20 sh -c {shlex.quote(sandboxed_start_script(settings, exec_start))}",
+        'echo "agent exit status $?"',
+        "ls -A /home/site/locks | sed 's/^/locks: /'",
+        "find /home/LogFiles/lockwarden -maxdepth 1 -mindepth 1 | sed 's/^/archived: /'",
+        "stat -c 'archive mode %a' /home/LogFiles/lockwarden",
+    ])
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LOCKWARDEN_", "NOTIFY_", "WATCHDOG_"))}
+    env["LOCKWARDEN_ENV_FILE"] = ""
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       env=env, capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert "agent exit status 0" in r.stdout, out
+    assert "locks: deployment" not in r.stdout, out
+    assert "archived: " in r.stdout, out
+    assert "archive mode 700" in r.stdout, out
+
+
+def test_unit_creates_the_archive_folder_before_starting(debian_unit_settings):
+    assert debian_unit_settings.get("ExecStartPre") == \
+        ["+/bin/mkdir -p -m 0700 /home/LogFiles/lockwarden"]

@@ -29,10 +29,20 @@ PKGS := libuv inih libsystemd
 ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The sanitizers check bounds themselves; FORTIFY's checks would get in their way.
+FORTIFY :=
 else
 BUILD ?= build
 SANFLAGS :=
+FORTIFY := -D_FORTIFY_SOURCE=2
 endif
+
+# Hardened by default (it runs as root next to a share others write): stack
+# protector, FORTIFY, a position-independent executable, and full RELRO.
+# make check reads them back from the binary (test/packaging/test_build.py).
+HARDEN_CPPFLAGS := $(FORTIFY)
+HARDEN_CFLAGS := -fstack-protector-strong -fPIE
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
 
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -45,8 +55,9 @@ endif
 # Recursively expanded on purpose: pkg-config runs only once the deps stamp
 # has made sure it and the libraries are there.
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DLOCKWARDEN_VERSION='"$(VERSION)"' \
-	$(WARNINGS) $(SANFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS))
-ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+	$(HARDEN_CPPFLAGS) $(CPPFLAGS) $(WARNINGS) $(HARDEN_CFLAGS) $(SANFLAGS) $(CFLAGS) \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(SANFLAGS) $(LDFLAGS)
 # libsystemd is dlopen()ed by notify.c only when NOTIFY_SOCKET is set, so the
 # agent links libuv and inih alone (libsystemd's headers are still used).
 LIBS = $(shell $(PKG_CONFIG) --libs libuv inih) -ldl
@@ -58,21 +69,29 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check fuzz
+.PHONY: fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
 
 all: $(BUILD)/lockwarden
 
-# Installs (as root, with apt-get) or names the Debian packages a target needs.
+# Plain `make` and `make install` only name the Debian packages that are
+# missing; the developer targets (demo, check, bench, fuzz) install them (as
+# root, with apt-get) first.
 $(DEPS_STAMP): packaging/ensure-deps.sh
-	@sh packaging/ensure-deps.sh build
+	@sh packaging/ensure-deps.sh build --report
 	@mkdir -p build && touch $@
 
 deps-check:
 	@sh packaging/ensure-deps.sh check
 
-$(BUILD)/agent/%.o: agent/%.c agent/*.h agent/config.def | $(DEPS_STAMP)
+deps-build:
+	@sh packaging/ensure-deps.sh build
+
+# -MMD: each object depends on the headers it includes, no more.
+$(BUILD)/agent/%.o: agent/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(AGENT_OBJ:.o=.d)
 
 $(BUILD)/lockwarden: $(AGENT_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -116,10 +135,12 @@ check: deps-check
 	$(MAKE) unit e2e robust packaging-check fuzz-regress
 	$(MAKE) san-check
 
-demo: $(BUILD)/lockwarden
+demo: deps-build
+	@$(MAKE) --no-print-directory $(BUILD)/lockwarden
 	@sh test/demo.sh $(BUILD)/lockwarden
 
-bench: deps-check $(BUILD)/lockwarden
+bench: deps-check
+	@$(MAKE) --no-print-directory $(BUILD)/lockwarden
 	@/usr/bin/python3 test/bench/bench.py $(BUILD)/lockwarden
 
 # libFuzzer targets (clang, libclang-rt-14-dev). `make fuzz` runs each for
@@ -157,9 +178,16 @@ fuzz-regress: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
 		echo "fuzz corpus $$t: $$(ls test/fuzz/corpus/$$t | wc -l) inputs, no crash"; \
 	done
 
+# An existing configuration is never overwritten: the new sample goes
+# beside it as lockwarden.ini.sample.
 install: $(BUILD)/lockwarden
 	install -D -m 0755 $(BUILD)/lockwarden $(DESTDIR)$(BINDIR)/lockwarden
-	install -D -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini; the new sample is lockwarden.ini.sample beside it"; \
+		install -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini.sample; \
+	else \
+		install -D -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini; \
+	fi
 	install -d $(DESTDIR)$(HOOKDIR)
 	install -m 0755 packaging/hooks/restart-site packaging/hooks/restart-container \
 		$(DESTDIR)$(HOOKDIR)/

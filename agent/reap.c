@@ -247,6 +247,27 @@ static int rename_to_trash(int area_fd, const struct reap_target *t, const struc
 	return fail(r, -ESTALE, "replaced while being renamed; put back");
 }
 
+/* The name still holds what was judged, on the site's mount: its statx in
+ * now. Returns 0, or the failure written to r. */
+static int look_as_judged(const struct reap_ctx *c, int area_fd, const struct reap_target *t,
+			  struct rmtree_stat *now, struct reap_result *r)
+{
+	char ebuf[128], why[64];
+	const char *change;
+	int err = rmtree_stat_at(area_fd, t->name, now);
+
+	if (err == -ENOENT)
+		return fail(r, -ENOENT, "already gone");
+	if (err < 0)
+		return fail(r, err, "stat: %s", errstr(-err, ebuf, sizeof(ebuf)));
+	change = stat_change(&t->judged, &now->st, why, sizeof(why));
+	if (change)
+		return fail(r, -ESTALE, "%s since judged", change);
+	if (!rmtree_on_mount(now, &c->mount))
+		return fail(r, -EXDEV, "a mount point: left");
+	return 0;
+}
+
 /* A file goes as a folder does: verified, renamed to a trash name beside
  * it, compared again through a descriptor on what now carries the trash
  * name, put back if it is not what was judged, and only then unlinked. The
@@ -260,16 +281,9 @@ static int reap_file(const struct reap_ctx *c, int area_fd, const struct reap_ta
 	const char *change;
 	int err, fd;
 
-	err = rmtree_stat_at(area_fd, t->name, &now);
-	if (err == -ENOENT)
-		return fail(r, -ENOENT, "already gone");
+	err = look_as_judged(c, area_fd, t, &now, r);
 	if (err < 0)
-		return fail(r, err, "stat: %s", errstr(-err, ebuf, sizeof(ebuf)));
-	change = stat_change(&t->judged, &now.st, why, sizeof(why));
-	if (change)
-		return fail(r, -ESTALE, "%s since judged", change);
-	if (!rmtree_on_mount(&now, &c->mount))
-		return fail(r, -EXDEV, "a mount point: left");
+		return err;
 	if (strncmp(t->name, REAP_TRASH_PREFIX, strlen(REAP_TRASH_PREFIX)) == 0) {
 		snprintf(trash, sizeof(trash), "%s", t->name);
 	} else {
@@ -312,23 +326,15 @@ static int reap_file(const struct reap_ctx *c, int area_fd, const struct reap_ta
 static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_target *t,
 		       struct reap_result *r)
 {
-	char ebuf[128], why[64], trash[NAME_MAX + 1], shown[NAME_MAX * 4 + 1], what[200];
+	char ebuf[128], trash[NAME_MAX + 1], shown[NAME_MAX * 4 + 1], what[200];
 	struct rmtree_outcome w;
 	struct rmtree_stat now, opened, check;
-	const char *change;
 	int fd, err;
 
 	/* 1. The name still holds the folder that was judged. */
-	err = rmtree_stat_at(area_fd, t->name, &now);
-	if (err == -ENOENT)
-		return fail(r, -ENOENT, "already gone");
+	err = look_as_judged(c, area_fd, t, &now, r);
 	if (err < 0)
-		return fail(r, err, "stat: %s", errstr(-err, ebuf, sizeof(ebuf)));
-	change = stat_change(&t->judged, &now.st, why, sizeof(why));
-	if (change)
-		return fail(r, -ESTALE, "%s since judged", change);
-	if (!rmtree_on_mount(&now, &c->mount))
-		return fail(r, -EXDEV, "a mount point: left");
+		return err;
 
 	/* 2. Open it without following, and check that what was opened is that
 	 * folder; from here on it is reached only through fd. */

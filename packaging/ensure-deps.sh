@@ -1,7 +1,8 @@
 #!/bin/sh
-# ensure-deps.sh build|check|fuzz - makes sure the Debian packages a make target
-# needs are installed. As root it installs what is missing with apt-get;
-# otherwise it prints the exact command and fails.
+# ensure-deps.sh build|check|fuzz [--report] - makes sure the Debian packages a
+# make target needs are installed. As root it installs what is missing with
+# apt-get; otherwise, or with --report (plain `make` and `make install`, which
+# never install anything), it prints the exact command and fails.
 set -eu
 
 build_pkgs="gcc make pkg-config libuv1-dev libinih-dev libsystemd-dev"
@@ -27,7 +28,7 @@ for p in $want; do
 done
 [ -z "$missing" ] && exit 0
 
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ "${2:-}" != "--report" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "lockwarden: installing missing packages:$missing"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

@@ -591,6 +591,39 @@ def bench_footprint(bench):
               "%.3f ms (%d scans)" % ((end[1] - start[1]) / MS / scans, scans))
 
 
+JUNK_NAMES = 100_000
+JUNK_RSS_BUDGET_BYTES = 4 * 1024 * 1024
+
+
+def bench_junk(bench):
+    """Names that are not Kudu's (anyone with FTP access can create them) are
+    counted, not stored: memory stays bounded by what Kudu can hold."""
+    print("memory: %d junk names in deployments/ beside %d finished deployments"
+          % (JUNK_NAMES, HISTORY_RECORDS))
+    site = os.path.join(bench.work, "junk", "site")
+    make_history_site(site, HISTORY_RECORDS, seed=7)
+    dep = os.path.join(site, "deployments")
+    for i in range(JUNK_NAMES):
+        os.close(os.open(os.path.join(dep, "upload-%06d.zip" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+    agent = Agent(bench, "junk", site, {}, notify=False, verbose=True)
+    try:
+        ready_mono = agent.wait_ready()
+        # Three rescans: the peak of a scan that reads everything again.
+        time.sleep(max(0.0, ready_mono / S + 3 * DEFAULT_RESCAN_MS / 1000 - time.monotonic()))
+        if agent.proc.poll() is not None:
+            raise RuntimeError("the agent exited\n" + agent.log_tail())
+        mem = memory(agent.pid)
+    except RuntimeError as e:
+        print("  failed: %s" % e)
+        bench.row("memory with junk names", "failed", "", "n/a")
+        return
+    finally:
+        agent.stop()
+    print("  VmRSS %s, VmHWM %s" % (kib(mem["VmRSS"]), kib(mem["VmHWM"])))
+    bench.row("memory, VmHWM with %d junk names" % JUNK_NAMES, kib(mem["VmHWM"]), "<= 4 MiB",
+              verdict(mem["VmHWM"], JUNK_RSS_BUDGET_BYTES))
+
+
 def bench_scan_time(bench):
     runs = max(3, bench.args.runs * 2)
     print("scan time: %d deployment records, `lockwarden report`, %d runs" % (SCAN_RECORDS, runs))
@@ -664,7 +697,8 @@ def main():
                         help="a 20 s idle window (scaled to a minute) instead of 60 s, and 3 runs")
     parser.add_argument("--runs", type=int, default=None,
                         help="runs of each reaction scenario (default 5, 3 with --quick)")
-    parser.add_argument("--only", choices=("local", "blind", "footprint", "scan"), action="append",
+    parser.add_argument("--only", choices=("local", "blind", "footprint", "junk", "scan"),
+                        action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args()
     if args.runs is None:
@@ -683,7 +717,7 @@ def main():
             subprocess.run([bench.binary, "--version"], capture_output=True, text=True).stdout.strip(),
             os.cpu_count() or 0, os.uname().release))
         parts = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
-                 ("footprint", bench_footprint), ("scan", bench_scan_time))
+                 ("footprint", bench_footprint), ("junk", bench_junk), ("scan", bench_scan_time))
         for name, fn in parts:
             if not args.only or name in args.only:
                 fn(bench)

@@ -1,6 +1,7 @@
 /* agent.c - the daemon's event loop: scans, decisions, cleanups, the hook,
  * signals and the service manager, around one struct agent. */
 #include "agent.h"
+#include "container_of.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -27,7 +28,6 @@
 #include "trust.h"
 #include "watch.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Events come in bursts (a deployment writes many files at once); one scan
  * a little after the first event covers the whole burst. In a storm that

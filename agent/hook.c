@@ -32,6 +32,7 @@
  * each purpose has its own callback, so the callback says which one fired.
  */
 #include "hook.h"
+#include "container_of.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,8 +47,6 @@
 #include "log.h"
 
 #ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 /* How long the output may stay open after the hook exited: long enough for

@@ -1,5 +1,6 @@
 /* hookq.c - when the restart hook runs (see hookq.h). */
 #include "hookq.h"
+#include "container_of.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -8,7 +9,6 @@
 
 #include "log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 static void run_pending(struct hookq *q);
 

@@ -66,6 +66,18 @@ bool rmtree_same_inode(const struct rmtree_stat *a, const struct rmtree_stat *b)
 	return a->st.dev == b->st.dev && a->st.ino == b->st.ino;
 }
 
+bool rmtree_is_mount_root(int dir_fd)
+{
+	struct statx sx;
+	struct stat self, parent;
+
+	if (statx(dir_fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &sx) == 0 &&
+	    (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+	return fstat(dir_fd, &self) == 0 && fstatat(dir_fd, "..", &parent, 0) == 0 &&
+	       (parent.st_dev != self.st_dev || parent.st_ino == self.st_ino);
+}
+
 void rmtree_mount_of(const struct rmtree_stat *s, struct rmtree_mount *out)
 {
 	*out = (struct rmtree_mount){ .dev = s->st.dev, .has_mnt_id = s->has_mnt_id,

@@ -57,6 +57,11 @@ void rmtree_mount_of(const struct rmtree_stat *s, struct rmtree_mount *out);
 /* True when s (not the root of the removal itself) is on mount m. */
 bool rmtree_on_mount(const struct rmtree_stat *s, const struct rmtree_mount *m);
 bool rmtree_same_inode(const struct rmtree_stat *a, const struct rmtree_stat *b);
+/* Whether the folder open at dir_fd is the root of a mount (the share): by
+ * statx's mount-root attribute where the kernel tells, else by its parent
+ * being on another device (or being itself, at /). The one test of the
+ * project for it. */
+bool rmtree_is_mount_root(int dir_fd);
 
 /* Removes everything inside the folder open at fd, whose identity is s, on
  * mount m. The folder itself stays. cancel (may be NULL), set from another

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "rmtree.h"
 
 static void stat_from(struct site_stat *out, const struct stat *st)
 {
@@ -369,9 +370,7 @@ int scan_site(const char *root, const struct clock_now *now, const struct site_s
 		return 0;
 	}
 	stat_from(&snap->root, &st);
-	struct stat parent;
-	snap->root_is_mount = fstatat(rootfd, "..", &parent, 0) == 0 &&
-			      (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino);
+	snap->root_is_mount = rmtree_is_mount_root(rootfd);
 	/* What was read under another root (a remounted share) is not reused. */
 	if (prev && (prev->root_err || prev->root.dev != snap->root.dev ||
 		     prev->root.ino != snap->root.ino))

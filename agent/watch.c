@@ -1,5 +1,6 @@
 /* watch.c - uv_fs_event watches that only bring the next scan forward. */
 #include "watch.h"
+#include "container_of.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -9,7 +10,6 @@
 
 #include "log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 static const char *const slot_path[WATCH_SLOTS] = {
 	[WATCH_ROOT] = "",

@@ -102,6 +102,7 @@ $(BUILD)/test_kudu: $(BUILD)/agent/kudu.o
 $(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/log.o
 $(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/kudu.o $(BUILD)/agent/log.o
 $(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/log.o
+$(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c
 	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka

@@ -81,7 +81,7 @@ $(BUILD)/lockwarden: $(AGENT_OBJ)
 # does not stop the others' tests.
 $(BUILD)/test_kudu: $(BUILD)/agent/kudu.o
 $(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/log.o
-$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/kudu.o $(BUILD)/agent/log.o
+$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/kudu.o $(BUILD)/agent/log.o
 $(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/log.o
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c

@@ -79,9 +79,11 @@ $(BUILD)/lockwarden: $(AGENT_OBJ)
 
 # Each unit test links only the modules it tests, so one unfinished module
 # does not stop the others' tests.
-$(BUILD)/test_kudu: $(BUILD)/agent/kudu.o
+PARSER_OBJ := $(BUILD)/agent/kudu.o $(BUILD)/agent/json.o $(BUILD)/agent/xml.o \
+	$(BUILD)/agent/isotime.o $(BUILD)/agent/text.o
+$(BUILD)/test_kudu: $(PARSER_OBJ)
 $(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/log.o
-$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/kudu.o $(BUILD)/agent/log.o
+$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(PARSER_OBJ) $(BUILD)/agent/log.o
 $(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/log.o
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c
@@ -128,15 +130,22 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
 	-DLOCKWARDEN_VERSION='"$(VERSION)"' -Iagent $(shell $(PKG_CONFIG) --cflags $(PKGS))
-FUZZ_SRC_kudu := agent/kudu.c
+PARSER_SRC := agent/kudu.c agent/json.c agent/xml.c agent/isotime.c agent/text.c
+FUZZ_SRC_kudu := $(PARSER_SRC)
+FUZZ_SRC_json := agent/json.c agent/text.c
+FUZZ_SRC_xml := agent/xml.c agent/text.c
+FUZZ_SRC_isotime := agent/isotime.c agent/text.c
+FUZZ_SRC_policy := agent/policy.c agent/fmt.c agent/hash.c agent/clock.c agent/site.c \
+	agent/log.c $(PARSER_SRC)
 FUZZ_SRC_config := agent/config.c agent/log.c
+FUZZ_TARGETS := kudu json xml isotime config
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c agent/*.c agent/*.h | $(DEPS_STAMP)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC_$*) $(LIBS)
 
-fuzz: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
-	@for t in kudu config; do \
+fuzz: deps-fuzz $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/found-$$t; \
 		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
 		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
@@ -150,8 +159,8 @@ deps-fuzz:
 
 # Every committed corpus input once through each target: a parser change
 # that crashes on a known input fails `make check`.
-fuzz-regress: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
-	@for t in kudu config; do \
+fuzz-regress: deps-fuzz $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
 		build/fuzz/fuzz_$$t -runs=0 test/fuzz/corpus/$$t >build/fuzz/regress-$$t.log 2>&1 \
 			|| { tail -40 build/fuzz/regress-$$t.log; exit 1; }; \
 		echo "fuzz corpus $$t: $$(ls test/fuzz/corpus/$$t | wc -l) inputs, no crash"; \

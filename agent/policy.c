@@ -385,7 +385,7 @@ static void judge_lock_folder(const struct assessment *a, const struct site_entr
 	}
 	log_escape(e->info.op, op, sizeof(op));
 	log_escape(e->info.worker, worker, sizeof(worker));
-	kudu_format_time(e->info.expiry_ns, "none", when, sizeof(when));
+	isotime_format(e->info.expiry_ns, "none", when, sizeof(when));
 	out->remove = a->full || a->lock_only;
 	if (e->info_err != 0) {
 		out->verdict = a->idle ? POLICY_STUCK : POLICY_LIVE;
@@ -430,7 +430,7 @@ static void judge_lock_file(const struct assessment *a, const struct site_entry 
 	}
 	if (e->lock_err == 0) {
 		log_escape(e->lock.operation, op, sizeof(op));
-		kudu_format_time(e->lock.acquired_ns, "none", when, sizeof(when));
+		isotime_format(e->lock.acquired_ns, "none", when, sizeof(when));
 	} else {
 		snprintf(op, sizeof(op), "?");
 		snprintf(when, sizeof(when), "?");
@@ -678,7 +678,7 @@ static void explain(const struct assessment *a, const struct policy_params *para
 			 "the site tree cannot be read whole (%s): nothing is judged or removed",
 			 strerror(-blocked_errno(a->snap)));
 	} else if (a->lock_only) {
-		kudu_format_time(a->snap->entries[a->lock_folder].info.expiry_ns, "none", when,
+		isotime_format(a->snap->entries[a->lock_folder].info.expiry_ns, "none", when,
 				 sizeof(when));
 		snprintf(out, size,
 			 "%s, but its lockExpiry (%s) has passed, so Kudu treats it as free; nothing changed for %s",

@@ -47,18 +47,18 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 	if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
 		log_escape(e->info.op, a, sizeof(a));
 		log_escape(e->info.worker, b, sizeof(b));
-		kudu_format_time(e->info.expiry_ns, "-", when, sizeof(when));
+		isotime_format(e->info.expiry_ns, "-", when, sizeof(when));
 		snprintf(out, size, "op '%s', worker %s, expires %s", a, b[0] ? b : "?", when);
 	} else if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) &&
 		   e->status_err == 0) {
 		log_escape(e->status.status_text, a, sizeof(a));
-		kudu_format_time(e->status.received_ns, "-", when, sizeof(when));
+		isotime_format(e->status.received_ns, "-", when, sizeof(when));
 		snprintf(out, size, "%s%s%s%s, received %s", kudu_state_name(e->status.state),
 			 a[0] ? " (" : "", a, a[0] ? ")" : "", when);
 	} else if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK &&
 		   e->kind <= KUDU_NAME_HOOKS_LOCK) {
 		log_escape(e->lock.operation, a, sizeof(a));
-		kudu_format_time(e->lock.acquired_ns, "-", when, sizeof(when));
+		isotime_format(e->lock.acquired_ns, "-", when, sizeof(when));
 		snprintf(out, size, "last '%s' at %s", a, when);
 	}
 }
@@ -150,7 +150,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 {
 	char when[40], stuck_after[32], quiet[32];
 
-	kudu_format_time(snap->scanned_ns, "-", when, sizeof(when));
+	isotime_format(snap->scanned_ns, "-", when, sizeof(when));
 	fprintf(out, "lockwarden report for %s at %s\n", cfg->site_root, when);
 	if (snap->root_err) {
 		fprintf(out, "cannot read the site root: %s\n", strerror(-snap->root_err));

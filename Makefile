@@ -138,7 +138,7 @@ FUZZ_SRC_isotime := agent/isotime.c agent/text.c
 FUZZ_SRC_policy := agent/policy.c agent/fmt.c agent/hash.c agent/clock.c agent/site.c \
 	agent/log.c $(PARSER_SRC)
 FUZZ_SRC_config := agent/config.c agent/log.c
-FUZZ_TARGETS := kudu json xml isotime config
+FUZZ_TARGETS := kudu json xml isotime policy config
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c agent/*.c agent/*.h | $(DEPS_STAMP)
 	@mkdir -p build/fuzz

@@ -613,6 +613,68 @@ static void test_threshold_table(void **state)
 	}
 }
 
+/* Table: one row per situation, through the four steps of a decision:
+ * assess (claims, stuck), plan (act, removals), explain (the reason) and
+ * the next check. stuck_after 15m, quiet_period 2m. */
+static void test_decision_steps_table(void **state)
+{
+	enum { NO_LOCK = 0, LOCK = 1, EXPIRED_LOCK = 2 };
+	static const struct {
+		const char *what;
+		int lock;
+		int64_t age_ms;          /* of every file time */
+		bool building_record;    /* a temp record still Building */
+		int locks_err;
+		uint64_t quiet_ms;
+		bool claims, stuck, act;
+		size_t removals;
+		const char *reason;
+		uint64_t next_check_ms;
+	} rows[] = {
+		{ "nothing runs", NO_LOCK, 60 * M, false, 0, 5 * M,
+		  false, false, false, 0, "no deployment is running", UINT64_MAX },
+		{ "fresh lock", LOCK, 10 * S, false, 0, 5 * M,
+		  true, false, false, 0, "last activity 10s ago (stuck after 15m)", 10 * M },
+		{ "idle lock, quiet", LOCK, 60 * M, false, 0, 2 * M,
+		  true, true, true, 1, "no activity for 1h (stuck_after 15m)", UINT64_MAX },
+		{ "idle lock, not quiet yet", LOCK, 60 * M, false, 0, 1 * M,
+		  true, true, false, 0, "no activity for 1h", 1 * M },
+		{ "expired lock, recent activity", EXPIRED_LOCK, 3 * M, false, 0, 2 * M,
+		  true, true, true, 1, "has passed, so Kudu treats it as free", UINT64_MAX },
+		{ "unreadable locks/", LOCK, 60 * M, false, -EACCES, 2 * M,
+		  true, false, false, 0, "cannot be read whole", UINT64_MAX },
+		{ "record building, no lock", NO_LOCK, 5 * M, true, 0, 5 * M,
+		  true, false, false, 0, "is Building; last activity 5m ago", 10 * M },
+		{ "record idle, no lock", NO_LOCK, 20 * M, true, 0, 3 * M,
+		  true, true, true, 1, "is Building with no activity for 20m", UINT64_MAX },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		base_tree(&snap, rows[i].age_ms);
+		snap.locks_err = rows[i].locks_err;
+		if (rows[i].lock == LOCK)
+			add_lock(&snap, rows[i].age_ms, 20 * M);
+		else if (rows[i].lock == EXPIRED_LOCK)
+			add_lock(&snap, rows[i].age_ms, -1 * S);
+		if (rows[i].building_record)
+			add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, rows[i].age_ms);
+		struct policy_history h = watched(1000 * M, rows[i].quiet_ms, false);
+		assert_int_equal(policy_decide(&snap, &h, &params, NOW_WALL, 1000 * M, &d), 0);
+		if (d.claims_running != rows[i].claims || d.stuck != rows[i].stuck ||
+		    d.act != rows[i].act || d.n_removals != rows[i].removals)
+			fail_msg("%s: claims %d stuck %d act %d removals %zu", rows[i].what,
+				 d.claims_running, d.stuck, d.act, d.n_removals);
+		if (!strstr(d.reason, rows[i].reason))
+			fail_msg("%s: reason '%s'", rows[i].what, d.reason);
+		if (d.next_check_ms != rows[i].next_check_ms)
+			fail_msg("%s: next check %llu", rows[i].what,
+				 (unsigned long long)d.next_check_ms);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
 /* Times from the share are whatever a writer put there. 1700-01-01 fits an
  * int64_t of nanoseconds, but its distance to now does not: the expired
  * lock must read as expired (not as live for centuries), and nothing may
@@ -716,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_observed_change_dated_by_mtime_in_window),
 		cmocka_unit_test(test_wall_clock_jump_does_not_expire_a_seen_lock),
 		cmocka_unit_test(test_threshold_table),
+		cmocka_unit_test(test_decision_steps_table),
 		cmocka_unit_test(test_ancient_lock_expiry_is_expired),
 		cmocka_unit_test(test_hostile_times_saturate),
 	};

@@ -9,9 +9,10 @@
  *  - A deployment claims to be running when locks/deployment/ exists, or the
  *    newest record's status.xml is not finished.
  *  - It is idle when it claims to be running and the tree shows no activity
- *    for stuck_after. The last activity is the later of the newest mtime
- *    of what a running deployment touches (a future time counts as now: the
- *    share's clock is not ours) and the last change the agent saw between
+ *    for stuck_after. The last activity is the later of the newest mtime or
+ *    ctime of what a running deployment touches (a future time counts as
+ *    now: the share's clock is not ours; ctime because mtime can be set back
+ *    by anyone and ctime cannot) and the last change the agent saw between
  *    two scans. Once the agent has itself observed stuck_after pass without
  *    a change, file times cannot hold it back (clock skew).
  *  - A lock whose lockExpiry has passed (or is null) is free by Kudu's own
@@ -77,7 +78,7 @@ struct policy_history {
 
 /* A hash of everything whose change counts as activity: the identity of
  * the site root, locks/ and deployments/; the name and lstat (type, inode,
- * mtime, size) of every entry of locks/ and deployments/ but lockwarden's
+ * mtime, ctime, size) of every entry of locks/ and deployments/ but lockwarden's
  * own trash; info.lock; and status.xml and log.log of every record that is
  * not finished. */
 uint64_t policy_fingerprint(const struct site_snapshot *snap);
@@ -86,7 +87,7 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap);
  * starts the history and is not a change. Returns true when it saw a change.
  *
  * A change happened after the previous scan began and before this one did.
- * It is dated by the newest activity mtime when that falls inside this
+ * It is dated by the newest activity time (mtime or ctime) when that falls inside this
  * window (the change itself, seen through the share's clock), and at this
  * scan otherwise (a removal leaves no mtime; a clock far off is not
  * believed). So a deployment that stops writing is judged from its last

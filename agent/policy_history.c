@@ -25,6 +25,7 @@ static uint64_t hash_stat(uint64_t h, const struct site_stat *st, bool with_time
 	h = hash_fnv1a_u64(h, (uint64_t)st->ino);
 	if (with_times) {
 		h = hash_fnv1a_u64(h, (uint64_t)st->mtime_ns);
+		h = hash_fnv1a_u64(h, (uint64_t)st->ctime_ns);
 		h = hash_fnv1a_u64(h, (uint64_t)st->size);
 	}
 	return h;
@@ -80,9 +81,14 @@ static void consider_times(int64_t *newest, const struct site_stat *st)
 		return;
 	if (st->mtime_ns > *newest)
 		*newest = st->mtime_ns;
+	/* The kernel sets ctime on every write, rename or attribute change,
+	 * and nothing in user space can set it back: a backdated mtime does
+	 * not hide the write that backdated it. */
+	if (st->ctime_ns > *newest)
+		*newest = st->ctime_ns;
 }
 
-/* The newest mtime among what a running deployment touches;
+/* The newest mtime or ctime among what a running deployment touches;
  * INT64_MIN when nothing is there. */
 int64_t policy_newest_activity_ns(const struct site_snapshot *snap)
 {

@@ -39,7 +39,7 @@ struct policy_assessment {
 bool policy_is_record(const struct site_entry *e);
 /* Kudu said it ended (complete, Failed or Success). */
 bool policy_record_finished(const struct site_entry *e);
-/* The newest mtime among what a running deployment touches;
+/* The newest mtime or ctime among what a running deployment touches;
  * INT64_MIN when nothing is there. */
 int64_t policy_newest_activity_ns(const struct site_snapshot *snap);
 /* The lock folder's info.lock is the one the history remembers. */

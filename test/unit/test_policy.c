@@ -716,6 +716,7 @@ static void test_hostile_times_saturate(void **state)
 		{ "1700 mtime", NS_1700, 0, NS(1 * S), true, -2 },
 		{ "INT64_MIN+1 mtime", INT64_MIN + 1, INT64_MIN + 1, NS(1 * S), true, -2 },
 		{ "INT64_MAX mtime (2300, saturated)", INT64_MAX, 0, NS(1 * S), false, 0 },
+		{ "INT64_MAX ctime", NS(0), INT64_MAX, NS(1 * S), false, 0 },
 		{ "expiry INT64_MAX", NS_1700, 0, INT64_MAX, true, -2 },
 		{ "expiry INT64_MIN+1", NS_1700, 0, INT64_MIN + 1, true, -2 },
 	};
@@ -756,6 +757,40 @@ static void test_hostile_times_saturate(void **state)
 	}
 }
 
+/* mtime can be set back by anyone who can write the file; ctime cannot be
+ * set from user space. A file with an old mtime and a fresh ctime was
+ * touched: that is activity, and so is a change of ctime alone. */
+static void test_ctime_is_activity(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
+	uint64_t before = policy_fingerprint(&snap);
+	temp->log_st.ctime_ns = NOW_WALL - NS(10 * S);
+	assert_true(policy_fingerprint(&snap) != before);
+
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(d.activity_age_ms, 10 * S);
+	assert_false(d.stuck);
+	policy_decision_free(&d);
+
+	/* A ctime in the future counts as now, like a future mtime. */
+	temp->log_st.ctime_ns = NOW_WALL + NS(60 * M);
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(d.activity_age_ms, 0);
+	assert_false(d.stuck);
+	policy_decision_free(&d);
+
+	/* The ctime of a folder entry counts too (a rename inside it). */
+	temp->log_st.ctime_ns = 0;
+	snap.entries[index_of(&snap, "pending")].st.ctime_ns = NOW_WALL - NS(20 * S);
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(d.activity_age_ms, 20 * S);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +816,7 @@ int main(void)
 		cmocka_unit_test(test_decision_steps_table),
 		cmocka_unit_test(test_ancient_lock_expiry_is_expired),
 		cmocka_unit_test(test_hostile_times_saturate),
+		cmocka_unit_test(test_ctime_is_activity),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -248,8 +248,8 @@ def test_site_root_precedence_file_env_flag(tmp_path):
     build_stuck_site(stuck)
     build_finished_site(healthy)
     age_tree(healthy, HOUR_S)
-    cfg_stuck = write_config(tmp_path / "stuck.ini", stuck, policy={"stuck_after": "30s"})
-    cfg_healthy = write_config(tmp_path / "healthy.ini", healthy, policy={"stuck_after": "30s"})
+    cfg_stuck = write_config(tmp_path / "stuck.ini", stuck, policy={"stuck_after": "2s"})
+    cfg_healthy = write_config(tmp_path / "healthy.ini", healthy, policy={"stuck_after": "2s"})
 
     assert run_cli(["report", "-c", cfg_stuck]).returncode == EX_STUCK
     assert run_cli(["report", "-c", cfg_healthy]).returncode == EX_OK

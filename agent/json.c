@@ -193,23 +193,51 @@ int json_literal(struct json *j, const char *word)
 	return 0;
 }
 
-/* At a '{'. Each member's key is decoded and passed to fn, which must consume
- * exactly one value; with no fn (or a key too long to be one we know) the
- * value is skipped. */
-static int json_object(struct json *j, unsigned depth, json_member_fn fn, void *ctx)
+/* At a container's opening byte: moves past it. Returns 1 when the
+ * container is empty (its closing byte consumed too), 0 when items follow. */
+static int json_open(struct json *j, unsigned depth, char close)
 {
 	if (depth > JSON_MAX_DEPTH)
 		return -EINVAL;
 	j->p++;
 	json_skip_space(j);
-	if (j->p < j->end && *j->p == '}') {
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* After an item: 1 when a ',' announces another, 0 at the closing byte
+ * (consumed), -EINVAL for anything else (a trailing comma included, since
+ * the next item then fails). */
+static int json_next(struct json *j, char close)
+{
+	json_skip_space(j);
+	if (j->p >= j->end)
+		return -EINVAL;
+	if (*j->p == close) {
 		j->p++;
 		return 0;
 	}
-	for (;;) {
+	if (*j->p != ',')
+		return -EINVAL;
+	j->p++;
+	return 1;
+}
+
+/* At a '{'. Each member's key is decoded and passed to fn, which must consume
+ * exactly one value; with no fn (or a key too long to be one we know) the
+ * value is skipped. */
+static int json_object(struct json *j, unsigned depth, json_member_fn fn, void *ctx)
+{
+	int r = json_open(j, depth, '}');
+
+	if (r != 0)
+		return r < 0 ? r : 0;
+	do {
 		char key[JSON_KEY_MAX];
 		struct text k;
-		int r;
 
 		text_init(&k, key, sizeof(key));
 		json_skip_space(j);
@@ -227,44 +255,22 @@ static int json_object(struct json *j, unsigned depth, json_member_fn fn, void *
 			r = json_skip_value(j, depth);
 		if (r < 0)
 			return r;
-		json_skip_space(j);
-		if (j->p >= j->end)
-			return -EINVAL;
-		if (*j->p == '}') {
-			j->p++;
-			return 0;
-		}
-		if (*j->p != ',')
-			return -EINVAL;
-		j->p++;
-	}
+	} while ((r = json_next(j, '}')) == 1);
+	return r;
 }
 
 static int json_array_skip(struct json *j, unsigned depth)
 {
-	if (depth > JSON_MAX_DEPTH)
-		return -EINVAL;
-	j->p++;
-	json_skip_space(j);
-	if (j->p < j->end && *j->p == ']') {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		int r = json_skip_value(j, depth);
+	int r = json_open(j, depth, ']');
+
+	if (r != 0)
+		return r < 0 ? r : 0;
+	do {
+		r = json_skip_value(j, depth);
 		if (r < 0)
 			return r;
-		json_skip_space(j);
-		if (j->p >= j->end)
-			return -EINVAL;
-		if (*j->p == ']') {
-			j->p++;
-			return 0;
-		}
-		if (*j->p != ',')
-			return -EINVAL;
-		j->p++;
-	}
+	} while ((r = json_next(j, ']')) == 1);
+	return r;
 }
 
 /* Skips one value of any type; depth is that of the enclosing container. */

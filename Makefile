@@ -98,11 +98,13 @@ $(BUILD)/lockwarden: $(AGENT_OBJ)
 
 # Each unit test links only the modules it tests, so one unfinished module
 # does not stop the others' tests.
-$(BUILD)/test_kudu: $(BUILD)/agent/kudu.o
+PARSER_OBJ := $(BUILD)/agent/kudu.o $(BUILD)/agent/json.o $(BUILD)/agent/xml.o \
+	$(BUILD)/agent/isotime.o $(BUILD)/agent/text.o
+$(BUILD)/test_kudu: $(PARSER_OBJ)
 $(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/log.o
-$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/kudu.o $(BUILD)/agent/log.o
-$(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/log.o
-$(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o
+$(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(PARSER_OBJ) $(BUILD)/agent/log.o
+$(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/log.o
+$(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c
 	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
@@ -150,15 +152,22 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
 	-DLOCKWARDEN_VERSION='"$(VERSION)"' -Iagent $(shell $(PKG_CONFIG) --cflags $(PKGS))
-FUZZ_SRC_kudu := agent/kudu.c
+PARSER_SRC := agent/kudu.c agent/json.c agent/xml.c agent/isotime.c agent/text.c
+FUZZ_SRC_kudu := $(PARSER_SRC)
+FUZZ_SRC_json := agent/json.c agent/text.c
+FUZZ_SRC_xml := agent/xml.c agent/text.c
+FUZZ_SRC_isotime := agent/isotime.c agent/text.c
+FUZZ_SRC_policy := agent/policy.c agent/policy_plan.c agent/policy_history.c agent/fmt.c agent/hash.c agent/clock.c agent/site.c \
+	agent/log.c $(PARSER_SRC)
 FUZZ_SRC_config := agent/config.c agent/log.c
+FUZZ_TARGETS := kudu json xml isotime policy config
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c agent/*.c agent/*.h | $(DEPS_STAMP)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC_$*) $(LIBS)
 
-fuzz: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
-	@for t in kudu config; do \
+fuzz: deps-fuzz $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/found-$$t; \
 		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
 		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
@@ -172,8 +181,8 @@ deps-fuzz:
 
 # Every committed corpus input once through each target: a parser change
 # that crashes on a known input fails `make check`.
-fuzz-regress: deps-fuzz build/fuzz/fuzz_kudu build/fuzz/fuzz_config
-	@for t in kudu config; do \
+fuzz-regress: deps-fuzz $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
 		build/fuzz/fuzz_$$t -runs=0 test/fuzz/corpus/$$t >build/fuzz/regress-$$t.log 2>&1 \
 			|| { tail -40 build/fuzz/regress-$$t.log; exit 1; }; \
 		echo "fuzz corpus $$t: $$(ls test/fuzz/corpus/$$t | wc -l) inputs, no crash"; \

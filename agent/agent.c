@@ -80,7 +80,7 @@ struct agent {
 	bool scan_again;          /* asked for while one was in flight */
 	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
 	unsigned long scans;
-	struct policy_watch watched;
+	struct policy_history history;
 	bool ready_sent;
 	bool was_blocked;
 	struct tree_identity tree; /* to notice the share vanishing or being replaced */
@@ -296,7 +296,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	};
 	struct policy_decision d;
 
-	if (policy_decide(snap, &a->watched, &params, snap->scanned_ns, now_ms, &d) < 0) {
+	if (policy_decide(snap, &a->history, &params, snap->scanned_ns, now_ms, &d) < 0) {
 		log_error("out of memory deciding");
 		return;
 	}
@@ -315,7 +315,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	}
 	set_status(a, &d);
 
-	bool once_final = a->opt.once && now_ms - a->watched.start_ms >= a->cfg.policy_quiet_period;
+	bool once_final = a->opt.once && now_ms - a->history.start_ms >= a->cfg.policy_quiet_period;
 	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
 		if (a->cfg.policy_dry_run) {
 			log_dry_run(a, snap, &d);
@@ -348,7 +348,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 
 	uint64_t next = d.next_check_ms;
 	if (a->opt.once) {
-		uint64_t left = a->cfg.policy_quiet_period - (now_ms - a->watched.start_ms);
+		uint64_t left = a->cfg.policy_quiet_period - (now_ms - a->history.start_ms);
 		next = next < left ? next : left;
 	}
 	if (next != UINT64_MAX && !a->stopping)
@@ -379,7 +379,7 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 		if (!was_gone)
 			log_warning("site root %s: %s; removing nothing until it is back",
 				    a->cfg.site_root, why);
-		memset(&a->watched, 0, sizeof(a->watched));
+		memset(&a->history, 0, sizeof(a->history));
 		return false;
 	case TREE_BACK:
 		log_info("site root %s is back; watching it afresh for quiet_period before any removal",
@@ -403,7 +403,7 @@ static void scan_after(uv_work_t *req, int status)
 		uint64_t now_ms = job->snap.scanned_mono_ms;
 		watch_sync(&a->watches, &job->snap);
 		if (same_tree(a, &job->snap)) {
-			if (policy_observe(&a->watched, &job->snap, now_ms))
+			if (policy_observe(&a->history, &job->snap, now_ms))
 				log_debug("the site tree changed");
 			decide(a, &job->snap, now_ms);
 		} else if (a->opt.once) {
@@ -586,7 +586,7 @@ static void reload(struct agent *a)
 	if (new_root) {
 		/* A new tree is a new watch: nothing seen in the old one counts. */
 		a->generation++;
-		memset(&a->watched, 0, sizeof(a->watched));
+		memset(&a->history, 0, sizeof(a->history));
 		/* Not freed here: a scan in flight may be reading it; the next
 		 * scan of the old generation is dropped and replaces it. */
 		memset(&a->tree, 0, sizeof(a->tree));

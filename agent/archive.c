@@ -319,7 +319,7 @@ static void print_note_json(FILE *f, const struct archive_note *n)
 static void print_note_text(FILE *f, const struct archive_note *n)
 {
 	char when[40], esc[1024];
-	kudu_format_time(n->time_ns, "?", when, sizeof(when));
+	isotime_format(n->time_ns, "?", when, sizeof(when));
 	log_escape(n->reason, esc, sizeof(esc));
 	fprintf(f, "%s on %s%s: %s\n", when, n->instance, n->done ? "" : " (interrupted)", esc);
 	for (size_t i = 0; i < n->n_items; i++) {
@@ -406,7 +406,7 @@ static bool session_time(const char *name, int64_t *ns)
 		return false;
 	snprintf(iso, sizeof(iso), "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ", name, name + 4, name + 6,
 		 name + 9, name + 11, name + 13);
-	return name[8] == 'T' && kudu_parse_time(iso, strlen(iso), ns) == 0;
+	return name[8] == 'T' && isotime_parse(iso, strlen(iso), ns) == 0;
 }
 
 struct session_name {

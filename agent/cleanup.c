@@ -10,15 +10,15 @@
 
 #include "archive.h"
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 
 uint64_t cleanup_plan_hash(const char *const *names, size_t n, const int *errs)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = HASH_FNV1A_INIT;
 	for (size_t i = 0; i < n; i++) {
-		for (const char *p = names[i]; *p; p++)
-			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-		h = (h ^ (uint64_t)(errs ? errs[i] : 0)) * 0x100000001b3ULL;
+		h = hash_fnv1a(h, names[i], strlen(names[i]));
+		h = hash_fnv1a_u64(h, (uint64_t)(errs ? errs[i] : 0));
 	}
 	return h;
 }

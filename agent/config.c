@@ -834,6 +834,41 @@ int config_load(struct config *cfg, const char *path, char *const *envp,
 	return rc;
 }
 
+/* Where a key's value came from, as a warning shows it: " (FILE:LINE)",
+ * " (environment)", or nothing for a default or the command line. */
+static void value_origin(const struct config *cfg, enum config_source source, unsigned line,
+			 char *out, size_t size)
+{
+	char path[CONFIG_SHOWN_MAX + 4];
+
+	out[0] = '\0';
+	if (source == CONFIG_FROM_FILE && cfg->file) {
+		shown(cfg->file, path);
+		snprintf(out, size, " (%s:%u)", path, line);
+	} else if (source == CONFIG_FROM_ENV) {
+		snprintf(out, size, " (environment)");
+	}
+}
+
+size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max)
+{
+	char quiet[32], rescan[32], quiet_from[CONFIG_SHOWN_MAX + 32];
+	size_t n = 0;
+
+	if (n < max && cfg->policy_quiet_period < cfg->scan_rescan_interval) {
+		config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
+		config_format_duration(cfg->scan_rescan_interval, rescan, sizeof(rescan));
+		value_origin(cfg, cfg->policy_quiet_period_source, cfg->policy_quiet_period_line,
+			     quiet_from, sizeof(quiet_from));
+		snprintf(out[n++], CONFIG_ERROR_MAX,
+			 "[policy] quiet_period = %s%s is shorter than [scan] rescan_interval = %s: "
+			 "on the share inotify sees nothing, so a change can stay unseen for a whole "
+			 "rescan and quiet_period pass without the agent having looked",
+			 quiet, quiet_from, rescan);
+	}
+	return n;
+}
+
 void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < N_KEYS; i++)

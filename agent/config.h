@@ -70,6 +70,15 @@ struct config_overrides {
 int config_load(struct config *cfg, const char *path, char *const *envp,
 		const struct config_overrides *over, char *err, size_t err_size);
 
+/* A configuration can be valid and still unwise. Writes one line for each
+ * such finding into out[0..max) (for example quiet_period shorter than
+ * rescan_interval: on the share inotify sees nothing, so a change can stay
+ * unseen for a whole rescan and quiet_period pass without a look) and
+ * returns how many. The caller logs them: check-config and the daemon at
+ * start. */
+#define CONFIG_WARNINGS_MAX 4
+size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max);
+
 /* Releases what config_load allocated; cfg is zeroed. */
 void config_free(struct config *cfg);
 

@@ -26,5 +26,5 @@ void jsonw_time(FILE *out, int64_t unix_ns)
 		fputs("null", out);
 		return;
 	}
-	jsonw_string(out, kudu_format_time(unix_ns, "", when, sizeof(when)));
+	jsonw_string(out, isotime_format(unix_ns, "", when, sizeof(when)));
 }

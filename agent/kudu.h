@@ -8,7 +8,10 @@
  * -EINVAL only when the input is not the kind of file it claims to be.
  *
  * Convention: functions return 0 or a negative errno. Times are nanoseconds
- * since the Unix epoch (UTC); KUDU_TIME_NONE marks a missing or null time.
+ * since the Unix epoch (UTC), parsed by isotime.h; KUDU_TIME_NONE marks a
+ * missing or null time. log.log is not parsed: it is an activity signal
+ * only (its size and times), and production builds write it in several
+ * shapes.
  */
 #ifndef LOCKWARDEN_KUDU_H
 #define LOCKWARDEN_KUDU_H
@@ -17,21 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KUDU_TIME_NONE INT64_MIN
+#include "isotime.h"
+
+#define KUDU_TIME_NONE ISOTIME_NONE
 #define KUDU_TEXT_MAX 128
 
 /* Kudu's own rule: the deployment lock expires this long after it is taken. */
 #define KUDU_LOCK_LIFETIME_S 1500
-
-/* "2021-09-10T01:26:58.0314218Z", with 0 to 9 fractional digits, a "Z" or a
- * "+hh:mm"/"-hh:mm" offset (converted to UTC). A time with no zone is taken as
- * UTC. len is the number of bytes of s to read (s need not be terminated). */
-int kudu_parse_time(const char *s, size_t len, int64_t *unix_ns);
-
-/* Writes unix_ns as "2026-11-26T03:51:59Z" (whole seconds, UTC) into out,
- * or none_text for KUDU_TIME_NONE or a time that cannot be shown. Returns
- * out, so it can be used as a printf argument. */
-const char *kudu_format_time(int64_t unix_ns, const char *none_text, char *out, size_t size);
 
 /* locks/deployment/info.lock: one line of compact JSON. */
 struct kudu_info_lock {
@@ -92,19 +87,6 @@ int kudu_parse_status_xml(const char *buf, size_t len, struct kudu_status *out);
  * state, counts as not finished. */
 bool kudu_status_finished(const struct kudu_status *st);
 
-/* One line of deployments/<id>/log.log (without its newline). Only the
- * documented shape "<time>,<message>,<guid or empty>,<0|1|2>" is parsed;
- * lockwarden never depends on it (log.log is an activity signal), report and
- * tests use it. Other shapes give -EINVAL. */
-struct kudu_log_line {
-	int64_t time_ns;
-	unsigned depth;                /* leading tabs */
-	int type;                      /* 0 message, 1 warning, 2 error */
-	bool top_level;                /* a GUID was present */
-	char message[256];             /* with &comma; turned back into ',' */
-};
-int kudu_parse_log_line(const char *line, size_t len, struct kudu_log_line *out);
-
 /* What a name in locks/ or deployments/ is. */
 enum kudu_name {
 	KUDU_NAME_UNKNOWN = 0,      /* not Kudu's: reported, never removed */
@@ -124,5 +106,11 @@ enum kudu_name {
 enum kudu_name kudu_classify_lock(const char *name);
 enum kudu_name kudu_classify_deployment(const char *name);
 const char *kudu_name_describe(enum kudu_name kind); /* "lock folder", "temp record", ... */
+
+/* What lockwarden renames an entry to before deleting it: out of Kudu's
+ * sight in one step, and recognised as ours on the next scan (also after a
+ * crash). Defined once here for the policy, removal and the archive. */
+#define KUDU_TRASH_PREFIX ".lockwarden-trash-"
+bool kudu_is_trash(const char *name);
 
 #endif

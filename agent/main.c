@@ -144,6 +144,16 @@ static int parse_args(int argc, char **argv, struct args *args)
 	return 0;
 }
 
+/* Valid but unwise settings, told by check-config and at start alike. */
+static void warn_config(const struct config *cfg)
+{
+	char warnings[CONFIG_WARNINGS_MAX][CONFIG_ERROR_MAX];
+	size_t n = config_warnings(cfg, warnings, CONFIG_WARNINGS_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		log_warning("configuration: %s", warnings[i]);
+}
+
 int main(int argc, char **argv)
 {
 	struct args args;
@@ -180,6 +190,9 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return EX_CONFIG;
 	}
+
+	if (args.command != CMD_REPORT)
+		warn_config(&cfg);
 
 	switch (args.command) {
 	case CMD_CHECK_CONFIG:

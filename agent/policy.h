@@ -1,25 +1,36 @@
 /* policy.h - whether a deployment is stuck, and what a cleanup removes.
  *
- * Pure: a function of one snapshot, of what the agent has watched so far
- * (policy_watch) and of the two clocks passed in. It never reads a clock, a
+ * Pure: a function of one snapshot, of what the agent has observed so far
+ * (policy_history) and of the two clocks passed in. It never reads a clock, a
  * file or the environment. This is where every dangerous decision is made,
  * so it is the most tested file of the project.
  *
  * The rule (issue 2, ../shared/KUDU.md):
  *  - A deployment claims to be running when locks/deployment/ exists, or the
  *    newest record's status.xml is not finished.
- *  - It is stuck when it claims to be running and the tree shows no
- *    activity for stuck_after. The last activity is the later of the newest
- *    mtime of what a running deployment touches (a future mtime counts as
- *    now: the share's clock is not ours) and the last change the agent saw
- *    between two scans. Once the agent has itself watched stuck_after pass
- *    without a change, mtimes cannot hold it back (clock skew).
+ *  - It is idle when it claims to be running and the tree shows no activity
+ *    for stuck_after. The last activity is the later of the newest mtime or
+ *    ctime of what a running deployment touches (a future time counts as
+ *    now: the share's clock is not ours; ctime because mtime can be set back
+ *    by anyone and ctime cannot) and the last change the agent saw between
+ *    two scans. Once the agent has itself observed stuck_after pass without
+ *    a change, file times cannot hold it back (clock skew).
  *  - A lock whose lockExpiry has passed (or is null) is free by Kudu's own
  *    rule: the lock folder alone may go after quiet_period. "Passed" by
  *    the wall clock and, for a lock the agent saw before its expiry, by the
  *    monotonic time since then too.
- *  - Nothing is removed until the agent has watched quiet_period without a
- *    change, whatever the mtimes say.
+ *  - Stuck means exactly: idle, or holding an expired lock. Either calls for
+ *    a cleanup (the whole one when idle, the lock folder alone otherwise).
+ *  - Nothing is removed until the agent has observed quiet_period without a
+ *    change, whatever the file times say.
+ *
+ * Times from the share may be anything an int64_t holds (clock_ns_from
+ * saturates); every difference taken here saturates too (clock_sub_ns).
+ *
+ * policy_decide works in four steps, each its own function: assess (the
+ * facts: what claims to run, how old the last activity is, idle, expired,
+ * quiet), plan (a verdict per entry and the removals in order), explain
+ * (the one-line reason) and next check (when time alone could change it).
  */
 #ifndef LOCKWARDEN_POLICY_H
 #define LOCKWARDEN_POLICY_H
@@ -33,13 +44,14 @@
 struct policy_params {
 	uint64_t stuck_after_ms;
 	uint64_t quiet_period_ms;
-	/* report: plan the cleanup as if quiet_period had been watched without
-	 * a change, to show what would go. Never proof of idleness. */
+	/* report: plan the cleanup as if quiet_period had been observed
+	 * without a change, to show what would go. Never proof of idleness. */
 	bool plan_as_if_quiet;
 };
 
-/* What the agent has watched, carried from scan to scan by its owner. */
-struct policy_watch {
+/* What the agent has observed scan after scan, carried by its owner. (Not
+ * "watch": that word is for inotify, watch.c.) */
+struct policy_history {
 	bool started;             /* at least one scan was observed */
 	uint64_t start_ms;        /* monotonic time of the first observed scan */
 	bool seen_change;         /* a change was seen since start */
@@ -48,7 +60,7 @@ struct policy_watch {
 	int64_t last_scan_wall_ns;/* wall time the previous scan began */
 	uint64_t last_scan_ms;    /* monotonic time it was observed */
 	/* The wall clock moved unlike the monotonic clock between two scans:
-	 * mtime ages are not believed (the agent judges by what it watched)
+	 * file time ages are not believed (the agent judges by what it saw)
 	 * until a change shows an mtime that agrees with the wall clock. */
 	bool clock_jumped;
 
@@ -66,21 +78,21 @@ struct policy_watch {
 
 /* A hash of everything whose change counts as activity: the identity of
  * the site root, locks/ and deployments/; the name and lstat (type, inode,
- * mtime, size) of every entry of locks/ and deployments/ but lockwarden's
+ * mtime, ctime, size) of every entry of locks/ and deployments/ but lockwarden's
  * own trash; info.lock; and status.xml and log.log of every record that is
  * not finished. */
 uint64_t policy_fingerprint(const struct site_snapshot *snap);
 
-/* Folds one scan, finished at monotonic now_ms, into w. The first scan
- * starts the watch and is not a change. Returns true when it saw a change.
+/* Folds one scan, finished at monotonic now_ms, into h. The first scan
+ * starts the history and is not a change. Returns true when it saw a change.
  *
  * A change happened after the previous scan began and before this one did.
- * It is dated by the newest activity mtime when that falls inside this
+ * It is dated by the newest activity time (mtime or ctime) when that falls inside this
  * window (the change itself, seen through the share's clock), and at this
  * scan otherwise (a removal leaves no mtime; a clock far off is not
  * believed). So a deployment that stops writing is judged from its last
  * write, not from the scan that happened to notice it. */
-bool policy_observe(struct policy_watch *w, const struct site_snapshot *snap,
+bool policy_observe(struct policy_history *h, const struct site_snapshot *snap,
 		    uint64_t now_ms);
 
 enum policy_verdict {
@@ -102,10 +114,10 @@ struct policy_decision {
 	bool blocked;             /* the site root is unusable: nothing may be removed */
 	bool claims_running;
 	bool lock_expired;        /* the lock folder's lockExpiry has passed or is null */
-	bool stuck;               /* claims running with no activity for stuck_after */
+	bool stuck;               /* idle past stuck_after, or the lock expired (see above) */
 	bool act;                 /* remove the entries marked remove, now */
 	int64_t activity_age_ms;  /* -1 when nothing tells */
-	uint64_t quiet_ms;        /* watched without a change (0 before the first scan) */
+	uint64_t quiet_ms;        /* observed without a change (0 before the first scan) */
 	/* How long until the decision could change with nothing new on disk:
 	 * the agent re-scans then. UINT64_MAX: not by time alone. */
 	uint64_t next_check_ms;
@@ -118,10 +130,10 @@ struct policy_decision {
 	size_t n_removals;
 };
 
-/* Decides on snap. watch may be NULL (report: nothing watched). now_wall_ns
- * is the wall clock, now_mono_ms the monotonic clock of policy_watch.
+/* Decides on snap. history may be NULL (report: nothing observed). now_wall_ns
+ * is the wall clock, now_mono_ms the monotonic clock of policy_history.
  * Returns 0, or -ENOMEM (out is then empty, policy_decision_free safe). */
-int policy_decide(const struct site_snapshot *snap, const struct policy_watch *watch,
+int policy_decide(const struct site_snapshot *snap, const struct policy_history *history,
 		  const struct policy_params *params, int64_t now_wall_ns,
 		  uint64_t now_mono_ms, struct policy_decision *out);
 void policy_decision_free(struct policy_decision *d);

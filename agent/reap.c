@@ -37,21 +37,12 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fmt.h"
 #include "log.h"
 #include "rmtree.h"
 
 /* ".lockwarden-trash-<name>.1" ... ".99" before giving up on a free name. */
 #define REAP_TRASH_TRIES 100
-
-static const char *type_word(mode_t type)
-{
-	switch (type) {
-	case S_IFREG: return "a file";
-	case S_IFDIR: return "a folder";
-	case S_IFLNK: return "a symlink";
-	default: return "a special file";
-	}
-}
 
 
 static const char *errstr(int errnum, char *buf, size_t buf_size)
@@ -75,7 +66,7 @@ static const char *stat_change(const struct site_stat *judged, const struct site
 	if (!now->present)
 		return NULL;
 	if (judged->type != now->type) {
-		snprintf(buf, buf_size, "now %s", type_word(now->type));
+		snprintf(buf, buf_size, "now a %s", fmt_type_name(now->type));
 		return buf;
 	}
 	if (judged->dev != now->dev)
@@ -345,8 +336,8 @@ static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_
 			/* Swapped after the look above. Say for what, if it
 			 * still is; this second look decides nothing. */
 			if (rmtree_stat_at(area_fd, t->name, &now) == 0 && now.st.type != S_IFDIR)
-				return fail(r, -ESTALE, "replaced by %s while being opened",
-					    type_word(now.st.type));
+				return fail(r, -ESTALE, "replaced by a %s while being opened",
+					    fmt_type_name(now.st.type));
 			return fail(r, -ESTALE, "replaced while being opened");
 		}
 		if (err == -ENOENT)
@@ -465,8 +456,8 @@ static int reap_one(const struct reap_ctx *c, int root_fd, const struct reap_tar
 	if (!t->judged.present)
 		return fail(r, -EINVAL, "was absent when judged");
 	if (t->judged.type != S_IFREG && t->judged.type != S_IFDIR)
-		return fail(r, -EPERM, "judged as %s: only files and folders are removed",
-			    type_word(t->judged.type));
+		return fail(r, -EPERM, "judged as a %s: only files and folders are removed",
+			    fmt_type_name(t->judged.type));
 	if (t->judged.dev != c->mount.dev)
 		return fail(r, -EXDEV, "judged on another device than the site root");
 

@@ -22,7 +22,8 @@
 
 #include "site.h"
 
-#define REAP_TRASH_PREFIX ".lockwarden-trash-"
+/* The one trash prefix is kudu.h's; this name stays for its current users. */
+#define REAP_TRASH_PREFIX KUDU_TRASH_PREFIX
 #define REAP_MAX_INNER 3
 
 struct reap_target {

@@ -11,6 +11,7 @@
 
 #include "archive.h"
 #include "clock.h"
+#include "fmt.h"
 #include "jsonw.h"
 #include "log.h"
 #include "policy.h"
@@ -29,18 +30,12 @@ static int64_t entry_mtime_ns(const struct site_entry *e)
 	return t;
 }
 
-static void fmt_age_s(int64_t age_s, char *out, size_t size)
+/* How long ago the entry was last active by the share's clock; a time in
+ * the future counts as now. Saturated: the share's times can be anything. */
+static int64_t entry_age_ms(const struct site_snapshot *snap, const struct site_entry *e)
 {
-	if (age_s < 0)
-		age_s = 0;
-	if (age_s < 120)
-		snprintf(out, size, "%llds", (long long)age_s);
-	else if (age_s < 7200)
-		snprintf(out, size, "%lldm", (long long)(age_s / 60));
-	else if (age_s < 172800)
-		snprintf(out, size, "%lldh", (long long)(age_s / 3600));
-	else
-		snprintf(out, size, "%lldd", (long long)(age_s / 86400));
+	int64_t age_ms = clock_ns_to_ms(clock_sub_ns(snap->scanned_ns, entry_mtime_ns(e)));
+	return age_ms < 0 ? 0 : age_ms;
 }
 
 /* What the entry holds, in a few words: lock holder, or record status. */
@@ -52,34 +47,24 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 	if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
 		log_escape(e->info.op, a, sizeof(a));
 		log_escape(e->info.worker, b, sizeof(b));
-		kudu_format_time(e->info.expiry_ns, "-", when, sizeof(when));
+		isotime_format(e->info.expiry_ns, "-", when, sizeof(when));
 		snprintf(out, size, "op '%s', worker %s, expires %s", a, b[0] ? b : "?", when);
 	} else if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) &&
 		   e->status_err == 0) {
 		log_escape(e->status.status_text, a, sizeof(a));
-		kudu_format_time(e->status.received_ns, "-", when, sizeof(when));
+		isotime_format(e->status.received_ns, "-", when, sizeof(when));
 		snprintf(out, size, "%s%s%s%s, received %s", kudu_state_name(e->status.state),
 			 a[0] ? " (" : "", a, a[0] ? ")" : "", when);
 	} else if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK &&
 		   e->kind <= KUDU_NAME_HOOKS_LOCK) {
 		log_escape(e->lock.operation, a, sizeof(a));
-		kudu_format_time(e->lock.acquired_ns, "-", when, sizeof(when));
+		isotime_format(e->lock.acquired_ns, "-", when, sizeof(when));
 		snprintf(out, size, "last '%s' at %s", a, when);
 	}
 }
 
 /* How many past cleanups report lists. */
 #define REPORT_HISTORY_MAX 10
-
-static const char *type_word(mode_t t)
-{
-	switch (t) {
-	case S_IFREG: return "file";
-	case S_IFDIR: return "folder";
-	case S_IFLNK: return "symlink";
-	default: return "other";
-	}
-}
 
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
 		       const struct policy_decision *d, FILE *out)
@@ -118,8 +103,8 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		jsonw_string(out, path);
 		fputs(", \"kind\": ", out);
 		jsonw_string(out, kudu_name_describe(e->kind));
-		fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ", type_word(e->st.type),
-			(long long)((snap->scanned_ns - entry_mtime_ns(e)) / 1000000000LL));
+		fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ",
+			fmt_type_name(e->st.type), (long long)(entry_age_ms(snap, e) / 1000));
 		jsonw_string(out, policy_verdict_name(p->verdict));
 		fprintf(out, ", \"would_remove\": %s, \"reason\": ", p->remove ? "true" : "false");
 		jsonw_string(out, p->reason);
@@ -165,7 +150,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 {
 	char when[40], stuck_after[32], quiet[32];
 
-	kudu_format_time(snap->scanned_ns, "-", when, sizeof(when));
+	isotime_format(snap->scanned_ns, "-", when, sizeof(when));
 	fprintf(out, "lockwarden report for %s at %s\n", cfg->site_root, when);
 	if (snap->root_err) {
 		fprintf(out, "cannot read the site root: %s\n", strerror(-snap->root_err));
@@ -192,7 +177,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		char path[NAME_MAX + 32], escaped[sizeof(path) * 4], age[16], details[600];
 		site_entry_path(e, path, sizeof(path));
 		log_escape(path, escaped, sizeof(escaped));
-		fmt_age_s((snap->scanned_ns - entry_mtime_ns(e)) / 1000000000LL, age, sizeof(age));
+		fmt_age(entry_age_ms(snap, e), age, sizeof(age));
 		fprintf(out, "%-*s %-22s %6s  %-10s %s\n", width, escaped, kudu_name_describe(e->kind), age,
 			policy_verdict_name(p->verdict), p->reason);
 		entry_details(e, details, sizeof(details));

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hash.h"
+
 struct site_entry *site_add_entry(struct site_snapshot *snap)
 {
 	if (snap->n_entries >= SITE_MAX_ENTRIES) {
@@ -66,13 +68,11 @@ bool site_is_foreign(enum kudu_name kind, mode_t type)
 
 uint64_t site_foreign_hash(enum site_area area, const char *name, const struct site_stat *st)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = hash_fnv1a(HASH_FNV1A_INIT, name, strlen(name));
 	const int64_t fields[] = { area, st->type, (int64_t)st->dev, (int64_t)st->ino,
 				   st->mtime_ns, st->ctime_ns, st->size };
 
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		h = (h ^ (uint64_t)fields[i]) * 0x100000001b3ULL;
+		h = hash_fnv1a_u64(h, (uint64_t)fields[i]);
 	return h;
 }

@@ -98,7 +98,7 @@ cat > "$work/lockwarden.ini" <<INI
 [site]
 root = $site
 [policy]
-stuck_after = 15m
+stuck_after = 2s
 quiet_period = 3s
 [scan]
 rescan_interval = 1s
@@ -111,6 +111,13 @@ INI
 say() { printf '\n== %s\n' "$*"; }
 say "A throwaway App Service site tree in $site"
 (cd "$site" && find . -mindepth 1 | sort | sed 's|^\./|  |')
+
+# touch -d backdates mtimes, but touch itself changes each file's ctime, which
+# the agent counts as activity (nothing in user space can set ctime back): the
+# tree must also be left alone for longer than stuck_after (2s here).
+say "Leaving the tree alone for 3 s: touch -d was a change too (ctime)"
+settled=$(( $(date +%s) + 4 ))
+while [ "$(date +%s)" -lt "$settled" ]; do sleep 0.2; done
 
 say "What 'lockwarden report' sees (changes nothing; exit 2 means stuck)"
 set +e

@@ -17,9 +17,9 @@ from attack_util import (AGENT_USER, ArchiveGuard, SESSION_RE, TreeGuard, can_mo
                          unmount_all)
 from conftest import (ACT_TIMEOUT_S, EX_OK, HOUR_S, ONCE_CLEARED, STUCK_LEFTOVERS, TEMP_STUCK,
                       age_tree, archive_dir_for, build_stuck_site, clean_env, gone,
-                      run_cli, start_agent, tree_state, wait_for, write_config)
+                      run_cli, settle, start_agent, tree_state, wait_for, write_config)
 
-FAST = {"policy": {"stuck_after": "2s", "quiet_period": "300ms"},
+FAST = {"policy": {"stuck_after": "2s", "quiet_period": "1s"},
         "scan": {"rescan_interval": "100ms"}}
 INSTANCE = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2"
 
@@ -34,6 +34,7 @@ def stuck_with_manifest(site):
     build_stuck_site(site)
     (site / "deployments" / TEMP_STUCK / "manifest").write_text("wwwroot/index.html\n")
     age_tree(site, HOUR_S)
+    settle(site)
 
 
 def test_everything_removed_is_archived_with_a_note(site, agents, tmp_path):

@@ -25,7 +25,7 @@ from conftest import (ACT_TIMEOUT_S, HOUR_S, age, STUCK_LEFTOVERS, TEMP_STUCK, a
                       make_record, start_agent, tree_state, wait_for, without,
                       write_config)
 
-FAST = {"policy": {"stuck_after": "2s", "quiet_period": "300ms"},
+FAST = {"policy": {"stuck_after": "2s", "quiet_period": "1s"},
         "scan": {"rescan_interval": "100ms"}}
 RECORD = Path("deployments") / TEMP_STUCK
 

@@ -16,7 +16,7 @@ from attack_util import (AGENT_USER, ArchiveGuard, TreeGuard, chown_tree, make_u
 from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, age_tree,
                       archive_dir_for, build_stuck_site, gone, wait_for, write_config)
 
-FAST = {"policy": {"stuck_after": "2s", "quiet_period": "300ms"},
+FAST = {"policy": {"stuck_after": "2s", "quiet_period": "1s"},
         "scan": {"rescan_interval": "100ms"}}
 
 

@@ -31,8 +31,9 @@ from conftest import (BIN, HOUR_S, ONCE_CLEARED, ONCE_PARTIAL, TEMP_STUCK, Pause
 
 HERE = Path(__file__).resolve().parent
 TRASH = TRASH_PREFIX + TEMP_STUCK
-# Decide at the first scan: the tree is aged, quiet_period 0.
-ONCE_NOW = {"policy": {"stuck_after": "1s", "quiet_period": "0s"},
+# Decide as soon as the agent may: the tree is aged, quiet_period at its
+# 1 s minimum.
+ONCE_NOW = {"policy": {"stuck_after": "1s", "quiet_period": "1s"},
             "scan": {"rescan_interval": "100ms"}}
 
 

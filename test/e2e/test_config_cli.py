@@ -10,7 +10,7 @@ import pytest
 
 from conftest import (EX_CONFIG, EX_OK, EX_STUCK, EX_USAGE, HOUR_S, age_tree,
                       build_finished_site, build_stuck_site, clean_env,
-                      parse_duration_ms, run_cli, write_config)
+                      parse_duration_ms, run_cli, start_agent, write_config)
 
 KEYS = {
     "site": ["root"],
@@ -64,7 +64,9 @@ BAD_FILES = [
     ("below-min-timeout", ["[hook]", "timeout = 0s"], 5, "timeout", "0s"),
     ("above-max-quiet", ["[policy]", "quiet_period = 25h"], 5, "quiet_period", "25h"),
     ("bad-level", ["[log]", "level = loud"], 5, "level", "loud"),
-    ("later-line", ["[policy]", "stuck_after = 5m", "", "quiet_period = 0",
+    ("below-min-quiet", ["[policy]", "quiet_period = 0"], 5, "quiet_period", "0"),
+    ("below-min-quiet-ms", ["[policy]", "quiet_period = 999ms"], 5, "quiet_period", "999ms"),
+    ("later-line", ["[policy]", "stuck_after = 5m", "", "quiet_period = 1s",
                     "dry_run = nope"], 8, "dry_run", "nope"),
 ]
 
@@ -151,7 +153,7 @@ def test_missing_default_config_means_built_in_defaults():
     assert r.returncode == EX_OK, r.stdout + r.stderr
     cp = parse_ini(r.stdout)
     assert cp.get("site", "root") == "/home/site"
-    assert ms(cp, "policy", "stuck_after") == 15 * 60 * 1000
+    assert ms(cp, "policy", "stuck_after") == 25 * 60 * 1000
     assert ms(cp, "policy", "quiet_period") == 2 * 60 * 1000
     assert ms(cp, "scan", "rescan_interval") == 5000
 
@@ -193,14 +195,14 @@ def test_help_names_the_commands():
 
 def test_check_config_prints_every_key_with_its_effective_value(site, tmp_path):
     cfg = write_config(tmp_path / "lw.ini", site,
-                       policy={"stuck_after": "90s", "quiet_period": "0", "dry_run": "yes"},
+                       policy={"stuck_after": "90s", "quiet_period": "1s", "dry_run": "yes"},
                        scan={"rescan_interval": "250ms"},
                        hook={"command": "echo restart", "timeout": "2h", "cooldown": "0s"},
                        log={"level": "debug"})
     cp = check_config(cfg)
     assert cp.get("site", "root") == str(site)
     assert ms(cp, "policy", "stuck_after") == 90_000
-    assert ms(cp, "policy", "quiet_period") == 0
+    assert ms(cp, "policy", "quiet_period") == 1000
     assert cp.getboolean("policy", "dry_run") is True
     assert ms(cp, "scan", "rescan_interval") == 250
     assert cp.get("hook", "command") == "echo restart"
@@ -246,8 +248,8 @@ def test_site_root_precedence_file_env_flag(tmp_path):
     build_stuck_site(stuck)
     build_finished_site(healthy)
     age_tree(healthy, HOUR_S)
-    cfg_stuck = write_config(tmp_path / "stuck.ini", stuck, policy={"stuck_after": "30s"})
-    cfg_healthy = write_config(tmp_path / "healthy.ini", healthy, policy={"stuck_after": "30s"})
+    cfg_stuck = write_config(tmp_path / "stuck.ini", stuck, policy={"stuck_after": "2s"})
+    cfg_healthy = write_config(tmp_path / "healthy.ini", healthy, policy={"stuck_after": "2s"})
 
     assert run_cli(["report", "-c", cfg_stuck]).returncode == EX_STUCK
     assert run_cli(["report", "-c", cfg_healthy]).returncode == EX_OK
@@ -259,3 +261,71 @@ def test_site_root_precedence_file_env_flag(tmp_path):
     assert r.returncode == EX_OK, r.stdout + r.stderr
     r = run_cli(["report", "-c", cfg_healthy, "--site-root", stuck], env=env_healthy)
     assert r.returncode == EX_STUCK, r.stdout + r.stderr
+
+
+# ------------------------------------------- defaults never more eager than Kudu
+
+KUDU_LOCK_LIFETIME_MS = 1500 * 1000
+QUIET_WARNING = re.compile(r"warning: .*quiet_period = (\S+).* is shorter than "
+                           r"\[scan\] rescan_interval = ([0-9a-z]+)")
+
+
+def test_default_stuck_after_is_at_least_kudus_lock_lifetime(site, tmp_path):
+    """A live build step that prints nothing leaves the share untouched: the
+    agent must not call it stuck before Kudu itself would free the lock."""
+    cfg = write_config(tmp_path / "lw.ini", site)
+    text = cfg.read_text()
+    cfg.write_text("\n".join(line for line in text.splitlines()
+                             if not line.startswith("stuck_after")) + "\n")
+    cp = check_config(cfg)
+    assert ms(cp, "policy", "stuck_after") >= KUDU_LOCK_LIFETIME_MS
+    r = run_cli(["check-config", "--sample"])
+    assert r.returncode == EX_OK, r.stderr
+    m = re.search(r"^[#; ]*stuck_after\s*=\s*(\S+)", r.stdout, re.M)
+    assert m, r.stdout
+    assert parse_duration_ms(m.group(1)) >= KUDU_LOCK_LIFETIME_MS
+
+
+@pytest.mark.parametrize("where", ["file", "environment"])
+def test_quiet_period_below_one_second_is_a_config_error(site, tmp_path, where):
+    """quiet_period = 0 would switch the agent's own observation off."""
+    if where == "file":
+        cfg = bad_ini(tmp_path, site, ["[policy]", "quiet_period = 0s"])
+        env = None
+    else:
+        cfg = write_config(tmp_path / "lw.ini", site)
+        env = clean_env(LOCKWARDEN_POLICY_QUIET_PERIOD="500ms")
+    for command in (["check-config"], ["run", "--once"]):
+        r = run_cli(command + ["-c", cfg], env=env, timeout=10)
+        assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+        assert "quiet_period" in r.stderr.lower(), r.stderr
+        assert ("bad.ini:5" if where == "file" else "LOCKWARDEN_POLICY_QUIET_PERIOD") in r.stderr
+        assert ("0s" if where == "file" else "500ms") in r.stderr, r.stderr
+
+
+def test_check_config_warns_when_quiet_period_is_shorter_than_rescan_interval(site, tmp_path):
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"quiet_period": "2s"},
+                       scan={"rescan_interval": "5s"})
+    r = run_cli(["check-config", "-c", cfg])
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    m = QUIET_WARNING.search(r.stderr)
+    assert m, r.stderr
+    assert m.groups() == ("2s", "5s"), r.stderr
+    assert f"lw.ini:" in r.stderr, "the warning does not say where quiet_period was set"
+    parse_ini(r.stdout)  # the configuration itself is still printed, unchanged
+
+    for quiet, rescan in (("5s", "5s"), ("2m", "5s")):
+        cfg = write_config(tmp_path / "lw.ini", site, policy={"quiet_period": quiet},
+                           scan={"rescan_interval": rescan})
+        r = run_cli(["check-config", "-c", cfg])
+        assert r.returncode == EX_OK, r.stdout + r.stderr
+        assert not QUIET_WARNING.search(r.stderr), r.stderr
+
+
+def test_daemon_warns_at_start_when_quiet_period_is_shorter_than_rescan_interval(
+        site, tmp_path, agents):
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"quiet_period": "1s"},
+                       scan={"rescan_interval": "3s"})
+    agent = start_agent(agents, cfg)
+    agent.wait_for_log(r"quiet_period = 1s.* is shorter than \[scan\] rescan_interval = 3s",
+                       timeout=10)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import (EX_FAILURE, EX_OK, EX_STUCK, HOUR_S, RECORD_DONE, RECORD_OLD,
                       TEMP_FAILED, TEMP_STUCK, age_tree,
-                      build_finished_site, build_stuck_site, make_file_lock, run_cli,
+                      build_finished_site, build_stuck_site, make_file_lock, run_cli, settle,
                       start_agent, tree_hash, write_config)
 
 STUCK_SITE_ENTRIES = {
@@ -32,7 +32,7 @@ STUCK_SITE_ENTRIES = {
 @pytest.fixture
 def stuck_cfg(site, tmp_path):
     build_stuck_site(site)
-    return write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "30s"})
+    return write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "2s"})
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def healthy_cfg(site, tmp_path):
     build_finished_site(site)
     make_file_lock(site, "status.lock", acquired_s=-HOUR_S)
     age_tree(site, HOUR_S)
-    return write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "30s"})
+    return write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "2s"})
 
 
 def report_json(cfg, *extra):
@@ -139,6 +139,7 @@ def test_report_survives_hostile_names(stuck_cfg, site):
         f.write("{}")
     os.symlink("/", site / "deployments" / "temp-0badf00d")
     age_tree(site, HOUR_S)
+    settle(site)
     before = tree_hash(site)
     r, doc = report_json(stuck_cfg)
     assert r.returncode == EX_STUCK, r.stdout + r.stderr

@@ -240,6 +240,32 @@ def age_tree(root, seconds):
 
 
 HOUR_S = 3600
+# Longer than DEFAULT_TEST_CONFIG's stuck_after (2s): see settle().
+SETTLE_S = 2.5
+
+
+def newest_ctime(root):
+    """The newest inode change time under root, root included (no symlink
+    following)."""
+    newest = os.lstat(root).st_ctime
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            try:
+                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_ctime)
+            except FileNotFoundError:
+                pass
+    return newest
+
+
+def settle(root, seconds=SETTLE_S):
+    """Waits until nothing under root has changed for `seconds`, by ctime.
+    age() backdates mtimes, but utime() itself sets ctime to now, and the
+    agent counts ctime as activity (it cannot be set back from user space,
+    so a backdated mtime does not hide a write). A tree that must look
+    untouched has to be left alone for real, longer than the test's
+    stuck_after."""
+    wait_for(lambda: time.time() - newest_ctime(root) >= seconds, seconds + 10,
+             f"{root} untouched for {seconds}s by ctime")
 RECORD_DONE = "0123456789abcdef0123456789abcdef"
 RECORD_OLD = "fedcba9876543210fedcba9876543210"
 TEMP_STUCK = "temp-1a2b3c4d"
@@ -272,7 +298,7 @@ def build_stuck_site(root, age_s=HOUR_S):
     future lockExpiry, status.lock, deployments.lock, pending, and a temp
     record still Building (the newest), next to build_finished_site's
     records and an older failed temp record (complete: kept). Everything is
-    aged age_s."""
+    aged age_s by mtime, and left alone for SETTLE_S (ctime)."""
     build_finished_site(root)
     make_record(root, TEMP_FAILED, "Failed", True, True, received=-90 * 60)
     make_lock(root, expiry=20 * 60)
@@ -281,6 +307,7 @@ def build_stuck_site(root, age_s=HOUR_S):
     make_pending(root)
     make_record(root, TEMP_STUCK, "Building", False, True, received=-age_s - 10)
     age_tree(root, age_s)
+    settle(root)
     return root
 
 

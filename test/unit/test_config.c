@@ -107,7 +107,7 @@ static void assert_all_from(const struct config *c, enum config_source source)
 static void assert_defaults(const struct config *c)
 {
 	assert_string_equal(c->site_root, "/home/site");
-	assert_int_equal(c->policy_stuck_after, 15 * 60 * 1000);
+	assert_int_equal(c->policy_stuck_after, 25 * 60 * 1000);
 	assert_int_equal(c->policy_quiet_period, 2 * 60 * 1000);
 	assert_false(c->policy_dry_run);
 	assert_int_equal(c->scan_rescan_interval, 5000);
@@ -889,6 +889,41 @@ static void test_print_round_trip(void **state)
 	config_free(&cfg);
 }
 
+/* Valid but unwise: quiet_period shorter than rescan_interval is told,
+ * with where quiet_period was set; equal or longer is not. */
+static void test_warnings(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t warnings;
+		const char *said;
+	} rows[] = {
+		{ "", 0, NULL },
+		{ "[policy]\nquiet_period = 1s\n", 1,
+		  "[policy] quiet_period = 1s (" },
+		{ "[policy]\nquiet_period = 5s\n", 0, NULL },
+		{ "[scan]\nrescan_interval = 3m\n", 1,
+		  "[policy] quiet_period = 2m is shorter than [scan] rescan_interval = 3m" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct config cfg;
+		char err[CONFIG_ERROR_MAX];
+		char said[CONFIG_WARNINGS_MAX][CONFIG_ERROR_MAX];
+
+		assert_int_equal(config_load(&cfg, write_temp_str("warn.ini", rows[i].text), no_env,
+					     NULL, err, sizeof(err)), 0);
+		size_t n = config_warnings(&cfg, said, CONFIG_WARNINGS_MAX);
+		if (n != rows[i].warnings)
+			fail_msg("row %zu: %zu warnings", i, n);
+		if (rows[i].said && !strstr(said[0], rows[i].said))
+			fail_msg("row %zu: %s", i, said[0]);
+		if (rows[i].said && i == 1 && !strstr(said[0], "warn.ini:2)"))
+			fail_msg("row %zu: no file:line in %s", i, said[0]);
+		assert_int_equal(config_warnings(&cfg, said, 0), 0);
+		config_free(&cfg);
+	}
+}
+
 static void test_print_defaults(void **state)
 {
 	struct config cfg;
@@ -1003,6 +1038,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_format_duration),
 		cmocka_unit_test(test_format_duration_small_buffer),
 		cmocka_unit_test(test_parse_bool),

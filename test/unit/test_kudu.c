@@ -59,7 +59,7 @@ static char *dup_exact(const char *s, size_t n)
 static int time_exact(const char *s, size_t n, int64_t *ns)
 {
 	char *b = dup_exact(s, n);
-	int r = kudu_parse_time(b, n, ns);
+	int r = isotime_parse(b, n, ns);
 
 	free(b);
 	return r;
@@ -87,15 +87,6 @@ static int status_exact(const char *s, size_t n, struct kudu_status *out)
 {
 	char *b = dup_exact(s, n);
 	int r = kudu_parse_status_xml(b, n, out);
-
-	free(b);
-	return r;
-}
-
-static int log_exact(const char *s, size_t n, struct kudu_log_line *out)
-{
-	char *b = dup_exact(s, n);
-	int r = kudu_parse_log_line(b, n, out);
 
 	free(b);
 	return r;
@@ -159,7 +150,7 @@ static bool terminated(const char *s, size_t size)
 	return memchr(s, '\0', size) != NULL;
 }
 
-/* ---- kudu_parse_time ------------------------------------------------------ */
+/* ---- isotime_parse ------------------------------------------------------ */
 
 static const struct time_case {
 	const char *in;
@@ -261,7 +252,7 @@ static void test_time_length(void **state)
 	assert_int_equal(ns, 1631237218 * SEC);
 	assert_int_equal(time_exact("2021-09-10T01:26:58Z\0", 21, &ns), -EINVAL);
 	assert_int_equal(time_exact("2021-09-10T01:26:5", 18, &ns), -EINVAL);
-	assert_int_equal(kudu_parse_time(NULL, 0, &ns), -EINVAL);
+	assert_int_equal(isotime_parse(NULL, 0, &ns), -EINVAL);
 	for (size_t n = 0; n < 19; n++)
 		assert_int_equal(time_exact("2021-09-10T01:26:58Z", n, &ns), -EINVAL);
 }
@@ -1118,158 +1109,6 @@ static void test_state_name(void **state)
 		EXPECT_STR(kudu_state_name(cases[i].state), cases[i].name, i, cases[i].name);
 }
 
-/* ---- log.log -------------------------------------------------------------- */
-
-static const struct log_case {
-	int rc;
-	int64_t time_ns;
-	unsigned depth;
-	int type;
-	bool top_level;
-	const char *message;
-} log_fixture_lines[] = {
-	{ 0, 1631237218 * SEC + 31421800, 0, 0, true, "Updating submodules." },
-	{ 0, 1631237219 * SEC + 123456700, 0, 0, true,
-	  "Preparing deployment for commit id '1a2b3c4d5e'." },
-	{ 0, 1631237220 * SEC, 0, 0, true, "Running oryx build..." },
-	{ 0, 1631237221 * SEC + 500000000, 1, 0, false,
-	  "Command: oryx build /tmp/zipdeploy/extracted -o /home/site/wwwroot "
-	  "--platform nodejs --platform-version 18" },
-	{ 0, 1631237222 * SEC, 1, 1, false,
-	  "npm WARN deprecated request@2.88.2: request has been deprecated, "
-	  "see https://github.com/request/request/issues/3142" },
-	{ 0, 1631237223 * SEC, 2, 0, false,
-	  "Operation performed by Microsoft Oryx, https://github.com/Microsoft/Oryx" },
-	{ 0, 1631237230 * SEC, 0, 2, true,
-	  "Deployment Failed. deploymentStatus: Failed, error: Command 'npm run build' exited with code 1" },
-	{ 0, 1631237231 * SEC, 0, 0, true, "" },
-};
-
-static void check_log(const struct kudu_log_line *got, int r, const struct log_case *c,
-		      size_t i, const char *what)
-{
-	EXPECT_INT(r, c->rc, i, what);
-	assert_true(terminated(got->message, sizeof(got->message)));
-	if (c->rc != 0)
-		return;
-	EXPECT_INT(got->time_ns, c->time_ns, i, what);
-	EXPECT_INT(got->depth, c->depth, i, what);
-	EXPECT_INT(got->type, c->type, i, what);
-	EXPECT_INT(got->top_level, c->top_level, i, what);
-	EXPECT_STR(got->message, c->message, i, what);
-}
-
-/* Calls fn on each line of the fixture, each in an exact-size buffer
- * without its newline; returns the number of lines. */
-static size_t for_each_line(const char *file, void (*fn)(const char *, size_t, size_t))
-{
-	struct fixture f;
-	size_t start = 0, count = 0;
-
-	load_fixture(file, &f);
-	for (size_t i = 0; i < f.len; i++) {
-		if (f.data[i] != '\n')
-			continue;
-		fn(f.data + start, i - start, count++);
-		start = i + 1;
-	}
-	assert_int_equal(start, f.len); /* the fixture ends with a newline */
-	free_fixture(&f);
-	return count;
-}
-
-static void check_documented_line(const char *line, size_t len, size_t index)
-{
-	struct kudu_log_line got;
-	char shown[512];
-	int r;
-
-	assert_true(index < ARRAY_LEN(log_fixture_lines));
-	snprintf(shown, sizeof(shown), "%.*s", (int)len, line);
-	r = log_exact(line, len, &got);
-	check_log(&got, r, &log_fixture_lines[index], index, shown);
-}
-
-static void check_production_line(const char *line, size_t len, size_t index)
-{
-	struct kudu_log_line got;
-
-	assert_int_equal(log_exact(line, len, &got), -EINVAL);
-	assert_string_equal(got.message, "");
-	assert_int_equal(got.time_ns, NONE);
-}
-
-static void test_log_fixtures(void **state)
-{
-	assert_int_equal(for_each_line("log-lines.txt", check_documented_line),
-			 ARRAY_LEN(log_fixture_lines));
-	assert_int_equal(for_each_line("log-production-2024.txt", check_production_line), 3);
-}
-
-#define T "2021-09-10T01:26:58Z"
-#define GUID "7d8e4c1a-3b2f-4e5d-9a1b-0c2d3e4f5a6b"
-
-static const struct log_inline_case {
-	const char *line;
-	struct log_case expect;
-} log_inline_cases[] = {
-	{ T ",msg,,0", { 0, 1631237218 * SEC, 0, 0, false, "msg" } },
-	{ T ",msg," GUID ",2", { 0, 1631237218 * SEC, 0, 2, true, "msg" } },
-	{ T ",msg,7d8e4c1a3b2f4e5d9a1b0c2d3e4f5a6b,1", { 0, 1631237218 * SEC, 0, 1, true, "msg" } },
-	{ T ",msg,,0\r", { 0, 1631237218 * SEC, 0, 0, false, "msg" } },
-	{ T ",msg,,0\r\n", { 0, 1631237218 * SEC, 0, 0, false, "msg" } },
-	{ "\t\t\t" T ",x &comma y&comma;&comma,,1", { 0, 1631237218 * SEC, 3, 1, false, "x &comma y,&comma" } },
-	{ T ",&comma;&comma;,,0", { 0, 1631237218 * SEC, 0, 0, false, ",," } },
-	{ T ",msg,,3", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,,01", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,,", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,,x", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",a,b,,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,not-a-guid,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,7d8e4c1a-3b2f-4e5d-9a1b-0c2d3e4f5a6,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,7d8e4c1a03b2f-4e5d-9a1b-0c2d3e4f5a6b,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T ",msg,7d8e4c1a-3b2f-4e5d-9a1b-0c2d3e4f5a6g,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ "yesterday,msg,,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ ",msg,,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ " " T ",msg,,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ T " ,msg,,0", { -EINVAL, 0, 0, 0, false, "" } },
-	{ "", { -EINVAL, 0, 0, 0, false, "" } },
-	{ "\t", { -EINVAL, 0, 0, 0, false, "" } },
-	{ ",,,", { -EINVAL, 0, 0, 0, false, "" } },
-	{ "<entry time=\"2021-09-10T01:26:58Z\" type=\"0\">msg</entry>", { -EINVAL, 0, 0, 0, false, "" } },
-};
-
-static void test_log_inline(void **state)
-{
-	for (size_t i = 0; i < ARRAY_LEN(log_inline_cases); i++) {
-		const struct log_inline_case *c = &log_inline_cases[i];
-		struct kudu_log_line got;
-		int r;
-
-		memset(&got, 0x5A, sizeof(got));
-		r = log_exact(c->line, strlen(c->line), &got);
-		check_log(&got, r, &c->expect, i, c->line);
-	}
-	assert_int_equal(kudu_parse_log_line(NULL, 0, &(struct kudu_log_line){ 0 }), -EINVAL);
-}
-
-static void test_log_long_message(void **state)
-{
-	char line[1024];
-	struct kudu_log_line got;
-	int n;
-
-	n = snprintf(line, sizeof(line), "%s,%0300d,,0", T, 0);
-	assert_true(n > 0 && (size_t)n < sizeof(line));
-	assert_int_equal(log_exact(line, (size_t)n, &got), 0);
-	assert_int_equal(strlen(got.message), sizeof(got.message) - 1);
-
-	/* Every prefix of a documented line: refused until the type digit. */
-	for (size_t len = 0; len < strlen(T ",msg,,0"); len++)
-		assert_int_equal(log_exact(T ",msg,,0", len, &got), -EINVAL);
-}
-
 /* ---- Names ------------------------------------------------------------------ */
 
 #define HEX32 "0123456789abcdef0123456789abcdef"
@@ -1377,8 +1216,8 @@ static void test_name_describe(void **state)
 		EXPECT_STR(kudu_name_describe(cases[i].kind), cases[i].text, i, cases[i].text);
 }
 
-/* kudu_format_time: whole UTC seconds, the placeholder for "no time", and
- * a round trip through kudu_parse_time. */
+/* isotime_format: whole UTC seconds, the placeholder for "no time", and
+ * a round trip through isotime_parse. */
 static void test_format_time(void **state)
 {
 	static const struct {
@@ -1392,15 +1231,15 @@ static void test_format_time(void **state)
 	};
 	char out[40];
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		assert_string_equal(kudu_format_time(rows[i].ns, "none", out, sizeof(out)), rows[i].text);
+		assert_string_equal(isotime_format(rows[i].ns, "none", out, sizeof(out)), rows[i].text);
 	int64_t back;
-	assert_int_equal(kudu_parse_time(out, 0, &back), -EINVAL);
-	kudu_format_time(1631237218000000000LL, "none", out, sizeof(out));
-	assert_int_equal(kudu_parse_time(out, strlen(out), &back), 0);
+	assert_int_equal(isotime_parse(out, 0, &back), -EINVAL);
+	isotime_format(1631237218000000000LL, "none", out, sizeof(out));
+	assert_int_equal(isotime_parse(out, strlen(out), &back), 0);
 	assert_true(back == 1631237218000000000LL);
 	/* Too small a buffer gives the placeholder, cut, never garbage. */
 	char tiny[5];
-	kudu_format_time(0, "-", tiny, sizeof(tiny));
+	isotime_format(0, "-", tiny, sizeof(tiny));
 	assert_string_equal(tiny, "-");
 }
 
@@ -1427,9 +1266,6 @@ int main(void)
 		cmocka_unit_test(test_status_mutations),
 		cmocka_unit_test(test_status_finished),
 		cmocka_unit_test(test_state_name),
-		cmocka_unit_test(test_log_fixtures),
-		cmocka_unit_test(test_log_inline),
-		cmocka_unit_test(test_log_long_message),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_name_describe),
 		cmocka_unit_test(test_format_time),

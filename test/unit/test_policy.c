@@ -81,9 +81,9 @@ static void base_tree(struct site_snapshot *snap, int64_t age_ms)
 }
 
 /* A watch that started at mono 0 and saw its last change change_ms ago. */
-static struct policy_watch watched(uint64_t now_ms, uint64_t quiet_ms, bool seen_change)
+static struct policy_history watched(uint64_t now_ms, uint64_t quiet_ms, bool seen_change)
 {
-	struct policy_watch w = { .started = true, .start_ms = seen_change ? 0 : now_ms - quiet_ms,
+	struct policy_history w = { .started = true, .start_ms = seen_change ? 0 : now_ms - quiet_ms,
 				  .seen_change = seen_change, .last_change_ms = now_ms - quiet_ms };
 	return w;
 }
@@ -108,7 +108,7 @@ static void test_empty_tree_is_idle(void **state)
 	struct site_snapshot snap;
 	struct policy_decision d;
 	base_tree(&snap, 60 * M);
-	struct policy_watch w = watched(1000 * M, 500 * M, false);
+	struct policy_history w = watched(1000 * M, 500 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_false(d.claims_running);
 	assert_false(d.stuck);
@@ -147,7 +147,7 @@ static void test_stuck_tree_cleanup_plan(void **state)
 	struct site_snapshot snap;
 	struct policy_decision d;
 	build_stuck_tree(&snap);
-	struct policy_watch w = watched(1000 * M, 2 * M, false);
+	struct policy_history w = watched(1000 * M, 2 * M, false);
 
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.claims_running);
@@ -186,7 +186,7 @@ static void test_active_temp_record_never_removed(void **state)
 	add_lock(&snap, 60 * M, 10 * M);
 	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, 60 * M);
 	snprintf(snap.active_id, sizeof(snap.active_id), "temp-1a2b3c4d");
-	struct policy_watch w = watched(1000 * M, 5 * M, false);
+	struct policy_history w = watched(1000 * M, 5 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.act);
 	assert_false(removes(&snap, &d, "temp-1a2b3c4d"));
@@ -201,7 +201,7 @@ static void test_quiet_period_is_watched_not_read(void **state)
 	struct site_snapshot snap;
 	struct policy_decision d;
 	build_stuck_tree(&snap);
-	struct policy_watch w = watched(1000 * M, 30 * S, false);
+	struct policy_history w = watched(1000 * M, 30 * S, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.stuck);
 	assert_false(d.act);
@@ -242,7 +242,7 @@ static void test_recent_activity_is_live(void **state)
 	build_stuck_tree(&snap);
 	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL - NS(10 * S);
 	/* The agent saw the log grow at its last scan. */
-	struct policy_watch w = watched(1000 * M, 5 * S, true);
+	struct policy_history w = watched(1000 * M, 5 * S, true);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.claims_running);
 	assert_false(d.stuck);
@@ -265,7 +265,7 @@ static void test_observed_change_is_activity(void **state)
 	struct site_snapshot snap;
 	struct policy_decision d;
 	build_stuck_tree(&snap);
-	struct policy_watch w = watched(1000 * M, 3 * M, true);
+	struct policy_history w = watched(1000 * M, 3 * M, true);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_int_equal(d.activity_age_ms, 3 * M);
 	assert_false(d.stuck);
@@ -289,7 +289,7 @@ static void test_future_mtimes_need_watched_stuck_after(void **state)
 	build_stuck_tree(&snap);
 	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL + NS(60 * M);
 
-	struct policy_watch w = watched(1000 * M, 14 * M, false);
+	struct policy_history w = watched(1000 * M, 14 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_int_equal(d.activity_age_ms, 0);
 	assert_false(d.stuck);
@@ -316,7 +316,7 @@ static void test_expired_lock_goes_alone(void **state)
 	lock->info.expiry_ns = NOW_WALL - NS(1 * S);
 	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL - NS(3 * M);
 
-	struct policy_watch w = watched(1000 * M, 2 * M, false);
+	struct policy_history w = watched(1000 * M, 2 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.lock_expired);
 	assert_true(d.act);
@@ -356,7 +356,7 @@ static void test_next_check_at_lock_expiry(void **state)
 	struct policy_decision d;
 	base_tree(&snap, 10 * S);
 	add_lock(&snap, 10 * S, 40 * S);
-	struct policy_watch w = watched(1000 * M, 5 * M, false);
+	struct policy_history w = watched(1000 * M, 5 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_false(d.act);
 	assert_int_equal(d.next_check_ms, 40 * S);
@@ -374,7 +374,7 @@ static void test_leftover_status_lock_is_harmless(void **state)
 	add(&snap, SITE_AREA_DEPLOYMENTS, "pending", KUDU_NAME_PENDING, S_IFREG, 600 * M);
 	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_SUCCESS, true, 600 * M);
 	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false, 900 * M); /* older */
-	struct policy_watch w = watched(1000 * M, 500 * M, false);
+	struct policy_history w = watched(1000 * M, 500 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_false(d.claims_running);
 	assert_false(d.stuck);
@@ -397,7 +397,7 @@ static void test_unfinished_newest_record_without_lock(void **state)
 	base_tree(&snap, 60 * M);
 	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_DEPLOYING, false, 60 * M);
 	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false, 70 * M);
-	struct policy_watch w = watched(1000 * M, 2 * M, false);
+	struct policy_history w = watched(1000 * M, 2 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.stuck);
 	assert_true(d.act);
@@ -416,7 +416,7 @@ static void test_symlinked_lock_folder_is_foreign(void **state)
 	struct policy_decision d;
 	base_tree(&snap, 60 * M);
 	add(&snap, SITE_AREA_LOCKS, "deployment", KUDU_NAME_LOCK_FOLDER, S_IFLNK, 60 * M);
-	struct policy_watch w = watched(1000 * M, 100 * M, false);
+	struct policy_history w = watched(1000 * M, 100 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_false(d.claims_running);
 	assert_int_equal(d.n_removals, 0);
@@ -434,7 +434,7 @@ static void test_unreadable_area_blocks(void **state)
 		struct policy_decision d;
 		build_stuck_tree(&snap);
 		snap.deployments_err = errs[i];
-		struct policy_watch w = watched(1000 * M, 100 * M, false);
+		struct policy_history w = watched(1000 * M, 100 * M, false);
 		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 		assert_true(d.blocked);
 		assert_false(d.act);
@@ -453,7 +453,7 @@ static void test_own_trash_finished_when_watching(void **state)
 	base_tree(&snap, 60 * M);
 	add(&snap, SITE_AREA_DEPLOYMENTS, ".lockwarden-trash-temp-1a2b3c4d", KUDU_NAME_TRASH,
 	    S_IFDIR, 1 * S);
-	struct policy_watch w = watched(1000 * M, 1 * S, false);
+	struct policy_history w = watched(1000 * M, 1 * S, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.act);
 	assert_int_equal(d.n_removals, 1);
@@ -464,7 +464,7 @@ static void test_own_trash_finished_when_watching(void **state)
 static void test_observe_baseline_and_changes(void **state)
 {
 	struct site_snapshot snap;
-	struct policy_watch w = { 0 };
+	struct policy_history w = { 0 };
 	build_stuck_tree(&snap);
 
 	assert_false(policy_observe(&w, &snap, 5000));
@@ -501,7 +501,7 @@ static void test_observe_baseline_and_changes(void **state)
 static void test_observed_change_dated_by_mtime_in_window(void **state)
 {
 	struct site_snapshot snap;
-	struct policy_watch w = { 0 };
+	struct policy_history w = { 0 };
 	build_stuck_tree(&snap);
 	snap.scanned_ns = NOW_WALL - NS(5 * S);
 	assert_false(policy_observe(&w, &snap, 100 * S));
@@ -536,7 +536,7 @@ static void test_wall_clock_jump_does_not_expire_a_seen_lock(void **state)
 {
 	struct site_snapshot snap;
 	struct policy_decision d;
-	struct policy_watch w = { 0 };
+	struct policy_history w = { 0 };
 	base_tree(&snap, 10 * S);        /* a build that wrote 10 s ago */
 	add_lock(&snap, 10 * S, 20 * M); /* 20 minutes to go when first seen */
 	assert_false(policy_observe(&w, &snap, 1000 * M));
@@ -576,7 +576,7 @@ static void test_wall_clock_jump_does_not_expire_a_seen_lock(void **state)
 	assert_false(w.clock_jumped);
 
 	/* A lock first seen already expired goes by the wall clock alone. */
-	struct policy_watch fresh = { 0 };
+	struct policy_history fresh = { 0 };
 	snap.scanned_ns = jumped;
 	assert_false(policy_observe(&fresh, &snap, 5000 * M));
 	assert_int_equal(policy_decide(&snap, &fresh, &params, jumped, 5002 * M, &d), 0);
@@ -605,13 +605,191 @@ static void test_threshold_table(void **state)
 		struct policy_decision d;
 		base_tree(&snap, rows[i].mtime_age_ms);
 		add_lock(&snap, rows[i].mtime_age_ms, 10 * M);
-		struct policy_watch w = watched(1000 * M, rows[i].quiet_ms, false);
+		struct policy_history w = watched(1000 * M, rows[i].quiet_ms, false);
 		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 		if (d.stuck != rows[i].stuck || d.act != rows[i].act)
 			fail_msg("row %zu: stuck %d act %d", i, d.stuck, d.act);
 		policy_decision_free(&d);
 		site_snapshot_free(&snap);
 	}
+}
+
+/* Table: one row per situation, through the four steps of a decision:
+ * assess (claims, stuck), plan (act, removals), explain (the reason) and
+ * the next check. stuck_after 15m, quiet_period 2m. */
+static void test_decision_steps_table(void **state)
+{
+	enum { NO_LOCK = 0, LOCK = 1, EXPIRED_LOCK = 2 };
+	static const struct {
+		const char *what;
+		int lock;
+		int64_t age_ms;          /* of every file time */
+		bool building_record;    /* a temp record still Building */
+		int locks_err;
+		uint64_t quiet_ms;
+		bool claims, stuck, act;
+		size_t removals;
+		const char *reason;
+		uint64_t next_check_ms;
+	} rows[] = {
+		{ "nothing runs", NO_LOCK, 60 * M, false, 0, 5 * M,
+		  false, false, false, 0, "no deployment is running", UINT64_MAX },
+		{ "fresh lock", LOCK, 10 * S, false, 0, 5 * M,
+		  true, false, false, 0, "last activity 10s ago (stuck after 15m)", 10 * M },
+		{ "idle lock, quiet", LOCK, 60 * M, false, 0, 2 * M,
+		  true, true, true, 1, "no activity for 1h (stuck_after 15m)", UINT64_MAX },
+		{ "idle lock, not quiet yet", LOCK, 60 * M, false, 0, 1 * M,
+		  true, true, false, 0, "no activity for 1h", 1 * M },
+		{ "expired lock, recent activity", EXPIRED_LOCK, 3 * M, false, 0, 2 * M,
+		  true, true, true, 1, "has passed, so Kudu treats it as free", UINT64_MAX },
+		{ "unreadable locks/", LOCK, 60 * M, false, -EACCES, 2 * M,
+		  true, false, false, 0, "cannot be read whole", UINT64_MAX },
+		{ "record building, no lock", NO_LOCK, 5 * M, true, 0, 5 * M,
+		  true, false, false, 0, "is Building; last activity 5m ago", 10 * M },
+		{ "record idle, no lock", NO_LOCK, 20 * M, true, 0, 3 * M,
+		  true, true, true, 1, "is Building with no activity for 20m", UINT64_MAX },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		base_tree(&snap, rows[i].age_ms);
+		snap.locks_err = rows[i].locks_err;
+		if (rows[i].lock == LOCK)
+			add_lock(&snap, rows[i].age_ms, 20 * M);
+		else if (rows[i].lock == EXPIRED_LOCK)
+			add_lock(&snap, rows[i].age_ms, -1 * S);
+		if (rows[i].building_record)
+			add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, rows[i].age_ms);
+		struct policy_history h = watched(1000 * M, rows[i].quiet_ms, false);
+		assert_int_equal(policy_decide(&snap, &h, &params, NOW_WALL, 1000 * M, &d), 0);
+		if (d.claims_running != rows[i].claims || d.stuck != rows[i].stuck ||
+		    d.act != rows[i].act || d.n_removals != rows[i].removals)
+			fail_msg("%s: claims %d stuck %d act %d removals %zu", rows[i].what,
+				 d.claims_running, d.stuck, d.act, d.n_removals);
+		if (!strstr(d.reason, rows[i].reason))
+			fail_msg("%s: reason '%s'", rows[i].what, d.reason);
+		if (d.next_check_ms != rows[i].next_check_ms)
+			fail_msg("%s: next check %llu", rows[i].what,
+				 (unsigned long long)d.next_check_ms);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+/* Times from the share are whatever a writer put there. 1700-01-01 fits an
+ * int64_t of nanoseconds, but its distance to now does not: the expired
+ * lock must read as expired (not as live for centuries), and nothing may
+ * overflow on the way (UBSan aborts on signed overflow). */
+#define NS_1700 ((int64_t)-8520336000LL * 1000000000LL)
+
+static void test_ancient_lock_expiry_is_expired(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_history w = { 0 };
+	base_tree(&snap, 10 * S);
+	struct site_entry *lock = add_lock(&snap, 10 * S, 0);
+	lock->info.expiry_ns = NS_1700;
+	assert_false(policy_observe(&w, &snap, 1000 * M));
+	assert_true(w.lock_left_ms <= 0);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1003 * M, &d), 0);
+	assert_true(d.lock_expired);
+	assert_true(d.act);
+	policy_decision_free(&d);
+	/* Report (nothing watched) says the same. */
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_true(d.lock_expired);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* Table: entry times at and near the ends of int64_t, where a difference
+ * with now overflows. A time in the past is old, a time in the future
+ * counts as now, and nothing wraps around to the other side. */
+static void test_hostile_times_saturate(void **state)
+{
+	static const struct {
+		const char *what;
+		int64_t mtime_ns, ctime_ns, expiry_ns;
+		bool stuck;                 /* by the mtimes alone, nothing watched */
+		int64_t activity_age_ms;    /* -2: any age >= stuck_after */
+	} rows[] = {
+		{ "1700 mtime", NS_1700, 0, NS(1 * S), true, -2 },
+		{ "INT64_MIN+1 mtime", INT64_MIN + 1, INT64_MIN + 1, NS(1 * S), true, -2 },
+		{ "INT64_MAX mtime (2300, saturated)", INT64_MAX, 0, NS(1 * S), false, 0 },
+		{ "INT64_MAX ctime", NS(0), INT64_MAX, NS(1 * S), false, 0 },
+		{ "expiry INT64_MAX", NS_1700, 0, INT64_MAX, true, -2 },
+		{ "expiry INT64_MIN+1", NS_1700, 0, INT64_MIN + 1, true, -2 },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		struct policy_history w = { 0 };
+		base_tree(&snap, 60 * M);
+		struct site_entry *lock = add_lock(&snap, 60 * M, 0);
+		lock->info.expiry_ns = rows[i].expiry_ns == NS(1 * S) ? NOW_WALL + NS(1 * S)
+								       : rows[i].expiry_ns;
+		struct site_entry *p = add(&snap, SITE_AREA_DEPLOYMENTS, "pending",
+					   KUDU_NAME_PENDING, S_IFREG, 0);
+		lock->st.mtime_ns = lock->info_st.mtime_ns = rows[i].mtime_ns;
+		p->st.mtime_ns = rows[i].mtime_ns;
+		p->st.ctime_ns = rows[i].ctime_ns;
+		snap.locks.mtime_ns = snap.deployments.mtime_ns = rows[i].mtime_ns;
+
+		assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+		if (d.stuck != rows[i].stuck)
+			fail_msg("%s: stuck %d", rows[i].what, d.stuck);
+		if (rows[i].activity_age_ms == -2 ? d.activity_age_ms < (int64_t)params.stuck_after_ms
+						 : d.activity_age_ms != rows[i].activity_age_ms)
+			fail_msg("%s: activity age %lld", rows[i].what, (long long)d.activity_age_ms);
+		policy_decision_free(&d);
+
+		/* Watched, and watched again with the share's times moved to the
+		 * other end: no overflow in observe or in the next check. */
+		(void)policy_observe(&w, &snap, 1000 * M);
+		snap.scanned_ns = NOW_WALL + NS(5 * S);
+		p->st.mtime_ns = rows[i].mtime_ns == INT64_MAX ? INT64_MIN + 1 : INT64_MAX;
+		(void)policy_observe(&w, &snap, 1000 * M + 5 * S);
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL + NS(5 * S),
+					       1000 * M + 5 * S, &d), 0);
+		assert_true(d.next_check_ms > 0);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+/* mtime can be set back by anyone who can write the file; ctime cannot be
+ * set from user space. A file with an old mtime and a fresh ctime was
+ * touched: that is activity, and so is a change of ctime alone. */
+static void test_ctime_is_activity(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	build_stuck_tree(&snap);
+	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
+	uint64_t before = policy_fingerprint(&snap);
+	temp->log_st.ctime_ns = NOW_WALL - NS(10 * S);
+	assert_true(policy_fingerprint(&snap) != before);
+
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(d.activity_age_ms, 10 * S);
+	assert_false(d.stuck);
+	policy_decision_free(&d);
+
+	/* A ctime in the future counts as now, like a future mtime. */
+	temp->log_st.ctime_ns = NOW_WALL + NS(60 * M);
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(d.activity_age_ms, 0);
+	assert_false(d.stuck);
+	policy_decision_free(&d);
+
+	/* The ctime of a folder entry counts too (a rename inside it). */
+	temp->log_st.ctime_ns = 0;
+	snap.entries[index_of(&snap, "pending")].st.ctime_ns = NOW_WALL - NS(20 * S);
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(d.activity_age_ms, 20 * S);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
 }
 
 int main(void)
@@ -636,6 +814,10 @@ int main(void)
 		cmocka_unit_test(test_observed_change_dated_by_mtime_in_window),
 		cmocka_unit_test(test_wall_clock_jump_does_not_expire_a_seen_lock),
 		cmocka_unit_test(test_threshold_table),
+		cmocka_unit_test(test_decision_steps_table),
+		cmocka_unit_test(test_ancient_lock_expiry_is_expired),
+		cmocka_unit_test(test_hostile_times_saturate),
+		cmocka_unit_test(test_ctime_is_activity),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -1,0 +1,217 @@
+/* policy_history.c - what counts as activity in a snapshot (the
+ * fingerprint, the newest file time) and the history of observed scans
+ * (policy_observe). Pure; see policy.h. */
+#include "policy_internal.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "hash.h"
+
+/* Wall and monotonic time may drift apart this much between two scans (a
+ * slow scan, NTP slewing) before the wall clock counts as having jumped. */
+#define CLOCK_JUMP_MS 5000
+
+/* ---- activity fingerprint ------------------------------------------------ */
+
+static uint64_t hash_stat(uint64_t h, const struct site_stat *st, bool with_times)
+{
+	h = hash_fnv1a_u64(h, st->present);
+	if (!st->present)
+		return h;
+	h = hash_fnv1a_u64(h, st->type);
+	h = hash_fnv1a_u64(h, (uint64_t)st->dev);
+	h = hash_fnv1a_u64(h, (uint64_t)st->ino);
+	if (with_times) {
+		h = hash_fnv1a_u64(h, (uint64_t)st->mtime_ns);
+		h = hash_fnv1a_u64(h, (uint64_t)st->ctime_ns);
+		h = hash_fnv1a_u64(h, (uint64_t)st->size);
+	}
+	return h;
+}
+
+bool policy_is_record(const struct site_entry *e)
+{
+	return (e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) &&
+	       e->st.type == S_IFDIR;
+}
+
+bool policy_record_finished(const struct site_entry *e)
+{
+	return e->status_err == 0 && kudu_status_finished(&e->status);
+}
+
+uint64_t policy_fingerprint(const struct site_snapshot *snap)
+{
+	uint64_t h = HASH_FNV1A_INIT;
+
+	/* Folders count by identity, not by their times. The root's times move
+	 * when the app writes beside locks/ and deployments/ (wwwroot,
+	 * LogFiles); the two areas' times move when lockwarden itself renames
+	 * or removes there. What a deployment does shows in the entries
+	 * themselves: their names (appearing, disappearing) and their lstat. */
+	h = hash_fnv1a_u64(h, (uint64_t)(int64_t)snap->root_err);
+	h = hash_stat(h, &snap->root, false);
+	h = hash_fnv1a_u64(h, (uint64_t)(int64_t)snap->locks_err);
+	h = hash_stat(h, &snap->locks, false);
+	h = hash_fnv1a_u64(h, (uint64_t)(int64_t)snap->deployments_err);
+	h = hash_stat(h, &snap->deployments, false);
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		/* Our own trash, being emptied, is not a deployment's doing.
+		 * Foreign entries count through foreign_sum (the ones kept as
+		 * a sample depend on the listing's order). */
+		if (e->kind == KUDU_NAME_TRASH || site_is_foreign(e->kind, e->st.type))
+			continue;
+		h = hash_fnv1a_u64(h, e->area);
+		h = hash_fnv1a(h, e->name, strlen(e->name) + 1);
+		h = hash_stat(h, &e->st, true);
+		if (e->kind == KUDU_NAME_LOCK_FOLDER)
+			h = hash_stat(h, &e->info_st, true);
+		if (policy_is_record(e) && !policy_record_finished(e)) {
+			h = hash_stat(h, &e->status_st, true);
+			h = hash_stat(h, &e->log_st, true);
+		}
+	}
+	h = hash_fnv1a_u64(h, snap->n_foreign);
+	h = hash_fnv1a_u64(h, snap->foreign_sum);
+	return h;
+}
+
+static void consider_times(int64_t *newest, const struct site_stat *st)
+{
+	if (!st->present)
+		return;
+	if (st->mtime_ns > *newest)
+		*newest = st->mtime_ns;
+	/* The kernel sets ctime on every write, rename or attribute change,
+	 * and nothing in user space can set it back: a backdated mtime does
+	 * not hide the write that backdated it. */
+	if (st->ctime_ns > *newest)
+		*newest = st->ctime_ns;
+}
+
+/* The newest mtime or ctime among what a running deployment touches;
+ * INT64_MIN when nothing is there. */
+int64_t policy_newest_activity_ns(const struct site_snapshot *snap)
+{
+	int64_t newest = INT64_MIN;
+
+	/* The areas' own times are left out, as in policy_fingerprint. */
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		/* Our own trash is not a deployment's doing. */
+		if (e->kind == KUDU_NAME_TRASH)
+			continue;
+		consider_times(&newest, &e->st);
+		if (e->kind == KUDU_NAME_LOCK_FOLDER)
+			consider_times(&newest, &e->info_st);
+		if (policy_is_record(e) && !policy_record_finished(e)) {
+			consider_times(&newest, &e->status_st);
+			consider_times(&newest, &e->log_st);
+		}
+	}
+	return newest;
+}
+
+/* ---- the history of observed scans --------------------------------------- */
+
+static const struct site_entry *readable_lock(const struct site_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR && e->info_err == 0)
+			return e;
+	}
+	return NULL;
+}
+
+bool policy_same_lock(const struct policy_history *h, const struct site_entry *lock)
+{
+	return h->lock_known && lock && h->lock_ino == lock->info_st.ino &&
+	       h->lock_mtime_ns == lock->info_st.mtime_ns && h->lock_expiry_ns == lock->info.expiry_ns;
+}
+
+/* Remembers a lock the first time it is seen (see policy_history). */
+static void observe_lock(struct policy_history *h, const struct site_snapshot *snap,
+			 uint64_t now_ms)
+{
+	const struct site_entry *lock = readable_lock(snap);
+
+	if (!lock) {
+		h->lock_known = false;
+		return;
+	}
+	if (policy_same_lock(h, lock))
+		return;
+	h->lock_known = true;
+	h->lock_ino = lock->info_st.ino;
+	h->lock_mtime_ns = lock->info_st.mtime_ns;
+	h->lock_expiry_ns = lock->info.expiry_ns;
+	h->lock_seen_ms = now_ms;
+	h->lock_left_ms = lock->info.expiry_ns == KUDU_TIME_NONE
+		? 0 : clock_ns_to_ms(clock_sub_ns(lock->info.expiry_ns, snap->scanned_ns));
+}
+
+/* Monotonic milliseconds from since_ms to now_ms, 0 when a caller's clocks
+ * disagree (never a wrapped-around huge value). */
+uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms)
+{
+	return now_ms >= since_ms ? now_ms - since_ms : 0;
+}
+
+/* The wall clock moved unlike the monotonic clock since the previous scan. */
+static bool clock_jumped(const struct policy_history *h, const struct site_snapshot *snap,
+			 uint64_t now_ms)
+{
+	int64_t wall_ms = clock_ns_to_ms(clock_sub_ns(snap->scanned_ns, h->last_scan_wall_ns));
+	int64_t mono_ms = now_ms >= h->last_scan_ms ? (int64_t)policy_mono_since(now_ms, h->last_scan_ms)
+						    : -(int64_t)policy_mono_since(h->last_scan_ms, now_ms);
+	int64_t drift_ms = clock_sub_ns(wall_ms, mono_ms);
+
+	return drift_ms > CLOCK_JUMP_MS || drift_ms < -CLOCK_JUMP_MS;
+}
+
+bool policy_observe(struct policy_history *h, const struct site_snapshot *snap, uint64_t now_ms)
+{
+	uint64_t fp = policy_fingerprint(snap);
+	int64_t window_start_ns = h->last_scan_wall_ns;
+
+	if (h->started && clock_jumped(h, snap, now_ms))
+		h->clock_jumped = true;
+	h->last_scan_wall_ns = snap->scanned_ns;
+	h->last_scan_ms = now_ms;
+	observe_lock(h, snap, now_ms);
+
+	if (!h->started) {
+		/* The first look is the baseline, not a change: what was already
+		 * there is judged by its file times. */
+		h->started = true;
+		h->start_ms = now_ms;
+		h->last_change_ms = now_ms;
+		h->seen_change = false;
+		h->fingerprint = fp;
+		return false;
+	}
+	if (fp == h->fingerprint)
+		return false;
+	h->fingerprint = fp;
+	h->seen_change = true;
+	/* Dated at this scan, the later and safer end of the window, unless
+	 * a file time inside the window says when it happened. */
+	uint64_t at_ms = now_ms;
+	int64_t newest_ns = policy_newest_activity_ns(snap);
+	if (newest_ns != INT64_MIN && newest_ns >= window_start_ns && newest_ns <= snap->scanned_ns) {
+		uint64_t back_ms = (uint64_t)clock_ns_to_ms(clock_sub_ns(snap->scanned_ns, newest_ns));
+		if (back_ms < now_ms)
+			at_ms = now_ms - back_ms;
+		/* A fresh change stamped by a clock that agrees with ours. */
+		h->clock_jumped = false;
+	}
+	if (at_ms < h->last_change_ms)
+		at_ms = h->last_change_ms;
+	h->last_change_ms = at_ms;
+	return true;
+}
+

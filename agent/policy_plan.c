@@ -1,0 +1,282 @@
+/* policy_plan.c - step 2 of a decision: a verdict and a reason for each
+ * entry, and what a cleanup removes, in the manual procedure's order. Pure;
+ * see policy.h. */
+#include "policy_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fmt.h"
+#include "log.h"
+
+/* ---- step 2: plan (a verdict for each entry, the removals in order) -------- */
+
+void policy_record_label(const struct site_entry *e, char *out, size_t size)
+{
+	log_escape(e->status_err == 0 && e->status.id[0] ? e->status.id : e->name, out, size);
+}
+
+static void judge_lock_folder(const struct policy_assessment *a, const struct site_entry *e,
+			      struct policy_entry *out)
+{
+	char op[KUDU_TEXT_MAX * 4], worker[KUDU_TEXT_MAX * 4], when[40];
+
+	if (e->st.type != S_IFDIR) {
+		out->verdict = POLICY_FOREIGN;
+		snprintf(out->reason, sizeof(out->reason),
+			 "a %s where Kudu keeps its lock folder: never followed or removed",
+			 fmt_type_name(e->st.type));
+		return;
+	}
+	log_escape(e->info.op, op, sizeof(op));
+	log_escape(e->info.worker, worker, sizeof(worker));
+	isotime_format(e->info.expiry_ns, "none", when, sizeof(when));
+	out->remove = a->full || a->lock_only;
+	if (e->info_err != 0) {
+		out->verdict = a->idle ? POLICY_STUCK : POLICY_LIVE;
+		snprintf(out->reason, sizeof(out->reason),
+			 "lock folder with %s info.lock (%s); last activity %s ago",
+			 e->info_err == -ENOENT ? "no" : "an unreadable",
+			 e->info_err == -ENOENT ? "Kudu may be writing it" : strerror(-e->info_err),
+			 a->age);
+		return;
+	}
+	if (a->lock_expired) {
+		out->verdict = POLICY_STUCK;
+		snprintf(out->reason, sizeof(out->reason),
+			 "held by '%s' on %s; lockExpiry %s has passed, so Kudu treats it as free",
+			 op, worker[0] ? worker : "?", when);
+		return;
+	}
+	out->verdict = a->idle ? POLICY_STUCK : POLICY_LIVE;
+	snprintf(out->reason, sizeof(out->reason),
+		 "held by '%s' on %s until %s; last activity %s ago%s", op,
+		 worker[0] ? worker : "?", when, a->age,
+		 a->idle ? "" : " (not stuck yet)");
+}
+
+static void judge_lock_file(const struct policy_assessment *a, const struct site_entry *e,
+			    struct policy_entry *out)
+{
+	char op[KUDU_TEXT_MAX * 4], when[40];
+
+	if (e->st.type != S_IFREG) {
+		out->verdict = POLICY_FOREIGN;
+		snprintf(out->reason, sizeof(out->reason),
+			 "a %s with a lock file's name: never followed or removed",
+			 fmt_type_name(e->st.type));
+		return;
+	}
+	if (e->kind == KUDU_NAME_SSHKEY_LOCK || e->kind == KUDU_NAME_HOOKS_LOCK) {
+		out->verdict = POLICY_KEPT;
+		snprintf(out->reason, sizeof(out->reason),
+			 "guards SSH key or web hook operations: never removed");
+		return;
+	}
+	if (e->lock_err == 0) {
+		log_escape(e->lock.operation, op, sizeof(op));
+		isotime_format(e->lock.acquired_ns, "none", when, sizeof(when));
+	} else {
+		snprintf(op, sizeof(op), "?");
+		snprintf(when, sizeof(when), "?");
+	}
+	if (a->full) {
+		out->verdict = POLICY_STUCK;
+		out->remove = true;
+		snprintf(out->reason, sizeof(out->reason),
+			 "last held by '%s' at %s; removed with the stuck deployment", op, when);
+	} else if (a->claims) {
+		out->verdict = POLICY_LIVE;
+		snprintf(out->reason, sizeof(out->reason),
+			 "a deployment is running; last held by '%s' at %s", op, when);
+	} else {
+		out->verdict = POLICY_LEFTOVER;
+		snprintf(out->reason, sizeof(out->reason),
+			 "left by '%s' at %s: Kudu never deletes it on Linux, harmless", op, when);
+	}
+}
+
+static void judge_unfinished_record(const struct policy_assessment *a, size_t index,
+				    const struct site_entry *e, struct policy_entry *out)
+{
+	bool temp = e->kind == KUDU_NAME_TEMP_RECORD;
+	const char *state = e->status_err == 0 ? kudu_state_name(e->status.state)
+					       : "status.xml unreadable";
+
+	if (a->full && temp) {
+		out->verdict = POLICY_STUCK;
+		out->remove = true;
+		snprintf(out->reason, sizeof(out->reason),
+			 "temp record not finished (%s); removed with the stuck deployment", state);
+	} else if (a->idle && index == a->newest) {
+		out->verdict = POLICY_STUCK;
+		snprintf(out->reason, sizeof(out->reason),
+			 "%s, no activity for %s: the stuck deployment's record%s", state, a->age,
+			 temp ? "" : ", kept (Kudu marks it Failed once the lock is free)");
+	} else if (a->claims && index == a->newest) {
+		out->verdict = POLICY_LIVE;
+		snprintf(out->reason, sizeof(out->reason), "%s, last activity %s ago", state,
+			 a->age);
+	} else {
+		out->verdict = POLICY_LEFTOVER;
+		snprintf(out->reason, sizeof(out->reason),
+			 "%s record of an earlier deployment, never finished; %s", state,
+			 temp ? "removed only with a stuck deployment" : "kept");
+	}
+}
+
+static void judge_record(const struct policy_assessment *a, size_t index, const struct site_entry *e,
+			 struct policy_entry *out)
+{
+	if (e->st.type != S_IFDIR) {
+		out->verdict = POLICY_FOREIGN;
+		snprintf(out->reason, sizeof(out->reason),
+			 "a %s with a deployment record's name: never followed or removed",
+			 fmt_type_name(e->st.type));
+		return;
+	}
+	if (a->snap->active_id[0] && strcmp(e->name, a->snap->active_id) == 0) {
+		out->verdict = POLICY_KEPT;
+		snprintf(out->reason, sizeof(out->reason), "the active deployment: never removed");
+		return;
+	}
+	if (policy_record_finished(e)) {
+		out->verdict = POLICY_KEPT;
+		snprintf(out->reason, sizeof(out->reason), "%s: deployment history, never removed",
+			 kudu_state_name(e->status.state));
+		return;
+	}
+	judge_unfinished_record(a, index, e, out);
+}
+
+static void judge_pending(const struct policy_assessment *a, struct policy_entry *out)
+{
+	if (a->full) {
+		out->verdict = POLICY_STUCK;
+		out->remove = true;
+		snprintf(out->reason, sizeof(out->reason),
+			 "a deploy queued behind the stuck one; removed with it");
+	} else if (a->claims) {
+		out->verdict = POLICY_LIVE;
+		snprintf(out->reason, sizeof(out->reason),
+			 "a deploy is queued behind the running one");
+	} else {
+		out->verdict = POLICY_LEFTOVER;
+		snprintf(out->reason, sizeof(out->reason),
+			 "marks a deploy that arrived while the lock was held; Kudu never deletes it, harmless");
+	}
+}
+
+/* Returns false for an entry of a kind whose shape is not Kudu's. */
+static bool judge_entry_of_kind(const struct policy_assessment *a, size_t index,
+				const struct site_entry *e, struct policy_entry *out)
+{
+	char id[KUDU_TEXT_MAX * 4];
+
+	switch (e->kind) {
+	case KUDU_NAME_LOCK_FOLDER:
+		judge_lock_folder(a, e, out);
+		return true;
+	case KUDU_NAME_STATUS_LOCK:
+	case KUDU_NAME_DEPLOYMENTS_LOCK:
+	case KUDU_NAME_SSHKEY_LOCK:
+	case KUDU_NAME_HOOKS_LOCK:
+		judge_lock_file(a, e, out);
+		return true;
+	case KUDU_NAME_PENDING:
+		if (e->st.type != S_IFREG)
+			return false;
+		judge_pending(a, out);
+		return true;
+	case KUDU_NAME_ACTIVE:
+		if (e->st.type != S_IFREG)
+			return false;
+		log_escape(a->snap->active_id, id, sizeof(id));
+		out->verdict = POLICY_KEPT;
+		snprintf(out->reason, sizeof(out->reason),
+			 "names the active deployment '%s': never removed", id);
+		return true;
+	case KUDU_NAME_TOOLS:
+	case KUDU_NAME_SETTINGS:
+		out->verdict = POLICY_KEPT;
+		snprintf(out->reason, sizeof(out->reason), "Kudu's %s: never removed",
+			 kudu_name_describe(e->kind));
+		return true;
+	case KUDU_NAME_RECORD:
+	case KUDU_NAME_TEMP_RECORD:
+		judge_record(a, index, e, out);
+		return true;
+	case KUDU_NAME_TRASH:
+		/* Folders, and files since files are renamed aside too. */
+		if (e->st.type != S_IFDIR && e->st.type != S_IFREG)
+			return false;
+		/* Our own unfinished removal: already out of Kudu's sight and
+		 * judged when it was renamed, so it is finished on sight. */
+		out->verdict = POLICY_LEFTOVER;
+		out->remove = a->observing;
+		snprintf(out->reason, sizeof(out->reason),
+			 "lockwarden's own interrupted removal: finished by the running agent");
+		return true;
+	case KUDU_NAME_UNKNOWN:
+		break;
+	}
+	return false;
+}
+
+static void judge_entry(const struct policy_assessment *a, size_t index, struct policy_entry *out)
+{
+	const struct site_entry *e = &a->snap->entries[index];
+
+	if (judge_entry_of_kind(a, index, e, out))
+		return;
+	out->verdict = POLICY_FOREIGN;
+	snprintf(out->reason, sizeof(out->reason), "not Kudu's (%s): never removed",
+		 fmt_type_name(e->st.type));
+}
+
+/* The lock folder goes last of Kudu's leftovers: while it exists Kudu
+ * answers 409 to every deploy, so nothing new can start while the lock
+ * files, the queued marker and the temp records go, and a cleanup abandoned
+ * half-way (a sign of life) leaves the lock, never a lockless half-state.
+ * Our own trash, already out of Kudu's sight, comes after. */
+#define REMOVAL_RANK_LAST 5
+static int removal_rank(const struct site_entry *e)
+{
+	switch (e->kind) {
+	case KUDU_NAME_STATUS_LOCK: return 0;
+	case KUDU_NAME_DEPLOYMENTS_LOCK: return 1;
+	case KUDU_NAME_PENDING: return 2;
+	case KUDU_NAME_TEMP_RECORD: return 3;
+	case KUDU_NAME_LOCK_FOLDER: return 4;
+	default: return REMOVAL_RANK_LAST;
+	}
+}
+
+void policy_plan(const struct policy_assessment *a, struct policy_decision *out)
+{
+	const struct site_snapshot *snap = a->snap;
+
+	for (size_t i = 0; i < snap->n_entries; i++)
+		judge_entry(a, i, &out->entries[i]);
+	if (a->blocked) {
+		for (size_t i = 0; i < snap->n_entries; i++)
+			out->entries[i].remove = false;
+	} else {
+		for (int rank = 0; rank <= REMOVAL_RANK_LAST; rank++)
+			for (size_t i = 0; i < snap->n_entries; i++)
+				if (out->entries[i].remove && removal_rank(&snap->entries[i]) == rank)
+					out->removals[out->n_removals++] = i;
+	}
+	/* Our own trash is finished without waiting, but only by an agent that
+	 * is observing (report never changes anything). */
+	out->act = a->observing && out->n_removals > 0;
+
+	if (a->newest_running) {
+		const struct site_entry *e = &snap->entries[a->newest];
+		snprintf(out->deployment_id, sizeof(out->deployment_id), "%s",
+			 e->status_err == 0 && e->status.id[0] ? e->status.id : e->name);
+	}
+}
+

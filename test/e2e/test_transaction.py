@@ -16,7 +16,7 @@ import pytest
 from conftest import (ACT_TIMEOUT_S, BIN, HOUR_S, ONCE_CLEARED, ONCE_HOOK_FAILED,
                       ONCE_PARTIAL, ONCE_UNAVAILABLE, ONCE_UNREADABLE, RECORD_DONE,
                       STUCK_LEFTOVERS, TEMP_STUCK, Pause, age, age_tree, append_log,
-                      archive_dir_for, build_stuck_site, clean_env, gone, make_record,
+                      archive_dir_for, build_stuck_site, clean_env, gone, make_record, settle,
                       start_agent, tree_state, wait_for, write_config)
 
 GUID_RUNNING = "abcdef0123456789abcdef0123456789"
@@ -154,16 +154,19 @@ def test_mtime_in_2300_neither_crashes_nor_holds_forever(site, agents, tmp_path)
 def test_a_slow_scan_is_not_a_wall_clock_jump(site, agents, tmp_path, pause_shim):
     """One read of the second scan takes 6.5 s. Before, the wall clock was
     read when a scan began and the monotonic one when it ended, so this
-    looked like a jump and mtimes stopped being believed: the hour-old stuck
-    deployment then waited for the agent to watch all of stuck_after (60 s)."""
+    looked like a jump and file times stopped being believed: a deployment
+    silent for longer than stuck_after (20 s, by its ctime too) then waited
+    for the agent to watch all of stuck_after itself."""
     build_stuck_site(site)
-    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "60s"})
+    settle(site, 21)
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "20s"})
     pause = Pause(pause_shim, tmp_path / "pause", "openat", "info.lock", at=2, ms=6500)
     started = time.monotonic()
     agent = start_agent(agents, cfg, env=pause.env())
-    wait_for(lambda: gone(site, STUCK_LEFTOVERS), 30,
-             "the hour-old stuck deployment to be cleared well before stuck_after", agent.tail)
-    assert time.monotonic() - started < 45
+    wait_for(lambda: gone(site, STUCK_LEFTOVERS), 30, "the silent deployment to be cleared",
+             agent.tail)
+    took = time.monotonic() - started
+    assert took < 16, f"cleared {took:.1f} s after the start: the agent waited out stuck_after"
 
 
 def open_fds(pid):

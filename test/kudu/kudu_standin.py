@@ -166,7 +166,7 @@ class KuduProcess:
 
     def __init__(self, site_root, build_s=1.0, step_s=0.25, memory="source",
                  lock_timeout_s=LOCK_TIMEOUT_S, verify_grace_s=VERIFY_GRACE_S,
-                 instance_id="a1b2c3d4e5f6", generation=1, log=None):
+                 instance_id="a1b2c3d4e5f6", generation=1, log=None, note=None):
         self.root = Path(site_root)
         self.locks = self.root / "locks"
         self.deployments = self.root / "deployments"
@@ -178,6 +178,7 @@ class KuduProcess:
         self.instance_id = instance_id
         self.generation = generation
         self.log = log or (lambda msg: None)
+        self.note = note or (lambda what: None)
         self.mutex = threading.RLock()
         # Kudu.Core/AllSafeLinuxLock.cs: the static LockExpiry, a cache of
         # the expiry read from info.lock. While it lies in the future the
@@ -292,7 +293,7 @@ class KuduProcess:
             shutil.rmtree(self._lock_dir(), ignore_errors=True)
 
     def status_lock(self, op):
-        """locks/status.lock, taken around every status.xml read and write
+        """locks/status.lock, taken around every status.xml write
         (Kudu.Core/Deployment/DeploymentStatusFile.cs, _statusLock). The
         holder's details are written as indented JSON (the shape of
         OperationLockInfo in Kudu.Core/Infrastructure/LinuxLockFile.cs,
@@ -323,7 +324,10 @@ class KuduProcess:
             text = path.read_text(encoding="utf-8-sig")
         except (FileNotFoundError, NotADirectoryError):
             return None
-        self.status_lock("Getting deployment status")
+        # Reads take the status lock too, but do not write its file: in the
+        # KuduLite read, status.lock is a LockFile (Kudu.Core/Infrastructure/
+        # LockFile.cs) over a NoOpLock, and a GET that rewrote it would look
+        # like activity to every observer of the share.
         rec = Record.parse(text)
         if not rec.v["id"]:
             # DeploymentStatusFile.Open: a corrupt status.xml removes its
@@ -425,7 +429,7 @@ class KuduProcess:
         MarkSuccess/MarkFailed, then the purge of old records."""
         now = kudu_time()
         rec.v.update(status="Success" if success else "Failed", complete="True",
-                     endTime=now, progress="")
+                     endTime=now, progress="", statusText="")
         if success:
             rec.v["lastSuccessEndTime"] = now
         self.save(rec)
@@ -443,11 +447,13 @@ class KuduProcess:
         if fault == "die":
             self.fault = None
             self.died += 1
+            self.note("died")
             self.log(f"fault: deployment died holding the lock (gen {self.generation})")
             raise Died()
         if fault == "hang":
             self.fault = None
             self.died += 1
+            self.note("hung")
             self.log(f"fault: deployment hung holding the lock (gen {self.generation})")
             self.hang_release.wait()
             raise Died()
@@ -639,10 +645,23 @@ class KuduStandIn:
         with self.events_lock:
             self.events.append((time.monotonic(), what))
 
+    def first_event(self, prefix, since=0.0):
+        """Monotonic time of the first event starting with prefix."""
+        with self.events_lock:
+            for t, what in self.events:
+                if t >= since and what.startswith(prefix):
+                    return t
+        return None
+
+    def count_events(self, prefix, since=0.0, until=float("inf")):
+        with self.events_lock:
+            return sum(1 for t, what in self.events
+                       if since <= t < until and what.startswith(prefix))
+
     def _new_process(self):
         self.generation += 1
         self.proc = KuduProcess(self.site_root, generation=self.generation,
-                                log=self.log, **self.process_kw)
+                                log=self.log, note=self.note, **self.process_kw)
 
     def restart(self, why="restart"):
         """The site restarts: the old process and its threads are gone, a

@@ -1,0 +1,54 @@
+"""Fixtures for the end-to-end tests against the Kudu stand-in: the shared
+test library (test/lib/lwtest.py: agents, waits, config), the Kudu stand-in
+on a temporary site tree, and the identity/ARM stand-in whose restart
+restarts it."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lib"))
+sys.path.insert(0, str(HERE))
+
+from lwtest import *  # noqa: E402,F401,F403  (fixtures, builders, Agent)
+from lwtest import pytest_collection_modifyitems  # noqa: E402,F401
+from lwtest import make_skeleton  # noqa: E402
+import arm_standin  # noqa: E402
+from kudu_standin import KuduStandIn  # noqa: E402
+
+RESTART_SITE = HERE.parents[1] / "packaging" / "hooks" / "restart-site"
+
+
+@pytest.fixture
+def kudu_factory(tmp_path):
+    """Starts the Kudu stand-in on tmp_path/site (kudu_factory(**options))
+    and stops it at teardown."""
+    started = []
+
+    def start(**kw):
+        site = make_skeleton(tmp_path / "site")
+        k = KuduStandIn(site, log=lambda m: print("kudu:", m), **kw).start()
+        started.append(k)
+        return k
+
+    yield start
+    for k in started:
+        k.close()
+
+
+@pytest.fixture
+def arm_factory():
+    """The identity endpoint and ARM; arm_factory(kudu) restarts that Kudu
+    stand-in when ARM is asked to restart the site."""
+    started = []
+
+    def start(kudu):
+        a = arm_standin.StandIn(on_restart=lambda path: kudu.restart("site restart through ARM"))
+        started.append(a)
+        return a
+
+    yield start
+    for a in started:
+        a.close()

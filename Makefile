@@ -124,6 +124,7 @@ check: deps-check
 	$(MAKE) san-check
 
 demo: $(BUILD)/lockwarden
+	@sh packaging/ensure-deps.sh demo
 	@sh test/demo.sh $(BUILD)/lockwarden
 
 bench: deps-check $(BUILD)/lockwarden

@@ -1,5 +1,5 @@
 #!/bin/sh
-# ensure-deps.sh build|check|fuzz - makes sure the Debian packages a make target
+# ensure-deps.sh build|check|fuzz|demo - makes sure the Debian packages a make target
 # needs are installed. As root it installs what is missing with apt-get;
 # otherwise it prints the exact command and fails.
 set -eu
@@ -16,7 +16,8 @@ case "${1:-build}" in
 build) want=$build_pkgs ;;
 check) want=$check_pkgs ;;
 fuzz) want="$build_pkgs clang libclang-rt-14-dev" ;;
-*) echo "usage: $0 build|check|fuzz" >&2; exit 64 ;;
+demo) want="$build_pkgs python3" ;;
+*) echo "usage: $0 build|check|fuzz|demo" >&2; exit 64 ;;
 esac
 
 missing=""

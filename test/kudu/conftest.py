@@ -14,7 +14,7 @@ sys.path.insert(0, str(HERE))
 
 from lwtest import *  # noqa: E402,F401,F403  (fixtures, builders, Agent)
 from lwtest import pytest_collection_modifyitems  # noqa: E402,F401
-from lwtest import make_skeleton  # noqa: E402
+from lwtest import make_skeleton, wait_for  # noqa: E402
 import arm_standin  # noqa: E402
 from kudu_standin import KuduStandIn  # noqa: E402
 
@@ -52,3 +52,13 @@ def arm_factory():
     yield start
     for a in started:
         a.close()
+
+
+def wait_idle(kudu, timeout=10):
+    """Waits until no deployment runs and the lock is free. Kudu marks a
+    record Success a moment before it releases the lock (FinishDeployment,
+    then the temp record's removal, then the release), so a client that
+    deploys again the instant it saw Success can get a 409, in Kudu as
+    here; tests that mean "the next deploy" wait for this first."""
+    wait_for(lambda: not kudu.proc.running and not kudu.proc.is_held(), timeout,
+             "Kudu to be idle")

@@ -290,7 +290,10 @@ class KuduProcess:
         with self.mutex:
             self.cached_expiry = 0.0
             self.believed_until = 0.0
-            shutil.rmtree(self._lock_dir(), ignore_errors=True)
+            # A thread of a process that has been restarted is gone in
+            # Kudu; here it must not free the new process's lock.
+            if self.alive:
+                shutil.rmtree(self._lock_dir(), ignore_errors=True)
 
     def status_lock(self, op):
         """locks/status.lock, taken around every status.xml write
@@ -310,18 +313,23 @@ class KuduProcess:
         """DeploymentStatusFile.Save (Kudu.Core/Deployment/
         DeploymentStatusFile.cs): status.xml rewritten under the status
         lock, then `active` touched for the ETag, or created empty."""
-        self.status_lock("Updating deployment status")
-        _write(self.deployments / rec.v["id"] / "status.xml", rec.xml())
-        active = self.deployments / "active"
-        if active.exists():
-            os.utime(active)
-        else:
-            _write(active, "")
+        # Open and Save both run under the status lock, so a reader never
+        # sees a status.xml half rewritten (which Open would take for a
+        # corrupt one and delete); in one process the mutex is that lock.
+        with self.mutex:
+            self.status_lock("Updating deployment status")
+            _write(self.deployments / rec.v["id"] / "status.xml", rec.xml())
+            active = self.deployments / "active"
+            if active.exists():
+                os.utime(active)
+            else:
+                _write(active, "")
 
     def open(self, rid):
         path = self.deployments / rid / "status.xml"
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            with self.mutex:
+                text = path.read_text(encoding="utf-8-sig")
         except (FileNotFoundError, NotADirectoryError):
             return None
         # Reads take the status lock too, but do not write its file: in the

@@ -13,7 +13,7 @@ import time
 from lwtest import (START_TIMEOUT_S, clean_env, start_agent, wait_for,  # noqa: F401
                     write_config)
 from arm_standin import site_env
-from conftest import RESTART_SITE
+from conftest import RESTART_SITE, wait_idle
 from pipeline import Pipeline, deploy, request
 
 STUCK_AFTER_S = 3
@@ -151,6 +151,7 @@ def test_without_the_restart_hook_the_files_go_but_kudus_memory_keeps_answering_
     agent.wait_scan(1)
     outcome, _ = deploy(kudu.url)
     assert outcome == "success"
+    wait_idle(kudu)
     kudu.proc.fault = "die"
     died_outcome, _ = deploy(kudu.url, poll_timeout_s=1)
     assert died_outcome == "timeout"

@@ -31,6 +31,7 @@ RESTART_SITE = os.path.join(HERE, "..", "..", "packaging", "hooks", "restart-sit
 STUCK_AFTER_S = 3
 DEFAULT_STUCK_AFTER_S = 15 * 60     # config.def's default
 PIPELINE_RETRY_S = 0.5
+POLL_TIMEOUT_S = 2.0
 BUILD_S = 0.5
 LOCK_TIMEOUT_SCALED_S = 6.0
 RECOVERY_TIMEOUT_S = 60.0
@@ -78,7 +79,7 @@ def one_recovery(bench, with_agent, memory, lock_timeout_s):
             agent = subprocess.Popen([bench.binary, "run", "-c", cfg], env=env,
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             log.close()
-        pipe = Pipeline(kudu.url, retry_s=PIPELINE_RETRY_S, poll_timeout_s=2.0).start()
+        pipe = Pipeline(kudu.url, retry_s=PIPELINE_RETRY_S, poll_timeout_s=POLL_TIMEOUT_S).start()
         _wait(lambda: pipe.first("success"), 20, "a first successful deploy")
         _wait(lambda: kudu.proc.running, 20, "a deployment under way")
         since = time.monotonic()
@@ -103,8 +104,9 @@ def one_recovery(bench, with_agent, memory, lock_timeout_s):
 
 def bench_recovery(bench):
     runs = 1 if bench.args.quick else 3
-    print("recovery: death of a deployment to the next successful deploy "
-          "(pipeline retrying every %.1f s, build %.1f s, %d runs)" % (PIPELINE_RETRY_S, BUILD_S, runs))
+    print("recovery: death of a deployment to the next successful deploy (a pipeline that"
+          " gives up on a deployment after %.0f s\n  and retries every %.1f s, builds of %.1f s,"
+          " %d runs)" % (POLL_TIMEOUT_S, PIPELINE_RETRY_S, BUILD_S, runs))
     results = {}
     for key, with_agent, memory, lock_timeout in (
             ("lockwarden", True, "reported", LOCK_TIMEOUT_S),

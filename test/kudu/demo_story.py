@@ -2,7 +2,7 @@
 """demo_story.py BINARY - the story users live, told against the Kudu
 stand-in: a deploy, a death, 409s, lockwarden's judgement, the cleanup, the
 site restart through the real restart-site hook, a deploy that succeeds.
-Run by test/demo.sh (make demo); prints a few lines, takes about 15 s.
+Run by test/demo.sh (make demo); prints a few lines, takes about 6 s.
 
 Kudu here keeps its lock in memory (memory="reported", as users reported
 it): only the restart ends the 409s, so the chain is shown whole.

@@ -527,9 +527,10 @@ class KuduProcess:
                 self._step()
                 n += 1
                 # ProgressLogger (Kudu.Core/Deployment/ProgressLogger.cs):
-                # each log entry also becomes the record's progress.
+                # each top-level log entry also becomes the record's
+                # progress.
                 msg = f"Running build step {n}."
-                self.log_line(rid, msg, child=True)
+                self.log_line(rid, msg)
                 rec.v["progress"] = msg
                 self.save(rec)
                 if time.monotonic() >= deadline:

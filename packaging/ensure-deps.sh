@@ -16,7 +16,7 @@ case "${1:-build}" in
 build) want=$build_pkgs ;;
 check) want=$check_pkgs ;;
 fuzz) want="$build_pkgs clang libclang-rt-14-dev" ;;
-demo) want="$build_pkgs python3" ;;
+demo) want="$build_pkgs python3 python3-pytest" ;;
 *) echo "usage: $0 build|check|fuzz|demo" >&2; exit 64 ;;
 esac
 

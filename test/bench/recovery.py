@@ -60,7 +60,7 @@ def one_recovery(bench, with_agent, memory, lock_timeout_s):
     site = _site(bench)
     kudu = KuduStandIn(site, build_s=BUILD_S, memory=memory,
                        lock_timeout_s=lock_timeout_s).start()
-    arm = arm_standin.StandIn(on_restart=lambda path: kudu.restart("ARM"))
+    arm = arm_standin.start(lambda path: kudu.restart("ARM"))
     agent = None
     pipe = None
     try:

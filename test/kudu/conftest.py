@@ -45,7 +45,7 @@ def arm_factory():
     started = []
 
     def start(kudu):
-        a = arm_standin.StandIn(on_restart=lambda path: kudu.restart("site restart through ARM"))
+        a = arm_standin.start(lambda path: kudu.restart("site restart through ARM"))
         started.append(a)
         return a
 

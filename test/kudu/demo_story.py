@@ -76,7 +76,7 @@ def main():
             "locks/deployment at start")
         kudu.restart("ARM")
 
-    arm = arm_standin.StandIn(on_restart=restart)
+    arm = arm_standin.start(restart)
     cfg = os.path.join(work, "lockwarden.ini")
     with open(cfg, "w") as f:
         f.write("[site]\nroot = %s\n[policy]\nstuck_after = 3s\nquiet_period = 1s\n"

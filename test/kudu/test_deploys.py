@@ -1,7 +1,8 @@
 """End to end, one level above the files: deploys were answered 409, and
 then they succeed again. The real build/lockwarden and the real, unchanged
 packaging/hooks/restart-site run against the Kudu stand-in
-(kudu_standin.py) and the identity/ARM stand-in (test/lib/arm_standin.py),
+(kudu_standin.py) and the identity/ARM stand-in of the hook tests
+(test/kudu/arm_standin.py reuses test/packaging/test_hooks.py),
 whose restart restarts the Kudu stand-in.
 
 The agent's timings are set here explicitly (defaults may change):

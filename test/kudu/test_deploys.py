@@ -11,6 +11,8 @@ stuck_after 3 s, quiet_period 1 s, rescan_interval 1 s.
 
 import time
 
+import pytest
+
 from lwtest import (START_TIMEOUT_S, clean_env, start_agent, wait_for,  # noqa: F401
                     write_config)
 from arm_standin import site_env
@@ -56,9 +58,13 @@ def restart_posts(arm):
     return [r for r in arm.of("arm") if r["method"] == "POST"]
 
 
+@pytest.mark.parametrize("memory", ["source", "reported"])
 def test_a_dead_deployment_is_cleared_the_site_restarted_and_deploys_succeed_again(
-        tmp_path, agents, kudu_factory, arm_factory):
-    kudu = kudu_factory(build_s=1.0)
+        tmp_path, agents, kudu_factory, arm_factory, memory):
+    """With Kudu as its source reads (memory="source") and as users
+    reported it (memory="reported", where only the restart frees the lock
+    the process remembers)."""
+    kudu = kudu_factory(build_s=1.0, memory=memory)
     arm = arm_factory(kudu)
     agent = start_agent(agents, agent_config(tmp_path, kudu, hook=True), env=agent_env(arm))
     agent.wait_scan(1)
@@ -88,8 +94,11 @@ def test_a_dead_deployment_is_cleared_the_site_restarted_and_deploys_succeed_aga
     assert len(restart_posts(arm)) == 1
     assert restart_posts(arm)[0]["path"].endswith("/restart")
     assert kudu.restarts == 1
-    # The deploy that succeeded was begun after the leftovers went.
+    # The deploy that succeeded was begun after the death; where Kudu
+    # remembers its lock, after the restart.
     assert ok[0] >= died and restarted is not None
+    if memory == "reported":
+        assert ok[0] >= restarted
     assert not list((kudu.site_root / "deployments").glob("temp-*"))
     # lockwarden never hides the history: the successful records stay.
     assert (kudu.site_root / "deployments" / "active").exists()

@@ -64,16 +64,18 @@ def test_a_dead_deployment_is_cleared_the_site_restarted_and_deploys_succeed_aga
     """With Kudu as its source reads (memory="source") and as users
     reported it (memory="reported", where only the restart frees the lock
     the process remembers)."""
-    kudu = kudu_factory(build_s=1.0, memory=memory)
+    kudu = kudu_factory(build_s=0.5, memory=memory)
     arm = arm_factory(kudu)
     agent = start_agent(agents, agent_config(tmp_path, kudu, hook=True), env=agent_env(arm))
     agent.wait_scan(1)
-    pipe = Pipeline(kudu.url, retry_s=0.2, poll_timeout_s=2.0).start()
+    # The pipeline gives up on its deployment after 1.5 s, well inside
+    # stuck_after, so its retries meet the lock while it is still there.
+    pipe = Pipeline(kudu.url, retry_s=0.1, poll_timeout_s=1.5).start()
     try:
         wait_for(lambda: pipe.first("success"), 20, "a first successful deploy")
         died = kill_running_deployment(kudu)
-        wait_for(lambda: pipe.first("conflict", died), 10, "a deploy answered 409")
         assert (kudu.site_root / "locks" / "deployment" / "info.lock").exists()
+        wait_for(lambda: pipe.first("conflict", died), 10, "a deploy answered 409")
 
         agent.wait_for_log(r"stuck deployment", timeout=RECOVERY_TIMEOUT_S)
         agent.wait_removed(["locks/deployment"], timeout=RECOVERY_TIMEOUT_S)

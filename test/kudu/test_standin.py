@@ -123,7 +123,8 @@ def test_an_expired_or_empty_lock_is_free_and_its_folder_deleted(kudu_factory):
 
 
 def test_kudus_own_expiry_frees_a_dead_deployments_lock(kudu_factory):
-    kudu = kudu_factory(build_s=0.2, lock_timeout_s=2.0)
+    # Long enough that the death and a first 409 fit in it on a busy machine.
+    kudu = kudu_factory(build_s=0.2, lock_timeout_s=5.0)
     die_now(kudu)
     assert deploy(kudu.url)[0] == "conflict"
     wait_for(lambda: deploy(kudu.url)[0] == "success", 15, "the lock to expire")

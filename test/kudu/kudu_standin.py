@@ -172,9 +172,12 @@ class KuduStandIn:
         new one starts with an empty memory and deletes locks/deployment."""
         old = self.proc
         old.stop()
-        self.restarts += 1
-        self._new_process()
+        # The event before the new process and the counter: a deploy the
+        # new process serves begins after it, and a test that saw the
+        # counter move finds it.
         self.note(f"restart ({why})")
+        self._new_process()
+        self.restarts += 1
         self.log(f"kudu restarted ({why}), generation {self.generation}")
 
     def state(self):

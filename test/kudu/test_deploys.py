@@ -79,9 +79,8 @@ def test_a_dead_deployment_is_cleared_the_site_restarted_and_deploys_succeed_aga
 
         agent.wait_for_log(r"stuck deployment", timeout=RECOVERY_TIMEOUT_S)
         agent.wait_removed(["locks/deployment"], timeout=RECOVERY_TIMEOUT_S)
-        wait_for(lambda: kudu.restarts >= 1, RECOVERY_TIMEOUT_S,
-                 "the site restart through restart-site and ARM", agent.tail)
-        restarted = kudu.first_event("restart")
+        restarted = wait_for(lambda: kudu.first_event("restart"), RECOVERY_TIMEOUT_S,
+                             "the site restart through restart-site and ARM", agent.tail)
         agent.wait_for_log(r"hook exited with status 0", timeout=RECOVERY_TIMEOUT_S)
         ok = wait_for(lambda: pipe.first("success", died), RECOVERY_TIMEOUT_S,
                       "a successful deploy after the death", agent.tail)

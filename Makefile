@@ -2,7 +2,8 @@
 #
 #   make          build build/lockwarden
 #   make check    build and run every test (unit, end to end, robustness,
-#                 attacks, packaging, fuzz corpus, and again under sanitizers)
+#                 attacks, packaging, deploys against a Kudu stand-in, fuzz
+#                 corpus, and again under sanitizers)
 #   make demo     a first run on a throwaway site tree
 #   make bench    print reaction time, memory and idle CPU figures
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS=30 each)
@@ -69,7 +70,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
+.PHONY: kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -130,15 +131,22 @@ packaging-check: deps-check $(BUILD)/lockwarden
 	cd test/packaging && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
 
+# Deploys against a Kudu stand-in (test/kudu): the 409s stop after a dead
+# deployment, with the real agent and the real restart-site hook.
+kudu-check: deps-check $(BUILD)/lockwarden
+	cd test/kudu && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
+
 # The same unit and end-to-end tests on an ASan+UBSan build.
 san-check:
 	$(MAKE) SAN=1 unit e2e
 
 check: deps-check
-	$(MAKE) unit e2e robust packaging-check fuzz-regress
+	$(MAKE) unit e2e robust packaging-check kudu-check fuzz-regress
 	$(MAKE) san-check
 
-demo: deps-build
+demo:
+	@sh packaging/ensure-deps.sh demo
 	@$(MAKE) --no-print-directory $(BUILD)/lockwarden
 	@sh test/demo.sh $(BUILD)/lockwarden
 

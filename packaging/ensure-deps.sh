@@ -1,8 +1,9 @@
 #!/bin/sh
-# ensure-deps.sh build|check|fuzz [--report] - makes sure the Debian packages a
-# make target needs are installed. As root it installs what is missing with
-# apt-get; otherwise, or with --report (plain `make` and `make install`, which
-# never install anything), it prints the exact command and fails.
+# ensure-deps.sh build|check|fuzz|demo [--report] - makes sure the Debian
+# packages a make target needs are installed. As root it installs what is
+# missing with apt-get; otherwise, or with --report (plain `make` and `make
+# install`, which never install anything), it prints the exact command and
+# fails.
 set -eu
 
 build_pkgs="gcc make pkg-config libuv1-dev libinih-dev libsystemd-dev"
@@ -17,7 +18,8 @@ case "${1:-build}" in
 build) want=$build_pkgs ;;
 check) want=$check_pkgs ;;
 fuzz) want="$build_pkgs clang libclang-rt-14-dev" ;;
-*) echo "usage: $0 build|check|fuzz" >&2; exit 64 ;;
+demo) want="$build_pkgs python3 python3-pytest" ;;
+*) echo "usage: $0 build|check|fuzz|demo" >&2; exit 64 ;;
 esac
 
 missing=""

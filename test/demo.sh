@@ -1,7 +1,10 @@
 #!/bin/sh
 # demo.sh BINARY - the newcomer's first run: a throwaway site tree with one
 # stuck deployment next to one finished one, the real daemon on it with short
-# timings, and what it found, removed and kept, in plain words.
+# timings, and what it found, removed and kept, in plain words. Then the
+# story users live, against a Kudu stand-in (test/kudu/demo_story.py): a
+# deploy, a death, 409s, the cleanup, the site restart, a deploy that
+# succeeds.
 set -eu
 bin=$1
 work=$(mktemp -d /tmp/lockwarden-demo.XXXXXX)
@@ -158,3 +161,5 @@ for kept in deployments/active "deployments/$done_id/status.xml" deployments/set
 	[ -e "$site/$kept" ] || { echo "demo: $kept was removed" >&2; exit 1; }
 done
 say "Done: the stuck deployment was cleared, the finished one kept, and the hook ran."
+
+/usr/bin/python3 "$(dirname "$0")/kudu/demo_story.py" "$bin"

@@ -16,7 +16,10 @@ when interrupted). What is measured:
                            inotify event (budget rescan_interval + 50 ms);
   footprint                VmRSS/VmHWM and idle CPU of the agent on a tree of
                            50 finished deployments with default settings;
-  scan time                `lockwarden report` on 500 deployment records.
+  scan time                `lockwarden report` on 500 deployment records;
+  recovery                 from the death of a deployment to the next
+                           successful deploy, and the 409s meanwhile, with
+                           and without lockwarden (recovery.py).
 
 The lock-expiry scenario uses stuck_after 2h, not 1h: its tree is aged
 1 h, and a tree exactly stuck_after old is stuck by age at once, which would
@@ -40,6 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import recovery  # the deploys-to-recovery figure, against the Kudu stand-in
 
 MS = 1_000_000          # nanoseconds
 S = 1_000_000_000       # nanoseconds
@@ -697,7 +702,8 @@ def main():
                         help="a 20 s idle window (scaled to a minute) instead of 60 s, and 3 runs")
     parser.add_argument("--runs", type=int, default=None,
                         help="runs of each reaction scenario (default 5, 3 with --quick)")
-    parser.add_argument("--only", choices=("local", "blind", "footprint", "junk", "scan"),
+    parser.add_argument("--only", choices=("local", "blind", "footprint", "junk", "scan",
+                                           "recovery"),
                         action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args()
@@ -717,7 +723,8 @@ def main():
             subprocess.run([bench.binary, "--version"], capture_output=True, text=True).stdout.strip(),
             os.cpu_count() or 0, os.uname().release))
         parts = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
-                 ("footprint", bench_footprint), ("junk", bench_junk), ("scan", bench_scan_time))
+                 ("footprint", bench_footprint), ("junk", bench_junk), ("scan", bench_scan_time),
+                 ("recovery", recovery.bench_recovery))
         for name, fn in parts:
             if not args.only or name in args.only:
                 fn(bench)

@@ -121,8 +121,9 @@ def main():
                 say("deploy %d: 202 Accepted, polled to Success (deployment %s)"
                     % (n, rec["id"][:10]))
                 print("\n== Recovered %.1f s after the death; %d deploys were answered 409 "
-                      "meanwhile. With the default stuck_after (15m) that is about 15 minutes;"
-                      "\n   without lockwarden, up to 25 minutes (Kudu's lockExpiry)."
+                      "meanwhile. With the default stuck_after (25m, never more eager than Kudu's"
+                      "\n   own lock lifetime) that is about 25 minutes; without lockwarden, 25 minutes"
+                      "\n   where Kudu's lockExpiry frees it, never where its memory keeps the lock."
                       % (time.monotonic() - died, conflicts))
                 return 0
             say("deploy %d: %s" % (n, outcome))

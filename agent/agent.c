@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "hookq.h"
+#include "isotime.h"
 #include "log.h"
 #include "notify.h"
 #include "policy.h"
@@ -26,6 +27,7 @@
 #include "site.h"
 #include "tree.h"
 #include "trust.h"
+#include "verify.h"
 #include "watch.h"
 
 
@@ -95,6 +97,12 @@ struct agent {
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
 
+	/* After a cleanup that removed the lock folder: the lock, to watch for
+	 * it coming back once the hook (the restart) has succeeded. */
+	bool verify_due;
+	struct kudu_info_lock verify_lock;
+	struct verify_restart verify;
+
 	bool once_done;           /* --once: the final decision has been made */
 	bool stopping;
 	int exit_code;
@@ -119,6 +127,9 @@ static void on_hook_run_done(struct hookq *q, bool failed)
 		begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
 		return;
 	}
+	if (a->verify_due && !failed)
+		verify_arm(&a->verify, &a->verify_lock, uv_now(&a->loop), a->cfg.hook_verify_within);
+	a->verify_due = false;
 	if (a->opt.once) {
 		/* The hook's outcome never hides the cleanup's: a partial
 		 * cleanup stays partial whatever the hook did. */
@@ -161,6 +172,10 @@ static void reap_after(uv_work_t *req, int status)
 	if (status == 0) {
 		cleanup_log(job, *last_failure, &out);
 		*last_failure = out.failure_plan;
+		if (out.lock_removed && job->has_lock) {
+			a->verify_due = true;
+			a->verify_lock = job->lock;
+		}
 	}
 	if (status == 0 && !a->stopping && !job->sweep) {
 		if (out.any_removed && a->cfg.hook_command[0])
@@ -391,6 +406,31 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 	return true;
 }
 
+/* Did the restart end the lock it was run for (verify.h)? */
+static void check_restart(struct agent *a, const struct site_snapshot *snap, uint64_t now_ms)
+{
+	char within[32], expiry[40];
+
+	switch (verify_check(&a->verify, snap, now_ms)) {
+	case VERIFY_LOCK_BACK:
+		isotime_format(a->verify.removed.expiry_ns, "-", expiry, sizeof(expiry));
+		log_error("the restart did not end the stuck lock: locks/deployment came back %llu s "
+			  "after the hook succeeded, with the same holder and lockExpiry %s and no new "
+			  "deployment, so Kudu still holds it; restart the site with its Kudu (scm) "
+			  "container by hand, or wait for the lockExpiry",
+			  (unsigned long long)((now_ms - a->verify.since_ms) / 1000), expiry);
+		break;
+	case VERIFY_DONE:
+		config_format_duration(a->cfg.hook_verify_within, within, sizeof(within));
+		log_info("the restart ended the stuck lock: locks/deployment did not come back within "
+			 "%s ([hook] verify_within)", within);
+		break;
+	case VERIFY_IDLE:
+	case VERIFY_WATCHING:
+		break;
+	}
+}
+
 static void scan_after(uv_work_t *req, int status)
 {
 	struct scan_job *job = container_of(req, struct scan_job, req);
@@ -405,6 +445,7 @@ static void scan_after(uv_work_t *req, int status)
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->history, &job->snap, now_ms))
 				log_debug("the site tree changed");
+			check_restart(a, &job->snap, now_ms);
 			decide(a, &job->snap, now_ms);
 		} else if (a->opt.once) {
 			/* One pass cannot wait for the share to come back. */

@@ -539,3 +539,36 @@ int archive_list(const char *dir, FILE *out, bool json, size_t max)
 	free(names);
 	return printed;
 }
+
+int archive_last_lock(const char *dir, struct kudu_info_lock *lock, char *session,
+		      size_t session_size)
+{
+	struct session_name *names;
+	size_t n;
+	int r = list_sessions(dir, &names, &n);
+
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n && r == -ENOENT; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s/locks/deployment/info.lock", dir, names[i].name);
+		/* Written by lockwarden itself, but read as carefully as the
+		 * share: no link followed, size-capped. */
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char buf[4096];
+		ssize_t got = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (got <= 0)
+			continue;
+		buf[got] = '\0';
+		if (kudu_parse_info_lock(buf, (size_t)got, lock) == 0) {
+			snprintf(session, session_size, "%s", names[i].name);
+			r = 0;
+		}
+	}
+	free(names);
+	return r;
+}

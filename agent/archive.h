@@ -80,6 +80,11 @@ void archive_discard(struct archive_session *s);
  * same safe removal as a cleanup. *pruned counts them. */
 int archive_prune(const char *dir, uint64_t keep_ms, int64_t now_ns, unsigned *pruned);
 
+/* The info.lock of the newest session that removed locks/deployment, and
+ * that session's name: what a lock that came back is compared with. */
+int archive_last_lock(const char *dir, struct kudu_info_lock *lock, char *session,
+		      size_t session_size);
+
 /* Prints the newest max sessions' notes: note.txt as text, or note.json
  * objects separated by commas (json). Returns how many were printed, or a
  * negative errno when dir cannot be read (-ENOENT: no cleanup yet). */

@@ -74,6 +74,10 @@ struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
 			continue;
 		struct reap_target *t = &job->targets[job->n];
 		reap_target_from_entry(t, e);
+		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
+			job->has_lock = true;
+			job->lock = e->info;
+		}
 		t->trash_only = !sweep && e->st.type == S_IFDIR && !s->finish_folders;
 		snprintf(job->what[job->n], sizeof(job->what[0]), "%s",
 			 d->entries[d->removals[i]].reason);
@@ -249,6 +253,8 @@ void cleanup_log(const struct cleanup_job *job, uint64_t last_failure,
 			continue;
 		}
 		out->any_removed = true;
+		out->lock_removed = out->lock_removed ||
+				    (strcmp(t->area, "locks") == 0 && strcmp(t->name, "deployment") == 0);
 		log_escape(t->name, name, sizeof(name));
 		if (job->sweep)
 			log_info("finished removing %s/%s (%lu %s)", t->area, name, r->files_removed,

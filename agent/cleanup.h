@@ -53,6 +53,8 @@ struct cleanup_job {
 	char instance[32];
 	int64_t started_ns;
 	uint64_t plan;            /* a hash of the targets' names */
+	bool has_lock;            /* a target is the lock folder, with this info.lock */
+	struct kudu_info_lock lock;
 
 	/* Outcome. */
 	char archive_error[256];  /* why nothing could be archived, "" when fine */
@@ -76,6 +78,7 @@ struct cleanup_outcome {
 	bool any_failed;
 	bool abandoned;
 	uint64_t failure_plan;    /* a hash of what failed, to say a repeated failure once */
+	bool lock_removed;        /* the lock folder was among what went */
 };
 
 /* Logs what the job did. A failure identical to last_failure (the previous

@@ -1,6 +1,7 @@
 /* config.c - built-in defaults, the ini file, LOCKWARDEN_<SECTION>_<KEY>
  * environment variables and command-line overrides, in that order, all
- * driven by the one key table in config.def.
+ * driven by the one key table in config.def. (Value syntax: config_value.c;
+ * what check-config prints: config_print.c.)
  *
  * Value syntax, the same wherever a value comes from:
  *   PATH      absolute, trailing slashes dropped ("/home/site/" is "/home/site")
@@ -18,6 +19,7 @@
  * silently run half a command.
  */
 #include "config.h"
+#include "config_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,23 +40,8 @@
 /* The longest line we accept, not counting its '\n': one more byte and
  * inih's buffer could no longer hold the line with "\n\0". */
 #define CONFIG_LINE_BYTES_MAX (CONFIG_LINE_MAX - 2)
-/* How much of a value or line an error message shows (escaped bytes). */
-#define CONFIG_SHOWN_MAX 160
-#define ENV_PREFIX "LOCKWARDEN_"
 
-enum key_type { KEY_STRING, KEY_PATH, KEY_DURATION, KEY_BOOL, KEY_LEVEL };
-
-struct key_info {
-	const char *section;
-	const char *name;
-	enum key_type type;
-	const char *def;
-	uint64_t min_ms, max_ms;
-	const char *doc;
-	size_t value_off, source_off, line_off;
-};
-
-static const struct key_info keys[] = {
+const struct key_info config_keys[] = {
 #define CONFIG_KEY(section, key, type, def, min, max, doc) \
 	{ #section, #key, KEY_##type, def, (uint64_t)(min), (uint64_t)(max), doc, \
 	  offsetof(struct config, section##_##key), \
@@ -63,7 +50,7 @@ static const struct key_info keys[] = {
 #include "config.def"
 };
 
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+const size_t config_n_keys = sizeof(config_keys) / sizeof(config_keys[0]);
 
 /* A parsed value, before it is stored into struct config. */
 union value {
@@ -72,16 +59,6 @@ union value {
 	bool b;
 	enum log_level level;
 };
-
-static void *field(struct config *cfg, size_t off)
-{
-	return (char *)cfg + off;
-}
-
-static const void *cfield(const struct config *cfg, size_t off)
-{
-	return (const char *)cfg + off;
-}
 
 static void set_err(char *err, size_t err_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -111,24 +88,9 @@ static void shown_cut(const char *text, bool already_cut, char out[CONFIG_SHOWN_
 		strcat(out, "...");
 }
 
-static void shown(const char *text, char out[CONFIG_SHOWN_MAX + 4])
+void config_shown(const char *text, char out[CONFIG_SHOWN_MAX + 4])
 {
 	shown_cut(text, false, out);
-}
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_letter(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
 /* Trims whitespace at both ends of s, in place; returns the new start. */
@@ -136,10 +98,10 @@ static char *trim(char *s)
 {
 	size_t len;
 
-	while (is_blank(*s))
+	while (config_is_blank(*s))
 		s++;
 	len = strlen(s);
-	while (len > 0 && is_blank(s[len - 1]))
+	while (len > 0 && config_is_blank(s[len - 1]))
 		s[--len] = '\0';
 	return s;
 }
@@ -154,142 +116,6 @@ static size_t inline_comment_at(const char *s)
 		if ((s[i] == ';' || s[i] == '#') && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t'))
 			break;
 	return i;
-}
-
-int config_parse_duration(const char *text, uint64_t *out_ms)
-{
-	/* Ranks make units go from largest to smallest, each at most once,
-	 * so "30m1h" and "1m1m" (most likely typos) are refused. */
-	static const struct {
-		const char *name;
-		uint64_t ms;
-	} units[] = {
-		{ "d", 24 * 3600 * 1000ULL },
-		{ "h", 3600 * 1000ULL },
-		{ "m", 60 * 1000ULL },
-		{ "s", 1000ULL },
-		{ "ms", 1ULL },
-	};
-	const char *p = text;
-	uint64_t total_ms = 0;
-	int last_rank = -1;
-	bool overflow = false;
-
-	while (is_blank(*p))
-		p++;
-	if (!*p)
-		return -EINVAL;
-	while (*p && !is_blank(*p)) {
-		uint64_t n = 0, unit_ms = 0;
-		const char *unit;
-		size_t unit_len;
-		int rank = -1;
-
-		if (!is_digit(*p))
-			return -EINVAL;
-		for (; is_digit(*p); p++) {
-			unsigned d = (unsigned)(*p - '0');
-
-			if (n > (UINT64_MAX - d) / 10)
-				overflow = true;
-			else
-				n = n * 10 + d;
-		}
-		unit = p;
-		while (is_letter(*p))
-			p++;
-		unit_len = (size_t)(p - unit);
-		if (unit_len == 0) {
-			/* A bare number means seconds, but only on its own:
-			 * "1h30" could mean seconds or minutes. */
-			if (last_rank >= 0)
-				return -EINVAL;
-			unit_ms = 1000;
-			rank = (int)(sizeof(units) / sizeof(units[0]));
-		} else {
-			for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-				if (strlen(units[i].name) == unit_len &&
-				    strncmp(units[i].name, unit, unit_len) == 0) {
-					unit_ms = units[i].ms;
-					rank = (int)i;
-				}
-			}
-			if (rank < 0 || rank <= last_rank)
-				return -EINVAL;
-		}
-		last_rank = rank;
-		/* Keep checking the syntax after an overflow: "99…9x" is a
-		 * typo first, a range problem second. */
-		if (overflow || n > UINT64_MAX / unit_ms || total_ms > UINT64_MAX - n * unit_ms)
-			overflow = true;
-		else
-			total_ms += n * unit_ms;
-	}
-	while (is_blank(*p))
-		p++;
-	if (*p)
-		return -EINVAL;
-	if (overflow)
-		return -ERANGE;
-	*out_ms = total_ms;
-	return 0;
-}
-
-void config_format_duration(uint64_t ms, char *out, size_t out_size)
-{
-	static const struct {
-		const char *name;
-		uint64_t s;
-	} units[] = {
-		{ "d", 24 * 3600 }, { "h", 3600 }, { "m", 60 }, { "s", 1 },
-	};
-	uint64_t left_s;
-	size_t used = 0;
-
-	if (out_size == 0)
-		return;
-	out[0] = '\0';
-	if (ms == 0) {
-		snprintf(out, out_size, "0s");
-		return;
-	}
-	/* "1s500ms" reads worse than "1500ms", and sub-second values are
-	 * rare enough that one unit is clearer. */
-	if (ms % 1000 != 0) {
-		snprintf(out, out_size, "%" PRIu64 "ms", ms);
-		return;
-	}
-	left_s = ms / 1000;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		uint64_t n = left_s / units[i].s;
-		int len;
-
-		if (n == 0)
-			continue;
-		left_s -= n * units[i].s;
-		len = snprintf(out + used, out_size - used, "%" PRIu64 "%s", n, units[i].name);
-		if (len < 0 || (size_t)len >= out_size - used)
-			return;  /* cut short, but terminated */
-		used += (size_t)len;
-	}
-}
-
-int config_parse_bool(const char *text, bool *out)
-{
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(text, yes[i]) == 0) {
-			*out = true;
-			return 0;
-		}
-		if (strcasecmp(text, no[i]) == 0) {
-			*out = false;
-			return 0;
-		}
-	}
-	return -EINVAL;
 }
 
 static int parse_path(const char *text, char **out, char *why, size_t why_size)
@@ -394,7 +220,7 @@ static int parse_value(const struct key_info *k, const char *text, union value *
 static void store_value(struct config *cfg, const struct key_info *k, union value *v,
 			enum config_source source, unsigned line)
 {
-	void *f = field(cfg, k->value_off);
+	void *f = config_field(cfg, k->value_off);
 
 	switch (k->type) {
 	case KEY_STRING:
@@ -413,22 +239,22 @@ static void store_value(struct config *cfg, const struct key_info *k, union valu
 		*(enum log_level *)f = v->level;
 		break;
 	}
-	*(enum config_source *)field(cfg, k->source_off) = source;
-	*(unsigned *)field(cfg, k->line_off) = line;
+	*(enum config_source *)config_field(cfg, k->source_off) = source;
+	*(unsigned *)config_field(cfg, k->line_off) = line;
 }
 
 static const struct key_info *find_key(const char *section, const char *name)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-			return &keys[i];
+	for (size_t i = 0; i < config_n_keys; i++)
+		if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
 	return NULL;
 }
 
 static bool known_section(const char *section)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (strcmp(keys[i].section, section) == 0)
+	for (size_t i = 0; i < config_n_keys; i++)
+		if (strcmp(config_keys[i].section, section) == 0)
 			return true;
 	return false;
 }
@@ -439,16 +265,16 @@ static int load_defaults(struct config *cfg, char *err, size_t err_size)
 {
 	char why[128];
 
-	for (size_t i = 0; i < N_KEYS; i++) {
+	for (size_t i = 0; i < config_n_keys; i++) {
 		union value v = { 0 };
-		int rc = parse_value(&keys[i], keys[i].def, &v, why, sizeof(why));
+		int rc = parse_value(&config_keys[i], config_keys[i].def, &v, why, sizeof(why));
 
 		if (rc < 0) {
 			set_err(err, err_size, "built-in default [%s] %s = '%s': %s",
-				keys[i].section, keys[i].name, keys[i].def, why);
+				config_keys[i].section, config_keys[i].name, config_keys[i].def, why);
 			return rc;
 		}
-		store_value(cfg, &keys[i], &v, CONFIG_FROM_DEFAULT, 0);
+		store_value(cfg, &config_keys[i], &v, CONFIG_FROM_DEFAULT, 0);
 	}
 	return 0;
 }
@@ -487,10 +313,10 @@ static void file_error(struct file_parse *fp, int rc, const char *section, const
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	shown(fp->path, s_path);
-	shown(section, s_section);
-	shown(name, s_name);
-	shown(value, s_value);
+	config_shown(fp->path, s_path);
+	config_shown(section, s_section);
+	config_shown(name, s_name);
+	config_shown(value, s_value);
 	set_err(fp->err, fp->err_size, "%s:%u: [%s] %s = '%s': %s", s_path, fp->lineno,
 		s_section, s_name, s_value, why);
 }
@@ -516,7 +342,7 @@ static char *read_chunk(char *buf, int size, void *stream)
 	/* Terminated even when returning NULL: inih may go on to use what
 	 * it had read of the line so far. */
 	buf[n] = '\0';
-	shown(fp->path, s_path);
+	config_shown(fp->path, s_path);
 	if (c == EOF && ferror(fp->fp)) {
 		int e = errno ? errno : EIO;
 
@@ -589,9 +415,9 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		file_error(fp, -EINVAL, section, name, value, "unknown section [%s]", section);
 	else if (!k)
 		file_error(fp, -EINVAL, section, name, value, "unknown key in [%s]", section);
-	else if (*(const enum config_source *)cfield(fp->cfg, k->source_off) == CONFIG_FROM_FILE)
+	else if (*(const enum config_source *)config_cfield(fp->cfg, k->source_off) == CONFIG_FROM_FILE)
 		file_error(fp, -EINVAL, section, name, value, "given twice, first on line %u",
-			   *(const unsigned *)cfield(fp->cfg, k->line_off));
+			   *(const unsigned *)config_cfield(fp->cfg, k->line_off));
 	else if ((rc = parse_value(k, value, &v, why, sizeof(why))) < 0)
 		file_error(fp, rc, section, name, value, "%s", why);
 	else
@@ -631,7 +457,7 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 	struct stat st = { 0 };
 	int fd, rc;
 
-	shown(p, s_path);
+	config_shown(p, s_path);
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
@@ -721,22 +547,22 @@ static int load_env_one(struct config *cfg, const char *entry, char *err, size_t
 
 	if (!eq)
 		return 0;
-	for (size_t i = 0; i < N_KEYS && !section; i++) {
-		size_t slen = strlen(keys[i].section);
+	for (size_t i = 0; i < config_n_keys && !section; i++) {
+		size_t slen = strlen(config_keys[i].section);
 
 		if (rest + slen < eq && rest[slen] == '_' &&
-		    env_name_is(rest, slen, keys[i].section))
-			section = keys[i].section;
+		    env_name_is(rest, slen, config_keys[i].section))
+			section = config_keys[i].section;
 	}
 	/* LOCKWARDEN_ variables of other sections belong to someone else
 	 * (scripts, tests) and are left alone. */
 	if (!section)
 		return 0;
 	rest += strlen(section) + 1;
-	for (size_t i = 0; i < N_KEYS && !k; i++)
-		if (strcmp(keys[i].section, section) == 0 &&
-		    env_name_is(rest, (size_t)(eq - rest), keys[i].name))
-			k = &keys[i];
+	for (size_t i = 0; i < config_n_keys && !k; i++)
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    env_name_is(rest, (size_t)(eq - rest), config_keys[i].name))
+			k = &config_keys[i];
 
 	name = strndup(entry, (size_t)(eq - entry));
 	copy = strdup(eq + 1);
@@ -747,8 +573,8 @@ static int load_env_one(struct config *cfg, const char *entry, char *err, size_t
 	}
 	/* Trimmed like a file value, so check-config can write it back. */
 	value = trim(copy);
-	shown(name, s_name);
-	shown(value, s_value);
+	config_shown(name, s_name);
+	config_shown(value, s_value);
 	if (!k) {
 		set_err(err, err_size, "environment %s='%s': unknown key in [%s]", s_name,
 			s_value, section);
@@ -756,7 +582,7 @@ static int load_env_one(struct config *cfg, const char *entry, char *err, size_t
 		goto out;
 	}
 	/* The first definition wins, as with getenv(). */
-	if (*(const enum config_source *)cfield(cfg, k->source_off) == CONFIG_FROM_ENV)
+	if (*(const enum config_source *)config_cfield(cfg, k->source_off) == CONFIG_FROM_ENV)
 		goto out;
 	rc = parse_value(k, value, &v, why, sizeof(why));
 	if (rc < 0) {
@@ -795,7 +621,7 @@ static int load_overrides(struct config *cfg, const struct config_overrides *ove
 
 		rc = parse_value(k, over->site_root, &v, why, sizeof(why));
 		if (rc < 0) {
-			shown(over->site_root, s_value);
+			config_shown(over->site_root, s_value);
 			set_err(err, err_size, "command line: [site] root = '%s': %s", s_value, why);
 			return rc;
 		}
@@ -834,186 +660,11 @@ int config_load(struct config *cfg, const char *path, char *const *envp,
 	return rc;
 }
 
-/* Where a key's value came from, as a warning shows it: " (FILE:LINE)",
- * " (environment)", or nothing for a default or the command line. */
-static void value_origin(const struct config *cfg, enum config_source source, unsigned line,
-			 char *out, size_t size)
-{
-	char path[CONFIG_SHOWN_MAX + 4];
-
-	out[0] = '\0';
-	if (source == CONFIG_FROM_FILE && cfg->file) {
-		shown(cfg->file, path);
-		snprintf(out, size, " (%s:%u)", path, line);
-	} else if (source == CONFIG_FROM_ENV) {
-		snprintf(out, size, " (environment)");
-	}
-}
-
-size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max)
-{
-	char quiet[32], rescan[32], quiet_from[CONFIG_SHOWN_MAX + 32];
-	size_t n = 0;
-
-	if (n < max && cfg->policy_quiet_period < cfg->scan_rescan_interval) {
-		config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
-		config_format_duration(cfg->scan_rescan_interval, rescan, sizeof(rescan));
-		value_origin(cfg, cfg->policy_quiet_period_source, cfg->policy_quiet_period_line,
-			     quiet_from, sizeof(quiet_from));
-		snprintf(out[n++], CONFIG_ERROR_MAX,
-			 "[policy] quiet_period = %s%s is shorter than [scan] rescan_interval = %s: "
-			 "on the share inotify sees nothing, so a change can stay unseen for a whole "
-			 "rescan and quiet_period pass without the agent having looked",
-			 quiet, quiet_from, rescan);
-	}
-	return n;
-}
-
 void config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH)
-			free(*(char **)field(cfg, keys[i].value_off));
+	for (size_t i = 0; i < config_n_keys; i++)
+		if (config_keys[i].type == KEY_STRING || config_keys[i].type == KEY_PATH)
+			free(*(char **)config_field(cfg, config_keys[i].value_off));
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
-}
-
-/* Writes text for a comment line: a file name may hold a newline, which
- * would end the comment and inject a line. */
-static void print_escaped(FILE *out, const char *text)
-{
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
-			putc(*p, out);
-		else
-			fprintf(out, "\\x%02x", *p);
-	}
-}
-
-static void print_key_line(FILE *out, const char *name, const char *value)
-{
-	if (*value)
-		fprintf(out, "%s = %s\n", name, value);
-	else
-		fprintf(out, "%s =\n", name);
-}
-
-/* Calls print_key for every key, grouped under its section, sections in
- * config.def order. */
-static void print_sections(FILE *out, const void *ctx,
-			   void (*print_key)(FILE *out, const struct key_info *k, const void *ctx))
-{
-	for (size_t i = 0; i < N_KEYS; i++) {
-		bool first = true;
-
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(keys[j].section, keys[i].section) == 0)
-				first = false;
-		if (!first)
-			continue;
-		fprintf(out, "\n[%s]\n", keys[i].section);
-		for (size_t j = i; j < N_KEYS; j++) {
-			if (strcmp(keys[j].section, keys[i].section) != 0)
-				continue;
-			if (j != i)
-				putc('\n', out);
-			fprintf(out, "; %s\n", keys[j].doc);
-			print_key(out, &keys[j], ctx);
-		}
-	}
-}
-
-static void print_effective_key(FILE *out, const struct key_info *k, const void *ctx)
-{
-	const struct config *cfg = ctx;
-	const void *f = cfield(cfg, k->value_off);
-	char buf[32];
-	const char *value = "";
-
-	switch (*(const enum config_source *)cfield(cfg, k->source_off)) {
-	case CONFIG_FROM_DEFAULT:
-		break;
-	case CONFIG_FROM_FILE:
-		fputs("; from ", out);
-		print_escaped(out, cfg->file ? cfg->file : "?");
-		fprintf(out, ":%u\n", *(const unsigned *)cfield(cfg, k->line_off));
-		break;
-	case CONFIG_FROM_ENV:
-		fputs("; from environment " ENV_PREFIX, out);
-		for (const char *p = k->section; *p; p++)
-			putc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, out);
-		putc('_', out);
-		for (const char *p = k->name; *p; p++)
-			putc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, out);
-		putc('\n', out);
-		break;
-	case CONFIG_FROM_COMMAND_LINE:
-		fputs("; from the command line\n", out);
-		break;
-	}
-	switch (k->type) {
-	case KEY_STRING:
-	case KEY_PATH:
-		value = *(char *const *)f ? *(char *const *)f : "";
-		break;
-	case KEY_DURATION:
-		config_format_duration(*(const uint64_t *)f, buf, sizeof(buf));
-		value = buf;
-		break;
-	case KEY_BOOL:
-		value = *(const bool *)f ? "true" : "false";
-		break;
-	case KEY_LEVEL:
-		value = log_level_name(*(const enum log_level *)f);
-		break;
-	}
-	print_key_line(out, k->name, value);
-}
-
-void config_print(const struct config *cfg, FILE *out)
-{
-	fputs("; lockwarden: the configuration in effect.\n", out);
-	if (cfg->file) {
-		fputs("; Read from ", out);
-		print_escaped(out, cfg->file);
-		fputs(", then the environment and the command line.\n", out);
-	} else {
-		fputs("; No file was read: built-in defaults, then the environment and the\n"
-		      "; command line.\n", out);
-	}
-	print_sections(out, cfg, print_effective_key);
-}
-
-static const char sample_header[] =
-	"; lockwarden.ini - settings of lockwarden, which clears stuck App Service\n"
-	"; (Kudu) deployments. Every setting is shown at its built-in default.\n"
-	";\n"
-	"; Where a setting comes from, each beating the one before: the built-in\n"
-	"; default < this file < the environment variable LOCKWARDEN_<SECTION>_<KEY>\n"
-	"; (e.g. LOCKWARDEN_POLICY_STUCK_AFTER=20m) < the command line.\n"
-	"; `lockwarden check-config` prints what is in effect and where it came from.\n"
-	";\n"
-	"; Durations are whole numbers with a unit, largest first: 250ms, 90s, 15m,\n"
-	"; 2h, 1d, 1h30m; a bare number is seconds. Booleans: true or false (also\n"
-	"; yes/no, on/off, 1/0).\n"
-	";\n"
-	"; Lines starting with ; or # are comments, and a comment may follow a value\n"
-	"; after a space (stuck_after = 20m ; why), except in [hook] command: its\n"
-	"; value is the whole rest of the line, exactly as written, so it may hold\n"
-	"; ;, #, &&, |, quotes and $VARS. Write a comment about it on its own line.\n"
-	";\n"
-	"; The hook command runs as root, with /bin/sh -c, after a cleanup.\n";
-
-static void print_sample_key(FILE *out, const struct key_info *k, const void *ctx)
-{
-	if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "command") == 0)
-		fputs("; to restart the site after a cleanup:\n"
-		      ";command = /usr/lib/lockwarden/hooks/restart-site\n", out);
-	print_key_line(out, k->name, k->def);
-}
-
-void config_print_sample(FILE *out)
-{
-	fputs(sample_header, out);
-	print_sections(out, NULL, print_sample_key);
 }

@@ -314,21 +314,20 @@ static int reap_file(const struct reap_ctx *c, int area_fd, const struct reap_ta
 	return 0;
 }
 
-static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_target *t,
-		       struct reap_result *r)
+/* Steps 1 and 2 of a folder: the name still holds the folder judged; it is
+ * opened without following and checked to be that folder, on the site's
+ * mount, with the judged files inside unchanged. Returns its descriptor
+ * (identity in opened), or the failure written to r. */
+static int open_verified_folder(const struct reap_ctx *c, int area_fd,
+				const struct reap_target *t, struct rmtree_stat *opened,
+				struct reap_result *r)
 {
-	char ebuf[128], trash[NAME_MAX + 1], shown[NAME_MAX * 4 + 1], what[200];
-	struct rmtree_outcome w;
-	struct rmtree_stat now, opened, check;
-	int fd, err;
+	char ebuf[128];
+	struct rmtree_stat now;
+	int fd, err = look_as_judged(c, area_fd, t, &now, r);
 
-	/* 1. The name still holds the folder that was judged. */
-	err = look_as_judged(c, area_fd, t, &now, r);
 	if (err < 0)
 		return err;
-
-	/* 2. Open it without following, and check that what was opened is that
-	 * folder; from here on it is reached only through fd. */
 	fd = openat(area_fd, t->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
@@ -344,93 +343,106 @@ static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_
 			return fail(r, -ESTALE, "renamed or removed since judged");
 		return fail(r, err, "open: %s", errstr(-err, ebuf, sizeof(ebuf)));
 	}
-	err = rmtree_stat_at(fd, "", &opened);
-	if (err < 0) {
-		fail(r, err, "stat: %s", errstr(-err, ebuf, sizeof(ebuf)));
-		goto out;
-	}
-	if (!rmtree_same_inode(&opened, &now) || !rmtree_on_mount(&opened, &c->mount)) {
-		err = fail(r, -ESTALE, "replaced while being opened");
-		goto out;
-	}
-	err = check_inner(fd, t, r);
+	err = rmtree_stat_at(fd, "", opened);
 	if (err < 0)
-		goto out;
-	if (cancelled(c->cancel)) {
-		err = fail(r, -ECANCELED, "cancelled before it was started");
-		goto out;
-	}
-
-	/* 3. Rename before removing anything. Once verified, the rename takes
-	 * the record out of Kudu's sight in one atomic step, so Kudu never sees
-	 * a half-removed lock or record under its own name; and a removal that
-	 * is interrupted (cancel, crash, restart) leaves a folder that is
-	 * plainly ours, which the next cleanup finishes. A trash folder left by
-	 * an earlier run already has its final name. */
-	if (strncmp(t->name, REAP_TRASH_PREFIX, strlen(REAP_TRASH_PREFIX)) == 0) {
-		snprintf(trash, sizeof(trash), "%s", t->name);
-	} else {
-		err = rename_to_trash(area_fd, t, &opened, trash, sizeof(trash), r);
-		if (err < 0)
-			goto out;
-		/* A write that came between the check above and the rename
-		 * shows now, through the same descriptor: put it back. */
+		fail(r, err, "stat: %s", errstr(-err, ebuf, sizeof(ebuf)));
+	else if (!rmtree_same_inode(opened, &now) || !rmtree_on_mount(opened, &c->mount))
+		err = fail(r, -ESTALE, "replaced while being opened");
+	else
 		err = check_inner(fd, t, r);
-		if (err < 0) {
-			char detail[sizeof(r->detail)];
-			snprintf(detail, sizeof(detail), "%s", r->detail);
-			if (put_back(area_fd, trash, t->name, shown, sizeof(shown)) < 0)
-				fail(r, -ESTALE, "%s while being removed; kept as %s", detail, shown);
-			else
-				fail(r, -ESTALE, "%s while being removed; put back", detail);
-			goto out;
-		}
+	if (err == 0 && cancelled(c->cancel))
+		err = fail(r, -ECANCELED, "cancelled before it was started");
+	if (err < 0) {
+		close(fd);
+		return err;
 	}
-	log_escape(trash, shown, sizeof(shown));
-	if (t->trash_only) {
-		snprintf(r->detail, sizeof(r->detail), "moved aside as %s, emptied in the background",
-			 shown);
-		err = 0;
-		goto out;
-	}
+	return fd;
+}
 
-	/* 4. Empty it through fd. */
-	err = rmtree_empty(fd, &opened, &c->mount, c->cancel, &w);
+/* Step 3: renames the verified folder aside (writing its trash name), then
+ * compares the judged files again through fd and puts it back if a write
+ * came in between. A trash folder left by an earlier run already has its
+ * final name. */
+static int move_aside(int area_fd, int fd, const struct reap_target *t,
+		      const struct rmtree_stat *opened, char *trash, size_t trash_size,
+		      struct reap_result *r)
+{
+	char shown[NAME_MAX * 4 + 1], detail[sizeof(r->detail)];
+
+	if (strncmp(t->name, REAP_TRASH_PREFIX, strlen(REAP_TRASH_PREFIX)) == 0) {
+		snprintf(trash, trash_size, "%s", t->name);
+		return 0;
+	}
+	int err = rename_to_trash(area_fd, t, opened, trash, trash_size, r);
+	if (err < 0)
+		return err;
+	if (check_inner(fd, t, r) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "%s", r->detail);
+	if (put_back(area_fd, trash, t->name, shown, sizeof(shown)) < 0)
+		return fail(r, -ESTALE, "%s while being removed; kept as %s", detail, shown);
+	return fail(r, -ESTALE, "%s while being removed; put back", detail);
+}
+
+/* Steps 4 and 5: empties the folder through fd, then removes it, if its
+ * trash name still holds that folder. */
+static int empty_and_remove(const struct reap_ctx *c, int area_fd, int fd,
+			    const struct rmtree_stat *opened, const char *trash,
+			    struct reap_result *r)
+{
+	char ebuf[128], shown[NAME_MAX * 4 + 1], what[200];
+	struct rmtree_outcome w;
+	struct rmtree_stat check;
+	int err = rmtree_empty(fd, opened, &c->mount, c->cancel, &w);
+
+	log_escape(trash, shown, sizeof(shown));
 	r->files_removed = w.files_removed;
 	rmtree_describe(&w, what, sizeof(what));
-	if (err == -ECANCELED) {
-		fail(r, err, "cancelled; the rest is left in %s%s%s", shown, what[0] ? "; " : "", what);
-		goto out;
-	}
-	if (err == -ESTALE) {
-		fail(r, err, "a folder inside was moved during removal; stopped, the rest is left in %s",
-		     shown);
-		goto out;
-	}
-	if (err < 0) {
-		fail(r, err, "emptying %s: %s", shown, errstr(-err, ebuf, sizeof(ebuf)));
-		goto out;
-	}
-
-	/* 5. Remove the folder itself, if its name is still that folder. */
+	if (err == -ECANCELED)
+		return fail(r, err, "cancelled; the rest is left in %s%s%s", shown,
+			    what[0] ? "; " : "", what);
+	if (err == -ESTALE)
+		return fail(r, err, "a folder inside was moved during removal; stopped, the rest is "
+			    "left in %s", shown);
+	if (err < 0)
+		return fail(r, err, "emptying %s: %s", shown, errstr(-err, ebuf, sizeof(ebuf)));
 	err = rmtree_stat_at(area_fd, trash, &check);
-	if (err == -ENOENT) {
-		/* Another instance sharing the site finishing the same trash. */
-		err = fail(r, -ENOENT, "%s was removed by someone else meanwhile", shown);
-		goto out;
-	}
-	if (err < 0 || !rmtree_same_inode(&check, &opened)) {
-		err = fail(r, -ESTALE, "%s was renamed or replaced while being emptied", shown);
-		goto out;
-	}
+	if (err == -ENOENT) /* another instance sharing the site finished the same trash */
+		return fail(r, -ENOENT, "%s was removed by someone else meanwhile", shown);
+	if (err < 0 || !rmtree_same_inode(&check, opened))
+		return fail(r, -ESTALE, "%s was renamed or replaced while being emptied", shown);
 	if (unlinkat(area_fd, trash, AT_REMOVEDIR) < 0) {
 		err = -errno;
-		fail(r, err, "%s%sleft as %s: %s", what, what[0] ? "; " : "", shown,
-		     errstr(-err, ebuf, sizeof(ebuf)));
-		goto out;
+		return fail(r, err, "%s%sleft as %s: %s", what, what[0] ? "; " : "", shown,
+			    errstr(-err, ebuf, sizeof(ebuf)));
 	}
-	err = 0;
-out:
+	return 0;
+}
+
+/* A folder: verified and opened; renamed aside before anything inside is
+ * removed (once verified, the rename takes the record out of Kudu's sight
+ * in one atomic step, so Kudu never sees a half-removed lock or record
+ * under its own name, and an interrupted removal leaves a folder that is
+ * plainly ours, which the next cleanup finishes); then emptied through its
+ * descriptor, now or by the background sweep. */
+static int reap_folder(const struct reap_ctx *c, int area_fd, const struct reap_target *t,
+		       struct reap_result *r)
+{
+	char trash[NAME_MAX + 1], shown[NAME_MAX * 4 + 1];
+	struct rmtree_stat opened;
+	int fd = open_verified_folder(c, area_fd, t, &opened, r);
+	int err;
+
+	if (fd < 0)
+		return fd;
+	err = move_aside(area_fd, fd, t, &opened, trash, sizeof(trash), r);
+	if (err == 0 && t->trash_only) {
+		log_escape(trash, shown, sizeof(shown));
+		snprintf(r->detail, sizeof(r->detail), "moved aside as %s, emptied in the background",
+			 shown);
+	} else if (err == 0) {
+		err = empty_and_remove(c, area_fd, fd, &opened, trash, r);
+	}
 	close(fd);
 	return err;
 }

@@ -14,6 +14,7 @@
 #include "fmt.h"
 #include "jsonw.h"
 #include "log.h"
+#include "verify.h"
 #include "policy.h"
 #include "scan.h"
 #include "site.h"
@@ -65,6 +66,16 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 
 /* How many past cleanups report lists. */
 #define REPORT_HISTORY_MAX 10
+
+/* The session whose removed lock is back, unchanged (the restart that
+ * followed did not end it), into session; false when none. */
+static bool lock_came_back(const struct config *cfg, const struct site_snapshot *snap,
+			   char *session, size_t session_size)
+{
+	struct kudu_info_lock removed;
+	return archive_last_lock(cfg->archive_dir, &removed, session, session_size) == 0 &&
+	       verify_same_lock(snap, &removed) != NULL;
+}
 
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
 		       const struct policy_decision *d, FILE *out)
@@ -140,7 +151,14 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		}
 		fputs("}", out);
 	}
-	fprintf(out, "\n  ],\n  \"foreign_count\": %zu,\n  \"history\": [\n", snap->n_foreign);
+	char session[NAME_MAX + 1];
+	fprintf(out, "\n  ],\n  \"foreign_count\": %zu,\n  \"lock_came_back_after\": ",
+		snap->n_foreign);
+	if (lock_came_back(cfg, snap, session, sizeof(session)))
+		jsonw_string(out, session);
+	else
+		fputs("null", out);
+	fputs(",\n  \"history\": [\n", out);
 	archive_list(cfg->archive_dir, out, true, REPORT_HISTORY_MAX);
 	fputs("  ]\n}\n", out);
 }
@@ -193,6 +211,12 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 	config_format_duration(cfg->policy_stuck_after, stuck_after, sizeof(stuck_after));
 	config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
 	fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : d->stuck ? "STUCK" : "OK", d->reason);
+	char session[NAME_MAX + 1];
+	if (lock_came_back(cfg, snap, session, sizeof(session)))
+		fprintf(out, "THE RESTART DID NOT END THE LOCK: locks/deployment is the very lock the "
+			"cleanup %s removed (same holder and lockExpiry), so Kudu still holds it; restart "
+			"the site with its Kudu (scm) container by hand, or wait for its lockExpiry.\n",
+			session);
 	if (d->n_removals) {
 		fprintf(out, "a cleanup would remove, in this order:\n");
 		for (size_t i = 0; i < d->n_removals; i++) {

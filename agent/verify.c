@@ -24,18 +24,28 @@ static bool same_lock(const struct kudu_info_lock *a, const struct kudu_info_loc
 	       strcmp(a->worker, b->worker) == 0;
 }
 
+const struct site_entry *verify_same_lock(const struct site_snapshot *snap,
+					  const struct kudu_info_lock *removed)
+{
+	if (removed->expiry_ns == KUDU_TIME_NONE)
+		return NULL;
+	for (size_t i = 0; i < snap->n_entries; i++) {
+		const struct site_entry *e = &snap->entries[i];
+		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR && e->info_err == 0 &&
+		    same_lock(&e->info, removed))
+			return e;
+	}
+	return NULL;
+}
+
 enum verify_outcome verify_check(struct verify_restart *v, const struct site_snapshot *snap,
 				 uint64_t now_ms)
 {
 	if (!v->armed)
 		return VERIFY_IDLE;
-	for (size_t i = 0; i < snap->n_entries; i++) {
-		const struct site_entry *e = &snap->entries[i];
-		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR && e->info_err == 0 &&
-		    same_lock(&e->info, &v->removed)) {
-			v->armed = false;
-			return VERIFY_LOCK_BACK;
-		}
+	if (verify_same_lock(snap, &v->removed)) {
+		v->armed = false;
+		return VERIFY_LOCK_BACK;
 	}
 	if (now_ms - v->since_ms >= v->within_ms) {
 		v->armed = false;

@@ -39,6 +39,11 @@ enum verify_outcome {
 void verify_arm(struct verify_restart *v, const struct kudu_info_lock *removed,
 		uint64_t now_ms, uint64_t within_ms);
 
+/* The snapshot's lock folder holds the very lock removed (same lockExpiry,
+ * holder and worker), or NULL. */
+const struct site_entry *verify_same_lock(const struct site_snapshot *snap,
+					  const struct kudu_info_lock *removed);
+
 /* Judges one scan; VERIFY_DONE and VERIFY_LOCK_BACK disarm. */
 enum verify_outcome verify_check(struct verify_restart *v, const struct site_snapshot *snap,
 				 uint64_t now_ms);

@@ -374,11 +374,13 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.hook_command_line, 16);
 	assert_int_equal(cfg.hook_timeout_line, 17);
 	assert_int_equal(cfg.hook_cooldown_line, 18);
-	assert_int_equal(cfg.log_level_line, 21);
+	assert_int_equal(cfg.hook_verify_within, 15 * 60000);
+	assert_int_equal(cfg.hook_verify_within_line, 19);
+	assert_int_equal(cfg.log_level_line, 22);
 	assert_string_equal(cfg.archive_dir, "/srv/archive");
 	assert_int_equal(cfg.archive_keep, 7 * 86400000ULL);
-	assert_int_equal(cfg.archive_dir_line, 24);
-	assert_int_equal(cfg.archive_keep_line, 25);
+	assert_int_equal(cfg.archive_dir_line, 25);
+	assert_int_equal(cfg.archive_keep_line, 26);
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -639,6 +641,7 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_HOOK_COMMAND=  systemctl restart app ; echo $? # why  ",
 		"LOCKWARDEN_HOOK_TIMEOUT=30s",
 		"LOCKWARDEN_HOOK_COOLDOWN=1h",
+		"LOCKWARDEN_HOOK_VERIFY_WITHIN=0",
 		"LOCKWARDEN_LOG_LEVEL=debug",
 		"LOCKWARDEN_ARCHIVE_DIR=/env/archive",
 		"LOCKWARDEN_ARCHIVE_KEEP=2d",

@@ -1,0 +1,186 @@
+/* config_print.c - what check-config prints: the effective configuration
+ * with where each value came from, the documented sample (conf/lockwarden.ini
+ * and the man page come from it), and the warnings about values that are
+ * valid but risky. */
+#include "config.h"
+#include "config_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Where a key's value came from, as a warning shows it: " (FILE:LINE)",
+ * " (environment)", or nothing for a default or the command line. */
+static void value_origin(const struct config *cfg, enum config_source source, unsigned line,
+			 char *out, size_t size)
+{
+	char path[CONFIG_SHOWN_MAX + 4];
+
+	out[0] = '\0';
+	if (source == CONFIG_FROM_FILE && cfg->file) {
+		config_shown(cfg->file, path);
+		snprintf(out, size, " (%s:%u)", path, line);
+	} else if (source == CONFIG_FROM_ENV) {
+		snprintf(out, size, " (environment)");
+	}
+}
+
+size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max)
+{
+	char quiet[32], rescan[32], quiet_from[CONFIG_SHOWN_MAX + 32];
+	size_t n = 0;
+
+	if (n < max && cfg->policy_quiet_period < cfg->scan_rescan_interval) {
+		config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
+		config_format_duration(cfg->scan_rescan_interval, rescan, sizeof(rescan));
+		value_origin(cfg, cfg->policy_quiet_period_source, cfg->policy_quiet_period_line,
+			     quiet_from, sizeof(quiet_from));
+		snprintf(out[n++], CONFIG_ERROR_MAX,
+			 "[policy] quiet_period = %s%s is shorter than [scan] rescan_interval = %s: "
+			 "on the share inotify sees nothing, so a change can stay unseen for a whole "
+			 "rescan and quiet_period pass without the agent having looked",
+			 quiet, quiet_from, rescan);
+	}
+	return n;
+}
+
+/* Writes text for a comment line: a file name may hold a newline, which
+ * would end the comment and inject a line. */
+static void print_escaped(FILE *out, const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			putc(*p, out);
+		else
+			fprintf(out, "\\x%02x", *p);
+	}
+}
+
+static void print_key_line(FILE *out, const char *name, const char *value)
+{
+	if (*value)
+		fprintf(out, "%s = %s\n", name, value);
+	else
+		fprintf(out, "%s =\n", name);
+}
+
+/* Calls print_key for every key, grouped under its section, sections in
+ * config.def order. */
+static void print_sections(FILE *out, const void *ctx,
+			   void (*print_key)(FILE *out, const struct key_info *k, const void *ctx))
+{
+	for (size_t i = 0; i < config_n_keys; i++) {
+		bool first = true;
+
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(config_keys[j].section, config_keys[i].section) == 0)
+				first = false;
+		if (!first)
+			continue;
+		fprintf(out, "\n[%s]\n", config_keys[i].section);
+		for (size_t j = i; j < config_n_keys; j++) {
+			if (strcmp(config_keys[j].section, config_keys[i].section) != 0)
+				continue;
+			if (j != i)
+				putc('\n', out);
+			fprintf(out, "; %s\n", config_keys[j].doc);
+			print_key(out, &config_keys[j], ctx);
+		}
+	}
+}
+
+static void print_effective_key(FILE *out, const struct key_info *k, const void *ctx)
+{
+	const struct config *cfg = ctx;
+	const void *f = config_cfield(cfg, k->value_off);
+	char buf[32];
+	const char *value = "";
+
+	switch (*(const enum config_source *)config_cfield(cfg, k->source_off)) {
+	case CONFIG_FROM_DEFAULT:
+		break;
+	case CONFIG_FROM_FILE:
+		fputs("; from ", out);
+		print_escaped(out, cfg->file ? cfg->file : "?");
+		fprintf(out, ":%u\n", *(const unsigned *)config_cfield(cfg, k->line_off));
+		break;
+	case CONFIG_FROM_ENV:
+		fputs("; from environment " ENV_PREFIX, out);
+		for (const char *p = k->section; *p; p++)
+			putc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, out);
+		putc('_', out);
+		for (const char *p = k->name; *p; p++)
+			putc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, out);
+		putc('\n', out);
+		break;
+	case CONFIG_FROM_COMMAND_LINE:
+		fputs("; from the command line\n", out);
+		break;
+	}
+	switch (k->type) {
+	case KEY_STRING:
+	case KEY_PATH:
+		value = *(char *const *)f ? *(char *const *)f : "";
+		break;
+	case KEY_DURATION:
+		config_format_duration(*(const uint64_t *)f, buf, sizeof(buf));
+		value = buf;
+		break;
+	case KEY_BOOL:
+		value = *(const bool *)f ? "true" : "false";
+		break;
+	case KEY_LEVEL:
+		value = log_level_name(*(const enum log_level *)f);
+		break;
+	}
+	print_key_line(out, k->name, value);
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	fputs("; lockwarden: the configuration in effect.\n", out);
+	if (cfg->file) {
+		fputs("; Read from ", out);
+		print_escaped(out, cfg->file);
+		fputs(", then the environment and the command line.\n", out);
+	} else {
+		fputs("; No file was read: built-in defaults, then the environment and the\n"
+		      "; command line.\n", out);
+	}
+	print_sections(out, cfg, print_effective_key);
+}
+
+static const char sample_header[] =
+	"; lockwarden.ini - settings of lockwarden, which clears stuck App Service\n"
+	"; (Kudu) deployments. Every setting is shown at its built-in default.\n"
+	";\n"
+	"; Where a setting comes from, each beating the one before: the built-in\n"
+	"; default < this file < the environment variable LOCKWARDEN_<SECTION>_<KEY>\n"
+	"; (e.g. LOCKWARDEN_POLICY_STUCK_AFTER=20m) < the command line.\n"
+	"; `lockwarden check-config` prints what is in effect and where it came from.\n"
+	";\n"
+	"; Durations are whole numbers with a unit, largest first: 250ms, 90s, 15m,\n"
+	"; 2h, 1d, 1h30m; a bare number is seconds. Booleans: true or false (also\n"
+	"; yes/no, on/off, 1/0).\n"
+	";\n"
+	"; Lines starting with ; or # are comments, and a comment may follow a value\n"
+	"; after a space (stuck_after = 20m ; why), except in [hook] command: its\n"
+	"; value is the whole rest of the line, exactly as written, so it may hold\n"
+	"; ;, #, &&, |, quotes and $VARS. Write a comment about it on its own line.\n"
+	";\n"
+	"; The hook command runs as root, with /bin/sh -c, after a cleanup.\n";
+
+static void print_sample_key(FILE *out, const struct key_info *k, const void *ctx)
+{
+	if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "command") == 0)
+		fputs("; to restart the site after a cleanup:\n"
+		      ";command = /usr/lib/lockwarden/hooks/restart-site\n", out);
+	print_key_line(out, k->name, k->def);
+}
+
+void config_print_sample(FILE *out)
+{
+	fputs(sample_header, out);
+	print_sections(out, NULL, print_sample_key);
+}

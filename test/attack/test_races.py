@@ -26,8 +26,7 @@ import pytest
 
 from attack_util import ArchiveGuard, TRASH_PREFIX, TreeGuard, notes
 from conftest import (BIN, HOUR_S, ONCE_CLEARED, ONCE_NOTHING_STUCK, ONCE_PARTIAL, TEMP_STUCK,
-                      Pause,
-                      age_tree, archive_dir_for, build_stuck_site, clean_env, make_file_lock,
+                      Pause, age_tree, archive_dir_for, build_stuck_site, clean_env, make_file_lock,
                       make_lock, make_pending, make_record, tree_state, write_config)
 
 HERE = Path(__file__).resolve().parent

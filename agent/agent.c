@@ -5,30 +5,20 @@
 #include "container_of.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "archive.h"
-#include "cleanup.h"
 #include "clock.h"
 #include "hookq.h"
-#include "isotime.h"
 #include "log.h"
 #include "notify.h"
-#include "policy.h"
-#include "reap.h"
-#include "scan.h"
-#include "site.h"
-#include "tree.h"
 #include "trust.h"
-#include "verify.h"
 #include "watch.h"
 
 /* ---- archive pruning -------------------------------------------------------- */

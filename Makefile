@@ -102,7 +102,7 @@ $(BUILD)/lockwarden: $(AGENT_OBJ)
 PARSER_OBJ := $(BUILD)/agent/kudu.o $(BUILD)/agent/json.o $(BUILD)/agent/xml.o \
 	$(BUILD)/agent/isotime.o $(BUILD)/agent/text.o
 $(BUILD)/test_kudu: $(PARSER_OBJ)
-$(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/log.o
+$(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(BUILD)/agent/log.o
 $(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(PARSER_OBJ) $(BUILD)/agent/log.o
 $(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/log.o
 $(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o
@@ -167,7 +167,7 @@ FUZZ_SRC_xml := agent/xml.c agent/text.c
 FUZZ_SRC_isotime := agent/isotime.c agent/text.c
 FUZZ_SRC_policy := agent/policy.c agent/policy_plan.c agent/policy_history.c agent/fmt.c agent/hash.c agent/clock.c agent/site.c \
 	agent/log.c $(PARSER_SRC)
-FUZZ_SRC_config := agent/config.c agent/config_value.c agent/config_print.c agent/log.c
+FUZZ_SRC_config := agent/config.c agent/config_value.c agent/config_print.c agent/config_env.c agent/log.c
 FUZZ_TARGETS := kudu json xml isotime policy config
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c agent/*.c agent/*.h | $(DEPS_STAMP)

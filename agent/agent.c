@@ -1,541 +1,25 @@
-/* agent.c - the daemon's event loop: scans, decisions, cleanups, the hook,
- * signals and the service manager, around one struct agent. */
-#include "agent.h"
+/* agent.c - the daemon's lifecycle: start, signals, reload, shutdown, the
+ * watchdog and archive pruning, around one struct agent (agent_internal.h).
+ * Scans and decisions: agent_scan.c; what they start: agent_cleanup.c. */
+#include "agent_internal.h"
 #include "container_of.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "archive.h"
-#include "cleanup.h"
 #include "clock.h"
 #include "hookq.h"
-#include "isotime.h"
 #include "log.h"
 #include "notify.h"
-#include "policy.h"
-#include "reap.h"
-#include "scan.h"
-#include "site.h"
-#include "tree.h"
 #include "trust.h"
-#include "verify.h"
 #include "watch.h"
-
-
-/* Events come in bursts (a deployment writes many files at once); one scan
- * a little after the first event covers the whole burst. In a storm that
- * lasts, event-driven scans come at most every EVENT_MIN_GAP_MS: a change is
- * dated by its mtime anyway, and decisions come from the decision timer, so
- * scanning faster would only burn CPU. */
-#define EVENT_DEBOUNCE_MS 10
-#define EVENT_MIN_GAP_MS 250
-/* SIGTERM must end the agent within 2 s: the hook gets SIGKILL after this. */
-#define SHUTDOWN_HOOK_GRACE_MS 1000
-
-struct agent;
-
-struct scan_job {
-	uv_work_t req;
-	struct agent *agent;
-	unsigned generation;      /* the root it scanned; stale after a reload */
-	char root[PATH_MAX];
-	const struct site_snapshot *prev; /* read-only while the job runs */
-	int err;
-	struct site_snapshot snap;
-};
-
-struct prune_job {
-	uv_work_t req;
-	struct agent *agent;
-	char dir[PATH_MAX];
-	uint64_t keep_ms;
-	unsigned pruned;
-	int err;
-};
-
-struct agent {
-	uv_loop_t loop;
-	struct config cfg;
-	struct agent_options opt;
-
-	uv_timer_t rescan_timer;  /* the ground truth: a full scan every rescan_interval */
-	uv_timer_t soon_timer;    /* debounced scan after watch events */
-	uv_timer_t decide_timer;  /* a scan at the moment something could become removable */
-	uv_timer_t watchdog_timer;
-	uv_timer_t prune_timer;   /* old archives go now and then */
-	uv_signal_t sigterm, sigint, sighup;
-	struct watch_set watches;
-	struct hookq hooks;       /* when the hook runs */
-
-	unsigned generation;      /* bumped when the site root changes */
-	struct scan_job *scan;    /* the scan in flight, if any */
-	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
-	bool scan_again;          /* asked for while one was in flight */
-	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
-	unsigned long scans;
-	struct policy_history history;
-	bool ready_sent;
-	bool was_blocked;
-	struct tree_identity tree; /* to notice the share vanishing or being replaced */
-	char last_status[400];
-	uint64_t last_dry_run_plan;
-	uint64_t last_failure_plan[2]; /* [0] cleanups, [1] trash sweeps */
-	uint64_t last_cleanup_plan;
-
-	struct cleanup_job *reap; /* the cleanup in flight, if any */
-	struct cleanup_job *sweep; /* the trash sweep in flight, if any */
-	struct prune_job *prune;  /* the archive pruning in flight, if any */
-	char instance[32];        /* this instance, as the archive names it */
-	atomic_bool cancel;
-
-	/* After a cleanup that removed the lock folder: the lock, to watch for
-	 * it coming back once the hook (the restart) has succeeded. */
-	bool verify_due;
-	struct kudu_info_lock verify_lock;
-	struct verify_restart verify;
-
-	bool once_done;           /* --once: the final decision has been made */
-	bool stopping;
-	int exit_code;
-};
-
-static uint64_t mono_now_ms(struct agent *a)
-{
-	uv_update_time(&a->loop);
-	return uv_now(&a->loop);
-}
-
-static void request_scan(struct agent *a);
-static void begin_shutdown(struct agent *a, int exit_code);
-
-/* ---- the hook -------------------------------------------------------------- */
-
-static void on_hook_run_done(struct hookq *q, bool failed)
-{
-	struct agent *a = container_of(q, struct agent, hooks);
-
-	if (a->stopping) {
-		begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
-		return;
-	}
-	if (a->verify_due && !failed)
-		verify_arm(&a->verify, &a->verify_lock, uv_now(&a->loop), a->cfg.hook_verify_within);
-	a->verify_due = false;
-	if (a->opt.once) {
-		/* The hook's outcome never hides the cleanup's: a partial
-		 * cleanup stays partial whatever the hook did. */
-		if (failed && a->exit_code == AGENT_ONCE_CLEARED)
-			a->exit_code = AGENT_ONCE_HOOK_FAILED;
-		if (!q->pending)
-			begin_shutdown(a, a->exit_code);
-	}
-}
-
-/* ---- the cleanup ----------------------------------------------------------- */
-
-/* --once: the cleanup is over; exit once the hook it calls for has run. */
-static void once_cleanup_done(struct agent *a, const struct cleanup_outcome *out)
-{
-	a->exit_code = out->any_failed || out->abandoned ? AGENT_ONCE_PARTIAL : AGENT_ONCE_CLEARED;
-	if (!hookq_busy(&a->hooks))
-		begin_shutdown(a, a->exit_code);
-}
-
-/* On the worker thread. */
-static void reap_work(uv_work_t *req)
-{
-	struct cleanup_job *job = container_of(req, struct cleanup_job, req);
-	struct agent *a = req->data;
-	cleanup_run(job, &a->cancel);
-}
-
-static void reap_after(uv_work_t *req, int status)
-{
-	struct cleanup_job *job = container_of(req, struct cleanup_job, req);
-	struct agent *a = req->data;
-	struct cleanup_outcome out = { 0 };
-	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
-
-	if (job->sweep)
-		a->sweep = NULL;
-	else
-		a->reap = NULL;
-	if (status == 0) {
-		cleanup_log(job, *last_failure, &out);
-		*last_failure = out.failure_plan;
-		if (out.lock_removed && job->has_lock) {
-			a->verify_due = true;
-			a->verify_lock = job->lock;
-		}
-	}
-	if (status == 0 && !a->stopping && !job->sweep) {
-		if (out.any_removed && a->cfg.hook_command[0])
-			hookq_add(&a->hooks, job);
-		else if (out.any_removed)
-			log_info("cleanup done; no hook configured");
-	}
-	bool was_sweep = job->sweep;
-	cleanup_free(job);
-
-	if (a->stopping) {
-		begin_shutdown(a, a->exit_code);
-		return;
-	}
-	if (a->opt.once && !was_sweep) {
-		once_cleanup_done(a, &out);
-		return;
-	}
-	/* What was removed is a change, and an abandoned cleanup is re-judged:
-	 * look at the tree again. A cleanup that failed otherwise is retried at
-	 * the rescan pace, never at once. */
-	if (out.any_removed || out.abandoned)
-		request_scan(a);
-}
-
-/* Starts a cleanup of the decision's Kudu leftovers (sweep false: archived,
- * folders only moved aside to trash) or a sweep of our own trash folders
- * (sweep true: emptied and removed, nothing to archive). The two run side by
- * side, so emptying a large record never delays the next cleanup. */
-static void start_job(struct agent *a, const struct site_snapshot *snap,
-		      const struct policy_decision *d, bool sweep)
-{
-	struct cleanup_settings settings = {
-		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
-		.instance = a->instance,
-		/* --once finishes everything before it exits. */
-		.finish_folders = a->opt.once,
-	};
-	int err;
-	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
-
-	if (!job) {
-		if (err < 0)
-			log_error("out of memory planning the cleanup");
-		return;
-	}
-	if (!sweep) {
-		/* A cleanup that keeps failing is retried every rescan; say so
-		 * once, not on every attempt. */
-		log_msg(job->plan == a->last_cleanup_plan && a->last_failure_plan[0]
-				? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
-			"stuck deployment: %s; cleaning up", d->reason);
-		a->last_cleanup_plan = job->plan;
-	}
-	if (!a->reap && !a->sweep)
-		atomic_store(&a->cancel, false);
-	job->req.data = a;
-	int r = uv_queue_work(&a->loop, &job->req, reap_work, reap_after);
-	if (r < 0) {
-		log_error("cannot start the %s: %s", sweep ? "trash sweep" : "cleanup", uv_strerror(r));
-		cleanup_free(job);
-		return;
-	}
-	if (sweep)
-		a->sweep = job;
-	else
-		a->reap = job;
-}
-
-static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
-			const struct policy_decision *d)
-{
-	const char *names[64];
-	size_t n = 0;
-	for (size_t i = 0; i < d->n_removals && n < 64; i++)
-		names[n++] = snap->entries[d->removals[i]].name;
-	uint64_t plan = cleanup_plan_hash(names, n, NULL) ^ (uint64_t)d->n_removals;
-	if (plan == a->last_dry_run_plan)
-		return;
-	a->last_dry_run_plan = plan;
-	log_warning("dry run: stuck deployment: %s", d->reason);
-	for (size_t i = 0; i < d->n_removals; i++) {
-		const struct site_entry *e = &snap->entries[d->removals[i]];
-		char path[NAME_MAX * 4 + 32], escaped[sizeof(path)];
-		site_entry_path(e, path, sizeof(path));
-		log_escape(path, escaped, sizeof(escaped));
-		log_info("dry run: would remove %s: %s", escaped, d->entries[d->removals[i]].reason);
-	}
-	log_info("dry run: nothing removed, no hook run");
-}
-
-/* ---- scanning -------------------------------------------------------------- */
-
-static void scan_work(uv_work_t *req)
-{
-	struct scan_job *job = container_of(req, struct scan_job, req);
-	struct clock_now now;
-
-	/* Both clocks at the one instant the scan begins: the policy compares
-	 * their movements between scans, and a slow scan must not look like a
-	 * wall-clock jump. */
-	clock_read(&now);
-	job->err = scan_site(job->root, &now, job->prev, &job->snap);
-}
-
-static void set_status(struct agent *a, const struct policy_decision *d)
-{
-	char status[400];
-	if (d->blocked)
-		snprintf(status, sizeof(status), "blocked: %s", d->reason);
-	else
-		snprintf(status, sizeof(status), "%s: %s", d->stuck ? "stuck" : d->claims_running ? "running" : "idle",
-			 d->reason);
-	if (!a->ready_sent) {
-		notify_ready(status);
-		a->ready_sent = true;
-	} else if (strcmp(status, a->last_status) != 0) {
-		notify_status(status);
-	}
-	snprintf(a->last_status, sizeof(a->last_status), "%s", status);
-}
-
-static void on_decide_timer(uv_timer_t *t)
-{
-	request_scan(container_of(t, struct agent, decide_timer));
-}
-
-static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
-{
-	struct policy_params params = {
-		.stuck_after_ms = a->cfg.policy_stuck_after,
-		.quiet_period_ms = a->cfg.policy_quiet_period,
-	};
-	struct policy_decision d;
-
-	if (policy_decide(snap, &a->history, &params, snap->scanned_ns, now_ms, &d) < 0) {
-		log_error("out of memory deciding");
-		return;
-	}
-	a->scans++;
-	log_debug("scan %lu done: %zu entries, %s%s%s, quiet %llu ms, next check %s%llu ms",
-		  a->scans, snap->n_entries, d.stuck ? "stuck" : d.claims_running ? "running" : "idle",
-		  d.act ? ", act" : "", d.blocked ? ", blocked" : "",
-		  (unsigned long long)d.quiet_ms, d.next_check_ms == UINT64_MAX ? "never " : "",
-		  d.next_check_ms == UINT64_MAX ? 0ULL : (unsigned long long)d.next_check_ms);
-	if (d.blocked != a->was_blocked) {
-		if (d.blocked)
-			log_warning("%s", d.reason);
-		else
-			log_info("the site tree can be read again");
-		a->was_blocked = d.blocked;
-	}
-	set_status(a, &d);
-
-	bool once_final = a->opt.once && now_ms - a->history.start_ms >= a->cfg.policy_quiet_period;
-	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
-		if (a->cfg.policy_dry_run) {
-			log_dry_run(a, snap, &d);
-		} else {
-			if (!a->reap)
-				start_job(a, snap, &d, false);
-			if (!a->sweep)
-				start_job(a, snap, &d, true);
-		}
-	}
-	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
-		a->once_done = true;
-		if (!a->reap) {
-			/* Nothing was started: the tree says how this pass ends. */
-			int code = d.blocked ? AGENT_ONCE_UNREADABLE
-				 : !d.stuck ? AGENT_ONCE_NOTHING_STUCK
-				 : a->cfg.policy_dry_run ? AGENT_ONCE_STUCK_DRY_RUN
-				 : AGENT_ONCE_PARTIAL;
-			if (d.blocked)
-				log_error("once: the site tree cannot be read: %s", d.reason);
-			else if (!d.stuck)
-				log_info("once: nothing stuck: %s", d.reason);
-			else if (!a->cfg.policy_dry_run)
-				log_warning("once: stuck, but nothing could be removed: %s", d.reason);
-			begin_shutdown(a, code);
-		}
-		policy_decision_free(&d);
-		return;
-	}
-
-	uint64_t next = d.next_check_ms;
-	if (a->opt.once) {
-		uint64_t left = a->cfg.policy_quiet_period - (now_ms - a->history.start_ms);
-		next = next < left ? next : left;
-	}
-	if (next != UINT64_MAX && !a->stopping)
-		uv_timer_start(&a->decide_timer, on_decide_timer, next, 0);
-	else
-		uv_timer_stop(&a->decide_timer);
-	policy_decision_free(&d);
-}
-
-static void forget_last_snapshot(struct agent *a)
-{
-	if (a->last_snap) {
-		site_snapshot_free(a->last_snap);
-		free(a->last_snap);
-		a->last_snap = NULL;
-	}
-}
-
-/* Is this scan still of the tree the agent has been watching (tree.c)?
- * When it is not, nothing seen before may count. */
-static bool same_tree(struct agent *a, const struct site_snapshot *snap)
-{
-	bool was_gone = a->tree.gone;
-	const char *why;
-
-	switch (tree_check(&a->tree, snap, &why)) {
-	case TREE_GONE:
-		if (!was_gone)
-			log_warning("site root %s: %s; removing nothing until it is back",
-				    a->cfg.site_root, why);
-		memset(&a->history, 0, sizeof(a->history));
-		return false;
-	case TREE_BACK:
-		log_info("site root %s is back; watching it afresh for quiet_period before any removal",
-			 a->cfg.site_root);
-		return true;
-	case TREE_SAME:
-		break;
-	}
-	return true;
-}
-
-/* Did the restart end the lock it was run for (verify.h)? */
-static void check_restart(struct agent *a, const struct site_snapshot *snap, uint64_t now_ms)
-{
-	char within[32], expiry[40];
-
-	switch (verify_check(&a->verify, snap, now_ms)) {
-	case VERIFY_LOCK_BACK:
-		isotime_format(a->verify.removed.expiry_ns, "-", expiry, sizeof(expiry));
-		log_error("the restart did not end the stuck lock: locks/deployment came back %llu s "
-			  "after the hook succeeded, with the same holder and lockExpiry %s and no new "
-			  "deployment, so Kudu still holds it; restart the site with its Kudu (scm) "
-			  "container by hand, or wait for the lockExpiry",
-			  (unsigned long long)((now_ms - a->verify.since_ms) / 1000), expiry);
-		break;
-	case VERIFY_DONE:
-		config_format_duration(a->cfg.hook_verify_within, within, sizeof(within));
-		log_info("the restart ended the stuck lock: locks/deployment did not come back within "
-			 "%s ([hook] verify_within)", within);
-		break;
-	case VERIFY_IDLE:
-	case VERIFY_WATCHING:
-		break;
-	}
-}
-
-static void scan_after(uv_work_t *req, int status)
-{
-	struct scan_job *job = container_of(req, struct scan_job, req);
-	struct agent *a = job->agent;
-
-	a->scan = NULL;
-	if (status == 0 && job->err < 0)
-		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
-	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
-		uint64_t now_ms = job->snap.scanned_mono_ms;
-		watch_sync(&a->watches, &job->snap);
-		if (same_tree(a, &job->snap)) {
-			if (policy_observe(&a->history, &job->snap, now_ms))
-				log_debug("the site tree changed");
-			check_restart(a, &job->snap, now_ms);
-			decide(a, &job->snap, now_ms);
-		} else if (a->opt.once) {
-			/* One pass cannot wait for the share to come back. */
-			a->once_done = true;
-			begin_shutdown(a, job->snap.root_err && job->snap.root_err != -ENOENT
-						  ? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
-		} else {
-			a->scans++;
-			log_debug("scan %lu done: site tree unavailable", a->scans);
-			uv_timer_stop(&a->decide_timer);
-			if (!a->ready_sent) {
-				notify_ready("blocked: the site tree is unavailable");
-				a->ready_sent = true;
-			}
-		}
-	}
-	/* Keep this scan for the next one to reuse; the previous one goes. */
-	if (status == 0 && job->err == 0 && job->generation == a->generation) {
-		struct site_snapshot *keep = malloc(sizeof(*keep));
-		if (keep) {
-			*keep = job->snap;
-			memset(&job->snap, 0, sizeof(job->snap));
-		}
-		forget_last_snapshot(a);
-		a->last_snap = keep;
-	}
-	site_snapshot_free(&job->snap);
-	free(job);
-	if (a->stopping) {
-		begin_shutdown(a, a->exit_code);
-		return;
-	}
-	if (a->scan_again) {
-		a->scan_again = false;
-		request_scan(a);
-	}
-}
-
-static void request_scan(struct agent *a)
-{
-	if (a->stopping || a->once_done)
-		return;
-	if (a->scan) {
-		a->scan_again = true;
-		return;
-	}
-	struct scan_job *job = calloc(1, sizeof(*job));
-	if (!job) {
-		log_error("out of memory starting a scan");
-		return;
-	}
-	job->agent = a;
-	job->generation = a->generation;
-	job->prev = a->last_snap;
-	a->last_scan_ms = mono_now_ms(a);
-	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
-	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
-	if (r < 0) {
-		log_error("cannot start a scan: %s", uv_strerror(r));
-		free(job);
-		return;
-	}
-	a->scan = job;
-}
-
-static void on_rescan_timer(uv_timer_t *t)
-{
-	request_scan(container_of(t, struct agent, rescan_timer));
-}
-
-static void on_soon_timer(uv_timer_t *t)
-{
-	request_scan(container_of(t, struct agent, soon_timer));
-}
-
-static void on_watch_event(struct watch_set *set)
-{
-	struct agent *a = container_of(set, struct agent, watches);
-	/* Coalesce a burst: one pending timer, however many events. */
-	if (uv_is_active((uv_handle_t *)&a->soon_timer) || a->stopping)
-		return;
-	uint64_t since = mono_now_ms(a) - a->last_scan_ms;
-	uint64_t delay = EVENT_DEBOUNCE_MS;
-	if (since < EVENT_MIN_GAP_MS && EVENT_MIN_GAP_MS - since > delay)
-		delay = EVENT_MIN_GAP_MS - since;
-	uv_timer_start(&a->soon_timer, on_soon_timer, delay, 0);
-	/* The scan now due sees everything until it runs; the watches are
-	 * resumed when it is done (watch_sync). */
-	watch_pause(&a->watches);
-}
 
 /* ---- archive pruning -------------------------------------------------------- */
 
@@ -559,7 +43,7 @@ static void prune_after(uv_work_t *req, int status)
 		log_warning("archive: pruning %s: %s", job->dir, strerror(-job->err));
 	free(job);
 	if (a->stopping)
-		begin_shutdown(a, a->exit_code);
+		agent_begin_shutdown(a, a->exit_code);
 }
 
 static void on_prune_timer(uv_timer_t *t)
@@ -634,10 +118,10 @@ static void reload(struct agent *a)
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
 	log_settings(a);
-	uv_timer_start(&a->rescan_timer, on_rescan_timer, a->cfg.scan_rescan_interval,
+	uv_timer_start(&a->rescan_timer, agent_on_rescan_timer, a->cfg.scan_rescan_interval,
 		       a->cfg.scan_rescan_interval);
 	notify_ready(a->last_status);
-	request_scan(a);
+	agent_request_scan(a);
 }
 
 static void on_close_noop(uv_handle_t *h)
@@ -659,7 +143,7 @@ static void on_watches_closed(struct watch_set *set)
 
 /* Stops everything; the loop ends when the last handle is closed. Called
  * again from the reap/scan/hook callbacks until nothing is in flight. */
-static void begin_shutdown(struct agent *a, int exit_code)
+void agent_begin_shutdown(struct agent *a, int exit_code)
 {
 	if (!a->stopping) {
 		a->stopping = true;
@@ -706,7 +190,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	if (a->stopping)
 		return;
 	log_info("stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	begin_shutdown(a, 0);
+	agent_begin_shutdown(a, 0);
 }
 
 static int start_signal(struct agent *a, uv_signal_t *s, int signum)
@@ -749,13 +233,13 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));
-	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, on_hook_run_done);
-	watch_init(&a->watches, &a->loop, on_watch_event);
+	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, agent_hook_done);
+	watch_init(&a->watches, &a->loop, agent_on_watch_event);
 	watch_set_root(&a->watches, a->cfg.site_root);
 	if (start_signal(a, &a->sigterm, SIGTERM) < 0 || start_signal(a, &a->sigint, SIGINT) < 0 ||
 	    start_signal(a, &a->sighup, SIGHUP) < 0) {
 		a->exit_code = 1;
-		begin_shutdown(a, 1);
+		agent_begin_shutdown(a, 1);
 	} else {
 		log_settings(a);
 		uint64_t wd_ms = notify_watchdog_ms();
@@ -765,10 +249,10 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 				       wd_ms / 2 ? wd_ms / 2 : 1);
 			notify_watchdog();
 		}
-		uv_timer_start(&a->rescan_timer, on_rescan_timer, a->cfg.scan_rescan_interval,
+		uv_timer_start(&a->rescan_timer, agent_on_rescan_timer, a->cfg.scan_rescan_interval,
 			       a->cfg.scan_rescan_interval);
 		uv_timer_start(&a->prune_timer, on_prune_timer, 0, PRUNE_EVERY_MS);
-		request_scan(a);
+		agent_request_scan(a);
 	}
 
 	uv_run(&a->loop, UV_RUN_DEFAULT);
@@ -779,7 +263,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	}
 	int code = a->exit_code;
 	log_debug("stopped");
-	forget_last_snapshot(a);
+	agent_forget_last_snapshot(a);
 	config_free(&a->cfg);
 	free(a);
 	return code;

@@ -52,18 +52,7 @@ const struct key_info config_keys[] = {
 
 const size_t config_n_keys = sizeof(config_keys) / sizeof(config_keys[0]);
 
-/* A parsed value, before it is stored into struct config. */
-union value {
-	char *str;
-	uint64_t ms;
-	bool b;
-	enum log_level level;
-};
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
+void config_set_err(char *err, size_t err_size, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -94,7 +83,7 @@ void config_shown(const char *text, char out[CONFIG_SHOWN_MAX + 4])
 }
 
 /* Trims whitespace at both ends of s, in place; returns the new start. */
-static char *trim(char *s)
+char *config_trim(char *s)
 {
 	size_t len;
 
@@ -123,7 +112,7 @@ static int parse_path(const char *text, char **out, char *why, size_t why_size)
 	size_t len = strlen(text);
 
 	if (len == 0 || text[0] != '/') {
-		set_err(why, why_size, "must be an absolute path");
+		config_set_err(why, why_size, "must be an absolute path");
 		return -EINVAL;
 	}
 	/* "/home/site/" and "/home/site" are the same folder; keep one form
@@ -131,29 +120,29 @@ static int parse_path(const char *text, char **out, char *why, size_t why_size)
 	while (len > 1 && text[len - 1] == '/')
 		len--;
 	if (len >= PATH_MAX) {
-		set_err(why, why_size, "path longer than %d bytes", PATH_MAX - 1);
+		config_set_err(why, why_size, "path longer than %d bytes", PATH_MAX - 1);
 		return -ENAMETOOLONG;
 	}
 	/* A control character or a space before a dropped slash could not be
 	 * written back into the file unchanged (the reader trims values). */
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) {
-			set_err(why, why_size, "a path cannot contain control characters");
+			config_set_err(why, why_size, "a path cannot contain control characters");
 			return -EINVAL;
 		}
 	}
 	if (text[len - 1] == ' ') {
-		set_err(why, why_size, "a path cannot end with a space");
+		config_set_err(why, why_size, "a path cannot end with a space");
 		return -EINVAL;
 	}
 	/* The file could not say it back: " ;" would start a comment. */
 	if (text[inline_comment_at(text)]) {
-		set_err(why, why_size, "a path cannot contain ';' or '#' after a space");
+		config_set_err(why, why_size, "a path cannot contain ';' or '#' after a space");
 		return -EINVAL;
 	}
 	*out = strndup(text, len);
 	if (!*out) {
-		set_err(why, why_size, "out of memory");
+		config_set_err(why, why_size, "out of memory");
 		return -ENOMEM;
 	}
 	return 0;
@@ -161,7 +150,7 @@ static int parse_path(const char *text, char **out, char *why, size_t why_size)
 
 /* Parses text (already trimmed) as key k's type, checking bounds. On
  * failure writes why the value is refused. */
-static int parse_value(const struct key_info *k, const char *text, union value *v,
+int config_parse_value(const struct key_info *k, const char *text, union config_value *v,
 		       char *why, size_t why_size)
 {
 	char lo[32], hi[32];
@@ -169,14 +158,14 @@ static int parse_value(const struct key_info *k, const char *text, union value *
 
 	/* check-config writes every value back as one line of the file. */
 	if (strchr(text, '\n')) {
-		set_err(why, why_size, "a value cannot span lines");
+		config_set_err(why, why_size, "a value cannot span lines");
 		return -EINVAL;
 	}
 	switch (k->type) {
 	case KEY_STRING:
 		v->str = strdup(text);
 		if (!v->str) {
-			set_err(why, why_size, "out of memory");
+			config_set_err(why, why_size, "out of memory");
 			return -ENOMEM;
 		}
 		return 0;
@@ -187,37 +176,37 @@ static int parse_value(const struct key_info *k, const char *text, union value *
 		config_format_duration(k->min_ms, lo, sizeof(lo));
 		config_format_duration(k->max_ms, hi, sizeof(hi));
 		if (rc == -ERANGE) {
-			set_err(why, why_size, "too large, must be between %s and %s", lo, hi);
+			config_set_err(why, why_size, "too large, must be between %s and %s", lo, hi);
 			return -EINVAL;
 		}
 		if (rc < 0) {
-			set_err(why, why_size, "not a duration (use 90s, 15m or 2h)");
+			config_set_err(why, why_size, "not a duration (use 90s, 15m or 2h)");
 			return -EINVAL;
 		}
 		if (v->ms < k->min_ms || v->ms > k->max_ms) {
-			set_err(why, why_size, "must be between %s and %s", lo, hi);
+			config_set_err(why, why_size, "must be between %s and %s", lo, hi);
 			return -EINVAL;
 		}
 		return 0;
 	case KEY_BOOL:
 		if (config_parse_bool(text, &v->b) < 0) {
-			set_err(why, why_size, "not a boolean (use true or false)");
+			config_set_err(why, why_size, "not a boolean (use true or false)");
 			return -EINVAL;
 		}
 		return 0;
 	case KEY_LEVEL:
 		if (log_level_parse(text, &v->level) < 0) {
-			set_err(why, why_size, "not a log level (use debug, info, warning or error)");
+			config_set_err(why, why_size, "not a log level (use debug, info, warning or error)");
 			return -EINVAL;
 		}
 		return 0;
 	}
-	set_err(why, why_size, "unknown type");
+	config_set_err(why, why_size, "unknown type");
 	return -EINVAL;
 }
 
 /* Stores a parsed value (taking over its string) with where it came from. */
-static void store_value(struct config *cfg, const struct key_info *k, union value *v,
+void config_store_value(struct config *cfg, const struct key_info *k, union config_value *v,
 			enum config_source source, unsigned line)
 {
 	void *f = config_field(cfg, k->value_off);
@@ -266,15 +255,15 @@ static int load_defaults(struct config *cfg, char *err, size_t err_size)
 	char why[128];
 
 	for (size_t i = 0; i < config_n_keys; i++) {
-		union value v = { 0 };
-		int rc = parse_value(&config_keys[i], config_keys[i].def, &v, why, sizeof(why));
+		union config_value v = { 0 };
+		int rc = config_parse_value(&config_keys[i], config_keys[i].def, &v, why, sizeof(why));
 
 		if (rc < 0) {
-			set_err(err, err_size, "built-in default [%s] %s = '%s': %s",
+			config_set_err(err, err_size, "built-in default [%s] %s = '%s': %s",
 				config_keys[i].section, config_keys[i].name, config_keys[i].def, why);
 			return rc;
 		}
-		store_value(cfg, &config_keys[i], &v, CONFIG_FROM_DEFAULT, 0);
+		config_store_value(cfg, &config_keys[i], &v, CONFIG_FROM_DEFAULT, 0);
 	}
 	return 0;
 }
@@ -317,7 +306,7 @@ static void file_error(struct file_parse *fp, int rc, const char *section, const
 	config_shown(section, s_section);
 	config_shown(name, s_name);
 	config_shown(value, s_value);
-	set_err(fp->err, fp->err_size, "%s:%u: [%s] %s = '%s': %s", s_path, fp->lineno,
+	config_set_err(fp->err, fp->err_size, "%s:%u: [%s] %s = '%s': %s", s_path, fp->lineno,
 		s_section, s_name, s_value, why);
 }
 
@@ -347,12 +336,12 @@ static char *read_chunk(char *buf, int size, void *stream)
 		int e = errno ? errno : EIO;
 
 		fp->rc = -e;
-		set_err(fp->err, fp->err_size, "%s: cannot read: %s", s_path, strerror(e));
+		config_set_err(fp->err, fp->err_size, "%s: cannot read: %s", s_path, strerror(e));
 		return NULL;
 	}
 	if (c == '\0') {
 		fp->rc = -EINVAL;
-		set_err(fp->err, fp->err_size, "%s:%u: NUL byte in the line", s_path,
+		config_set_err(fp->err, fp->err_size, "%s:%u: NUL byte in the line", s_path,
 			fp->line_ended ? fp->lineno + 1 : fp->lineno);
 		return NULL;
 	}
@@ -373,7 +362,7 @@ static char *read_chunk(char *buf, int size, void *stream)
 
 	if (fp->line_bytes > CONFIG_LINE_BYTES_MAX) {
 		fp->rc = -EINVAL;
-		set_err(fp->err, fp->err_size, "%s:%u: line longer than %d bytes", s_path,
+		config_set_err(fp->err, fp->err_size, "%s:%u: line longer than %d bytes", s_path,
 			fp->lineno, CONFIG_LINE_BYTES_MAX);
 		/* inih may still hand the cut line to the handler, which
 		 * ignores it because rc is set. */
@@ -387,7 +376,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	struct file_parse *fp = user;
 	char section_buf[64], why[256];
 	const struct key_info *k;
-	union value v = { 0 };
+	union config_value v = { 0 };
 	char *copy, *value;
 	int rc;
 
@@ -395,7 +384,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		return 0;
 	/* "[ policy ]" means [policy]. */
 	snprintf(section_buf, sizeof(section_buf), "%s", section);
-	section = trim(section_buf);
+	section = config_trim(section_buf);
 
 	copy = strdup(raw_value);
 	if (!copy) {
@@ -406,7 +395,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	k = find_key(section, name);
 	if (!k || k->type != KEY_STRING) {
 		value[inline_comment_at(value)] = '\0';
-		value = trim(value);
+		value = config_trim(value);
 	}
 
 	if (!*section)
@@ -418,10 +407,10 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	else if (*(const enum config_source *)config_cfield(fp->cfg, k->source_off) == CONFIG_FROM_FILE)
 		file_error(fp, -EINVAL, section, name, value, "given twice, first on line %u",
 			   *(const unsigned *)config_cfield(fp->cfg, k->line_off));
-	else if ((rc = parse_value(k, value, &v, why, sizeof(why))) < 0)
+	else if ((rc = config_parse_value(k, value, &v, why, sizeof(why))) < 0)
 		file_error(fp, rc, section, name, value, "%s", why);
 	else
-		store_value(fp->cfg, k, &v, CONFIG_FROM_FILE, fp->lineno);
+		config_store_value(fp->cfg, k, &v, CONFIG_FROM_FILE, fp->lineno);
 
 	free(copy);
 	return fp->rc == 0;
@@ -466,7 +455,7 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 		 * named must exist. */
 		if (!path && e == ENOENT)
 			return 0;
-		set_err(err, err_size, "%s: cannot read: %s", s_path, strerror(e));
+		config_set_err(err, err_size, "%s: cannot read: %s", s_path, strerror(e));
 		return -e;
 	}
 	/* open() succeeds on a folder; only reading it would fail. */
@@ -474,7 +463,7 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
 
 		close(fd);
-		set_err(err, err_size, "%s: cannot read: %s", s_path, strerror(e));
+		config_set_err(err, err_size, "%s: cannot read: %s", s_path, strerror(e));
 		return -e;
 	}
 	fp.fp = fdopen(fd, "r");
@@ -482,13 +471,13 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 		int e = errno;
 
 		close(fd);
-		set_err(err, err_size, "%s: cannot read: %s", s_path, strerror(e));
+		config_set_err(err, err_size, "%s: cannot read: %s", s_path, strerror(e));
 		return -e;
 	}
 	cfg->file = strdup(p);
 	if (!cfg->file) {
 		fclose(fp.fp);
-		set_err(err, err_size, "%s: out of memory", s_path);
+		config_set_err(err, err_size, "%s: out of memory", s_path);
 		return -ENOMEM;
 	}
 
@@ -499,113 +488,20 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 	if (fp.rc)
 		return fp.rc;
 	if (rc == -2) {
-		set_err(err, err_size, "%s: out of memory", s_path);
+		config_set_err(err, err_size, "%s: out of memory", s_path);
 		return -ENOMEM;
 	}
 	if (rc > 0) {
 		/* inih refused the line itself: no '=', or a '[' without ']'. */
 		char s_text[CONFIG_SHOWN_MAX + 4];
 
-		shown_cut(trim(fp.text), fp.line_bytes > fp.text_len, s_text);
-		set_err(err, err_size, "%s:%d: syntax error: '%s'", s_path, rc, s_text);
+		shown_cut(config_trim(fp.text), fp.line_bytes > fp.text_len, s_text);
+		config_set_err(err, err_size, "%s:%d: syntax error: '%s'", s_path, rc, s_text);
 		return -EINVAL;
 	}
 	if (rc < 0) {
-		set_err(err, err_size, "%s: cannot parse (inih returned %d)", s_path, rc);
+		config_set_err(err, err_size, "%s: cannot parse (inih returned %d)", s_path, rc);
 		return -EIO;
-	}
-	return 0;
-}
-
-/* Matches an environment name part ("STUCK_AFTER", len bytes) against one
- * of our lower-case names. */
-static bool env_name_is(const char *env, size_t len, const char *name)
-{
-	if (strlen(name) != len)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
-		if (env[i] != c)
-			return false;
-	}
-	return true;
-}
-
-static int load_env_one(struct config *cfg, const char *entry, char *err, size_t err_size)
-{
-	const char *eq = strchr(entry, '=');
-	const char *rest = entry + strlen(ENV_PREFIX);
-	const char *section = NULL;
-	const struct key_info *k = NULL;
-	char s_name[CONFIG_SHOWN_MAX + 4], s_value[CONFIG_SHOWN_MAX + 4], why[256];
-	char *name, *copy, *value;
-	union value v = { 0 };
-	int rc = 0;
-
-	if (!eq)
-		return 0;
-	for (size_t i = 0; i < config_n_keys && !section; i++) {
-		size_t slen = strlen(config_keys[i].section);
-
-		if (rest + slen < eq && rest[slen] == '_' &&
-		    env_name_is(rest, slen, config_keys[i].section))
-			section = config_keys[i].section;
-	}
-	/* LOCKWARDEN_ variables of other sections belong to someone else
-	 * (scripts, tests) and are left alone. */
-	if (!section)
-		return 0;
-	rest += strlen(section) + 1;
-	for (size_t i = 0; i < config_n_keys && !k; i++)
-		if (strcmp(config_keys[i].section, section) == 0 &&
-		    env_name_is(rest, (size_t)(eq - rest), config_keys[i].name))
-			k = &config_keys[i];
-
-	name = strndup(entry, (size_t)(eq - entry));
-	copy = strdup(eq + 1);
-	if (!name || !copy) {
-		set_err(err, err_size, "environment: out of memory");
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* Trimmed like a file value, so check-config can write it back. */
-	value = trim(copy);
-	config_shown(name, s_name);
-	config_shown(value, s_value);
-	if (!k) {
-		set_err(err, err_size, "environment %s='%s': unknown key in [%s]", s_name,
-			s_value, section);
-		rc = -EINVAL;
-		goto out;
-	}
-	/* The first definition wins, as with getenv(). */
-	if (*(const enum config_source *)config_cfield(cfg, k->source_off) == CONFIG_FROM_ENV)
-		goto out;
-	rc = parse_value(k, value, &v, why, sizeof(why));
-	if (rc < 0) {
-		set_err(err, err_size, "environment %s='%s': %s", s_name, s_value, why);
-		goto out;
-	}
-	store_value(cfg, k, &v, CONFIG_FROM_ENV, 0);
-out:
-	free(name);
-	free(copy);
-	return rc;
-}
-
-static int load_env(struct config *cfg, char *const *envp, char *err, size_t err_size)
-{
-	for (char *const *e = envp; *e; e++) {
-		int rc;
-
-		if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0)
-			continue;
-		rc = load_env_one(cfg, *e, err, err_size);
-		if (rc < 0)
-			return rc;
 	}
 	return 0;
 }
@@ -616,26 +512,26 @@ static int load_overrides(struct config *cfg, const struct config_overrides *ove
 	if (over->site_root) {
 		const struct key_info *k = find_key("site", "root");
 		char s_value[CONFIG_SHOWN_MAX + 4], why[256];
-		union value v = { 0 };
+		union config_value v = { 0 };
 		int rc;
 
-		rc = parse_value(k, over->site_root, &v, why, sizeof(why));
+		rc = config_parse_value(k, over->site_root, &v, why, sizeof(why));
 		if (rc < 0) {
 			config_shown(over->site_root, s_value);
-			set_err(err, err_size, "command line: [site] root = '%s': %s", s_value, why);
+			config_set_err(err, err_size, "command line: [site] root = '%s': %s", s_value, why);
 			return rc;
 		}
-		store_value(cfg, k, &v, CONFIG_FROM_COMMAND_LINE, 0);
+		config_store_value(cfg, k, &v, CONFIG_FROM_COMMAND_LINE, 0);
 	}
 	if (over->dry_run) {
-		union value v = { .b = true };
+		union config_value v = { .b = true };
 
-		store_value(cfg, find_key("policy", "dry_run"), &v, CONFIG_FROM_COMMAND_LINE, 0);
+		config_store_value(cfg, find_key("policy", "dry_run"), &v, CONFIG_FROM_COMMAND_LINE, 0);
 	}
 	if (over->verbose) {
-		union value v = { .level = LOG_LEVEL_DEBUG };
+		union config_value v = { .level = LOG_LEVEL_DEBUG };
 
-		store_value(cfg, find_key("log", "level"), &v, CONFIG_FROM_COMMAND_LINE, 0);
+		config_store_value(cfg, find_key("log", "level"), &v, CONFIG_FROM_COMMAND_LINE, 0);
 	}
 	return 0;
 }
@@ -652,7 +548,7 @@ int config_load(struct config *cfg, const char *path, char *const *envp,
 	if (rc == 0)
 		rc = load_file(cfg, path, err, err_size);
 	if (rc == 0 && envp)
-		rc = load_env(cfg, envp, err, err_size);
+		rc = config_load_env(cfg, envp, err, err_size);
 	if (rc == 0 && over)
 		rc = load_overrides(cfg, over, err, err_size);
 	if (rc < 0)

@@ -46,6 +46,29 @@ static inline bool config_is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* A parsed value, before it is stored into struct config. */
+union config_value {
+	char *str;
+	uint64_t ms;
+	bool b;
+	enum log_level level;
+};
+
+/* err = the formatted message (nothing when err is NULL or empty). */
+void config_set_err(char *err, size_t err_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Trims whitespace at both ends of s, in place; returns the new start. */
+char *config_trim(char *s);
+/* Parses text (already trimmed) as key k's type, checking bounds; on
+ * failure writes why the value is refused. */
+int config_parse_value(const struct key_info *k, const char *text, union config_value *v,
+		       char *why, size_t why_size);
+/* Stores a parsed value (taking over its string) with where it came from. */
+void config_store_value(struct config *cfg, const struct key_info *k, union config_value *v,
+			enum config_source source, unsigned line);
+/* The LOCKWARDEN_* variables of envp into cfg (config_env.c). */
+int config_load_env(struct config *cfg, char *const *envp, char *err, size_t err_size);
+
 /* text escaped for a message, at most CONFIG_SHOWN_MAX bytes, "..." when cut. */
 void config_shown(const char *text, char out[CONFIG_SHOWN_MAX + 4]);
 

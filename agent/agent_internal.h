@@ -1,0 +1,127 @@
+/* agent_internal.h - the daemon's state, shared by its three files:
+ * agent.c (lifecycle: start, signals, reload, shutdown, pruning), agent_scan.c
+ * (scans and the decision after each) and agent_cleanup.c (what a decision
+ * starts: the cleanup, the dry run, the hook, --once's outcome). Not for
+ * other modules. */
+#ifndef LOCKWARDEN_AGENT_INTERNAL_H
+#define LOCKWARDEN_AGENT_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "config.h"
+#include "hookq.h"
+#include "kudu.h"
+#include "policy.h"
+#include "site.h"
+#include "tree.h"
+#include "verify.h"
+#include "watch.h"
+
+/* Events come in bursts (a deployment writes many files at once); one scan
+ * a little after the first event covers the whole burst. In a storm that
+ * lasts, event-driven scans come at most every EVENT_MIN_GAP_MS: a change is
+ * dated by its mtime anyway, and decisions come from the decision timer, so
+ * scanning faster would only burn CPU. */
+#define EVENT_DEBOUNCE_MS 10
+#define EVENT_MIN_GAP_MS 250
+/* SIGTERM must end the agent within 2 s: the hook gets SIGKILL after this. */
+#define SHUTDOWN_HOOK_GRACE_MS 1000
+
+struct agent;
+
+struct scan_job {
+	uv_work_t req;
+	struct agent *agent;
+	unsigned generation;      /* the root it scanned; stale after a reload */
+	char root[PATH_MAX];
+	const struct site_snapshot *prev; /* read-only while the job runs */
+	int err;
+	struct site_snapshot snap;
+};
+
+struct prune_job {
+	uv_work_t req;
+	struct agent *agent;
+	char dir[PATH_MAX];
+	uint64_t keep_ms;
+	unsigned pruned;
+	int err;
+};
+
+struct agent {
+	uv_loop_t loop;
+	struct config cfg;
+	struct agent_options opt;
+
+	uv_timer_t rescan_timer;  /* the ground truth: a full scan every rescan_interval */
+	uv_timer_t soon_timer;    /* debounced scan after watch events */
+	uv_timer_t decide_timer;  /* a scan at the moment something could become removable */
+	uv_timer_t watchdog_timer;
+	uv_timer_t prune_timer;   /* old archives go now and then */
+	uv_signal_t sigterm, sigint, sighup;
+	struct watch_set watches;
+	struct hookq hooks;       /* when the hook runs */
+
+	unsigned generation;      /* bumped when the site root changes */
+	struct scan_job *scan;    /* the scan in flight, if any */
+	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
+	bool scan_again;          /* asked for while one was in flight */
+	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
+	unsigned long scans;
+	struct policy_history history;
+	bool ready_sent;
+	bool was_blocked;
+	struct tree_identity tree; /* to notice the share vanishing or being replaced */
+	char last_status[400];
+	uint64_t last_dry_run_plan;
+	uint64_t last_failure_plan[2]; /* [0] cleanups, [1] trash sweeps */
+	uint64_t last_cleanup_plan;
+
+	struct cleanup_job *reap; /* the cleanup in flight, if any */
+	struct cleanup_job *sweep; /* the trash sweep in flight, if any */
+	struct prune_job *prune;  /* the archive pruning in flight, if any */
+	char instance[32];        /* this instance, as the archive names it */
+	atomic_bool cancel;
+
+	/* After a cleanup that removed the lock folder: the lock, to watch for
+	 * it coming back once the hook (the restart) has succeeded. */
+	bool verify_due;
+	struct kudu_info_lock verify_lock;
+	struct verify_restart verify;
+
+	bool once_done;           /* --once: the final decision has been made */
+	bool stopping;
+	int exit_code;
+};
+
+static inline uint64_t agent_mono_now_ms(struct agent *a)
+{
+	uv_update_time(&a->loop);
+	return uv_now(&a->loop);
+}
+
+/* agent_scan.c */
+void agent_request_scan(struct agent *a);
+void agent_forget_last_snapshot(struct agent *a);
+void agent_on_watch_event(struct watch_set *set);
+void agent_on_rescan_timer(uv_timer_t *t);
+
+/* agent_cleanup.c */
+void agent_start_cleanup(struct agent *a, const struct site_snapshot *snap,
+			 const struct policy_decision *d, bool sweep);
+void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
+		       const struct policy_decision *d);
+void agent_hook_done(struct hookq *q, bool failed);
+
+/* agent.c */
+/* Stops everything; the loop ends when the last handle is closed. Called
+ * again from the reap/scan/hook callbacks until nothing is in flight. */
+void agent_begin_shutdown(struct agent *a, int exit_code);
+
+#endif

@@ -1,0 +1,286 @@
+/* agent_scan.c - scans off the loop, and the decision after each: events
+ * and the periodic rescan only ask for a scan; the policy decides; the
+ * status, the restart check and the next timer follow. */
+#include "agent_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "container_of.h"
+#include "log.h"
+#include "clock.h"
+#include "isotime.h"
+#include "notify.h"
+#include "scan.h"
+
+/* ---- scanning -------------------------------------------------------------- */
+
+static void scan_work(uv_work_t *req)
+{
+	struct scan_job *job = container_of(req, struct scan_job, req);
+	struct clock_now now;
+
+	/* Both clocks at the one instant the scan begins: the policy compares
+	 * their movements between scans, and a slow scan must not look like a
+	 * wall-clock jump. */
+	clock_read(&now);
+	job->err = scan_site(job->root, &now, job->prev, &job->snap);
+}
+
+static void set_status(struct agent *a, const struct policy_decision *d)
+{
+	char status[400];
+	if (d->blocked)
+		snprintf(status, sizeof(status), "blocked: %s", d->reason);
+	else
+		snprintf(status, sizeof(status), "%s: %s", d->stuck ? "stuck" : d->claims_running ? "running" : "idle",
+			 d->reason);
+	if (!a->ready_sent) {
+		notify_ready(status);
+		a->ready_sent = true;
+	} else if (strcmp(status, a->last_status) != 0) {
+		notify_status(status);
+	}
+	snprintf(a->last_status, sizeof(a->last_status), "%s", status);
+}
+
+static void on_decide_timer(uv_timer_t *t)
+{
+	agent_request_scan(container_of(t, struct agent, decide_timer));
+}
+
+static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
+{
+	struct policy_params params = {
+		.stuck_after_ms = a->cfg.policy_stuck_after,
+		.quiet_period_ms = a->cfg.policy_quiet_period,
+	};
+	struct policy_decision d;
+
+	if (policy_decide(snap, &a->history, &params, snap->scanned_ns, now_ms, &d) < 0) {
+		log_error("out of memory deciding");
+		return;
+	}
+	a->scans++;
+	log_debug("scan %lu done: %zu entries, %s%s%s, quiet %llu ms, next check %s%llu ms",
+		  a->scans, snap->n_entries, d.stuck ? "stuck" : d.claims_running ? "running" : "idle",
+		  d.act ? ", act" : "", d.blocked ? ", blocked" : "",
+		  (unsigned long long)d.quiet_ms, d.next_check_ms == UINT64_MAX ? "never " : "",
+		  d.next_check_ms == UINT64_MAX ? 0ULL : (unsigned long long)d.next_check_ms);
+	if (d.blocked != a->was_blocked) {
+		if (d.blocked)
+			log_warning("%s", d.reason);
+		else
+			log_info("the site tree can be read again");
+		a->was_blocked = d.blocked;
+	}
+	set_status(a, &d);
+
+	bool once_final = a->opt.once && now_ms - a->history.start_ms >= a->cfg.policy_quiet_period;
+	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
+		if (a->cfg.policy_dry_run) {
+			agent_log_dry_run(a, snap, &d);
+		} else {
+			if (!a->reap)
+				agent_start_cleanup(a, snap, &d, false);
+			if (!a->sweep)
+				agent_start_cleanup(a, snap, &d, true);
+		}
+	}
+	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
+		a->once_done = true;
+		if (!a->reap) {
+			/* Nothing was started: the tree says how this pass ends. */
+			int code = d.blocked ? AGENT_ONCE_UNREADABLE
+				 : !d.stuck ? AGENT_ONCE_NOTHING_STUCK
+				 : a->cfg.policy_dry_run ? AGENT_ONCE_STUCK_DRY_RUN
+				 : AGENT_ONCE_PARTIAL;
+			if (d.blocked)
+				log_error("once: the site tree cannot be read: %s", d.reason);
+			else if (!d.stuck)
+				log_info("once: nothing stuck: %s", d.reason);
+			else if (!a->cfg.policy_dry_run)
+				log_warning("once: stuck, but nothing could be removed: %s", d.reason);
+			agent_begin_shutdown(a, code);
+		}
+		policy_decision_free(&d);
+		return;
+	}
+
+	uint64_t next = d.next_check_ms;
+	if (a->opt.once) {
+		uint64_t left = a->cfg.policy_quiet_period - (now_ms - a->history.start_ms);
+		next = next < left ? next : left;
+	}
+	if (next != UINT64_MAX && !a->stopping)
+		uv_timer_start(&a->decide_timer, on_decide_timer, next, 0);
+	else
+		uv_timer_stop(&a->decide_timer);
+	policy_decision_free(&d);
+}
+
+void agent_forget_last_snapshot(struct agent *a)
+{
+	if (a->last_snap) {
+		site_snapshot_free(a->last_snap);
+		free(a->last_snap);
+		a->last_snap = NULL;
+	}
+}
+
+/* Is this scan still of the tree the agent has been watching (tree.c)?
+ * When it is not, nothing seen before may count. */
+static bool same_tree(struct agent *a, const struct site_snapshot *snap)
+{
+	bool was_gone = a->tree.gone;
+	const char *why;
+
+	switch (tree_check(&a->tree, snap, &why)) {
+	case TREE_GONE:
+		if (!was_gone)
+			log_warning("site root %s: %s; removing nothing until it is back",
+				    a->cfg.site_root, why);
+		memset(&a->history, 0, sizeof(a->history));
+		return false;
+	case TREE_BACK:
+		log_info("site root %s is back; watching it afresh for quiet_period before any removal",
+			 a->cfg.site_root);
+		return true;
+	case TREE_SAME:
+		break;
+	}
+	return true;
+}
+
+/* Did the restart end the lock it was run for (verify.h)? */
+static void check_restart(struct agent *a, const struct site_snapshot *snap, uint64_t now_ms)
+{
+	char within[32], expiry[40];
+
+	switch (verify_check(&a->verify, snap, now_ms)) {
+	case VERIFY_LOCK_BACK:
+		isotime_format(a->verify.removed.expiry_ns, "-", expiry, sizeof(expiry));
+		log_error("the restart did not end the stuck lock: locks/deployment came back %llu s "
+			  "after the hook succeeded, with the same holder and lockExpiry %s and no new "
+			  "deployment, so Kudu still holds it; restart the site with its Kudu (scm) "
+			  "container by hand, or wait for the lockExpiry",
+			  (unsigned long long)((now_ms - a->verify.since_ms) / 1000), expiry);
+		break;
+	case VERIFY_DONE:
+		config_format_duration(a->cfg.hook_verify_within, within, sizeof(within));
+		log_info("the restart ended the stuck lock: locks/deployment did not come back within "
+			 "%s ([hook] verify_within)", within);
+		break;
+	case VERIFY_IDLE:
+	case VERIFY_WATCHING:
+		break;
+	}
+}
+
+static void scan_after(uv_work_t *req, int status)
+{
+	struct scan_job *job = container_of(req, struct scan_job, req);
+	struct agent *a = job->agent;
+
+	a->scan = NULL;
+	if (status == 0 && job->err < 0)
+		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
+	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
+		uint64_t now_ms = job->snap.scanned_mono_ms;
+		watch_sync(&a->watches, &job->snap);
+		if (same_tree(a, &job->snap)) {
+			if (policy_observe(&a->history, &job->snap, now_ms))
+				log_debug("the site tree changed");
+			check_restart(a, &job->snap, now_ms);
+			decide(a, &job->snap, now_ms);
+		} else if (a->opt.once) {
+			/* One pass cannot wait for the share to come back. */
+			a->once_done = true;
+			agent_begin_shutdown(a, job->snap.root_err && job->snap.root_err != -ENOENT
+						  ? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
+		} else {
+			a->scans++;
+			log_debug("scan %lu done: site tree unavailable", a->scans);
+			uv_timer_stop(&a->decide_timer);
+			if (!a->ready_sent) {
+				notify_ready("blocked: the site tree is unavailable");
+				a->ready_sent = true;
+			}
+		}
+	}
+	/* Keep this scan for the next one to reuse; the previous one goes. */
+	if (status == 0 && job->err == 0 && job->generation == a->generation) {
+		struct site_snapshot *keep = malloc(sizeof(*keep));
+		if (keep) {
+			*keep = job->snap;
+			memset(&job->snap, 0, sizeof(job->snap));
+		}
+		agent_forget_last_snapshot(a);
+		a->last_snap = keep;
+	}
+	site_snapshot_free(&job->snap);
+	free(job);
+	if (a->stopping) {
+		agent_begin_shutdown(a, a->exit_code);
+		return;
+	}
+	if (a->scan_again) {
+		a->scan_again = false;
+		agent_request_scan(a);
+	}
+}
+
+void agent_request_scan(struct agent *a)
+{
+	if (a->stopping || a->once_done)
+		return;
+	if (a->scan) {
+		a->scan_again = true;
+		return;
+	}
+	struct scan_job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		log_error("out of memory starting a scan");
+		return;
+	}
+	job->agent = a;
+	job->generation = a->generation;
+	job->prev = a->last_snap;
+	a->last_scan_ms = agent_mono_now_ms(a);
+	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
+	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
+	if (r < 0) {
+		log_error("cannot start a scan: %s", uv_strerror(r));
+		free(job);
+		return;
+	}
+	a->scan = job;
+}
+
+void agent_on_rescan_timer(uv_timer_t *t)
+{
+	agent_request_scan(container_of(t, struct agent, rescan_timer));
+}
+
+static void on_soon_timer(uv_timer_t *t)
+{
+	agent_request_scan(container_of(t, struct agent, soon_timer));
+}
+
+void agent_on_watch_event(struct watch_set *set)
+{
+	struct agent *a = container_of(set, struct agent, watches);
+	/* Coalesce a burst: one pending timer, however many events. */
+	if (uv_is_active((uv_handle_t *)&a->soon_timer) || a->stopping)
+		return;
+	uint64_t since = agent_mono_now_ms(a) - a->last_scan_ms;
+	uint64_t delay = EVENT_DEBOUNCE_MS;
+	if (since < EVENT_MIN_GAP_MS && EVENT_MIN_GAP_MS - since > delay)
+		delay = EVENT_MIN_GAP_MS - since;
+	uv_timer_start(&a->soon_timer, on_soon_timer, delay, 0);
+	/* The scan now due sees everything until it runs; the watches are
+	 * resumed when it is done (watch_sync). */
+	watch_pause(&a->watches);
+}

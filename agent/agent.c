@@ -38,6 +38,8 @@
 #define EVENT_MIN_GAP_MS 250
 /* SIGTERM must end the agent within 2 s: the hook gets SIGKILL after this. */
 #define SHUTDOWN_HOOK_GRACE_MS 1000
+/* ... and a worker still blocked on the share after this is left behind. */
+#define SHUTDOWN_WORKER_GRACE_MS 1500
 
 struct agent;
 
@@ -45,6 +47,7 @@ struct scan_job {
 	uv_work_t req;
 	struct agent *agent;
 	unsigned generation;      /* the root it scanned; stale after a reload */
+	uint64_t started_ms;      /* monotonic time it was queued */
 	char root[PATH_MAX];
 	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
@@ -70,6 +73,8 @@ struct agent {
 	uv_timer_t decide_timer;  /* a scan at the moment something could become removable */
 	uv_timer_t watchdog_timer;
 	uv_timer_t prune_timer;   /* old archives go now and then */
+	uv_timer_t hang_timer;    /* a scan or cleanup that does not return */
+	uv_timer_t exit_timer;    /* a stop that a blocked worker holds up */
 	uv_signal_t sigterm, sigint, sighup;
 	struct watch_set watches;
 	struct hookq hooks;       /* when the hook runs */
@@ -79,6 +84,9 @@ struct agent {
 	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
 	bool scan_again;          /* asked for while one was in flight */
 	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
+	uint64_t reap_started_ms; /* monotonic time the cleanup in flight began */
+	bool share_out;           /* said that the share is not answering */
+	uint64_t share_out_ms;    /* when the operation that did not return began */
 	unsigned long scans;
 	struct policy_watch watched;
 	bool ready_sent;
@@ -108,6 +116,7 @@ static uint64_t mono_now_ms(struct agent *a)
 
 static void request_scan(struct agent *a);
 static void begin_shutdown(struct agent *a, int exit_code);
+static void check_share(struct agent *a);
 
 /* ---- the hook -------------------------------------------------------------- */
 
@@ -154,10 +163,12 @@ static void reap_after(uv_work_t *req, int status)
 	struct cleanup_outcome out = { 0 };
 	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
 
-	if (job->sweep)
+	if (job->sweep) {
 		a->sweep = NULL;
-	else
+	} else {
 		a->reap = NULL;
+		check_share(a);
+	}
 	if (status == 0) {
 		cleanup_log(job, *last_failure, &out);
 		*last_failure = out.failure_plan;
@@ -224,10 +235,13 @@ static void start_job(struct agent *a, const struct site_snapshot *snap,
 		cleanup_free(job);
 		return;
 	}
-	if (sweep)
+	if (sweep) {
 		a->sweep = job;
-	else
+	} else {
 		a->reap = job;
+		a->reap_started_ms = mono_now_ms(a);
+		check_share(a);
+	}
 }
 
 static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
@@ -250,6 +264,76 @@ static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
 		log_info("dry run: would remove %s: %s", escaped, d->entries[d->removals[i]].reason);
 	}
 	log_info("dry run: nothing removed, no hook run");
+}
+
+/* ---- a share that does not answer ------------------------------------------ */
+
+/* During a storage failover the share stops answering: every call on it
+ * blocks in the kernel until the share is back. The loop thread never
+ * touches the share, so the agent notices from here: a scan or a cleanup
+ * that has not returned after scan_hang_limit_ms. */
+
+/* The monotonic start of the oldest scan or cleanup in flight, UINT64_MAX
+ * when none is. */
+static uint64_t oldest_busy_ms(const struct agent *a)
+{
+	uint64_t oldest = UINT64_MAX;
+	if (a->scan)
+		oldest = a->last_scan_ms;
+	if (a->reap && a->reap_started_ms < oldest)
+		oldest = a->reap_started_ms;
+	return oldest;
+}
+
+static void on_hang_timer(uv_timer_t *t);
+
+/* Called whenever a scan or a cleanup starts or returns, and by the timer
+ * set for the moment the oldest one in flight becomes overdue. Says once
+ * that the share is not answering, and once that it answers again. */
+static void check_share(struct agent *a)
+{
+	uint64_t now_ms = mono_now_ms(a), oldest = oldest_busy_ms(a);
+	uint64_t limit_ms = scan_hang_limit_ms(a->cfg.scan_rescan_interval);
+	char took[32];
+
+	if (oldest != UINT64_MAX && now_ms - oldest >= limit_ms) {
+		uv_timer_stop(&a->hang_timer);
+		if (a->share_out)
+			return;
+		a->share_out = true;
+		a->share_out_ms = oldest;
+		config_format_duration(now_ms - oldest, took, sizeof(took));
+		log_warning("site root %s is not answering: a %s has not returned for %s; "
+			    "judging and removing nothing until it answers", a->cfg.site_root,
+			    a->scan && now_ms - a->last_scan_ms >= limit_ms ? "scan" : "cleanup", took);
+		snprintf(a->last_status, sizeof(a->last_status),
+			 "blocked: site root %s is not answering", a->cfg.site_root);
+		if (!a->ready_sent) {
+			notify_ready(a->last_status);
+			a->ready_sent = true;
+		} else {
+			notify_status(a->last_status);
+		}
+		return;
+	}
+	if (a->share_out) {
+		a->share_out = false;
+		config_format_duration(now_ms - a->share_out_ms, took, sizeof(took));
+		log_info("site root %s answers again after %s out; watching it afresh for "
+			 "quiet_period before any removal", a->cfg.site_root, took);
+		/* Nothing was seen while it was out: a change that came and went
+		 * meanwhile must not pass for quiet. */
+		memset(&a->watched, 0, sizeof(a->watched));
+	}
+	if (oldest != UINT64_MAX && !a->stopping)
+		uv_timer_start(&a->hang_timer, on_hang_timer, oldest + limit_ms - now_ms, 0);
+	else
+		uv_timer_stop(&a->hang_timer);
+}
+
+static void on_hang_timer(uv_timer_t *t)
+{
+	check_share(container_of(t, struct agent, hang_timer));
 }
 
 /* ---- scanning -------------------------------------------------------------- */
@@ -397,6 +481,23 @@ static void scan_after(uv_work_t *req, int status)
 	struct agent *a = job->agent;
 
 	a->scan = NULL;
+	/* A scan that outlasted the hang limit straddles an outage: what it
+	 * read before and after does not make one moment of the tree, and its
+	 * times are stale. Nothing is decided from it; a fresh scan follows. */
+	bool overdue = mono_now_ms(a) - job->started_ms >=
+		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
+	check_share(a);
+	if (overdue && status == 0) {
+		log_debug("scan took longer than the hang limit: not judged, scanning again");
+		forget_last_snapshot(a);
+		site_snapshot_free(&job->snap);
+		free(job);
+		if (a->stopping)
+			begin_shutdown(a, a->exit_code);
+		else
+			request_scan(a);
+		return;
+	}
 	if (status == 0 && job->err < 0)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
@@ -460,6 +561,7 @@ static void request_scan(struct agent *a)
 	job->generation = a->generation;
 	job->prev = a->last_snap;
 	a->last_scan_ms = mono_now_ms(a);
+	job->started_ms = a->last_scan_ms;
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
 	if (r < 0) {
@@ -468,6 +570,7 @@ static void request_scan(struct agent *a)
 		return;
 	}
 	a->scan = job;
+	check_share(a);
 }
 
 static void on_rescan_timer(uv_timer_t *t)
@@ -616,6 +719,28 @@ static void on_watches_closed(struct watch_set *set)
 {
 }
 
+/* The stop has waited SHUTDOWN_WORKER_GRACE_MS. A worker thread still
+ * blocked in the kernel on a share that does not answer cannot be cancelled
+ * or joined (uv_loop_close would fail, and libuv joins its threads at exit),
+ * so the agent leaves without it. That is safe because nothing is half
+ * decided: decisions are made on this thread from complete scans only, and
+ * every removal step a worker takes is one atomic rename or unlink, done or
+ * not done. What it leaves is either a target still in place, judged
+ * afresh by the next start, or a .lockwarden-trash-* folder, which the next
+ * start sweeps. */
+static void on_exit_timer(uv_timer_t *t)
+{
+	struct agent *a = container_of(t, struct agent, exit_timer);
+	if (!a->scan && !a->reap && !a->sweep && !a->prune)
+		return; /* only the hook is left, and hookq kills it */
+	log_warning("stopping: a worker thread is stuck on the share (in a %s); exiting without "
+		    "waiting for it", a->scan ? "scan" : a->reap ? "cleanup" :
+		    a->sweep ? "trash sweep" : "archive pruning");
+	fflush(stdout);
+	fflush(stderr);
+	_exit(a->exit_code);
+}
+
 /* Stops everything; the loop ends when the last handle is closed. Called
  * again from the reap/scan/hook callbacks until nothing is in flight. */
 static void begin_shutdown(struct agent *a, int exit_code)
@@ -633,6 +758,8 @@ static void begin_shutdown(struct agent *a, int exit_code)
 		uv_timer_stop(&a->decide_timer);
 		uv_timer_stop(&a->watchdog_timer);
 		uv_timer_stop(&a->prune_timer);
+		uv_timer_stop(&a->hang_timer);
+		uv_timer_start(&a->exit_timer, on_exit_timer, SHUTDOWN_WORKER_GRACE_MS, 0);
 		if (a->prune)
 			uv_cancel((uv_req_t *)&a->prune->req);
 		uv_signal_stop(&a->sighup);
@@ -647,6 +774,8 @@ static void begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->decide_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->prune_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->hang_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->exit_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->sigterm, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
@@ -705,6 +834,8 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	uv_timer_init(&a->loop, &a->decide_timer);
 	uv_timer_init(&a->loop, &a->watchdog_timer);
 	uv_timer_init(&a->loop, &a->prune_timer);
+	uv_timer_init(&a->loop, &a->hang_timer);
+	uv_timer_init(&a->loop, &a->exit_timer);
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));

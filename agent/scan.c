@@ -383,3 +383,9 @@ int scan_site(const char *root, const struct clock_now *now, const struct site_s
 	close(rootfd);
 	return err;
 }
+
+uint64_t scan_hang_limit_ms(uint64_t rescan_interval_ms)
+{
+	uint64_t three = rescan_interval_ms > UINT64_MAX / 3 ? UINT64_MAX : 3 * rescan_interval_ms;
+	return three > SCAN_HANG_MIN_MS ? three : SCAN_HANG_MIN_MS;
+}

@@ -25,6 +25,12 @@
  * being read and parsed again: one stat instead of a dozen system calls per
  * record, on a share where each is a network round trip. Unfinished
  * records, the activity signals, are always read afresh. */
+/* How long a scan (or a cleanup) may take before the share counts as not
+ * answering: max(3 x rescan_interval, 10 s). A share under load is slow
+ * for a moment; one that misses three rescans in a row is out. */
+#define SCAN_HANG_MIN_MS 10000ULL
+uint64_t scan_hang_limit_ms(uint64_t rescan_interval_ms);
+
 int scan_site(const char *root, const struct clock_now *now, const struct site_snapshot *prev,
 	      struct site_snapshot *snap);
 

@@ -48,6 +48,7 @@ struct scan_job {
 	struct agent *agent;
 	unsigned generation;      /* the root it scanned; stale after a reload */
 	uint64_t started_ms;      /* monotonic time it was queued */
+	bool full;                /* re-read everything (scan.h) */
 	char root[PATH_MAX];
 	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
@@ -83,6 +84,7 @@ struct agent {
 	struct scan_job *scan;    /* the scan in flight, if any */
 	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
 	bool scan_again;          /* asked for while one was in flight */
+	bool full_next;           /* the next scan re-reads everything */
 	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
 	uint64_t reap_started_ms; /* monotonic time the cleanup in flight began */
 	bool share_out;           /* said that the share is not answering */
@@ -347,7 +349,7 @@ static void scan_work(uv_work_t *req)
 	 * their movements between scans, and a slow scan must not look like a
 	 * wall-clock jump. */
 	clock_read(&now);
-	job->err = scan_site(job->root, &now, job->prev, &job->snap);
+	job->err = scan_site(job->root, &now, job->prev, job->full, &job->snap);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -400,6 +402,17 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	set_status(a, &d);
 
 	bool once_final = a->opt.once && now_ms - a->watched.start_ms >= a->cfg.policy_quiet_period;
+	if (d.act && !snap->memo.full && !a->stopping && !a->cfg.policy_dry_run &&
+	    (!a->opt.once || once_final) && (!a->reap || !a->sweep)) {
+		/* An idle rescan re-reads only what Kudu's writes can have
+		 * changed (scan.h); what is removed rests on a scan that
+		 * re-read everything. It follows at once. */
+		log_debug("a cleanup is due: scanning everything again first");
+		a->full_next = true;
+		a->scan_again = true;
+		policy_decision_free(&d);
+		return;
+	}
 	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
 		if (a->cfg.policy_dry_run) {
 			log_dry_run(a, snap, &d);
@@ -560,6 +573,8 @@ static void request_scan(struct agent *a)
 	job->agent = a;
 	job->generation = a->generation;
 	job->prev = a->last_snap;
+	job->full = a->full_next;
+	a->full_next = false;
 	a->last_scan_ms = mono_now_ms(a);
 	job->started_ms = a->last_scan_ms;
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);

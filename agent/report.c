@@ -242,7 +242,7 @@ static int report_body(const struct config *cfg, bool json, FILE *out)
 	struct clock_now now;
 
 	clock_read(&now);
-	if (scan_site(cfg->site_root, &now, NULL, &snap) < 0 ||
+	if (scan_site(cfg->site_root, &now, NULL, true, &snap) < 0 ||
 	    policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);

@@ -265,8 +265,7 @@ static bool record_finished(const struct site_entry *e)
 static void reset_entry(struct site_entry *e)
 {
 	struct site_entry keep = *e;
-	struct site_snapshot one = { .entries = e, .cap_entries = 1 };
-	site_add_entry(&one); /* zeroes e with the parse fields at -ENOENT */
+	site_entry_clear(e);
 	e->area = keep.area;
 	e->kind = keep.kind;
 	e->st = keep.st;
@@ -337,7 +336,6 @@ static bool refresh_entry(int areafd, struct site_entry *e, bool status_saved,
 			 * and its status.xml save bumps active. */
 			if (!status_saved)
 				return true;
-			snap->memo.records_checked++;
 			snprintf(path, sizeof(path), "%s/status.xml", e->name);
 			if (stat_at(areafd, path, &f1) == 0 && same_stat(&f1, &e->status_st))
 				return true;
@@ -399,7 +397,6 @@ static int keep_area(int fd, enum site_area area, const struct site_snapshot *pr
 		*e = prev->entries[i];
 		if (!refresh_entry(fd, e, status_saved, snap)) {
 			snap->n_entries = before;
-			snap->memo.records_checked = 0;
 			snap->active_id[0] = '\0';
 			return 0;
 		}
@@ -474,7 +471,6 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	 * an entry added in the same tick of the folder's clock as the change
 	 * before it leaves the same mtime, and is in that listing. */
 	memo->area_settled[area] = now_ms - memo->area_seen_ms[area] >= SCAN_SETTLE_MS;
-	memo->listed[area] = true;
 	size_t foreign_before = snap->n_foreign;
 	uint64_t sum_before = snap->foreign_sum;
 
@@ -538,8 +534,6 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 		case KUDU_NAME_TEMP_RECORD:
 			if (!is_dir)
 				break;
-			if (status_saved)
-				memo->records_checked++;
 			if (!reuse_record(fd, e, previous(prev, area, e->name), status_saved))
 				scan_record(fd, e);
 			break;

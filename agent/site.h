@@ -65,7 +65,6 @@ struct site_entry {
 struct site_scan_memo {
 	bool full;                  /* this scan re-read everything */
 	uint64_t full_ms;           /* monotonic time of the last full scan */
-	bool listed[2];             /* the area was listed by this scan, not kept */
 	uint64_t area_seen_ms[2];   /* when the area's current lstat was first seen */
 	bool area_settled[2];       /* its listing was taken SCAN_SETTLE_MS after that */
 	size_t area_foreign[2];     /* its foreign entries (n_foreign's share) */
@@ -73,7 +72,6 @@ struct site_scan_memo {
 	struct site_stat active;    /* deployments/active: bumped on every status.xml save */
 	uint64_t active_seen_ms;
 	bool active_settled;        /* finished records were checked SCAN_SETTLE_MS after */
-	unsigned records_checked;   /* finished records whose status.xml this scan checked */
 };
 
 struct site_snapshot {
@@ -122,6 +120,8 @@ uint64_t site_foreign_hash(enum site_area area, const char *name, const struct s
 /* Appends a zeroed entry (parse fields set to -ENOENT); NULL when out of
  * memory or full. */
 struct site_entry *site_add_entry(struct site_snapshot *snap);
+/* Zeroes an entry, parse fields set to -ENOENT, as site_add_entry does. */
+void site_entry_clear(struct site_entry *e);
 void site_snapshot_free(struct site_snapshot *snap);
 
 /* The relative path of an entry, "locks/<name>" or "deployments/<name>". */

@@ -707,28 +707,36 @@ def scans_logged(agent):
     return n
 
 
-def strace_counts(pid, window_s, out_path):
-    """{syscall: calls} of every thread of pid over window_s seconds
-    (`strace -f -c -p`), or None when strace cannot attach here."""
-    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out_path, "-p", str(pid)],
+def strace_window(pid, options, out_path, window_s):
+    """Runs `strace OPTIONS -o out_path -p pid` (every thread, -f) for
+    window_s seconds; False when strace cannot attach here."""
+    tracer = subprocess.Popen(["strace", "-f"] + options + ["-o", out_path, "-p", str(pid)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-    # Attached once the kernel names a tracer for the agent.
+                              stderr=subprocess.DEVNULL)
+    # Attached once the kernel names a tracer for the process.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with open("/proc/%d/status" % pid) as f:
             if any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f):
                 break
         if tracer.poll() is not None:
-            return None
+            return False
         time.sleep(0.01)
     else:
         tracer.kill()
         tracer.wait()
-        return None
+        return False
     time.sleep(window_s)  # the window is the measurement itself
     tracer.send_signal(signal.SIGINT)
     tracer.wait(10)
+    return True
+
+
+def strace_counts(pid, window_s, out_path):
+    """{syscall: calls} of every thread of pid over window_s seconds
+    (`strace -f -c -p`), or None when strace cannot attach here."""
+    if not strace_window(pid, ["-c"], out_path, window_s):
+        return None
     counts = {}
     with open(out_path) as f:
         for line in f:
@@ -903,25 +911,9 @@ def share_calls(pid, window_s, out_path, site):
     """Metadata calls on the site's tree (the share) by pid and all it
     starts, over window_s: `strace -f -y` prints the path behind every
     descriptor, so calls on /proc, libraries and the like are left out."""
-    tracer = subprocess.Popen(["strace", "-f", "-y", "-qq", "-e", "trace=%file,fstat,getdents64",
-                               "-o", out_path, "-p", str(pid)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with open("/proc/%d/status" % pid) as f:
-            if any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f):
-                break
-        if tracer.poll() is not None:
-            return None
-        time.sleep(0.01)
-    else:
-        tracer.kill()
-        tracer.wait()
+    if not strace_window(pid, ["-y", "-qq", "-e", "trace=%file,fstat,getdents64"], out_path,
+                         window_s):
         return None
-    time.sleep(window_s)  # the window is the measurement itself
-    tracer.send_signal(signal.SIGINT)
-    tracer.wait(10)
     n = 0
     with open(out_path, errors="replace") as f:
         for line in f:
@@ -932,17 +924,14 @@ def share_calls(pid, window_s, out_path, site):
     return n
 
 
-def measure_peer(bench, name, argv, window_s, site, ready=None):
+def measure_peer(bench, name, argv, window_s, site):
     """Runs argv: CPU seconds over one window_s window, then metadata calls
     on the site over another, under strace (which would slow what it
     traces and so is kept out of the CPU window). None if it did not run."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        if ready:
-            ready(proc)
-        else:
-            time.sleep(1.0)  # a start-up allowance, not a measurement
+        time.sleep(1.0)  # a start-up allowance, not a measurement
         if proc.poll() is not None:
             return None
         cpu0 = proc_cpu_s(proc.pid)

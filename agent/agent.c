@@ -271,9 +271,10 @@ static void log_dry_run(struct agent *a, const struct site_snapshot *snap,
 /* ---- a share that does not answer ------------------------------------------ */
 
 /* During a storage failover the share stops answering: every call on it
- * blocks in the kernel until the share is back. The loop thread never
- * touches the share, so the agent notices from here: a scan or a cleanup
- * that has not returned after scan_hang_limit_ms. */
+ * blocks in the kernel until the share is back. Scans and removals run on
+ * worker threads and the loop thread reads nothing there (it only re-arms
+ * inotify watches right after a scan returned), so the agent notices from
+ * here: a scan or a cleanup that has not returned after scan_hang_limit_ms. */
 
 /* The monotonic start of the oldest scan or cleanup in flight, UINT64_MAX
  * when none is. */
@@ -315,6 +316,12 @@ static void check_share(struct agent *a)
 			a->ready_sent = true;
 		} else {
 			notify_status(a->last_status);
+		}
+		/* One pass (run from cron) cannot wait for the share: passes
+		 * would pile up behind it. */
+		if (a->opt.once && !a->stopping) {
+			a->once_done = true;
+			begin_shutdown(a, AGENT_ONCE_UNAVAILABLE);
 		}
 		return;
 	}

@@ -7,7 +7,8 @@ The agent must say so once (naming the site root, "not answering") and once
 more when the share answers, put it in systemd's STATUS=, judge nothing from
 a scan that straddled the outage, watch afresh before removing anything,
 resume by itself, and still stop within 2 s on SIGTERM while a worker thread
-is blocked on the share. `report` gives up after a bounded time with exit 1.
+is blocked on the share. `report` gives up after a bounded time with exit 1,
+and `run --once` with exit 6.
 """
 
 import os
@@ -17,9 +18,9 @@ import time
 
 import pytest
 
-from conftest import (HOUR_S, STUCK_LEFTOVERS, build_finished_site, build_stuck_site,
-                      clean_env, notify_socket, start_agent, wait_for,  # noqa: F401
-                      write_config)
+from conftest import (HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, build_finished_site,
+                      build_stuck_site, clean_env, notify_socket,  # noqa: F401
+                      start_agent, wait_for, write_config)
 from robust_util import fuse_unavailable_reason, is_mount_point, log_time, _fusermount
 
 RESCAN_S = 1.0
@@ -189,3 +190,23 @@ def test_nothing_is_judged_across_an_outage_and_removal_waits_for_a_fresh_quiet_
     print(f"cleanup began {log_time(first) - answered:.2f}s after the share answered")
     assert log_time(first) - answered >= QUIET_S - 0.05, agent.tail()
     assert sorted(removed) == sorted(STUCK_LEFTOVERS)
+
+
+def test_a_single_pass_on_a_share_that_does_not_answer_exits_6(share, tmp_path):
+    """`run --once` from cron must not wait for the share: passes would pile
+    up behind it. It says the share is not answering and exits 6 (the tree
+    is unavailable) soon after the limit."""
+    build_stuck_site(share.backing, age_s=HOUR_S)
+    cfg = config(tmp_path, share.mountpoint)
+    share.freeze()
+    t0 = time.monotonic()
+    r = subprocess.run([os.environ["LOCKWARDEN_BIN"], "run", "--once", "-c", str(cfg)],
+                       env=clean_env(), capture_output=True, text=True,
+                       timeout=HANG_LIMIT_S + 3 * MARGIN_S)
+    took = time.monotonic() - t0
+    print(f"run --once on a frozen share: exit {r.returncode} after {took:.1f}s")
+    assert r.returncode == ONCE_UNAVAILABLE, r.stderr
+    assert "not answering" in r.stderr
+    assert took < HANG_LIMIT_S + 2 + MARGIN_S
+    share.thaw()
+    assert all((share.backing / p).exists() for p in STUCK_LEFTOVERS)

@@ -925,9 +925,10 @@ def share_calls(pid, window_s, out_path, site):
 
 
 def measure_peer(bench, name, argv, window_s, site):
-    """Runs argv: CPU seconds over one window_s window, then metadata calls
-    on the site over another, under strace (which would slow what it
-    traces and so is kept out of the CPU window). None if it did not run."""
+    """Runs argv: (CPU seconds over one window_s window, metadata calls on
+    the site over another, under strace, which would slow what it traces
+    and so is kept out of the CPU window, VmRSS of its long-lived process),
+    or None if it did not run."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -937,6 +938,7 @@ def measure_peer(bench, name, argv, window_s, site):
         cpu0 = proc_cpu_s(proc.pid)
         time.sleep(window_s)
         cpu1 = proc_cpu_s(proc.pid)
+        rss = memory(proc.pid)["VmRSS"]
         calls = share_calls(proc.pid, window_s, os.path.join(bench.work, "%s.strace" % name), site)
     finally:
         try:
@@ -946,7 +948,7 @@ def measure_peer(bench, name, argv, window_s, site):
         proc.wait(10)
     if calls is None:
         return None
-    return cpu1 - cpu0, calls
+    return cpu1 - cpu0, calls, rss
 
 
 def bench_peers(bench):
@@ -976,18 +978,20 @@ def bench_peers(bench):
         c0 = cpu_ns(agent.pid)[1]
         time.sleep(window_s)
         c1 = cpu_ns(agent.pid)[1]
+        rss = memory(agent.pid)["VmRSS"]
         calls = share_calls(agent.pid, window_s, os.path.join(agent.dir, "share.strace"), site)
     finally:
         agent.stop()
     if calls is not None:
-        results.append(("lockwarden", (c1 - c0) / MS * scale, calls * scale))
+        results.append(("lockwarden", (c1 - c0) / MS * scale, calls * scale, rss))
 
     loop = os.path.join(bench.work, "find-loop.sh")
     write(loop, FIND_LOOP)
     got = measure_peer(bench, "find-loop", ["/bin/sh", loop, site, str(PEER_PACE_S), os.devnull],
                        window_s, site)
     if got:
-        results.append(("find -mmin loop (sh)", got[0] * 1000 * scale, got[1] * scale))
+        # (its RSS is the shell's; each pass's find comes and goes)
+        results.append(("find -mmin loop (sh)", got[0] * 1000 * scale, got[1] * scale, got[2]))
 
     monit, why = ensure_monit()
     if monit:
@@ -1002,7 +1006,7 @@ def bench_peers(bench):
         # -I: in the foreground; no `set httpd`, so it opens no port at all.
         got = measure_peer(bench, "monit", [monit, "-I", "-c", rc], window_s, site)
         if got:
-            results.append(("monit", got[0] * 1000 * scale, got[1] * scale))
+            results.append(("monit", got[0] * 1000 * scale, got[1] * scale, got[2]))
         else:
             why = "monit did not run (see %s)" % os.path.join(mdir, "monit.log")
     if why:
@@ -1016,13 +1020,15 @@ def bench_peers(bench):
     if not results or results[0][0] != "lockwarden":
         return
     base_cpu, base_meta = results[0][1], results[0][2]
-    for name, cpu_ms, meta in results:
-        print("  %-24s %8.1f ms CPU/min  %7.0f metadata calls on the tree/min"
-              % (name, cpu_ms, meta))
+    base_rss = results[0][3]
+    for name, cpu_ms, meta, rss in results:
+        print("  %-24s %8.1f ms CPU/min  %7.0f metadata calls on the tree/min  VmRSS %s"
+              % (name, cpu_ms, meta, kib(rss)))
         bench.row("peer: %s, idle CPU per minute" % name, "%.1f ms" % cpu_ms,
                   "", "x%.1f" % (cpu_ms / base_cpu) if base_cpu > 0 else "")
         bench.row("peer: %s, metadata calls on the tree per minute" % name, "%.0f" % meta,
                   "", "x%.1f" % (meta / base_meta) if base_meta > 0 else "")
+        bench.row("peer: %s, VmRSS" % name, kib(rss), "", "x%.1f" % (rss / base_rss))
 
 
 def print_table(bench):

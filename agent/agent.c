@@ -141,6 +141,28 @@ static void on_watches_closed(struct watch_set *set)
 {
 }
 
+/* The stop has waited SHUTDOWN_WORKER_GRACE_MS. A worker thread still
+ * blocked in the kernel on a share that does not answer cannot be cancelled
+ * or joined (uv_loop_close would fail, and libuv joins its threads at exit),
+ * so the agent leaves without it. That is safe because nothing is half
+ * decided: decisions are made on this thread from complete scans only, and
+ * every removal step a worker takes is one atomic rename or unlink, done or
+ * not done. What it leaves is either a target still in place, judged
+ * afresh by the next start, or a .lockwarden-trash-* folder, which the next
+ * start sweeps. */
+static void on_exit_timer(uv_timer_t *t)
+{
+	struct agent *a = container_of(t, struct agent, exit_timer);
+	if (!a->scan && !a->reap && !a->sweep && !a->prune)
+		return; /* only the hook is left, and hookq kills it */
+	log_warning("stopping: a worker thread is stuck on the share (in a %s); exiting without "
+		    "waiting for it", a->scan ? "scan" : a->reap ? "cleanup" :
+		    a->sweep ? "trash sweep" : "archive pruning");
+	fflush(stdout);
+	fflush(stderr);
+	_exit(a->exit_code);
+}
+
 /* Stops everything; the loop ends when the last handle is closed. Called
  * again from the reap/scan/hook callbacks until nothing is in flight. */
 void agent_begin_shutdown(struct agent *a, int exit_code)
@@ -158,6 +180,8 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 		uv_timer_stop(&a->decide_timer);
 		uv_timer_stop(&a->watchdog_timer);
 		uv_timer_stop(&a->prune_timer);
+		uv_timer_stop(&a->hang_timer);
+		uv_timer_start(&a->exit_timer, on_exit_timer, SHUTDOWN_WORKER_GRACE_MS, 0);
 		if (a->prune)
 			uv_cancel((uv_req_t *)&a->prune->req);
 		uv_signal_stop(&a->sighup);
@@ -172,6 +196,8 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->decide_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->prune_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->hang_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->exit_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->sigterm, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
@@ -230,6 +256,8 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	uv_timer_init(&a->loop, &a->decide_timer);
 	uv_timer_init(&a->loop, &a->watchdog_timer);
 	uv_timer_init(&a->loop, &a->prune_timer);
+	uv_timer_init(&a->loop, &a->hang_timer);
+	uv_timer_init(&a->loop, &a->exit_timer);
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));

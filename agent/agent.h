@@ -27,7 +27,7 @@ enum agent_once_exit {
 	AGENT_ONCE_CLEARED = 3,        /* every leftover removed; the hook, if any, succeeded */
 	AGENT_ONCE_PARTIAL = 4,        /* stuck, but something was kept or could not be removed */
 	AGENT_ONCE_HOOK_FAILED = 5,    /* cleared, but the hook failed, timed out or did not start */
-	AGENT_ONCE_UNAVAILABLE = 6,    /* the site root is missing or the share not mounted */
+	AGENT_ONCE_UNAVAILABLE = 6,    /* the site root is missing, the share not mounted or not answering */
 	AGENT_ONCE_UNREADABLE = 7,     /* the tree could not be read (permissions, I/O) */
 };
 

@@ -59,10 +59,12 @@ static void reap_after(uv_work_t *req, int status)
 	struct cleanup_outcome out = { 0 };
 	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
 
-	if (job->sweep)
+	if (job->sweep) {
 		a->sweep = NULL;
-	else
+	} else {
 		a->reap = NULL;
+		agent_check_share(a);
+	}
 	if (status == 0) {
 		cleanup_log(job, *last_failure, &out);
 		*last_failure = out.failure_plan;
@@ -133,10 +135,13 @@ void agent_start_cleanup(struct agent *a, const struct site_snapshot *snap,
 		cleanup_free(job);
 		return;
 	}
-	if (sweep)
+	if (sweep) {
 		a->sweep = job;
-	else
+	} else {
 		a->reap = job;
+		a->reap_started_ms = agent_mono_now_ms(a);
+		agent_check_share(a);
+	}
 }
 
 void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,

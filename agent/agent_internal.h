@@ -32,6 +32,8 @@
 #define EVENT_MIN_GAP_MS 250
 /* SIGTERM must end the agent within 2 s: the hook gets SIGKILL after this. */
 #define SHUTDOWN_HOOK_GRACE_MS 1000
+/* ... and a worker still blocked on the share after this is left behind. */
+#define SHUTDOWN_WORKER_GRACE_MS 1500
 
 struct agent;
 
@@ -39,6 +41,8 @@ struct scan_job {
 	uv_work_t req;
 	struct agent *agent;
 	unsigned generation;      /* the root it scanned; stale after a reload */
+	uint64_t started_ms;      /* monotonic time it was queued */
+	bool full;                /* re-read everything (scan.h) */
 	char root[PATH_MAX];
 	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
@@ -64,6 +68,8 @@ struct agent {
 	uv_timer_t decide_timer;  /* a scan at the moment something could become removable */
 	uv_timer_t watchdog_timer;
 	uv_timer_t prune_timer;   /* old archives go now and then */
+	uv_timer_t hang_timer;    /* a scan or cleanup that does not return */
+	uv_timer_t exit_timer;    /* a stop that a blocked worker holds up */
 	uv_signal_t sigterm, sigint, sighup;
 	struct watch_set watches;
 	struct hookq hooks;       /* when the hook runs */
@@ -72,7 +78,11 @@ struct agent {
 	struct scan_job *scan;    /* the scan in flight, if any */
 	struct site_snapshot *last_snap; /* the previous scan, reused by the next */
 	bool scan_again;          /* asked for while one was in flight */
+	bool full_next;           /* the next scan re-reads everything */
 	uint64_t last_scan_ms;    /* monotonic time the last scan was started */
+	uint64_t reap_started_ms; /* monotonic time the cleanup in flight began */
+	bool share_out;           /* said that the share is not answering */
+	uint64_t share_out_ms;    /* when the operation that did not return began */
 	unsigned long scans;
 	struct policy_history history;
 	bool ready_sent;
@@ -111,6 +121,9 @@ void agent_request_scan(struct agent *a);
 void agent_forget_last_snapshot(struct agent *a);
 void agent_on_watch_event(struct watch_set *set);
 void agent_on_rescan_timer(uv_timer_t *t);
+/* Called whenever a scan or a cleanup starts or returns: says once that the
+ * share is not answering, and once that it answers again. */
+void agent_check_share(struct agent *a);
 
 /* agent_cleanup.c */
 void agent_start_cleanup(struct agent *a, const struct site_snapshot *snap,

@@ -15,6 +15,84 @@
 #include "notify.h"
 #include "scan.h"
 
+/* ---- a share that does not answer ------------------------------------------ */
+
+/* During a storage failover the share stops answering: every call on it
+ * blocks in the kernel until the share is back. Scans and removals run on
+ * worker threads and the loop thread reads nothing there (it only re-arms
+ * inotify watches right after a scan returned), so the agent notices from
+ * here: a scan or a cleanup that has not returned after scan_hang_limit_ms. */
+
+/* The monotonic start of the oldest scan or cleanup in flight, UINT64_MAX
+ * when none is. */
+static uint64_t oldest_busy_ms(const struct agent *a)
+{
+	uint64_t oldest = UINT64_MAX;
+	if (a->scan)
+		oldest = a->last_scan_ms;
+	if (a->reap && a->reap_started_ms < oldest)
+		oldest = a->reap_started_ms;
+	return oldest;
+}
+
+static void on_hang_timer(uv_timer_t *t)
+{
+	agent_check_share(container_of(t, struct agent, hang_timer));
+}
+
+static void say_share_out(struct agent *a, uint64_t now_ms, uint64_t oldest, uint64_t limit_ms)
+{
+	char took[32];
+
+	a->share_out = true;
+	a->share_out_ms = oldest;
+	config_format_duration(now_ms - oldest, took, sizeof(took));
+	log_warning("site root %s is not answering: a %s has not returned for %s; "
+		    "judging and removing nothing until it answers", a->cfg.site_root,
+		    a->scan && now_ms - a->last_scan_ms >= limit_ms ? "scan" : "cleanup", took);
+	snprintf(a->last_status, sizeof(a->last_status),
+		 "blocked: site root %s is not answering", a->cfg.site_root);
+	if (!a->ready_sent) {
+		notify_ready(a->last_status);
+		a->ready_sent = true;
+	} else {
+		notify_status(a->last_status);
+	}
+	/* One pass (run from cron) cannot wait for the share: passes would
+	 * pile up behind it. */
+	if (a->opt.once && !a->stopping) {
+		a->once_done = true;
+		agent_begin_shutdown(a, AGENT_ONCE_UNAVAILABLE);
+	}
+}
+
+void agent_check_share(struct agent *a)
+{
+	uint64_t now_ms = agent_mono_now_ms(a), oldest = oldest_busy_ms(a);
+	uint64_t limit_ms = scan_hang_limit_ms(a->cfg.scan_rescan_interval);
+	char took[32];
+
+	if (oldest != UINT64_MAX && now_ms - oldest >= limit_ms) {
+		uv_timer_stop(&a->hang_timer);
+		if (!a->share_out)
+			say_share_out(a, now_ms, oldest, limit_ms);
+		return;
+	}
+	if (a->share_out) {
+		a->share_out = false;
+		config_format_duration(now_ms - a->share_out_ms, took, sizeof(took));
+		log_info("site root %s answers again after %s out; watching it afresh for "
+			 "quiet_period before any removal", a->cfg.site_root, took);
+		/* Nothing was seen while it was out: a change that came and went
+		 * meanwhile must not pass for quiet. */
+		memset(&a->history, 0, sizeof(a->history));
+	}
+	if (oldest != UINT64_MAX && !a->stopping)
+		uv_timer_start(&a->hang_timer, on_hang_timer, oldest + limit_ms - now_ms, 0);
+	else
+		uv_timer_stop(&a->hang_timer);
+}
+
 /* ---- scanning -------------------------------------------------------------- */
 
 static void scan_work(uv_work_t *req)
@@ -26,7 +104,7 @@ static void scan_work(uv_work_t *req)
 	 * their movements between scans, and a slow scan must not look like a
 	 * wall-clock jump. */
 	clock_read(&now);
-	job->err = scan_site(job->root, &now, job->prev, &job->snap);
+	job->err = scan_site(job->root, &now, job->prev, job->full, &job->snap);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -79,6 +157,17 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	set_status(a, &d);
 
 	bool once_final = a->opt.once && now_ms - a->history.start_ms >= a->cfg.policy_quiet_period;
+	if (d.act && !snap->memo.full && !a->stopping && !a->cfg.policy_dry_run &&
+	    (!a->opt.once || once_final) && (!a->reap || !a->sweep)) {
+		/* An idle rescan re-reads only what Kudu's writes can have
+		 * changed (scan.h); what is removed rests on a scan that
+		 * re-read everything. It follows at once. */
+		log_debug("a cleanup is due: scanning everything again first");
+		a->full_next = true;
+		a->scan_again = true;
+		policy_decision_free(&d);
+		return;
+	}
 	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
 		if (a->cfg.policy_dry_run) {
 			agent_log_dry_run(a, snap, &d);
@@ -185,6 +274,23 @@ static void scan_after(uv_work_t *req, int status)
 	struct agent *a = job->agent;
 
 	a->scan = NULL;
+	/* A scan that outlasted the hang limit straddles an outage: what it
+	 * read before and after does not make one moment of the tree, and its
+	 * times are stale. Nothing is decided from it; a fresh scan follows. */
+	bool overdue = agent_mono_now_ms(a) - job->started_ms >=
+		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
+	agent_check_share(a);
+	if (overdue && status == 0) {
+		log_debug("scan took longer than the hang limit: not judged, scanning again");
+		agent_forget_last_snapshot(a);
+		site_snapshot_free(&job->snap);
+		free(job);
+		if (a->stopping)
+			agent_begin_shutdown(a, a->exit_code);
+		else
+			agent_request_scan(a);
+		return;
+	}
 	if (status == 0 && job->err < 0)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
@@ -248,7 +354,10 @@ void agent_request_scan(struct agent *a)
 	job->agent = a;
 	job->generation = a->generation;
 	job->prev = a->last_snap;
+	job->full = a->full_next;
+	a->full_next = false;
 	a->last_scan_ms = agent_mono_now_ms(a);
+	job->started_ms = a->last_scan_ms;
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
 	if (r < 0) {
@@ -257,6 +366,7 @@ void agent_request_scan(struct agent *a)
 		return;
 	}
 	a->scan = job;
+	agent_check_share(a);
 }
 
 void agent_on_rescan_timer(uv_timer_t *t)

@@ -3,11 +3,14 @@
 #include "report.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "clock.h"
@@ -236,7 +239,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "  cannot read the archive: %s\n", strerror(-listed));
 }
 
-int report_run(const struct config *cfg, bool json, FILE *out)
+static int report_body(const struct config *cfg, bool json, FILE *out)
 {
 	struct site_snapshot snap = { 0 };
 	struct policy_decision d;
@@ -248,7 +251,7 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 	struct clock_now now;
 
 	clock_read(&now);
-	if (scan_site(cfg->site_root, &now, NULL, &snap) < 0 ||
+	if (scan_site(cfg->site_root, &now, NULL, true, &snap) < 0 ||
 	    policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);
@@ -261,5 +264,100 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 	int code = d.blocked ? 1 : d.stuck ? 2 : 0;
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
+	return code;
+}
+
+/* The report runs in its own thread while this one waits with a deadline:
+ * on a share that does not answer (a storage failover) every call blocks in
+ * the kernel, and a health check that hangs is worse than one that fails. */
+struct report_job {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool done;
+	const struct config *cfg;
+	bool json;
+	char *text;               /* what it printed (open_memstream) */
+	size_t text_len;
+	int code;
+};
+
+static void *report_thread(void *arg)
+{
+	struct report_job *job = arg;
+	FILE *mem = open_memstream(&job->text, &job->text_len);
+	int code = 1;
+	if (!mem)
+		fprintf(stderr, "lockwarden: out of memory\n");
+	else
+		code = report_body(job->cfg, job->json, mem);
+	if (mem)
+		fclose(mem);
+	pthread_mutex_lock(&job->lock);
+	job->code = code;
+	job->done = true;
+	pthread_cond_signal(&job->done_cond);
+	pthread_mutex_unlock(&job->lock);
+	return NULL;
+}
+
+int report_run(const struct config *cfg, bool json, FILE *out)
+{
+	/* On the heap: when the deadline passes, the thread still owns it. */
+	struct report_job *job = calloc(1, sizeof(*job));
+	uint64_t limit_ms = scan_hang_limit_ms(cfg->scan_rescan_interval);
+	pthread_condattr_t attr;
+	pthread_t thread;
+	struct timespec deadline;
+
+	if (!job) {
+		fprintf(stderr, "lockwarden: out of memory\n");
+		return 1;
+	}
+	pthread_mutex_init(&job->lock, NULL);
+	job->cfg = cfg;
+	job->json = json;
+	if (pthread_condattr_init(&attr) != 0 ||
+	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&job->done_cond, &attr) != 0) {
+		fprintf(stderr, "lockwarden: cannot start the report\n");
+		return 1;
+	}
+	int r = pthread_create(&thread, NULL, report_thread, job);
+	if (r != 0) {
+		fprintf(stderr, "lockwarden: cannot start the report: %s\n", strerror(r));
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)(limit_ms / 1000);
+	deadline.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&job->lock);
+	while (!job->done && r == 0)
+		r = pthread_cond_timedwait(&job->done_cond, &job->lock, &deadline);
+	bool done = job->done;
+	pthread_mutex_unlock(&job->lock);
+	if (!done) {
+		char limit[32];
+		config_format_duration(limit_ms, limit, sizeof(limit));
+		fprintf(stderr, "lockwarden: site root %s is not answering: no reply within %s; "
+			"nothing judged\n", cfg->site_root, limit);
+		fflush(stdout);
+		fflush(stderr);
+		/* The report thread is blocked in the kernel and cannot be joined,
+		 * and returning would free the configuration it still reads: leave
+		 * now. It has changed nothing and printed nothing to out. */
+		_exit(1);
+	}
+	pthread_join(thread, NULL);
+	if (job->text_len)
+		fwrite(job->text, 1, job->text_len, out);
+	free(job->text);
+	int code = job->code;
+	pthread_cond_destroy(&job->done_cond);
+	pthread_mutex_destroy(&job->lock);
+	free(job);
 	return code;
 }

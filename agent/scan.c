@@ -212,9 +212,11 @@ static const struct site_entry *previous(const struct site_snapshot *prev, enum 
 	return NULL;
 }
 
-/* Reuses what the previous scan read of a finished record if its folder and
- * status.xml are unchanged. */
-static bool reuse_record(int depfd, struct site_entry *e, const struct site_entry *old)
+/* Reuses what the previous scan read of a finished record if its folder is
+ * unchanged and, when a status.xml may have been saved since (check_status),
+ * its status.xml too. */
+static bool reuse_record(int depfd, struct site_entry *e, const struct site_entry *old,
+			 bool check_status)
 {
 	char path[NAME_MAX + 16];
 	struct site_stat now;
@@ -223,7 +225,7 @@ static bool reuse_record(int depfd, struct site_entry *e, const struct site_entr
 	    !same_stat(&old->st, &e->st))
 		return false;
 	snprintf(path, sizeof(path), "%s/status.xml", e->name);
-	if (stat_at(depfd, path, &now) != 0 || !same_stat(&now, &old->status_st))
+	if (check_status && (stat_at(depfd, path, &now) != 0 || !same_stat(&now, &old->status_st)))
 		return false;
 	e->status_st = old->status_st;
 	e->log_st = old->log_st;
@@ -248,13 +250,179 @@ static int compare_names(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Lists one area. Entries are sorted by name so two scans of the same tree
- * give the same snapshot (the fingerprint depends on it). */
-static int scan_area(int rootfd, const char *area_name, enum site_area area,
-		     const struct site_snapshot *prev, struct site_snapshot *snap, int *area_err,
-		     struct site_stat *area_st)
+/* Both absent, or both present and the same. */
+static bool same_or_absent(const struct site_stat *a, const struct site_stat *b)
 {
-	int fd = openat(rootfd, area_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return (!a->present && !b->present) || same_stat(a, b);
+}
+
+static bool record_finished(const struct site_entry *e)
+{
+	return e->status_err == 0 && kudu_status_finished(&e->status);
+}
+
+/* Forgets what was read of an entry, keeping its name, kind and lstat. */
+static void reset_entry(struct site_entry *e)
+{
+	struct site_entry keep = *e;
+	site_entry_clear(e);
+	e->area = keep.area;
+	e->kind = keep.kind;
+	e->st = keep.st;
+	memcpy(e->name, keep.name, sizeof(e->name));
+}
+
+/* One entry of a listing kept from the previous scan (the area's folder is
+ * unchanged, so no entry came or went): re-reads what Kudu changes in
+ * place. Returns false when the entry is no longer what the listing said
+ * (gone, or another type): then the area is listed again. */
+static bool refresh_entry(int areafd, struct site_entry *e, bool status_saved,
+			  struct site_snapshot *snap)
+{
+	struct site_stat st, f1, f2;
+	char path[NAME_MAX + 16];
+	bool dir = e->st.type == S_IFDIR;
+
+	switch (e->kind) {
+	case KUDU_NAME_LOCK_FOLDER:
+		/* info.lock can be rewritten in place: the folder would not show it. */
+		if (stat_at(areafd, e->name, &st) != 0 || st.type != e->st.type)
+			return false;
+		if (dir)
+			stat_at(areafd, "deployment/info.lock", &f1);
+		if (!same_stat(&st, &e->st) || (dir && !same_or_absent(&f1, &e->info_st))) {
+			e->st = st;
+			reset_entry(e);
+			if (dir)
+				scan_lock_folder(areafd, e);
+		}
+		return true;
+	case KUDU_NAME_STATUS_LOCK:
+	case KUDU_NAME_DEPLOYMENTS_LOCK:
+	case KUDU_NAME_SSHKEY_LOCK:
+	case KUDU_NAME_HOOKS_LOCK:
+		/* Rewritten in place by every holder, never deleted on Linux. */
+		if (stat_at(areafd, e->name, &st) != 0 || st.type != e->st.type)
+			return false;
+		if (!same_stat(&st, &e->st)) {
+			e->st = st;
+			reset_entry(e);
+			if (st.type == S_IFREG)
+				scan_lock_file(areafd, e);
+		}
+		return true;
+	case KUDU_NAME_PENDING:
+	case KUDU_NAME_ACTIVE:
+		/* pending is touched, active rewritten in place (and was looked
+		 * at already, before the records). */
+		if (e->kind == KUDU_NAME_ACTIVE)
+			st = snap->memo.active;
+		else
+			stat_at(areafd, e->name, &st);
+		if (!st.present || st.type != e->st.type)
+			return false;
+		if (e->kind == KUDU_NAME_ACTIVE && !same_stat(&st, &e->st)) {
+			snap->active_id[0] = '\0';
+			scan_active(areafd, snap);
+		}
+		e->st = st;
+		return true;
+	case KUDU_NAME_RECORD:
+	case KUDU_NAME_TEMP_RECORD:
+		if (!dir)
+			return true; /* foreign: counted in the kept sum */
+		if (record_finished(e)) {
+			/* A finished record changes again only when it is redeployed,
+			 * and its status.xml save bumps active. */
+			if (!status_saved)
+				return true;
+			snprintf(path, sizeof(path), "%s/status.xml", e->name);
+			if (stat_at(areafd, path, &f1) == 0 && same_stat(&f1, &e->status_st))
+				return true;
+			if (stat_at(areafd, e->name, &st) != 0 || st.type != S_IFDIR)
+				return false;
+		} else {
+			/* A running record: its folder (files created), status.xml
+			 * and log.log, every scan. */
+			if (stat_at(areafd, e->name, &st) != 0 || st.type != S_IFDIR)
+				return false;
+			snprintf(path, sizeof(path), "%s/status.xml", e->name);
+			stat_at(areafd, path, &f1);
+			snprintf(path, sizeof(path), "%s/log.log", e->name);
+			stat_at(areafd, path, &f2);
+			if (same_stat(&st, &e->st) && same_or_absent(&f1, &e->status_st)) {
+				/* log.log grows while it runs: nothing to read. */
+				e->log_st = f2;
+				return true;
+			}
+		}
+		e->st = st;
+		reset_entry(e);
+		scan_record(areafd, e);
+		return true;
+	default:
+		/* tools/, settings.xml, our trash, foreign entries: nothing the
+		 * policy reads inside; the full rescan re-checks their lstat. */
+		return true;
+	}
+}
+
+/* The previous scan's entries of one area: [*first, *end). */
+static void area_range(const struct site_snapshot *prev, enum site_area area, size_t *first,
+		       size_t *end)
+{
+	size_t i = 0;
+	while (i < prev->n_entries && prev->entries[i].area < area)
+		i++;
+	*first = i;
+	while (i < prev->n_entries && prev->entries[i].area == area)
+		i++;
+	*end = i;
+}
+
+/* Takes the previous scan's listing of an area whose folder has not
+ * changed, refreshing each entry. Returns 1 when kept, 0 when the listing
+ * turned out stale (nothing added), -ENOMEM. */
+static int keep_area(int fd, enum site_area area, const struct site_snapshot *prev,
+		     bool status_saved, struct site_snapshot *snap)
+{
+	size_t first, end, before = snap->n_entries;
+	area_range(prev, area, &first, &end);
+	if (area == SITE_AREA_DEPLOYMENTS)
+		memcpy(snap->active_id, prev->active_id, sizeof(snap->active_id));
+	for (size_t i = first; i < end; i++) {
+		struct site_entry *e = site_add_entry(snap);
+		if (!e)
+			return -ENOMEM;
+		*e = prev->entries[i];
+		if (!refresh_entry(fd, e, status_saved, snap)) {
+			snap->n_entries = before;
+			snap->active_id[0] = '\0';
+			return 0;
+		}
+	}
+	snap->n_foreign += prev->memo.area_foreign[area];
+	snap->foreign_sum += prev->memo.area_foreign_sum[area];
+	snap->memo.area_foreign[area] = prev->memo.area_foreign[area];
+	snap->memo.area_foreign_sum[area] = prev->memo.area_foreign_sum[area];
+	return 1;
+}
+
+/* Lists one area. Entries are sorted by name so two scans of the same tree
+ * give the same snapshot (the fingerprint depends on it).
+ *
+ * prev (NULL: nothing to reuse) is the previous scan; full re-checks every
+ * entry. Otherwise, an area whose folder lstat is the one of a listing that
+ * has settled is not listed again (scan.h says why that is safe): its
+ * entries are kept and refreshed one by one. */
+static int scan_area(int rootfd, const char *area_name, enum site_area area,
+		     const struct site_snapshot *prev, bool full, uint64_t now_ms,
+		     struct site_snapshot *snap, int *area_err, struct site_stat *area_st)
+{
+	/* O_PATH: a lookup, not an open on the server, enough to stat and to
+	 * resolve names below; the folder is opened for reading only when it
+	 * is listed. */
+	int fd = openat(rootfd, area_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		*area_err = -errno;
 		if (errno == ENOTDIR || errno == ELOOP)
@@ -269,21 +437,56 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	}
 	stat_from(area_st, &st);
 	*area_err = 0;
+	struct site_scan_memo *memo = &snap->memo;
+	const struct site_stat *prev_st = !prev ? NULL
+		: area == SITE_AREA_LOCKS ? (prev->locks_err ? NULL : &prev->locks)
+		: (prev->deployments_err ? NULL : &prev->deployments);
+	bool same = prev_st && same_stat(prev_st, area_st);
+	memo->area_seen_ms[area] = same ? prev->memo.area_seen_ms[area] : now_ms;
+
+	/* A status.xml saved since the finished records were last checked
+	 * shows as a new lstat of active. Looked at before the records, so a
+	 * save during this scan shows at the next one. */
+	bool status_saved = true;
+	if (area == SITE_AREA_DEPLOYMENTS) {
+		stat_at(fd, "active", &memo->active);
+		bool active_same = prev && !prev->deployments_err &&
+				   same_or_absent(&prev->memo.active, &memo->active);
+		memo->active_seen_ms = active_same ? prev->memo.active_seen_ms : now_ms;
+		status_saved = full || !active_same || !prev->memo.active_settled;
+		memo->active_settled = status_saved ? now_ms - memo->active_seen_ms >= SCAN_SETTLE_MS
+						    : true;
+	}
+
+	int err = 0;
+	if (!full && same && prev->memo.area_settled[area] && !prev->truncated) {
+		int kept = keep_area(fd, area, prev, status_saved, snap);
+		if (kept != 0) {
+			memo->area_settled[area] = true;
+			close(fd);
+			return kept < 0 ? kept : 0;
+		}
+	}
+	/* Settled once listed SCAN_SETTLE_MS after its lstat was first seen:
+	 * an entry added in the same tick of the folder's clock as the change
+	 * before it leaves the same mtime, and is in that listing. */
+	memo->area_settled[area] = now_ms - memo->area_seen_ms[area] >= SCAN_SETTLE_MS;
+	size_t foreign_before = snap->n_foreign;
+	uint64_t sum_before = snap->foreign_sum;
 
 	/* Close-on-exec: a hook spawned on the loop thread while this worker
 	 * lists must not inherit a descriptor on the share. */
-	int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	DIR *dir = dupfd < 0 ? NULL : fdopendir(dupfd);
+	int dirfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = dirfd < 0 ? NULL : fdopendir(dirfd);
 	if (!dir) {
 		*area_err = -errno;
-		if (dupfd >= 0)
-			close(dupfd);
+		if (dirfd >= 0)
+			close(dirfd);
 		close(fd);
 		return 0;
 	}
 	size_t first = snap->n_entries;
 	struct dirent *d;
-	int err = 0;
 	/* readdir tells an error from the end only through errno, which the
 	 * reads inside the loop also set: clear it before every call. */
 	for (errno = 0; (d = readdir(dir)) != NULL; errno = 0) {
@@ -329,7 +532,9 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 			break;
 		case KUDU_NAME_RECORD:
 		case KUDU_NAME_TEMP_RECORD:
-			if (is_dir && !reuse_record(fd, e, previous(prev, area, e->name)))
+			if (!is_dir)
+				break;
+			if (!reuse_record(fd, e, previous(prev, area, e->name), status_saved))
 				scan_record(fd, e);
 			break;
 		default:
@@ -342,6 +547,8 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	if (area == SITE_AREA_DEPLOYMENTS)
 		scan_active(fd, snap);
 	close(fd);
+	memo->area_foreign[area] = snap->n_foreign - foreign_before;
+	memo->area_foreign_sum[area] = snap->foreign_sum - sum_before;
 	/* (An empty area has no array to sort: qsort must not get NULL.) */
 	if (snap->n_entries > first)
 		qsort(snap->entries + first, snap->n_entries - first, sizeof(snap->entries[0]),
@@ -350,7 +557,7 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 }
 
 int scan_site(const char *root, const struct clock_now *now, const struct site_snapshot *prev,
-	      struct site_snapshot *snap)
+	      bool full, struct site_snapshot *snap)
 {
 	int err;
 
@@ -375,11 +582,23 @@ int scan_site(const char *root, const struct clock_now *now, const struct site_s
 	if (prev && (prev->root_err || prev->root.dev != snap->root.dev ||
 		     prev->root.ino != snap->root.ino))
 		prev = NULL;
-	err = scan_area(rootfd, "locks", SITE_AREA_LOCKS, prev, snap, &snap->locks_err,
-			&snap->locks);
+	/* The safety net: now and then everything is re-checked, whatever
+	 * the folders say. */
+	if (!prev || prev->truncated || now->mono_ms - prev->memo.full_ms >= SCAN_FULL_EVERY_MS)
+		full = true;
+	snap->memo.full = full;
+	snap->memo.full_ms = full ? now->mono_ms : prev->memo.full_ms;
+	err = scan_area(rootfd, "locks", SITE_AREA_LOCKS, prev, full, now->mono_ms, snap,
+			&snap->locks_err, &snap->locks);
 	if (err == 0)
-		err = scan_area(rootfd, "deployments", SITE_AREA_DEPLOYMENTS, prev, snap,
-				&snap->deployments_err, &snap->deployments);
+		err = scan_area(rootfd, "deployments", SITE_AREA_DEPLOYMENTS, prev, full,
+				now->mono_ms, snap, &snap->deployments_err, &snap->deployments);
 	close(rootfd);
 	return err;
+}
+
+uint64_t scan_hang_limit_ms(uint64_t rescan_interval_ms)
+{
+	uint64_t three = rescan_interval_ms > UINT64_MAX / 3 ? UINT64_MAX : 3 * rescan_interval_ms;
+	return three > SCAN_HANG_MIN_MS ? three : SCAN_HANG_MIN_MS;
 }

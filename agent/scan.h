@@ -9,6 +9,9 @@
 #ifndef LOCKWARDEN_SCAN_H
 #define LOCKWARDEN_SCAN_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "clock.h"
 #include "site.h"
 
@@ -19,13 +22,37 @@
  * returns 0, or -ENOMEM. now (both clocks, read together when the scan
  * began) is stored as snap->scanned_ns and snap->scanned_mono_ms.
  *
- * prev (may be NULL) is the previous scan of the same root. A finished
- * record whose folder and status.xml still have the same inode, mtime and
- * size, and a lock file that is unchanged, are taken from it instead of
- * being read and parsed again: one stat instead of a dozen system calls per
- * record, on a share where each is a network round trip. Unfinished
- * records, the activity signals, are always read afresh. */
+ * prev (may be NULL) is the previous scan of the same root. On the share
+ * every lstat is a network round trip, so a scan re-reads only what can
+ * have changed since prev (snap->memo says what was done):
+ *  - locks/ or deployments/ is listed again only when its folder's lstat
+ *    changed (an entry created, removed or renamed changes the folder's
+ *    mtime and ctime) or the last listing has not settled (it was taken
+ *    less than SCAN_SETTLE_MS after that lstat was first seen: a change in
+ *    the same tick of the share's clock leaves the same mtime);
+ *  - in a kept listing, what Kudu rewrites in place is looked at every
+ *    scan: the lock folder and its info.lock, the lock files, pending,
+ *    active, and the folder, status.xml and log.log of every unfinished
+ *    record;
+ *  - a finished record changes again only when it is redeployed: its
+ *    status.xml is rewritten in place, and every status.xml save bumps
+ *    deployments/active. So finished records' status.xml are checked only
+ *    when active's lstat changed (or has not settled);
+ *  - with full, without prev, or SCAN_FULL_EVERY_MS after the last full
+ *    scan, everything is re-checked (the previous rule: one lstat of each
+ *    entry, and status.xml of each finished record). The agent acts only
+ *    on a full scan.
+ * A lock file, or a record whose lstats are all unchanged, is taken from
+ * prev instead of being read and parsed again. */
+#define SCAN_SETTLE_MS 2000ULL
+#define SCAN_FULL_EVERY_MS (10 * 60 * 1000ULL)
 int scan_site(const char *root, const struct clock_now *now, const struct site_snapshot *prev,
-	      struct site_snapshot *snap);
+	      bool full, struct site_snapshot *snap);
+
+/* How long a scan (or a cleanup) may take before the share counts as not
+ * answering: max(3 x rescan_interval, 10 s). A share under load is slow
+ * for a moment; one that misses three rescans in a row is out. */
+#define SCAN_HANG_MIN_MS 10000ULL
+uint64_t scan_hang_limit_ms(uint64_t rescan_interval_ms);
 
 #endif

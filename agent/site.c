@@ -24,6 +24,12 @@ struct site_entry *site_add_entry(struct site_snapshot *snap)
 		snap->cap_entries = cap;
 	}
 	struct site_entry *e = &snap->entries[snap->n_entries++];
+	site_entry_clear(e);
+	return e;
+}
+
+void site_entry_clear(struct site_entry *e)
+{
 	memset(e, 0, sizeof(*e));
 	e->info_err = -ENOENT;
 	e->lock_err = -ENOENT;
@@ -34,7 +40,6 @@ struct site_entry *site_add_entry(struct site_snapshot *snap)
 	e->status.received_ns = KUDU_TIME_NONE;
 	e->status.start_ns = KUDU_TIME_NONE;
 	e->status.end_ns = KUDU_TIME_NONE;
-	return e;
 }
 
 void site_snapshot_free(struct site_snapshot *snap)

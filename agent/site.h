@@ -60,6 +60,20 @@ struct site_entry {
 	struct kudu_status status;
 };
 
+/* What scan.c carries from one scan to the next so that an idle rescan
+ * re-reads only what can have changed (scan.h); index by enum site_area. */
+struct site_scan_memo {
+	bool full;                  /* this scan re-read everything */
+	uint64_t full_ms;           /* monotonic time of the last full scan */
+	uint64_t area_seen_ms[2];   /* when the area's current lstat was first seen */
+	bool area_settled[2];       /* its listing was taken SCAN_SETTLE_MS after that */
+	size_t area_foreign[2];     /* its foreign entries (n_foreign's share) */
+	uint64_t area_foreign_sum[2];
+	struct site_stat active;    /* deployments/active: bumped on every status.xml save */
+	uint64_t active_seen_ms;
+	bool active_settled;        /* finished records were checked SCAN_SETTLE_MS after */
+};
+
 struct site_snapshot {
 	int64_t scanned_ns;             /* wall clock when the scan began */
 	uint64_t scanned_mono_ms;       /* the monotonic clock at the same instant */
@@ -90,6 +104,8 @@ struct site_snapshot {
 	 * changing still counts as a change. */
 	size_t n_foreign;
 	uint64_t foreign_sum;
+
+	struct site_scan_memo memo;
 };
 
 #define SITE_MAX_ENTRIES 100000
@@ -104,6 +120,8 @@ uint64_t site_foreign_hash(enum site_area area, const char *name, const struct s
 /* Appends a zeroed entry (parse fields set to -ENOENT); NULL when out of
  * memory or full. */
 struct site_entry *site_add_entry(struct site_snapshot *snap);
+/* Zeroes an entry, parse fields set to -ENOENT, as site_add_entry does. */
+void site_entry_clear(struct site_entry *e);
 void site_snapshot_free(struct site_snapshot *snap);
 
 /* The relative path of an entry, "locks/<name>" or "deployments/<name>". */

@@ -20,6 +20,10 @@ when interrupted). What is measured:
   recovery                 from the death of a deployment to the next
                            successful deploy, and the 409s meanwhile, with
                            and without lockwarden (recovery.py).
+  metadata calls           stat/open/getdents calls (each a round trip on the
+                           share) per rescan on 300 finished deployments,
+                           idle and while one runs, counted with strace -f -c
+                           (--baseline BINARY counts another build beside it).
 
 The lock-expiry scenario uses stuck_after 2h, not 1h: its tree is aged
 1 h, and a tree exactly stuck_after old is stuck by age at once, which would
@@ -42,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import recovery  # the deploys-to-recovery figure, against the Kudu stand-in
@@ -683,6 +688,354 @@ def bench_scan_time(bench):
         agent.stop()
 
 
+# ---- metadata calls per rescan (issue 12) ----------------------------------------
+
+META_RECORDS = 300
+META_RESCAN_MS = 1000
+META_IDLE_BUDGET = 12          # per idle rescan, whatever the history
+META_PER_RUNNING_RECORD = 3    # on top, per unfinished record while one runs
+# The calls that cost a round trip to the server on a network share.
+METADATA_SYSCALLS = frozenset((
+    "open", "openat", "openat2", "stat", "lstat", "fstat", "newfstatat", "statx",
+    "getdents", "getdents64", "readlink", "readlinkat", "access", "faccessat",
+    "faccessat2"))
+
+
+def scans_logged(agent):
+    n = 0
+    for line in agent.log_text().splitlines():
+        if " scan " in line and " done:" in line:
+            try:
+                n = max(n, int(line.split(" scan ", 1)[1].split(" ", 1)[0]))
+            except ValueError:
+                pass
+    return n
+
+
+def strace_window(pid, options, out_path, window_s):
+    """Runs `strace OPTIONS -o out_path -p pid` (every thread, -f) for
+    window_s seconds; False when strace cannot attach here."""
+    tracer = subprocess.Popen(["strace", "-f"] + options + ["-o", out_path, "-p", str(pid)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    # Attached once the kernel names a tracer for the process.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open("/proc/%d/status" % pid) as f:
+            if any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f):
+                break
+        if tracer.poll() is not None:
+            return False
+        time.sleep(0.01)
+    else:
+        tracer.kill()
+        tracer.wait()
+        return False
+    time.sleep(window_s)  # the window is the measurement itself
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(10)
+    return True
+
+
+def strace_counts(pid, window_s, out_path):
+    """{syscall: calls} of every thread of pid over window_s seconds
+    (`strace -f -c -p`), or None when strace cannot attach here."""
+    if not strace_window(pid, ["-c"], out_path, window_s):
+        return None
+    counts = {}
+    with open(out_path) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                try:
+                    counts[fields[-1]] = int(fields[3])
+                except ValueError:
+                    pass
+    return counts
+
+
+def metadata_per_scan(bench, binary, name, site, window_s):
+    """(metadata calls per rescan, rescans in the window, {syscall: calls})."""
+    saved = bench.binary
+    bench.binary = binary
+    try:
+        agent = Agent(bench, name, site, {"scan.rescan_interval": "%dms" % META_RESCAN_MS,
+                                          "policy.stuck_after": "1h", "policy.quiet_period": "1h"},
+                      notify=False, verbose=True)
+    finally:
+        bench.binary = saved
+    try:
+        agent.wait_ready()
+        # Let the listings settle (scan.h): the steady state is measured.
+        deadline = time.monotonic() + 10
+        while scans_logged(agent) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = scans_logged(agent)
+        counts = strace_counts(agent.pid, window_s, os.path.join(agent.dir, "strace.txt"))
+        scans = scans_logged(agent) - first
+    finally:
+        agent.stop()
+    if counts is None or scans <= 0:
+        return None
+    meta = sum(v for k, v in counts.items() if k in METADATA_SYSCALLS)
+    return meta / scans, scans, {k: v for k, v in counts.items() if k in METADATA_SYSCALLS}
+
+
+def add_running_deployment(site):
+    """A deployment in progress: the lock folder and one unfinished temp
+    record; returns its log.log, which the caller appends to."""
+    now_ns = time.time_ns()
+    write(os.path.join(site, "locks/deployment/info.lock"), info_lock(now_ns + 1500 * S))
+    dep = "temp-0be4c000"
+    write(os.path.join(site, "deployments", dep, "status.xml"),
+          status_xml(dep, "Building", now_ns, is_temp=True))
+    log = os.path.join(site, "deployments", dep, "log.log")
+    write(log, log_line(now_ns, "Fetching changes."))
+    return log
+
+
+def bench_metadata(bench):
+    """Metadata calls (stat, open, getdents: each a round trip on the share)
+    per rescan on a site with a long history, counted with strace -f -c:
+    idle, and while a deployment runs (its log growing)."""
+    if not shutil.which("strace"):
+        print("metadata calls: skipped (strace is not installed: apt-get install strace)")
+        bench.row("metadata calls per idle rescan", "skipped (no strace)")
+        return
+    window_s = 8 if bench.args.quick else 20
+    print("metadata calls: %d finished deployments, rescan every %d ms, %d s windows under "
+          "strace -f -c" % (META_RECORDS, META_RESCAN_MS, window_s))
+    binaries = [("", bench.binary)]
+    if bench.args.baseline:
+        binaries.append((" (baseline)", os.path.abspath(bench.args.baseline)))
+    for label, binary in binaries:
+        site = bench.fresh(os.path.join(bench.work, "meta"))
+        make_history_site(site, META_RECORDS, seed=300)
+        idle = metadata_per_scan(bench, binary, "meta-idle%d" % bench.serial, site, window_s)
+        if idle is None:
+            print("  skipped: strace cannot attach here (ptrace not allowed?)")
+            bench.row("metadata calls per idle rescan" + label, "skipped (strace cannot attach)")
+            return
+        per_scan, scans, calls = idle
+        print("  idle%s: %.1f per rescan over %d rescans (%s)" % (
+            label, per_scan, scans, ", ".join("%s %d" % kv for kv in sorted(calls.items()))))
+        bench.row("metadata calls per idle rescan, %d records%s" % (META_RECORDS, label),
+                  "%.1f" % per_scan, "<= %d" % META_IDLE_BUDGET,
+                  verdict(per_scan, META_IDLE_BUDGET))
+        bench.row("  per idle minute at 5 s rescans%s" % label, "%.0f" % (per_scan * 12))
+
+        log = add_running_deployment(site)
+        stop = threading.Event()
+
+        def grow():
+            while not stop.wait(0.5):
+                with open(log, "a") as f:
+                    f.write(log_line(time.time_ns(), "Building..."))
+        writer = threading.Thread(target=grow, daemon=True)
+        writer.start()
+        try:
+            running = metadata_per_scan(bench, binary, "meta-run%d" % bench.serial, site, window_s)
+        finally:
+            stop.set()
+            writer.join()
+        if running:
+            budget = META_IDLE_BUDGET + META_PER_RUNNING_RECORD
+            print("  running%s: %.1f per rescan over %d rescans (%s)" % (
+                label, running[0], running[1],
+                ", ".join("%s %d" % kv for kv in sorted(running[2].items()))))
+            bench.row("  while a deployment runs (1 unfinished record)%s" % label,
+                      "%.1f" % running[0], "<= %d" % budget, verdict(running[0], budget))
+
+
+# ---- the peers: what users run instead (issue 12) ---------------------------------
+
+PEER_PACE_S = 5               # the default rescan_interval, for everyone
+PEER_STUCK_MIN = 15           # stuck_after, as find's -mmin
+
+# The loop a user writes from the manual procedure: every pass, look for
+# anything Kudu touched in the last 15 minutes; if nothing was and the lock
+# folder is there, clear the leftovers.
+FIND_LOOP = r"""
+site=$1; pace=$2
+while :; do
+    recent=$(find "$site/locks" "$site/deployments" -mmin -%d -print | head -n 1)
+    if [ -z "$recent" ] && [ -d "$site/locks/deployment" ]; then
+        rm -rf "$site/locks/deployment" "$site/locks/status.lock" "$site/deployments/pending"
+        find "$site/deployments" -maxdepth 1 -name 'temp-*' -exec rm -rf {} +
+    fi
+    sleep "$pace"
+done
+""" % PEER_STUCK_MIN
+
+MONIT_RC = """set daemon %(pace)d
+set logfile %(dir)s/monit.log
+set pidfile %(dir)s/monit.pid
+set idfile %(dir)s/monit.id
+set statefile %(dir)s/monit.state
+check directory lock with path %(site)s/locks/deployment
+    if timestamp > %(stuck)d minutes then exec "/bin/sh %(dir)s/cleanup.sh"
+check directory deployments with path %(site)s/deployments
+    if changed timestamp then alert
+check file status_lock with path %(site)s/locks/status.lock
+    if changed timestamp then alert
+check file pending with path %(site)s/deployments/pending
+    if changed timestamp then alert
+check file active with path %(site)s/deployments/active
+    if changed timestamp then alert
+"""
+
+
+def proc_cpu_s(pid, children=True):
+    """utime + stime (+ the reaped children's) of pid, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def ensure_monit():
+    """The monit binary, installed with apt-get as make check installs
+    what it needs (as root only), or (None, why not)."""
+    found = shutil.which("monit") or (os.path.exists("/usr/bin/monit") and "/usr/bin/monit")
+    if found:
+        return found, None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None, "monit is not installed (apt-get install monit, as root)"
+    r = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "monit"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    found = shutil.which("monit") or (os.path.exists("/usr/bin/monit") and "/usr/bin/monit")
+    if not found:
+        return None, "apt-get install monit failed: %s" % (r.stderr.strip().splitlines() or ["?"])[-1]
+    return found, None
+
+
+def share_calls(pid, window_s, out_path, site):
+    """Metadata calls on the site's tree (the share) by pid and all it
+    starts, over window_s: `strace -f -y` prints the path behind every
+    descriptor, so calls on /proc, libraries and the like are left out."""
+    if not strace_window(pid, ["-y", "-qq", "-e", "trace=%file,fstat,getdents64"], out_path,
+                         window_s):
+        return None
+    n = 0
+    with open(out_path, errors="replace") as f:
+        for line in f:
+            fields = line.split(None, 1)
+            call = fields[-1].split("(", 1)[0] if fields else ""
+            if call in METADATA_SYSCALLS and site in line:
+                n += 1
+    return n
+
+
+def measure_peer(bench, name, argv, window_s, site):
+    """Runs argv: (CPU seconds over one window_s window, metadata calls on
+    the site over another, under strace, which would slow what it traces
+    and so is kept out of the CPU window, VmRSS of its long-lived process),
+    or None if it did not run."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(1.0)  # a start-up allowance, not a measurement
+        if proc.poll() is not None:
+            return None
+        cpu0 = proc_cpu_s(proc.pid)
+        time.sleep(window_s)
+        cpu1 = proc_cpu_s(proc.pid)
+        rss = memory(proc.pid)["VmRSS"]
+        calls = share_calls(proc.pid, window_s, os.path.join(bench.work, "%s.strace" % name), site)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+    if calls is None:
+        return None
+    return cpu1 - cpu0, calls, rss
+
+
+def bench_peers(bench):
+    """lockwarden beside what users run instead, on the same tree (300
+    finished deployments), at the same 5 s pace, in the same run: idle CPU
+    per minute and metadata calls per idle minute."""
+    window_s = 20 if bench.args.quick else 60
+    print("peers: %d finished deployments, everyone every %d s, %d s idle windows (CPU, then "
+          "metadata calls on the tree under strace -f -y)"
+          % (META_RECORDS, PEER_PACE_S, window_s))
+    if not shutil.which("strace"):
+        print("  skipped: strace is not installed")
+        bench.row("peers", "skipped (no strace)")
+        return
+    site = bench.fresh(os.path.join(bench.work, "peers"))
+    make_history_site(site, META_RECORDS, seed=301)
+    scale = 60.0 / window_s
+    results = []
+
+    agent = Agent(bench, "peer-lockwarden", site, {}, notify=False, verbose=True)
+    try:
+        agent.wait_ready()
+        # Two rescans: its listings have settled (scan.h), the steady state.
+        deadline = time.monotonic() + 3 * PEER_PACE_S
+        while scans_logged(agent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c0 = cpu_ns(agent.pid)[1]
+        time.sleep(window_s)
+        c1 = cpu_ns(agent.pid)[1]
+        rss = memory(agent.pid)["VmRSS"]
+        calls = share_calls(agent.pid, window_s, os.path.join(agent.dir, "share.strace"), site)
+    finally:
+        agent.stop()
+    if calls is not None:
+        results.append(("lockwarden", (c1 - c0) / MS * scale, calls * scale, rss))
+
+    loop = os.path.join(bench.work, "find-loop.sh")
+    write(loop, FIND_LOOP)
+    got = measure_peer(bench, "find-loop", ["/bin/sh", loop, site, str(PEER_PACE_S), os.devnull],
+                       window_s, site)
+    if got:
+        # (its RSS is the shell's; each pass's find comes and goes)
+        results.append(("find -mmin loop (sh)", got[0] * 1000 * scale, got[1] * scale, got[2]))
+
+    monit, why = ensure_monit()
+    if monit:
+        mdir = os.path.join(bench.work, "monit")
+        os.makedirs(mdir)
+        write(os.path.join(mdir, "cleanup.sh"), "exit 0\n")
+        rc = os.path.join(mdir, "monitrc")
+        write(rc, MONIT_RC % {"pace": PEER_PACE_S, "dir": mdir, "site": site,
+                              "stuck": PEER_STUCK_MIN})
+        os.chmod(rc, 0o600)
+
+        # -I: in the foreground; no `set httpd`, so it opens no port at all.
+        got = measure_peer(bench, "monit", [monit, "-I", "-c", rc], window_s, site)
+        if got:
+            results.append(("monit", got[0] * 1000 * scale, got[1] * scale, got[2]))
+        else:
+            why = "monit did not run (see %s)" % os.path.join(mdir, "monit.log")
+    if why:
+        print("  monit skipped: %s" % why)
+        bench.row("peer: monit", "skipped: %s" % why)
+    if shutil.which("incrond"):
+        print("  incron: not measured: it reacts to inotify events, which Kudu's writes on the"
+              " share never produce (it would never see a stuck deployment)")
+    else:
+        print("  incron: skipped (not installed; and it relies on inotify, blind on the share)")
+    if not results or results[0][0] != "lockwarden":
+        return
+    base_cpu, base_meta = results[0][1], results[0][2]
+    base_rss = results[0][3]
+    for name, cpu_ms, meta, rss in results:
+        print("  %-24s %8.1f ms CPU/min  %7.0f metadata calls on the tree/min  VmRSS %s"
+              % (name, cpu_ms, meta, kib(rss)))
+        bench.row("peer: %s, idle CPU per minute" % name, "%.1f ms" % cpu_ms,
+                  "", "x%.1f" % (cpu_ms / base_cpu) if base_cpu > 0 else "")
+        bench.row("peer: %s, metadata calls on the tree per minute" % name, "%.0f" % meta,
+                  "", "x%.1f" % (meta / base_meta) if base_meta > 0 else "")
+        bench.row("peer: %s, VmRSS" % name, kib(rss), "", "x%.1f" % (rss / base_rss))
+
+
 def print_table(bench):
     widths = [max(len(r[i]) for r in bench.rows + [("figure", "measured (min / median / max)",
                                                    "budget", "")]) for i in range(4)]
@@ -702,8 +1055,10 @@ def main():
                         help="a 20 s idle window (scaled to a minute) instead of 60 s, and 3 runs")
     parser.add_argument("--runs", type=int, default=None,
                         help="runs of each reaction scenario (default 5, 3 with --quick)")
+    parser.add_argument("--baseline", metavar="BINARY",
+                        help="also count another build's metadata calls (e.g. one built from main)")
     parser.add_argument("--only", choices=("local", "blind", "footprint", "junk", "scan",
-                                           "recovery"),
+                                           "metadata", "peers", "recovery"),
                         action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args()
@@ -724,6 +1079,7 @@ def main():
             os.cpu_count() or 0, os.uname().release))
         parts = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
                  ("footprint", bench_footprint), ("junk", bench_junk), ("scan", bench_scan_time),
+                 ("metadata", bench_metadata), ("peers", bench_peers),
                  ("recovery", recovery.bench_recovery))
         for name, fn in parts:
             if not args.only or name in args.only:

@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "hookq.h"
+#include "incident.h"
 #include "log.h"
 #include "notify.h"
 #include "policy.h"
@@ -49,6 +50,10 @@ struct scan_job {
 	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
 	struct site_snapshot snap;
+	char claim_dir[PATH_MAX];
+	struct claim_view claim;  /* looked at after the listing (see scan_work) */
+	const struct incident_notes *prev_notes; /* read-only while the job runs */
+	struct incident_notes notes;
 };
 
 struct prune_job {
@@ -73,6 +78,10 @@ struct agent {
 	uv_signal_t sigterm, sigint, sighup;
 	struct watch_set watches;
 	struct hookq hooks;       /* when the hook runs */
+	struct incident inc;      /* the claim shared with the other instances */
+	bool kudu_work;           /* the last decision had Kudu leftovers to remove */
+	struct incident_notes notes; /* the archive's sessions, as the last scan saw them */
+	bool notes_known;         /* a first scan set what was cleared before this agent */
 
 	unsigned generation;      /* bumped when the site root changes */
 	struct scan_job *scan;    /* the scan in flight, if any */
@@ -109,6 +118,59 @@ static uint64_t mono_now_ms(struct agent *a)
 static void request_scan(struct agent *a);
 static void begin_shutdown(struct agent *a, int exit_code);
 
+static bool site_scope(const struct agent *a)
+{
+	return strcmp(a->cfg.hook_scope, "instance") != 0;
+}
+
+/* ---- the incident's claim ----------------------------------------------------- */
+
+/* After each decision and hook: what the incident still needs. */
+static void settle(struct agent *a)
+{
+	struct incident *inc = &a->inc;
+
+	if (!incident_held(inc) || a->reap || a->kudu_work)
+		return;
+	/* An incident taken over after its removals: the hook the dead owner
+	 * did not start is still due, exactly once. */
+	if (site_scope(a) && a->cfg.hook_command[0] && inc->mine.n_removed &&
+	    !inc->mine.hook_started && !inc->hook_queued && !a->opt.once) {
+		inc->hook_queued = true;
+		hookq_add_list(&a->hooks, inc->mine.removed, inc->mine.n_removed,
+			       "finishing an incident taken over from another instance",
+			       inc->mine.incident);
+	}
+	if (!hookq_busy(&a->hooks))
+		incident_settle(inc);
+}
+
+/* An incident cleared on the share (by any instance, this one too). */
+static void on_incident_cleared(struct incident *inc, const struct incident_note *note)
+{
+	struct agent *a = container_of(inc, struct agent, inc);
+	char reason[160];
+
+	if (site_scope(a)) {
+		/* The site's cooldown, as this agent saw it begin. */
+		if (strcmp(note->instance, a->instance) != 0)
+			hookq_seen_elsewhere(&a->hooks, mono_now_ms(a));
+		return;
+	}
+	if (!a->cfg.hook_command[0] || a->opt.once || a->stopping)
+		return;
+	snprintf(reason, sizeof(reason), "incident %s cleared by instance %s", note->incident,
+		 note->instance);
+	log_info("%s; running this instance's hook", reason);
+	hookq_add_list(&a->hooks, "", 0, reason, note->incident);
+}
+
+static int on_hook_starting(struct hookq *q)
+{
+	struct agent *a = container_of(q, struct agent, hooks);
+	return site_scope(a) ? incident_hook_starting(&a->inc) : 0;
+}
+
 /* ---- the hook -------------------------------------------------------------- */
 
 static void on_hook_run_done(struct hookq *q, bool failed)
@@ -118,6 +180,10 @@ static void on_hook_run_done(struct hookq *q, bool failed)
 	if (a->stopping) {
 		begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
 		return;
+	}
+	if (!a->opt.once) {
+		settle(a);
+		request_scan(a); /* the incident may be over */
 	}
 	if (a->opt.once) {
 		/* The hook's outcome never hides the cleanup's: a partial
@@ -162,9 +228,30 @@ static void reap_after(uv_work_t *req, int status)
 		cleanup_log(job, *last_failure, &out);
 		*last_failure = out.failure_plan;
 	}
+	if (status == 0 && !job->sweep) {
+		for (size_t i = 0; i < job->n; i++) {
+			char path[NAME_MAX + 32];
+			if (job->results[i].err != 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", job->targets[i].area,
+				 job->targets[i].name);
+			incident_removed(&a->inc, path);
+		}
+	}
 	if (status == 0 && !a->stopping && !job->sweep) {
-		if (out.any_removed && a->cfg.hook_command[0])
+		/* Instance scope: every instance, this one too, runs its hook
+		 * once the incident is cleared (settle); --once cannot wait. */
+		if (out.any_removed && a->cfg.hook_command[0] && (site_scope(a) || a->opt.once)) {
 			hookq_add(&a->hooks, job);
+			a->inc.hook_queued = true;
+		}
+		/* Everything went: the incident ends now, unless its hook is
+		 * due (then when the hook is over). Otherwise the next scan
+		 * says what is left. */
+		if (out.any_removed && !out.any_failed && !out.abandoned) {
+			a->kudu_work = false;
+			settle(a);
+		}
 		else if (out.any_removed)
 			log_info("cleanup done; no hook configured");
 	}
@@ -191,13 +278,15 @@ static void reap_after(uv_work_t *req, int status)
  * (sweep true: emptied and removed, nothing to archive). The two run side by
  * side, so emptying a large record never delays the next cleanup. */
 static void start_job(struct agent *a, const struct site_snapshot *snap,
-		      const struct policy_decision *d, bool sweep)
+		      const struct policy_decision *d, bool sweep, int claim_err)
 {
 	struct cleanup_settings settings = {
 		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
 		.instance = a->instance,
 		/* --once finishes everything before it exits. */
 		.finish_folders = a->opt.once,
+		.claim_fd = sweep ? -1 : a->inc.fd, .claim_err = sweep ? 0 : claim_err,
+		.incident = a->inc.mine.incident,
 	};
 	int err;
 	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
@@ -264,6 +353,11 @@ static void scan_work(uv_work_t *req)
 	 * wall-clock jump. */
 	clock_read(&now);
 	job->err = scan_site(job->root, &now, job->prev, &job->snap);
+	/* After the listing: an owner claims before it renames anything
+	 * aside, so trash listed while no claim exists is nobody's work in
+	 * progress. */
+	claim_look(job->claim_dir, &job->claim);
+	incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -281,6 +375,26 @@ static void set_status(struct agent *a, const struct policy_decision *d)
 		notify_status(status);
 	}
 	snprintf(a->last_status, sizeof(a->last_status), "%s", status);
+}
+
+/* The decision's removals: Kudu's leftovers need the incident's claim; our
+ * own trash is swept only while no other instance is at work. */
+static void act(struct agent *a, const struct site_snapshot *snap, const struct policy_decision *d)
+{
+	const char *names[64];
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_removals; i++)
+		if (snap->entries[d->removals[i]].kind != KUDU_NAME_TRASH && n < 64)
+			names[n++] = snap->entries[d->removals[i]].name;
+	a->kudu_work = n > 0;
+	if (n > 0 && !a->reap) {
+		int err = 0;
+		enum incident_turn turn = incident_claim(&a->inc, cleanup_plan_hash(names, n, NULL), &err);
+		if (turn != INCIDENT_OTHERS)
+			start_job(a, snap, d, false, err);
+	}
+	if (!a->sweep && (incident_held(&a->inc) || a->inc.seen.err == -ENOENT))
+		start_job(a, snap, d, true, 0);
 }
 
 static void on_decide_timer(uv_timer_t *t)
@@ -314,16 +428,15 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		a->was_blocked = d.blocked;
 	}
 	set_status(a, &d);
+	if (!d.act)
+		a->kudu_work = false;
 
 	bool once_final = a->opt.once && now_ms - a->watched.start_ms >= a->cfg.policy_quiet_period;
 	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
 		if (a->cfg.policy_dry_run) {
 			log_dry_run(a, snap, &d);
 		} else {
-			if (!a->reap)
-				start_job(a, snap, &d, false);
-			if (!a->sweep)
-				start_job(a, snap, &d, true);
+			act(a, snap, &d);
 		}
 	}
 	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
@@ -356,6 +469,8 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	else
 		uv_timer_stop(&a->decide_timer);
 	policy_decision_free(&d);
+	if (!a->stopping && !a->cfg.policy_dry_run)
+		settle(a);
 }
 
 static void forget_last_snapshot(struct agent *a)
@@ -405,6 +520,18 @@ static void scan_after(uv_work_t *req, int status)
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->watched, &job->snap, now_ms))
 				log_debug("the site tree changed");
+			if (incident_observe(&a->inc, &job->claim, now_ms) && site_scope(a))
+				hookq_seen_elsewhere(&a->hooks, now_ms);
+			if (!a->cfg.policy_dry_run && incident_take_over_expired(&a->inc, now_ms))
+				a->scan_again = true; /* judged afresh, not from this scan */
+			if (!a->cfg.policy_dry_run) {
+				incident_learn(&a->inc, &a->notes, &job->notes, !a->notes_known,
+					       on_incident_cleared);
+				a->notes_known = true;
+				incident_notes_free(&a->notes);
+				a->notes = job->notes;
+				memset(&job->notes, 0, sizeof(job->notes));
+			}
 			decide(a, &job->snap, now_ms);
 		} else if (a->opt.once) {
 			/* One pass cannot wait for the share to come back. */
@@ -432,6 +559,7 @@ static void scan_after(uv_work_t *req, int status)
 		a->last_snap = keep;
 	}
 	site_snapshot_free(&job->snap);
+	incident_notes_free(&job->notes);
 	free(job);
 	if (a->stopping) {
 		begin_shutdown(a, a->exit_code);
@@ -459,6 +587,8 @@ static void request_scan(struct agent *a)
 	job->agent = a;
 	job->generation = a->generation;
 	job->prev = a->last_snap;
+	job->prev_notes = &a->notes;
+	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	a->last_scan_ms = mono_now_ms(a);
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);
 	int r = uv_queue_work(&a->loop, &job->req, scan_work, scan_after);
@@ -651,6 +781,8 @@ static void begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
 	hookq_close(&a->hooks);
+	incident_close(&a->inc, site_scope(a) && a->cfg.hook_command[0] && a->inc.mine.n_removed &&
+				!a->inc.mine.hook_started);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -709,6 +841,9 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));
 	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, on_hook_run_done);
+	a->hooks.starting = on_hook_starting;
+	snprintf(a->hooks.instance, sizeof(a->hooks.instance), "%s", a->instance);
+	incident_init(&a->inc, &a->loop, &a->cfg, a->instance);
 	watch_init(&a->watches, &a->loop, on_watch_event);
 	watch_set_root(&a->watches, a->cfg.site_root);
 	if (start_signal(a, &a->sigterm, SIGTERM) < 0 || start_signal(a, &a->sigint, SIGINT) < 0 ||
@@ -739,6 +874,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	int code = a->exit_code;
 	log_debug("stopped");
 	forget_last_snapshot(a);
+	incident_notes_free(&a->notes);
 	config_free(&a->cfg);
 	free(a);
 	return code;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "archive.h"
+#include "claim.h"
 #include "clock.h"
 #include "log.h"
 
@@ -60,6 +61,9 @@ struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
 		goto oom;
 	snprintf(job->archive_dir, sizeof(job->archive_dir), "%s", s->archive_dir);
 	snprintf(job->instance, sizeof(job->instance), "%s", s->instance);
+	snprintf(job->incident, sizeof(job->incident), "%s", s->incident ? s->incident : "");
+	job->claim_fd = s->claim_fd;
+	job->claim_err = s->claim_err;
 	snprintf(job->root, sizeof(job->root), "%s", s->site_root);
 	job->started_ns = clock_wall_ns();
 	job->root_dev = snap->root.dev;
@@ -120,6 +124,18 @@ static bool archive_all(struct cleanup_job *job, struct archive_session *session
 	return any;
 }
 
+/* Another instance took the incident over (this agent stalled past the
+ * claim's expiry): it judges the tree afresh, so this cleanup must stop. */
+static bool lost_claim(struct cleanup_job *job)
+{
+	if (job->claim_fd < 0 || claim_still_ours(job->archive_dir, job->claim_fd) == 0)
+		return false;
+	if (!job->abandoned[0])
+		snprintf(job->abandoned, sizeof(job->abandoned),
+			 "the incident was taken over by another instance");
+	return true;
+}
+
 /* Removes the archived targets in order, checking the evidence before each. */
 static void remove_all(struct cleanup_job *job, struct archive_item *items, atomic_bool *cancel)
 {
@@ -134,6 +150,10 @@ static void remove_all(struct cleanup_job *job, struct archive_item *items, atom
 			refuse(res, items[i].archive_err, "not archived, so not removed: %s",
 			       items[i].archive_err == -ESTALE ? "changed since it was judged"
 							       : strerror(-items[i].archive_err));
+			continue;
+		}
+		if (lost_claim(job)) {
+			refuse(res, -ESTALE, "kept: the cleanup was abandoned (%s)", job->abandoned);
 			continue;
 		}
 		char why[200];
@@ -175,13 +195,25 @@ void cleanup_run(struct cleanup_job *job, atomic_bool *cancel)
 		snprintf(job->archive_error, sizeof(job->archive_error), "out of memory");
 		goto refuse_all;
 	}
+	if (job->claim_err) {
+		snprintf(job->archive_error, sizeof(job->archive_error),
+			 "cannot claim the incident in %s: %s", job->archive_dir,
+			 strerror(-job->claim_err));
+		goto refuse_all;
+	}
+	if (lost_claim(job)) {
+		remove_all(job, items, cancel); /* refuses each, with its reason */
+		free(items);
+		return;
+	}
 	if (archive_begin(job->archive_dir, job->instance, job->started_ns, &session,
 			  job->archive_error, sizeof(job->archive_error)) < 0)
 		goto refuse_all;
 	snprintf(job->archive_path, sizeof(job->archive_path), "%s", session.path);
 	bool any_archived = archive_all(job, &session, items);
 	struct archive_note note = {
-		.time_ns = job->started_ns, .instance = job->instance, .site_root = job->root,
+		.time_ns = job->started_ns, .instance = job->instance, .incident = job->incident,
+		.site_root = job->root,
 		.reason = job->reason, .deployment_id = job->deployment_id, .done = false,
 		.items = items, .n_items = job->n,
 	};

@@ -348,6 +348,11 @@ static int parse_value(const struct key_info *k, const char *text, union value *
 	}
 	switch (k->type) {
 	case KEY_STRING:
+		if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "scope") == 0 &&
+		    strcmp(text, "site") != 0 && strcmp(text, "instance") != 0) {
+			set_err(why, why_size, "not a scope (use site or instance)");
+			return -EINVAL;
+		}
 		v->str = strdup(text);
 		if (!v->str) {
 			set_err(why, why_size, "out of memory");

@@ -378,6 +378,8 @@ static void test_valid_full_file(void **state)
 	assert_string_equal(cfg.archive_dir, "/srv/archive");
 	assert_int_equal(cfg.archive_keep, 7 * 86400000ULL);
 	assert_int_equal(cfg.archive_dir_line, 24);
+	assert_int_equal(cfg.site_claim_expiry, 90000);
+	assert_string_equal(cfg.hook_scope, "instance");
 	assert_int_equal(cfg.archive_keep_line, 25);
 	config_free(&cfg);
 	assert_zeroed(&cfg);
@@ -642,6 +644,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_LOG_LEVEL=debug",
 		"LOCKWARDEN_ARCHIVE_DIR=/env/archive",
 		"LOCKWARDEN_ARCHIVE_KEEP=2d",
+		"LOCKWARDEN_SITE_CLAIM_EXPIRY=2m",
+		"LOCKWARDEN_HOOK_SCOPE=site",
 		NULL,
 	};
 	struct config cfg;
@@ -662,6 +666,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
 	assert_string_equal(cfg.archive_dir, "/env/archive");
 	assert_int_equal(cfg.archive_keep, 2 * 86400000ULL);
+	assert_int_equal(cfg.site_claim_expiry, 120000);
+	assert_string_equal(cfg.hook_scope, "site");
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);

@@ -165,6 +165,12 @@ static void on_incident_cleared(struct incident *inc, const struct incident_note
 	hookq_add_list(&a->hooks, "", 0, reason, note->incident);
 }
 
+/* On the cleanup's worker thread. */
+static void on_removed(void *ctx, const char *path)
+{
+	incident_removed(ctx, path);
+}
+
 static int on_hook_starting(struct hookq *q)
 {
 	struct agent *a = container_of(q, struct agent, hooks);
@@ -228,16 +234,6 @@ static void reap_after(uv_work_t *req, int status)
 		cleanup_log(job, *last_failure, &out);
 		*last_failure = out.failure_plan;
 	}
-	if (status == 0 && !job->sweep) {
-		for (size_t i = 0; i < job->n; i++) {
-			char path[NAME_MAX + 32];
-			if (job->results[i].err != 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", job->targets[i].area,
-				 job->targets[i].name);
-			incident_removed(&a->inc, path);
-		}
-	}
 	if (status == 0 && !a->stopping && !job->sweep) {
 		/* Instance scope: every instance, this one too, runs its hook
 		 * once the incident is cleared (settle); --once cannot wait. */
@@ -287,6 +283,7 @@ static void start_job(struct agent *a, const struct site_snapshot *snap,
 		.finish_folders = a->opt.once,
 		.claim_fd = sweep ? -1 : a->inc.fd, .claim_err = sweep ? 0 : claim_err,
 		.incident = a->inc.mine.incident,
+		.on_removed = sweep ? NULL : on_removed, .ctx = &a->inc,
 	};
 	int err;
 	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
@@ -875,6 +872,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	log_debug("stopped");
 	forget_last_snapshot(a);
 	incident_notes_free(&a->notes);
+	incident_free(&a->inc);
 	config_free(&a->cfg);
 	free(a);
 	return code;

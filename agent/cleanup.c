@@ -64,6 +64,8 @@ struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
 	snprintf(job->incident, sizeof(job->incident), "%s", s->incident ? s->incident : "");
 	job->claim_fd = s->claim_fd;
 	job->claim_err = s->claim_err;
+	job->on_removed = s->on_removed;
+	job->ctx = s->ctx;
 	snprintf(job->root, sizeof(job->root), "%s", s->site_root);
 	job->started_ns = clock_wall_ns();
 	job->root_dev = snap->root.dev;
@@ -166,6 +168,11 @@ static void remove_all(struct cleanup_job *job, struct archive_item *items, atom
 		}
 		reap_run(job->root, job->root_dev, job->root_ino, t, 1, cancel, res);
 		items[i].result = res;
+		if (res->err == 0 && job->on_removed) {
+			char path[NAME_MAX + 32];
+			snprintf(path, sizeof(path), "%s/%s", t->area, t->name);
+			job->on_removed(job->ctx, path);
+		}
 		if (res->err == 0) {
 			evidence_forget(&job->evidence,
 					strcmp(t->area, "locks") == 0 ? SITE_AREA_LOCKS

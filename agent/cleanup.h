@@ -39,6 +39,10 @@ struct cleanup_settings {
 	int claim_fd;             /* -1: none held */
 	int claim_err;            /* the claim could not be made: nothing is done */
 	const char *incident;
+	/* Called on the worker thread right after each removal, so that the
+	 * claim says what went before anything else happens. */
+	void (*on_removed)(void *ctx, const char *path);
+	void *ctx;
 };
 
 struct cleanup_job {
@@ -59,6 +63,8 @@ struct cleanup_job {
 	char incident[64];
 	int claim_fd;
 	int claim_err;
+	void (*on_removed)(void *ctx, const char *path);
+	void *ctx;
 	int64_t started_ns;
 	uint64_t plan;            /* a hash of the targets' names */
 

@@ -16,7 +16,16 @@
 #include "kudu.h"
 #include "log.h"
 
+static void renew_locked(struct incident *inc);
+
 static void renew(struct incident *inc)
+{
+	uv_mutex_lock(&inc->lock);
+	renew_locked(inc);
+	uv_mutex_unlock(&inc->lock);
+}
+
+static void renew_locked(struct incident *inc)
 {
 	if (inc->fd < 0)
 		return;
@@ -52,7 +61,10 @@ int incident_init(struct incident *inc, uv_loop_t *loop, const struct config *cf
 	inc->cfg = cfg;
 	inc->fd = -1;
 	snprintf(inc->instance, sizeof(inc->instance), "%s", instance);
-	return uv_timer_init(loop, &inc->renew_timer);
+	int r = uv_mutex_init(&inc->lock);
+	if (r == 0)
+		r = uv_timer_init(loop, &inc->renew_timer);
+	return r;
 }
 
 bool incident_held(const struct incident *inc)
@@ -193,10 +205,12 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 
 void incident_removed(struct incident *inc, const char *path)
 {
-	if (!incident_held(inc))
-		return;
-	claim_add_removed(&inc->mine, path);
-	renew(inc);
+	uv_mutex_lock(&inc->lock);
+	if (incident_held(inc)) {
+		claim_add_removed(&inc->mine, path);
+		renew_locked(inc);
+	}
+	uv_mutex_unlock(&inc->lock);
 }
 
 int incident_hook_starting(struct incident *inc)
@@ -210,15 +224,17 @@ int incident_hook_starting(struct incident *inc)
 	int r = claim_still_ours(inc->dir, inc->fd);
 	if (r < 0)
 		return r;
+	uv_mutex_lock(&inc->lock);
 	/* Said on the share before the spawn: an owner that dies after this
 	 * line never has its hook repeated by the instance that takes over. */
 	inc->mine.hook_started = true;
 	inc->mine.seq++;
 	r = claim_rewrite(inc->fd, &inc->mine);
-	if (r < 0) {
+	if (r < 0)
 		inc->mine.hook_started = false;
+	uv_mutex_unlock(&inc->lock);
+	if (r < 0)
 		return r;
-	}
 	inc->hook_marked = true;
 	snprintf(inc->hook_seen, sizeof(inc->hook_seen), "%s", inc->mine.incident);
 	return 0;
@@ -263,6 +279,11 @@ void incident_close(struct incident *inc, bool hook_still_due)
 		}
 	}
 	uv_close((uv_handle_t *)&inc->renew_timer, on_closed);
+}
+
+void incident_free(struct incident *inc)
+{
+	uv_mutex_destroy(&inc->lock);
 }
 
 /* ---- what the archive tells every instance --------------------------------- */

@@ -33,6 +33,9 @@ enum incident_turn {
 
 struct incident {
 	uv_timer_t renew_timer;
+	/* mine and the writes of the claim: a cleanup records its removals
+	 * from its worker thread while the loop renews. */
+	uv_mutex_t lock;
 	uv_loop_t *loop;
 	const struct config *cfg;     /* the owner's, current after a reload */
 	char instance[32];
@@ -74,7 +77,7 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 
 bool incident_held(const struct incident *inc);
 
-/* A cleanup of this incident removed area/name. */
+/* A cleanup of this incident removed path (any thread). */
 void incident_removed(struct incident *inc, const char *path);
 
 /* Right before the site-scope hook starts: 0 to start it, 1 when it was
@@ -89,6 +92,8 @@ void incident_settle(struct incident *inc);
 /* At shutdown: releases the claim unless the incident still needs its
  * site-scope hook (then another instance takes over after the expiry). */
 void incident_close(struct incident *inc, bool hook_still_due);
+/* After the loop ended. */
+void incident_free(struct incident *inc);
 
 
 /* ---- what the archive tells every instance --------------------------------- */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "clock.h"
 #include "kudu.h"
 
 #define CLAIM_MAGIC "lockwarden-claim 1"
@@ -203,6 +204,7 @@ static void look_at(int dir_fd, const char *name, struct claim_view *v)
 	}
 	v->dev = st.st_dev;
 	v->ino = st.st_ino;
+	v->mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	v->hash = stat_hash(&st);
 	/* A FIFO blocks an open and a device node's open has effects: only a
 	 * regular file is ever opened. */
@@ -336,20 +338,73 @@ void claim_release(const char *dir, int fd)
 	close(fd);
 }
 
+/* Writes c under a name of this instance's, ready to be swapped in. */
+static int prepare(int dfd, const char *name, const struct claim *c, int *fd_out)
+{
+	unlinkat(dfd, name, 0);
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, c);
+	if (r < 0) {
+		unlinkat(dfd, name, 0);
+		close(fd);
+		return r;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
 int claim_replace(const char *dir, const struct claim_view *seen, const char *instance,
 		  const struct claim *c, int *fd_out)
 {
-	char aside[NAME_MAX + 1];
+	char aside[NAME_MAX + 1], fresh[NAME_MAX + 1];
 	struct claim_view now;
+	int fd = -1, r;
 	int dfd = open_dir(dir);
 	if (dfd < 0)
 		return dfd;
 	snprintf(aside, sizeof(aside), "%s-stale-%s", CLAIM_NAME, instance);
-	/* Renamed aside first, then compared: between our look and this
-	 * rename its owner may have renewed it, or another agent replaced it
-	 * already. Only the very content we watched expire is removed. */
+	snprintf(fresh, sizeof(fresh), "%s-new-%s", CLAIM_NAME, instance);
+
+	/* Where the filesystem can, the new claim is swapped in for the old in
+	 * one step, so no other agent ever finds the name free and starts a
+	 * fresh incident that would not know what the old owner did. What
+	 * came out is then compared with what we watched expire: another
+	 * agent's newer claim is swapped back. */
+	r = prepare(dfd, fresh, c, &fd);
+	if (r < 0) {
+		close(dfd);
+		return r;
+	}
+	if (renameat2(dfd, fresh, dfd, CLAIM_NAME, RENAME_EXCHANGE) == 0) {
+		look_at(dfd, fresh, &now);
+		if (now.hash == seen->hash && now.ino == seen->ino && now.dev == seen->dev) {
+			unlinkat(dfd, fresh, 0);
+			close(dfd);
+			*fd_out = fd;
+			return 0;
+		}
+		if (renameat2(dfd, fresh, dfd, CLAIM_NAME, RENAME_EXCHANGE) == 0)
+			unlinkat(dfd, fresh, 0);
+		close(fd);
+		close(dfd);
+		return -EAGAIN;
+	}
+	r = -errno;
+	unlinkat(dfd, fresh, 0);
+	close(fd);
+	if (r == -ENOENT) {
+		close(dfd);
+		return r;
+	}
+
+	/* No exchange here (some network and FUSE filesystems): renamed
+	 * aside first, then compared. Between our look and this rename its
+	 * owner may have renewed it, or another agent replaced it already:
+	 * only the very content we watched expire is removed. */
 	if (renameat(dfd, CLAIM_NAME, dfd, aside) < 0) {
-		int r = -errno;
+		r = -errno;
 		close(dfd);
 		return r;
 	}

@@ -55,6 +55,7 @@ struct claim_view {
 	uint64_t hash;               /* of the content, or of lstat when unread */
 	dev_t dev;
 	ino_t ino;
+	int64_t mtime_ns;            /* by the share's clock: when it was last written */
 };
 
 static inline bool claim_view_hostile(const struct claim_view *v)

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "archive.h"
+#include "claim.h"
 #include "clock.h"
 #include "jsonw.h"
 #include "log.h"
@@ -79,6 +80,58 @@ static const char *type_word(mode_t t)
 	case S_IFLNK: return "symlink";
 	default: return "other";
 	}
+}
+
+/* The incident's claim (claim.h): who is at work on an incident now. */
+static void print_claim_text(const struct config *cfg, int64_t now_ns, FILE *out)
+{
+	struct claim_view v;
+	char expires[40], age[16];
+
+	claim_look(cfg->archive_dir, &v);
+	fprintf(out, "\nincident claim (%s/%s): ", cfg->archive_dir, CLAIM_NAME);
+	if (v.err == -ENOENT) {
+		fprintf(out, "none\n");
+		return;
+	}
+	if (v.err < 0) {
+		fprintf(out, "%s; not trusted, replaced by an agent once it saw it unchanged for "
+			"[site] claim_expiry\n", claim_describe(&v));
+		return;
+	}
+	fmt_age_s(clock_sub_ns(now_ns, v.mtime_ns) / CLOCK_NS_PER_S, age, sizeof(age));
+	kudu_format_time(v.c.expires_ns, "-", expires, sizeof(expires));
+	fprintf(out, "incident %s, owner %s, renewed %s ago (%llu renewals), expires %s by the "
+		"owner's clock; %u removal%s, site hook %s\n", v.c.incident, v.c.instance, age,
+		(unsigned long long)v.c.seq, expires, v.c.n_removed, v.c.n_removed == 1 ? "" : "s",
+		v.c.hook_started ? "started" : "not started");
+}
+
+static void print_claim_json(const struct config *cfg, FILE *out)
+{
+	struct claim_view v;
+
+	claim_look(cfg->archive_dir, &v);
+	if (v.err == -ENOENT) {
+		fputs("null", out);
+		return;
+	}
+	if (v.err < 0) {
+		fputs("{\"trusted\": false, \"why\": ", out);
+		jsonw_string(out, claim_describe(&v));
+		fputs("}", out);
+		return;
+	}
+	fputs("{\"trusted\": true, \"incident\": ", out);
+	jsonw_string(out, v.c.incident);
+	fputs(", \"owner\": ", out);
+	jsonw_string(out, v.c.instance);
+	fputs(", \"renewed\": ", out);
+	jsonw_time(out, v.mtime_ns);
+	fputs(", \"expires\": ", out);
+	jsonw_time(out, v.c.expires_ns);
+	fprintf(out, ", \"renewals\": %llu, \"removed\": %u, \"hook_started\": %s}",
+		(unsigned long long)v.c.seq, v.c.n_removed, v.c.hook_started ? "true" : "false");
 }
 
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
@@ -155,7 +208,9 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		}
 		fputs("}", out);
 	}
-	fprintf(out, "\n  ],\n  \"foreign_count\": %zu,\n  \"history\": [\n", snap->n_foreign);
+	fprintf(out, "\n  ],\n  \"foreign_count\": %zu,\n  \"claim\": ", snap->n_foreign);
+	print_claim_json(cfg, out);
+	fputs(",\n  \"history\": [\n", out);
 	archive_list(cfg->archive_dir, out, true, REPORT_HISTORY_MAX);
 	fputs("  ]\n}\n", out);
 }
@@ -219,6 +274,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "the running agent removes them once it has itself watched the tree for %s"
 			" (quiet_period) without a change.\n", quiet);
 	}
+	print_claim_text(cfg, snap->scanned_ns, out);
 	fprintf(out, "\npast cleanups, newest first (from %s):\n", cfg->archive_dir);
 	int listed = archive_list(cfg->archive_dir, out, false, REPORT_HISTORY_MAX);
 	if (listed == 0 || listed == -ENOENT)

@@ -6,7 +6,9 @@ instance. An owner killed at each step of its work still leaves the incident
 fully cleared with exactly one site-scope hook; a claim file that is not ours
 is never followed or trusted."""
 
+import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 
 from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, Pause, age_tree, archive_dir_for,
                       build_stuck_site, clean_env, gone, make_file_lock, make_lock,
-                      make_pending, make_record, start_agent, wait_for, write_config)
+                      make_pending, make_record, run_cli, start_agent, wait_for, write_config)
 
 CLAIM = ".lockwarden-claim"
 INSTANCES = ["inst0aaaaaaa", "inst1bbbbbbb", "inst2ccccccc"]
@@ -90,6 +92,10 @@ def test_twenty_incidents_three_agents(site, hook, agents, tmp_path, scope, per_
     assert claim_gone(cfg)
 
 
+def run_instance(hook):
+    return hook.runs()[0]["LOCKWARDEN_INSTANCE"]
+
+
 def kill_owner_then_check(agents, site, cfg, hook, tmp_path, owner, pause=None,
                           hook_runs_before=0):
     """The owner dies (SIGKILL); two other agents finish the incident."""
@@ -127,7 +133,20 @@ def test_owner_killed_before_the_hook(site, hook, agents, tmp_path, pause_shim, 
     owner = start(agents, cfg, 0, env=pause.env())
     pause.wait_paused(detail=owner.tail)
     assert not claim_gone(cfg), "the owner works without a claim"
+    # report shows who is at work on the incident.
+    r = run_cli(["report", "-c", cfg])
+    assert re.search(r"incident claim .*: incident \S+, owner inst0aaaaaaa, renewed", r.stdout), \
+        r.stdout
+    claim = json.loads(run_cli(["report", "-c", cfg, "--json"]).stdout)["claim"]
+    assert claim["owner"] == "inst0aaaaaaa" and claim["trusted"] is True
     kill_owner_then_check(agents, site, cfg, hook, tmp_path, owner, pause)
+    # Past incidents name the instance that handled them.
+    history = json.loads(run_cli(["report", "-c", cfg, "--json"]).stdout)["history"]
+    done = {h["instance"] for h in history if h["state"] == "done"}
+    if where == "after removal, before the hook":
+        assert done == set(), "the owner died before completing its note; the taker removed nothing"
+    else:
+        assert done == {run_instance(hook)}
     run = hook.runs()[0]
     assert run["LOCKWARDEN_INSTANCE"] != INSTANCES[0][:12]
     if where == "after removal, before the hook":

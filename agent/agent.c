@@ -353,7 +353,9 @@ static void scan_work(uv_work_t *req)
 	/* After the listing: an owner claims before it renames anything
 	 * aside, so trash listed while no claim exists is nobody's work in
 	 * progress. */
-	claim_look(job->claim_dir, &job->claim);
+	char claim[PATH_MAX];
+	claim_path_for(job->claim_dir, claim, sizeof(claim));
+	claim_look(claim, &job->claim);
 	incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
 }
 

@@ -176,10 +176,32 @@ const char *claim_describe(const struct claim_view *v)
 	}
 }
 
-static int open_dir(const char *dir)
+void claim_path_for(const char *archive_dir, char *out, size_t size)
 {
+	snprintf(out, size, "%s/%s", archive_dir, CLAIM_NAME);
+}
+
+/* The folder that holds path, opened, and path's last component. */
+static int open_parent(const char *path, char *name, size_t name_size)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash || !slash[1] || strlen(slash + 1) >= name_size)
+		return -EINVAL;
+	snprintf(name, name_size, "%s", slash + 1);
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+static int make_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	return archive_make_dirs(dir);
 }
 
 static uint64_t stat_hash(const struct stat *st)
@@ -244,15 +266,16 @@ static void look_at(int dir_fd, const char *name, struct claim_view *v)
 	v->err = claim_parse(buf, (size_t)got, &v->c);
 }
 
-void claim_look(const char *dir, struct claim_view *v)
+void claim_look(const char *path, struct claim_view *v)
 {
-	int dfd = open_dir(dir);
+	char name[NAME_MAX + 1];
+	int dfd = open_parent(path, name, sizeof(name));
 	if (dfd < 0) {
 		memset(v, 0, sizeof(*v));
 		v->err = dfd == -ENOENT ? -ENOENT : dfd;
 		return;
 	}
-	look_at(dfd, CLAIM_NAME, v);
+	look_at(dfd, name, v);
 	close(dfd);
 }
 
@@ -275,15 +298,16 @@ static int write_all(int fd, const struct claim *c)
 	return 0;
 }
 
-int claim_create(const char *dir, const struct claim *c, int *fd_out)
+int claim_create(const char *path, const struct claim *c, int *fd_out)
 {
-	int r = archive_make_dirs(dir);
+	char name[NAME_MAX + 1];
+	int r = make_parent(path);
 	if (r < 0)
 		return r;
-	int dfd = open_dir(dir);
+	int dfd = open_parent(path, name, sizeof(name));
 	if (dfd < 0)
 		return dfd;
-	int fd = openat(dfd, CLAIM_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
 		close(dfd);
@@ -291,7 +315,7 @@ int claim_create(const char *dir, const struct claim *c, int *fd_out)
 	}
 	r = write_all(fd, c);
 	if (r < 0) {
-		unlinkat(dfd, CLAIM_NAME, 0);
+		unlinkat(dfd, name, 0);
 		close(fd);
 		close(dfd);
 		return r;
@@ -306,16 +330,17 @@ int claim_rewrite(int fd, const struct claim *c)
 	return write_all(fd, c);
 }
 
-int claim_still_ours(const char *dir, int fd)
+int claim_still_ours(const char *path, int fd)
 {
 	struct stat mine, there;
-	int dfd = open_dir(dir);
+	char name[NAME_MAX + 1];
+	int dfd = open_parent(path, name, sizeof(name));
 	if (dfd < 0)
 		return dfd;
 	int r = 0;
 	if (fstat(fd, &mine) < 0)
 		r = -errno;
-	else if (fstatat(dfd, CLAIM_NAME, &there, AT_SYMLINK_NOFOLLOW) < 0)
+	else if (fstatat(dfd, name, &there, AT_SYMLINK_NOFOLLOW) < 0)
 		r = -ESTALE;
 	/* nlink 0: ours was removed, and a new file may have its inode number. */
 	else if (mine.st_nlink == 0 || mine.st_dev != there.st_dev || mine.st_ino != there.st_ino)
@@ -324,14 +349,15 @@ int claim_still_ours(const char *dir, int fd)
 	return r;
 }
 
-void claim_release(const char *dir, int fd)
+void claim_release(const char *path, int fd)
 {
 	if (fd < 0)
 		return;
-	if (claim_still_ours(dir, fd) == 0) {
-		int dfd = open_dir(dir);
+	if (claim_still_ours(path, fd) == 0) {
+		char name[NAME_MAX + 1];
+		int dfd = open_parent(path, name, sizeof(name));
 		if (dfd >= 0) {
-			unlinkat(dfd, CLAIM_NAME, 0);
+			unlinkat(dfd, name, 0);
 			close(dfd);
 		}
 	}
@@ -355,17 +381,17 @@ static int prepare(int dfd, const char *name, const struct claim *c, int *fd_out
 	return 0;
 }
 
-int claim_replace(const char *dir, const struct claim_view *seen, const char *instance,
+int claim_replace(const char *path, const struct claim_view *seen, const char *instance,
 		  const struct claim *c, int *fd_out)
 {
-	char aside[NAME_MAX + 1], fresh[NAME_MAX + 1];
+	char name[NAME_MAX + 1], aside[NAME_MAX + 1], fresh[NAME_MAX + 1];
 	struct claim_view now;
 	int fd = -1, r;
-	int dfd = open_dir(dir);
+	int dfd = open_parent(path, name, sizeof(name));
 	if (dfd < 0)
 		return dfd;
-	snprintf(aside, sizeof(aside), "%s-stale-%s", CLAIM_NAME, instance);
-	snprintf(fresh, sizeof(fresh), "%s-new-%s", CLAIM_NAME, instance);
+	snprintf(aside, sizeof(aside), "%.200s-stale-%s", name, instance);
+	snprintf(fresh, sizeof(fresh), "%.200s-new-%s", name, instance);
 
 	/* Where the filesystem can, the new claim is swapped in for the old in
 	 * one step, so no other agent ever finds the name free and starts a
@@ -377,7 +403,7 @@ int claim_replace(const char *dir, const struct claim_view *seen, const char *in
 		close(dfd);
 		return r;
 	}
-	if (renameat2(dfd, fresh, dfd, CLAIM_NAME, RENAME_EXCHANGE) == 0) {
+	if (renameat2(dfd, fresh, dfd, name, RENAME_EXCHANGE) == 0) {
 		look_at(dfd, fresh, &now);
 		if (now.hash == seen->hash && now.ino == seen->ino && now.dev == seen->dev) {
 			unlinkat(dfd, fresh, 0);
@@ -385,7 +411,7 @@ int claim_replace(const char *dir, const struct claim_view *seen, const char *in
 			*fd_out = fd;
 			return 0;
 		}
-		if (renameat2(dfd, fresh, dfd, CLAIM_NAME, RENAME_EXCHANGE) == 0)
+		if (renameat2(dfd, fresh, dfd, name, RENAME_EXCHANGE) == 0)
 			unlinkat(dfd, fresh, 0);
 		close(fd);
 		close(dfd);
@@ -403,7 +429,7 @@ int claim_replace(const char *dir, const struct claim_view *seen, const char *in
 	 * aside first, then compared. Between our look and this rename its
 	 * owner may have renewed it, or another agent replaced it already:
 	 * only the very content we watched expire is removed. */
-	if (renameat(dfd, CLAIM_NAME, dfd, aside) < 0) {
+	if (renameat(dfd, name, dfd, aside) < 0) {
 		r = -errno;
 		close(dfd);
 		return r;
@@ -411,7 +437,7 @@ int claim_replace(const char *dir, const struct claim_view *seen, const char *in
 	look_at(dfd, aside, &now);
 	bool same = now.hash == seen->hash && now.ino == seen->ino && now.dev == seen->dev;
 	if (!same) {
-		if (renameat2(dfd, aside, dfd, CLAIM_NAME, RENAME_NOREPLACE) < 0) {
+		if (renameat2(dfd, aside, dfd, name, RENAME_NOREPLACE) < 0) {
 			/* A new claim was made meanwhile; the one aside belonged
 			 * to an owner that will see it lost it (claim_still_ours). */
 			unlinkat(dfd, aside, 0);
@@ -421,5 +447,5 @@ int claim_replace(const char *dir, const struct claim_view *seen, const char *in
 	}
 	unlinkat(dfd, aside, 0);
 	close(dfd);
-	return claim_create(dir, c, fd_out);
+	return claim_create(path, c, fd_out);
 }

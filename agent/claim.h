@@ -2,10 +2,12 @@
  *
  * Every scaled-out instance mounts the same /home and runs its own agent on
  * the same files. Before an agent archives, removes or runs a site-scope
- * hook it holds the claim: the file CLAIM_NAME in the archive folder
- * (/home/LogFiles/lockwarden, on the share, lockwarden's own folder: Kudu
- * never looks there, the scan never lists it, so it can neither be taken
- * for Kudu's nor count as deployment activity). It is created with
+ * hook it holds the claim: CLAIM_NAME in the archive folder
+ * (/home/LogFiles/lockwarden/.lockwarden-claim: on the share, in
+ * lockwarden's own folder, which the service may write; outside the site
+ * tree, so Kudu never looks at it and the scan never lists it - it can be
+ * neither taken for Kudu's nor count as deployment activity, and a session
+ * name it never has). It is created with
  * O_CREAT|O_EXCL, which is atomic on SMB/CIFS and FUSE: of several agents
  * deciding at the same moment, exactly one gets it.
  *
@@ -71,28 +73,31 @@ void claim_add_removed(struct claim *c, const char *path);
 /* A short description of a view's err, for messages. */
 const char *claim_describe(const struct claim_view *v);
 
-/* Looks at dir/CLAIM_NAME without following a link and without opening
- * anything but a regular file (O_NOFOLLOW|O_NONBLOCK, size-capped). */
-void claim_look(const char *dir, struct claim_view *v);
+/* The claim's path for an archive folder: "<archive_dir>/.lockwarden-claim". */
+void claim_path_for(const char *archive_dir, char *out, size_t size);
 
-/* Creates the claim (dir made first, like the archive's). *fd_out stays
+/* Looks at the claim at path without following a link and without opening
+ * anything but a regular file (O_NOFOLLOW|O_NONBLOCK, size-capped). */
+void claim_look(const char *path, struct claim_view *v);
+
+/* Creates the claim at path (its folder made first, like the archive's). *fd_out stays
  * open for renewals. -EEXIST when someone holds one. */
-int claim_create(const char *dir, const struct claim *c, int *fd_out);
+int claim_create(const char *path, const struct claim *c, int *fd_out);
 
 /* Rewrites the held claim in place. */
 int claim_rewrite(int fd, const struct claim *c);
 
-/* 0 when dir/CLAIM_NAME is still the file fd holds, -ESTALE otherwise. */
-int claim_still_ours(const char *dir, int fd);
+/* 0 when path is still the file fd holds, -ESTALE otherwise. */
+int claim_still_ours(const char *path, int fd);
 
 /* Removes the held claim if it is still ours; closes fd either way. */
-void claim_release(const char *dir, int fd);
+void claim_release(const char *path, int fd);
 
 /* Replaces what was seen (an expired or hostile claim) with c: the old one
  * is renamed aside, compared with what was seen, and only then removed; if
  * it changed meanwhile it is put back and -EAGAIN returned. -ENOENT when it
  * is already gone (another agent took over first). */
-int claim_replace(const char *dir, const struct claim_view *seen, const char *instance,
+int claim_replace(const char *path, const struct claim_view *seen, const char *instance,
 		  const struct claim *c, int *fd_out);
 
 #endif

@@ -130,7 +130,11 @@ static bool archive_all(struct cleanup_job *job, struct archive_session *session
  * claim's expiry): it judges the tree afresh, so this cleanup must stop. */
 static bool lost_claim(struct cleanup_job *job)
 {
-	if (job->claim_fd < 0 || claim_still_ours(job->archive_dir, job->claim_fd) == 0)
+	char path[PATH_MAX];
+	if (job->claim_fd < 0)
+		return false;
+	claim_path_for(job->archive_dir, path, sizeof(path));
+	if (claim_still_ours(path, job->claim_fd) == 0)
 		return false;
 	if (!job->abandoned[0])
 		snprintf(job->abandoned, sizeof(job->abandoned),
@@ -204,7 +208,7 @@ void cleanup_run(struct cleanup_job *job, atomic_bool *cancel)
 	}
 	if (job->claim_err) {
 		snprintf(job->archive_error, sizeof(job->archive_error),
-			 "cannot claim the incident in %s: %s", job->archive_dir,
+			 "cannot claim the incident beside %s: %s", job->archive_dir,
 			 strerror(-job->claim_err));
 		goto refuse_all;
 	}

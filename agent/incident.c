@@ -32,11 +32,11 @@ static void renew_locked(struct incident *inc)
 	inc->mine.seq++;
 	inc->mine.expires_ns = clock_add_ns(clock_wall_ns(),
 					    (int64_t)inc->cfg->site_claim_expiry * CLOCK_NS_PER_MS);
-	int r = claim_still_ours(inc->dir, inc->fd);
+	int r = claim_still_ours(inc->path, inc->fd);
 	if (r == 0)
 		r = claim_rewrite(inc->fd, &inc->mine);
 	if (r < 0)
-		log_warning("claim %s/%s for incident %s: %s", inc->dir, CLAIM_NAME,
+		log_warning("claim %s for incident %s: %s", inc->path,
 			    inc->mine.incident,
 			    r == -ESTALE ? "taken over by another instance" : strerror(-r));
 }
@@ -87,8 +87,10 @@ bool incident_observe(struct incident *inc, const struct claim_view *v, uint64_t
 	 * either; only the same bad content on two looks is reported. */
 	if (same && claim_view_hostile(v) && inc->said_hostile != v->hash) {
 		inc->said_hostile = v->hash;
-		log_warning("claim %s/%s is %s: not trusted; waited out for [site] claim_expiry, "
-			    "then replaced", inc->cfg->archive_dir, CLAIM_NAME, claim_describe(v));
+		char path[PATH_MAX];
+		claim_path_for(inc->cfg->archive_dir, path, sizeof(path));
+		log_warning("claim %s is %s: not trusted; waited out for [site] claim_expiry, "
+			    "then replaced", path, claim_describe(v));
 	}
 	if (v->err == 0 && v->c.hook_started && strcmp(v->c.incident, inc->hook_seen) != 0) {
 		snprintf(inc->hook_seen, sizeof(inc->hook_seen), "%s", v->c.incident);
@@ -119,7 +121,7 @@ static void new_claim(struct incident *inc, uint64_t fingerprint)
 static void now_held(struct incident *inc, int fd)
 {
 	inc->fd = fd;
-	snprintf(inc->dir, sizeof(inc->dir), "%s", inc->cfg->archive_dir);
+	claim_path_for(inc->cfg->archive_dir, inc->path, sizeof(inc->path));
 	start_renewing(inc);
 }
 
@@ -141,11 +143,12 @@ bool incident_take_over_expired(struct incident *inc, uint64_t now)
 		inc->mine.hook_started = v->c.hook_started;
 	}
 	int fd = -1;
-	int r = claim_replace(inc->cfg->archive_dir, v, inc->instance, &inc->mine, &fd);
+	char path[PATH_MAX];
+	claim_path_for(inc->cfg->archive_dir, path, sizeof(path));
+	int r = claim_replace(path, v, inc->instance, &inc->mine, &fd);
 	if (r < 0) {
 		if (r != -EAGAIN && r != -ENOENT && r != -EEXIST)
-			log_warning("cannot replace the expired claim %s/%s: %s", inc->cfg->archive_dir,
-				    CLAIM_NAME, strerror(-r));
+			log_warning("cannot replace the expired claim %s: %s", path, strerror(-r));
 		inc->seen_known = false;
 		return false;
 	}
@@ -158,8 +161,8 @@ bool incident_take_over_expired(struct incident *inc, uint64_t now)
 			    (unsigned long long)((now - inc->seen_since_ms) / 1000), v->c.n_removed,
 			    v->c.n_removed == 1 ? "" : "s", v->c.hook_started ? "started" : "not started");
 	else
-		log_warning("replaced %s/%s (%s) after it did not change for %llu s; judging the tree "
-			    "afresh", inc->cfg->archive_dir, CLAIM_NAME, claim_describe(v),
+		log_warning("replaced %s (%s) after it did not change for %llu s; judging the tree "
+			    "afresh", path, claim_describe(v),
 			    (unsigned long long)((now - inc->seen_since_ms) / 1000));
 	inc->seen_known = false;
 	return true;
@@ -169,7 +172,7 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 {
 	*err = 0;
 	if (incident_held(inc)) {
-		int r = claim_still_ours(inc->dir, inc->fd);
+		int r = claim_still_ours(inc->path, inc->fd);
 		if (r == 0)
 			return INCIDENT_OURS;
 		log_warning("lost the claim on incident %s: %s", inc->mine.incident,
@@ -189,7 +192,9 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 	}
 	new_claim(inc, fingerprint);
 	int fd = -1;
-	int r = claim_create(inc->cfg->archive_dir, &inc->mine, &fd);
+	char path[PATH_MAX];
+	claim_path_for(inc->cfg->archive_dir, path, sizeof(path));
+	int r = claim_create(path, &inc->mine, &fd);
 	if (r == -EEXIST) {
 		inc->seen_known = false; /* the next scan shows whose it is */
 		return INCIDENT_OTHERS;
@@ -199,7 +204,7 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 		return INCIDENT_NO_CLAIM;
 	}
 	now_held(inc, fd);
-	log_info("claimed incident %s (%s/%s)", inc->mine.incident, inc->dir, CLAIM_NAME);
+	log_info("claimed incident %s (%s)", inc->mine.incident, inc->path);
 	return INCIDENT_OURS;
 }
 
@@ -221,7 +226,7 @@ int incident_hook_starting(struct incident *inc)
 	 * that failed (out of descriptors): the retry is still ours to make. */
 	if (inc->mine.hook_started)
 		return inc->hook_marked ? 0 : 1;
-	int r = claim_still_ours(inc->dir, inc->fd);
+	int r = claim_still_ours(inc->path, inc->fd);
 	if (r < 0)
 		return r;
 	uv_mutex_lock(&inc->lock);
@@ -243,7 +248,7 @@ int incident_hook_starting(struct incident *inc)
 static void release(struct incident *inc)
 {
 	uv_timer_stop(&inc->renew_timer);
-	claim_release(inc->dir, inc->fd);
+	claim_release(inc->path, inc->fd);
 	inc->fd = -1;
 }
 

@@ -39,7 +39,7 @@ struct incident {
 	uv_loop_t *loop;
 	const struct config *cfg;     /* the owner's, current after a reload */
 	char instance[32];
-	char dir[PATH_MAX];           /* where the held claim is */
+	char path[PATH_MAX];          /* where the held claim is */
 
 	/* The claim as this agent last saw it, and since when (monotonic). */
 	struct claim_view seen;

@@ -88,8 +88,10 @@ static void print_claim_text(const struct config *cfg, int64_t now_ns, FILE *out
 	struct claim_view v;
 	char expires[40], age[16];
 
-	claim_look(cfg->archive_dir, &v);
-	fprintf(out, "\nincident claim (%s/%s): ", cfg->archive_dir, CLAIM_NAME);
+	char path[PATH_MAX];
+	claim_path_for(cfg->archive_dir, path, sizeof(path));
+	claim_look(path, &v);
+	fprintf(out, "\nincident claim (%s): ", path);
 	if (v.err == -ENOENT) {
 		fprintf(out, "none\n");
 		return;
@@ -110,8 +112,10 @@ static void print_claim_text(const struct config *cfg, int64_t now_ns, FILE *out
 static void print_claim_json(const struct config *cfg, FILE *out)
 {
 	struct claim_view v;
+	char path[PATH_MAX];
 
-	claim_look(cfg->archive_dir, &v);
+	claim_path_for(cfg->archive_dir, path, sizeof(path));
+	claim_look(path, &v);
 	if (v.err == -ENOENT) {
 		fputs("null", out);
 		return;

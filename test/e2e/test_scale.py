@@ -19,7 +19,6 @@ from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, Pause, age_tree, a
                       build_stuck_site, clean_env, gone, make_file_lock, make_lock,
                       make_pending, make_record, run_cli, start_agent, wait_for, write_config)
 
-CLAIM = ".lockwarden-claim"
 INSTANCES = ["inst0aaaaaaa", "inst1bbbbbbb", "inst2ccccccc"]
 EXPIRY = "2s"
 
@@ -41,8 +40,13 @@ def sessions(cfg):
     return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
 
 
+def claim_path(cfg):
+    """In the archive folder, never a session's name."""
+    return archive_dir_for(cfg) / ".lockwarden-claim"
+
+
 def claim_gone(cfg):
-    return not os.path.lexists(archive_dir_for(cfg) / CLAIM)
+    return not os.path.lexists(claim_path(cfg))
 
 
 def new_incident(root, n):
@@ -171,9 +175,8 @@ def test_owner_killed_while_the_hook_runs(site, hook, agents, tmp_path):
 def test_hostile_claim_is_never_trusted(site, hook, agents, tmp_path, outside, kind):
     build_stuck_site(site)
     cfg = config(tmp_path, site, hook)
-    archive = archive_dir_for(cfg)
-    archive.mkdir()
-    claim = archive / CLAIM
+    archive_dir_for(cfg).mkdir()
+    claim = claim_path(cfg)
     target = outside / "precious"
     target.write_text("not lockwarden's\n")
     if kind == "symlink":

@@ -583,7 +583,9 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	}
 	value = copy;
 	k = find_key(section, name);
-	if (!k || k->type != KEY_STRING) {
+	/* Only the hook's command is the rest of the line verbatim (the
+	 * shell's ; and #); a comment may follow any other value. */
+	if (!k || k->type != KEY_STRING || strcmp(k->name, "command") != 0) {
 		value[inline_comment_at(value)] = '\0';
 		value = trim(value);
 	}

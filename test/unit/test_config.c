@@ -533,6 +533,8 @@ static void test_file_errors(void **state)
 		  "2: [policy] dry_run = 'maybe': not a boolean (use true or false)" },
 		{ "bad-level.ini", -EINVAL,
 		  "2: [log] level = 'verbose': not a log level (use debug, info, warning or error)" },
+		{ "bad-scope.ini", -EINVAL,
+		  "2: [hook] scope = 'everywhere': not a scope (use site or instance)" },
 		{ "relative-path.ini", -EINVAL,
 		  "2: [site] root = 'home/site': must be an absolute path" },
 		{ "empty-path.ini", -EINVAL, "2: [site] root = '': must be an absolute path" },

@@ -53,6 +53,7 @@ struct scan_job {
 	char claim_dir[PATH_MAX];
 	struct claim_view claim;  /* looked at after the listing (see scan_work) */
 	const struct incident_notes *prev_notes; /* read-only while the job runs */
+	bool read_notes;
 	struct incident_notes notes;
 };
 
@@ -356,7 +357,10 @@ static void scan_work(uv_work_t *req)
 	char claim[PATH_MAX];
 	claim_path_for(job->claim_dir, claim, sizeof(claim));
 	claim_look(claim, &job->claim);
-	incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
+	/* One pass (--once) runs no instance-scope hook and keeps no
+	 * cooldown: it need not read the archive's notes. */
+	if (job->read_notes)
+		incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -587,6 +591,7 @@ static void request_scan(struct agent *a)
 	job->generation = a->generation;
 	job->prev = a->last_snap;
 	job->prev_notes = &a->notes;
+	job->read_notes = !a->opt.once && !a->cfg.policy_dry_run;
 	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	a->last_scan_ms = mono_now_ms(a);
 	snprintf(job->root, sizeof(job->root), "%s", a->cfg.site_root);

@@ -64,12 +64,10 @@ def tails(started):
     return lambda: "\n".join(f"== {a.name}\n{a.tail(15)}" for a in started)
 
 
-@pytest.mark.parametrize("scope,per_incident", [("site", 1), ("instance", 3)])
-def test_twenty_incidents_three_agents(site, hook, agents, tmp_path, scope, per_incident):
-    cfg = config(tmp_path, site, hook, scope)
-    build_stuck_site(site)
-    started = [start(agents, cfg, i) for i in range(3)]
-    for n in range(1, 21):
+def run_incidents(site, hook, cfg, started, count, per_incident, scope):
+    """count consecutive incidents (the first already in the tree), each
+    cleared, hooked and its claim gone before the next; then the counts."""
+    for n in range(1, count + 1):
         # The first incident is there before the agents start.
         leftovers = STUCK_LEFTOVERS if n == 1 else new_incident(site, n)
         wait_for(lambda: gone(site, leftovers), ACT_TIMEOUT_S, f"incident {n} cleared",
@@ -81,11 +79,11 @@ def test_twenty_incidents_three_agents(site, hook, agents, tmp_path, scope, per_
     for a in started:
         a.wait_fresh_scans(2)
     runs = hook.runs()
-    assert len(runs) == 20 * per_incident
+    assert len(runs) == count * per_incident
     incidents = {}
     for r in runs:
         incidents.setdefault(r["LOCKWARDEN_INCIDENT"], []).append(r["LOCKWARDEN_INSTANCE"])
-    assert len(incidents) == 20
+    assert len(incidents) == count
     for who in incidents.values():
         assert len(who) == per_incident
         if scope == "instance":
@@ -94,6 +92,49 @@ def test_twenty_incidents_three_agents(site, hook, agents, tmp_path, scope, per_
     for area in ("locks", "deployments"):
         assert not [p for p in (site / area).iterdir() if p.name.startswith(".lockwarden")]
     assert claim_gone(cfg)
+    return incidents
+
+
+@pytest.mark.parametrize("scope,per_incident", [("site", 1), ("instance", 3)])
+def test_twenty_incidents_three_agents(site, hook, agents, tmp_path, scope, per_incident):
+    build_stuck_site(site)
+    cfg = config(tmp_path, site, hook, scope)
+    started = [start(agents, cfg, i) for i in range(3)]
+    run_incidents(site, hook, cfg, started, 20, per_incident, scope)
+
+
+def faketime_env(offset, env=None):
+    """libfaketime moves this agent's wall clock only (its monotonic clock,
+    which claims are judged by, stays the host's)."""
+    lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+    if not os.path.exists(lib):
+        pytest.skip("libfaketime is not installed (apt-get install libfaketime)")
+    env = dict(env or clean_env())
+    env["LD_PRELOAD"] = (env.get("LD_PRELOAD", "") + " " + lib).strip()
+    env.update(FAKETIME=offset, DONT_FAKE_MONOTONIC="1", FAKETIME_DONT_RESET="1")
+    return env
+
+
+@pytest.mark.parametrize("scope,per_incident", [("site", 1), ("instance", 3)])
+def test_one_clock_two_hours_off_changes_nothing(site, hook, agents, tmp_path, scope,
+                                                 per_incident):
+    build_stuck_site(site)
+    cfg = config(tmp_path, site, hook, scope)
+    started = [start(agents, cfg, 0, env=faketime_env("+2h")), start(agents, cfg, 1),
+               start(agents, cfg, 2, env=faketime_env("-2h"))]
+    run_incidents(site, hook, cfg, started, 6, per_incident, scope)
+
+
+def test_a_dead_owner_whose_clock_is_ahead_is_still_taken_over(site, hook, agents, tmp_path,
+                                                                pause_shim):
+    """Its claim says it expires 2 h from now by our clock: only what this
+    agent watched counts."""
+    build_stuck_site(site)
+    cfg = config(tmp_path, site, hook)
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-status.lock")
+    owner = start(agents, cfg, 0, env=faketime_env("+2h", pause.env()))
+    pause.wait_paused(detail=owner.tail)
+    kill_owner_then_check(agents, site, cfg, hook, tmp_path, owner, pause)
 
 
 def run_instance(hook):

@@ -183,8 +183,8 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 		return INCIDENT_OTHERS;
 	}
 	if (inc->seen_known && inc->seen.err != -ENOENT) {
-		if (inc->seen.err == 0 && inc->said_other != inc->seen.hash) {
-			inc->said_other = inc->seen.hash;
+		if (inc->seen.err == 0 && strcmp(inc->said_other, inc->seen.c.incident) != 0) {
+			snprintf(inc->said_other, sizeof(inc->said_other), "%s", inc->seen.c.incident);
 			log_info("incident %s is instance %s's; leaving it to it", inc->seen.c.incident,
 				 inc->seen.c.instance);
 		}

@@ -46,7 +46,7 @@ struct incident {
 	uint64_t seen_since_ms;
 	bool seen_known;
 	uint64_t said_hostile;        /* the hostile claim already reported */
-	uint64_t said_other;          /* the foreign claim already logged */
+	char said_other[64];          /* the other instance's incident already logged */
 	char hook_seen[64];           /* the incident whose site hook start was seen */
 	char learnt[16][64];          /* incidents learnt from the archive (a ring) */
 	unsigned learnt_next;

@@ -108,9 +108,10 @@ static void new_claim(struct incident *inc, uint64_t fingerprint)
 		snprintf(stamp, sizeof(stamp), "00000000T000000Z");
 	memset(&inc->mine, 0, sizeof(inc->mine));
 	snprintf(inc->mine.instance, sizeof(inc->mine.instance), "%s", inc->instance);
-	/* The pid tells two incidents of one instance in the same second apart. */
-	snprintf(inc->mine.incident, sizeof(inc->mine.incident), "%s-%s-%ld", stamp,
-		 inc->instance, (long)getpid() % 100000);
+	/* The pid and a count tell apart two incidents of one instance in the
+	 * same second (a restarted agent, or two quick incidents). */
+	snprintf(inc->mine.incident, sizeof(inc->mine.incident), "%s-%s-%ld.%u", stamp,
+		 inc->instance, (long)getpid() % 100000, ++inc->claims_made);
 	inc->mine.fingerprint = fingerprint;
 	inc->mine.expires_ns = clock_add_ns(clock_wall_ns(),
 					    (int64_t)inc->cfg->site_claim_expiry * CLOCK_NS_PER_MS);

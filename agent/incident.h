@@ -56,6 +56,7 @@ struct incident {
 	struct claim mine;
 	bool hook_queued;             /* a site hook is queued for it */
 	bool hook_marked;             /* this agent said "started" in the claim */
+	unsigned claims_made;         /* for the incident ids */
 	bool closed;
 };
 

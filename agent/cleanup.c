@@ -127,7 +127,8 @@ static bool archive_all(struct cleanup_job *job, struct archive_session *session
 }
 
 /* Another instance took the incident over (this agent stalled past the
- * claim's expiry): it judges the tree afresh, so this cleanup must stop. */
+ * claim's expiry), or the share holding the claim went away: whoever
+ * holds the incident next judges the tree afresh, so this cleanup stops. */
 static bool lost_claim(struct cleanup_job *job)
 {
 	char path[PATH_MAX];
@@ -138,7 +139,7 @@ static bool lost_claim(struct cleanup_job *job)
 		return false;
 	if (!job->abandoned[0])
 		snprintf(job->abandoned, sizeof(job->abandoned),
-			 "the incident was taken over by another instance");
+			 "the incident's claim is no longer this agent's: taken over, or the share is gone");
 	return true;
 }
 

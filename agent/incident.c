@@ -35,10 +35,14 @@ static void renew_locked(struct incident *inc)
 	int r = claim_still_ours(inc->path, inc->fd);
 	if (r == 0)
 		r = claim_rewrite(inc->fd, &inc->mine);
-	if (r < 0)
+	/* Said once: renewals go on every claim_expiry / 4, and a share that
+	 * is gone or a claim taken over stays so. The cleanup finds out on its
+	 * own before its next removal (claim_still_ours). */
+	if (r < 0 && r != inc->renew_err)
 		log_warning("claim %s for incident %s: %s", inc->path,
 			    inc->mine.incident,
 			    r == -ESTALE ? "taken over by another instance" : strerror(-r));
+	inc->renew_err = r;
 }
 
 static void on_renew_timer(uv_timer_t *t)
@@ -122,6 +126,7 @@ static void new_claim(struct incident *inc, uint64_t fingerprint)
 static void now_held(struct incident *inc, int fd)
 {
 	inc->fd = fd;
+	inc->renew_err = 0;
 	claim_path_for(inc->cfg->archive_dir, inc->path, sizeof(inc->path));
 	start_renewing(inc);
 }

@@ -57,6 +57,7 @@ struct incident {
 	bool hook_queued;             /* a site hook is queued for it */
 	bool hook_marked;             /* this agent said "started" in the claim */
 	unsigned claims_made;         /* for the incident ids */
+	int renew_err;                /* the last renewal's failure, said once */
 	bool closed;
 };
 

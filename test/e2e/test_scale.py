@@ -244,3 +244,29 @@ def test_hostile_claim_is_never_trusted(site, hook, agents, tmp_path, outside, k
     assert agent.count(r"replaced .*lockwarden-claim") == 1
     assert target.read_text() == "not lockwarden's\n"
     assert hook.count() == 1
+
+
+def test_the_claim_vanishing_under_the_owner_stops_its_removals(site, hook, agents, tmp_path,
+                                                                 pause_shim):
+    """The archive folder, and the claim in it, disappear while the owner is
+    between two removals (the share gone for a moment): the owner removes
+    nothing more until it is back, then finishes, with one hook."""
+    build_stuck_site(site)
+    cfg = config(tmp_path, site, hook)
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-pending")
+    owner = start(agents, cfg, 0, env=pause.env())
+    pause.wait_paused(detail=owner.tail)
+    archive = archive_dir_for(cfg)
+    away = tmp_path / "archive-away"
+    archive.rename(away)
+    pause.release()
+    owner.wait_for_log(r"cleanup abandoned: .*claim is no longer this agent's")
+    assert (site / "locks" / "deployment").is_dir(), "removed without a claim"
+    assert (site / "deployments" / "temp-1a2b3c4d").is_dir()
+    away.rename(archive)
+    wait_for(lambda: gone(site, STUCK_LEFTOVERS), ACT_TIMEOUT_S, "cleared once it was back",
+             owner.tail)
+    wait_for(lambda: hook.count() == 1 and claim_gone(cfg), ACT_TIMEOUT_S, "the hook, the claim",
+             owner.tail)
+    owner.wait_fresh_scans(2)
+    assert hook.count() == 1

@@ -202,6 +202,8 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
 	hookq_close(&a->hooks);
+	incident_close(&a->inc, agent_site_scope(a) && a->cfg.hook_command[0] &&
+				a->inc.mine.n_removed && !a->inc.mine.hook_started);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -262,6 +264,9 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));
 	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, agent_hook_done);
+	a->hooks.starting = agent_on_hook_starting;
+	snprintf(a->hooks.instance, sizeof(a->hooks.instance), "%s", a->instance);
+	incident_init(&a->inc, &a->loop, &a->cfg, a->instance);
 	watch_init(&a->watches, &a->loop, agent_on_watch_event);
 	watch_set_root(&a->watches, a->cfg.site_root);
 	if (start_signal(a, &a->sigterm, SIGTERM) < 0 || start_signal(a, &a->sigint, SIGINT) < 0 ||
@@ -292,6 +297,8 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	int code = a->exit_code;
 	log_debug("stopped");
 	agent_forget_last_snapshot(a);
+	incident_notes_free(&a->notes);
+	incident_free(&a->inc);
 	config_free(&a->cfg);
 	free(a);
 	return code;

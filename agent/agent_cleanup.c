@@ -11,6 +11,63 @@
 #include "container_of.h"
 #include "log.h"
 
+/* ---- the incident's claim -------------------------------------------------- */
+
+bool agent_site_scope(const struct agent *a)
+{
+	return strcmp(a->cfg.hook_scope, "instance") != 0;
+}
+
+void agent_settle(struct agent *a)
+{
+	struct incident *inc = &a->inc;
+
+	if (!incident_held(inc) || a->reap || a->kudu_work)
+		return;
+	/* An incident taken over after its removals: the hook the dead owner
+	 * did not start is still due, exactly once. */
+	if (agent_site_scope(a) && a->cfg.hook_command[0] && inc->mine.n_removed &&
+	    !inc->mine.hook_started && !inc->hook_queued && !a->opt.once) {
+		inc->hook_queued = true;
+		hookq_add_list(&a->hooks, inc->mine.removed, inc->mine.n_removed,
+			       "finishing an incident taken over from another instance",
+			       inc->mine.incident);
+	}
+	if (!hookq_busy(&a->hooks))
+		incident_settle(inc);
+}
+
+void agent_on_incident_cleared(struct incident *inc, const struct incident_note *note)
+{
+	struct agent *a = container_of(inc, struct agent, inc);
+	char reason[160];
+
+	if (agent_site_scope(a)) {
+		/* The site's cooldown, as this agent saw it begin. */
+		if (strcmp(note->instance, a->instance) != 0)
+			hookq_seen_elsewhere(&a->hooks, agent_mono_now_ms(a));
+		return;
+	}
+	if (!a->cfg.hook_command[0] || a->opt.once || a->stopping)
+		return;
+	snprintf(reason, sizeof(reason), "incident %s cleared by instance %s", note->incident,
+		 note->instance);
+	log_info("%s; running this instance's hook", reason);
+	hookq_add_list(&a->hooks, "", 0, reason, note->incident);
+}
+
+/* On the cleanup's worker thread. */
+static void on_removed(void *ctx, const char *path)
+{
+	incident_removed(ctx, path);
+}
+
+int agent_on_hook_starting(struct hookq *q)
+{
+	struct agent *a = container_of(q, struct agent, hooks);
+	return agent_site_scope(a) ? incident_hook_starting(&a->inc) : 0;
+}
+
 /* ---- the hook -------------------------------------------------------------- */
 
 void agent_hook_done(struct hookq *q, bool failed)
@@ -20,6 +77,10 @@ void agent_hook_done(struct hookq *q, bool failed)
 	if (a->stopping) {
 		agent_begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
 		return;
+	}
+	if (!a->opt.once) {
+		agent_settle(a);
+		agent_request_scan(a); /* the incident may be over */
 	}
 	if (a->verify_due && !failed)
 		verify_arm(&a->verify, &a->verify_lock, uv_now(&a->loop), a->cfg.hook_verify_within);
@@ -74,10 +135,23 @@ static void reap_after(uv_work_t *req, int status)
 		}
 	}
 	if (status == 0 && !a->stopping && !job->sweep) {
-		if (out.any_removed && a->cfg.hook_command[0])
+		/* Instance scope: every instance, this one too, runs its hook
+		 * once the incident is cleared (agent_settle); --once cannot
+		 * wait. */
+		if (out.any_removed && a->cfg.hook_command[0] &&
+		    (agent_site_scope(a) || a->opt.once)) {
 			hookq_add(&a->hooks, job);
-		else if (out.any_removed)
+			a->inc.hook_queued = true;
+		} else if (out.any_removed && !a->cfg.hook_command[0]) {
 			log_info("cleanup done; no hook configured");
+		}
+		/* Everything went: the incident ends now, unless its hook is
+		 * due (then when the hook is over). Otherwise the next scan
+		 * says what is left. */
+		if (out.any_removed && !out.any_failed && !out.abandoned) {
+			a->kudu_work = false;
+			agent_settle(a);
+		}
 	}
 	bool was_sweep = job->sweep;
 	cleanup_free(job);
@@ -101,14 +175,17 @@ static void reap_after(uv_work_t *req, int status)
  * folders only moved aside to trash) or a sweep of our own trash folders
  * (sweep true: emptied and removed, nothing to archive). The two run side by
  * side, so emptying a large record never delays the next cleanup. */
-void agent_start_cleanup(struct agent *a, const struct site_snapshot *snap,
-		      const struct policy_decision *d, bool sweep)
+static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
+			  const struct policy_decision *d, bool sweep, int claim_err)
 {
 	struct cleanup_settings settings = {
 		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
 		.instance = a->instance,
 		/* --once finishes everything before it exits. */
 		.finish_folders = a->opt.once,
+		.claim_fd = sweep ? -1 : a->inc.fd, .claim_err = sweep ? 0 : claim_err,
+		.incident = a->inc.mine.incident,
+		.on_removed = sweep ? NULL : on_removed, .ctx = &a->inc,
 	};
 	int err;
 	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
@@ -164,4 +241,23 @@ void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
 		log_info("dry run: would remove %s: %s", escaped, d->entries[d->removals[i]].reason);
 	}
 	log_info("dry run: nothing removed, no hook run");
+}
+
+void agent_act(struct agent *a, const struct site_snapshot *snap, const struct policy_decision *d)
+{
+	const char *names[64];
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_removals; i++)
+		if (snap->entries[d->removals[i]].kind != KUDU_NAME_TRASH && n < 64)
+			names[n++] = snap->entries[d->removals[i]].name;
+	a->kudu_work = n > 0;
+	if (n > 0 && !a->reap) {
+		int err = 0;
+		enum incident_turn turn = incident_claim(&a->inc, cleanup_plan_hash(names, n, NULL),
+							 &err);
+		if (turn != INCIDENT_OTHERS)
+			start_cleanup(a, snap, d, false, err);
+	}
+	if (!a->sweep && (incident_held(&a->inc) || a->inc.seen.err == -ENOENT))
+		start_cleanup(a, snap, d, true, 0);
 }

@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "hookq.h"
+#include "incident.h"
 #include "kudu.h"
 #include "policy.h"
 #include "site.h"
@@ -47,6 +48,11 @@ struct scan_job {
 	const struct site_snapshot *prev; /* read-only while the job runs */
 	int err;
 	struct site_snapshot snap;
+	char claim_dir[PATH_MAX];
+	struct claim_view claim;  /* looked at after the listing (see scan_work) */
+	const struct incident_notes *prev_notes; /* read-only while the job runs */
+	bool read_notes;
+	struct incident_notes notes;
 };
 
 struct prune_job {
@@ -73,6 +79,10 @@ struct agent {
 	uv_signal_t sigterm, sigint, sighup;
 	struct watch_set watches;
 	struct hookq hooks;       /* when the hook runs */
+	struct incident inc;      /* the claim shared with the other instances */
+	bool kudu_work;           /* the last decision had Kudu leftovers to remove */
+	struct incident_notes notes; /* the archive's sessions, as the last scan saw them */
+	bool notes_known;         /* a first scan set what was cleared before this agent */
 
 	unsigned generation;      /* bumped when the site root changes */
 	struct scan_job *scan;    /* the scan in flight, if any */
@@ -126,8 +136,18 @@ void agent_on_rescan_timer(uv_timer_t *t);
 void agent_check_share(struct agent *a);
 
 /* agent_cleanup.c */
-void agent_start_cleanup(struct agent *a, const struct site_snapshot *snap,
-			 const struct policy_decision *d, bool sweep);
+/* The decision's removals: Kudu's leftovers need the incident's claim; our
+ * own trash is swept only while no other instance is at work. */
+void agent_act(struct agent *a, const struct site_snapshot *snap,
+	       const struct policy_decision *d);
+/* After each decision and hook: what the incident still needs. */
+void agent_settle(struct agent *a);
+/* The hook runs once per incident across instances ([hook] scope = site). */
+bool agent_site_scope(const struct agent *a);
+/* An incident cleared on the share (by any instance, this one too). */
+void agent_on_incident_cleared(struct incident *inc, const struct incident_note *note);
+/* Before the hook starts (hookq): a site-scope start is written into the claim. */
+int agent_on_hook_starting(struct hookq *q);
 void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
 		       const struct policy_decision *d);
 void agent_hook_done(struct hookq *q, bool failed);

@@ -105,6 +105,16 @@ static void scan_work(uv_work_t *req)
 	 * wall-clock jump. */
 	clock_read(&now);
 	job->err = scan_site(job->root, &now, job->prev, job->full, &job->snap);
+	/* After the listing: an owner claims before it renames anything
+	 * aside, so trash listed while no claim exists is nobody's work in
+	 * progress. */
+	char claim[PATH_MAX];
+	claim_path_for(job->claim_dir, claim, sizeof(claim));
+	claim_look(claim, &job->claim);
+	/* One pass (--once) runs no instance-scope hook and keeps no
+	 * cooldown: it need not read the archive's notes. */
+	if (job->read_notes)
+		incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -155,6 +165,8 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		a->was_blocked = d.blocked;
 	}
 	set_status(a, &d);
+	if (!d.act)
+		a->kudu_work = false;
 
 	bool once_final = a->opt.once && now_ms - a->history.start_ms >= a->cfg.policy_quiet_period;
 	if (d.act && !snap->memo.full && !a->stopping && !a->cfg.policy_dry_run &&
@@ -172,10 +184,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		if (a->cfg.policy_dry_run) {
 			agent_log_dry_run(a, snap, &d);
 		} else {
-			if (!a->reap)
-				agent_start_cleanup(a, snap, &d, false);
-			if (!a->sweep)
-				agent_start_cleanup(a, snap, &d, true);
+			agent_act(a, snap, &d);
 		}
 	}
 	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
@@ -208,6 +217,8 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	else
 		uv_timer_stop(&a->decide_timer);
 	policy_decision_free(&d);
+	if (!a->stopping && !a->cfg.policy_dry_run)
+		agent_settle(a);
 }
 
 void agent_forget_last_snapshot(struct agent *a)
@@ -299,6 +310,18 @@ static void scan_after(uv_work_t *req, int status)
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->history, &job->snap, now_ms))
 				log_debug("the site tree changed");
+			if (incident_observe(&a->inc, &job->claim, now_ms) && agent_site_scope(a))
+				hookq_seen_elsewhere(&a->hooks, now_ms);
+			if (!a->cfg.policy_dry_run && incident_take_over_expired(&a->inc, now_ms))
+				a->scan_again = true; /* judged afresh, not from this scan */
+			if (!a->cfg.policy_dry_run) {
+				incident_learn(&a->inc, &a->notes, &job->notes, !a->notes_known,
+					       agent_on_incident_cleared);
+				a->notes_known = true;
+				incident_notes_free(&a->notes);
+				a->notes = job->notes;
+				memset(&job->notes, 0, sizeof(job->notes));
+			}
 			check_restart(a, &job->snap, now_ms);
 			decide(a, &job->snap, now_ms);
 		} else if (a->opt.once) {
@@ -327,6 +350,7 @@ static void scan_after(uv_work_t *req, int status)
 		a->last_snap = keep;
 	}
 	site_snapshot_free(&job->snap);
+	incident_notes_free(&job->notes);
 	free(job);
 	if (a->stopping) {
 		agent_begin_shutdown(a, a->exit_code);
@@ -354,6 +378,9 @@ void agent_request_scan(struct agent *a)
 	job->agent = a;
 	job->generation = a->generation;
 	job->prev = a->last_snap;
+	job->prev_notes = &a->notes;
+	job->read_notes = !a->opt.once && !a->cfg.policy_dry_run;
+	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	job->full = a->full_next;
 	a->full_next = false;
 	a->last_scan_ms = agent_mono_now_ms(a);

@@ -41,8 +41,7 @@ void archive_instance_id(const char *website_instance_id, const char *hostname, 
 	out[o] = '\0';
 }
 
-/* mkdir -p for an absolute path, each component created 0750. */
-static int make_dirs(const char *dir)
+int archive_make_dirs(const char *dir)
 {
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
@@ -69,7 +68,7 @@ int archive_begin(const char *dir, const char *instance, int64_t now_ns,
 
 	s->dir_fd = -1;
 	s->parent_fd = -1;
-	r = make_dirs(dir);
+	r = archive_make_dirs(dir);
 	if (r < 0) {
 		snprintf(err, err_size, "cannot create archive folder %s: %s", dir, strerror(-r));
 		return r;
@@ -291,6 +290,8 @@ static void print_note_json(FILE *f, const struct archive_note *n)
 	jsonw_time(f, n->time_ns);
 	fputs(",\n  \"instance\": ", f);
 	jsonw_string(f, n->instance);
+	fputs(",\n  \"incident\": ", f);
+	jsonw_string(f, n->incident ? n->incident : "");
 	fputs(",\n  \"site_root\": ", f);
 	jsonw_string(f, n->site_root);
 	fputs(",\n  \"deployment_id\": ", f);

@@ -47,6 +47,7 @@ struct archive_item {
 struct archive_note {
 	int64_t time_ns;
 	const char *instance;
+	const char *incident;        /* shared by every instance (claim.h) */
 	const char *site_root;
 	const char *reason;
 	const char *deployment_id;
@@ -54,6 +55,9 @@ struct archive_note {
 	const struct archive_item *items;
 	size_t n_items;
 };
+
+/* mkdir -p for an absolute path, each component created 0750. */
+int archive_make_dirs(const char *dir);
 
 /* Creates dir (mode 0750, parents too) and a new session folder in it.
  * err gets one line on failure. */

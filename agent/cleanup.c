@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "archive.h"
+#include "claim.h"
 #include "clock.h"
 #include "hash.h"
 #include "log.h"
@@ -60,6 +61,11 @@ struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
 		goto oom;
 	snprintf(job->archive_dir, sizeof(job->archive_dir), "%s", s->archive_dir);
 	snprintf(job->instance, sizeof(job->instance), "%s", s->instance);
+	snprintf(job->incident, sizeof(job->incident), "%s", s->incident ? s->incident : "");
+	job->claim_fd = s->claim_fd;
+	job->claim_err = s->claim_err;
+	job->on_removed = s->on_removed;
+	job->ctx = s->ctx;
 	snprintf(job->root, sizeof(job->root), "%s", s->site_root);
 	job->started_ns = clock_wall_ns();
 	job->root_dev = snap->root.dev;
@@ -124,6 +130,23 @@ static bool archive_all(struct cleanup_job *job, struct archive_session *session
 	return any;
 }
 
+/* Another instance took the incident over (this agent stalled past the
+ * claim's expiry), or the share holding the claim went away: whoever
+ * holds the incident next judges the tree afresh, so this cleanup stops. */
+static bool lost_claim(struct cleanup_job *job)
+{
+	char path[PATH_MAX];
+	if (job->claim_fd < 0)
+		return false;
+	claim_path_for(job->archive_dir, path, sizeof(path));
+	if (claim_still_ours(path, job->claim_fd) == 0)
+		return false;
+	if (!job->abandoned[0])
+		snprintf(job->abandoned, sizeof(job->abandoned),
+			 "the incident's claim is no longer this agent's: taken over, or the share is gone");
+	return true;
+}
+
 /* Removes the archived targets in order, checking the evidence before each. */
 static void remove_all(struct cleanup_job *job, struct archive_item *items, atomic_bool *cancel)
 {
@@ -140,6 +163,10 @@ static void remove_all(struct cleanup_job *job, struct archive_item *items, atom
 							       : strerror(-items[i].archive_err));
 			continue;
 		}
+		if (lost_claim(job)) {
+			refuse(res, -ESTALE, "kept: the cleanup was abandoned (%s)", job->abandoned);
+			continue;
+		}
 		char why[200];
 		int r = evidence_check(job->root, &job->evidence, why, sizeof(why));
 		if (r < 0) {
@@ -150,6 +177,11 @@ static void remove_all(struct cleanup_job *job, struct archive_item *items, atom
 		}
 		reap_run(job->root, job->root_dev, job->root_ino, t, 1, cancel, res);
 		items[i].result = res;
+		if (res->err == 0 && job->on_removed) {
+			char path[NAME_MAX + 32];
+			snprintf(path, sizeof(path), "%s/%s", t->area, t->name);
+			job->on_removed(job->ctx, path);
+		}
 		if (res->err == 0) {
 			evidence_forget(&job->evidence,
 					strcmp(t->area, "locks") == 0 ? SITE_AREA_LOCKS
@@ -179,13 +211,25 @@ void cleanup_run(struct cleanup_job *job, atomic_bool *cancel)
 		snprintf(job->archive_error, sizeof(job->archive_error), "out of memory");
 		goto refuse_all;
 	}
+	if (job->claim_err) {
+		snprintf(job->archive_error, sizeof(job->archive_error),
+			 "cannot claim the incident beside %s: %s", job->archive_dir,
+			 strerror(-job->claim_err));
+		goto refuse_all;
+	}
+	if (lost_claim(job)) {
+		remove_all(job, items, cancel); /* refuses each, with its reason */
+		free(items);
+		return;
+	}
 	if (archive_begin(job->archive_dir, job->instance, job->started_ns, &session,
 			  job->archive_error, sizeof(job->archive_error)) < 0)
 		goto refuse_all;
 	snprintf(job->archive_path, sizeof(job->archive_path), "%s", session.path);
 	bool any_archived = archive_all(job, &session, items);
 	struct archive_note note = {
-		.time_ns = job->started_ns, .instance = job->instance, .site_root = job->root,
+		.time_ns = job->started_ns, .instance = job->instance, .incident = job->incident,
+		.site_root = job->root,
 		.reason = job->reason, .deployment_id = job->deployment_id, .done = false,
 		.items = items, .n_items = job->n,
 	};

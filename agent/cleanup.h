@@ -34,6 +34,15 @@ struct cleanup_settings {
 	const char *archive_dir;
 	const char *instance;
 	bool finish_folders;      /* empty folders now instead of leaving them as trash */
+	/* The incident's claim (claim.h), checked before the archive and
+	 * before every removal: a claim taken over stops the cleanup. */
+	int claim_fd;             /* -1: none held */
+	int claim_err;            /* the claim could not be made: nothing is done */
+	const char *incident;
+	/* Called on the worker thread right after each removal, so that the
+	 * claim says what went before anything else happens. */
+	void (*on_removed)(void *ctx, const char *path);
+	void *ctx;
 };
 
 struct cleanup_job {
@@ -51,6 +60,11 @@ struct cleanup_job {
 	char deployment_id[KUDU_TEXT_MAX];
 	char archive_dir[PATH_MAX];
 	char instance[32];
+	char incident[64];
+	int claim_fd;
+	int claim_err;
+	void (*on_removed)(void *ctx, const char *path);
+	void *ctx;
 	int64_t started_ns;
 	uint64_t plan;            /* a hash of the targets' names */
 	bool has_lock;            /* a target is the lock folder, with this info.lock */

@@ -163,6 +163,11 @@ int config_parse_value(const struct key_info *k, const char *text, union config_
 	}
 	switch (k->type) {
 	case KEY_STRING:
+		if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "scope") == 0 &&
+		    strcmp(text, "site") != 0 && strcmp(text, "instance") != 0) {
+			config_set_err(why, why_size, "not a scope (use site or instance)");
+			return -EINVAL;
+		}
 		v->str = strdup(text);
 		if (!v->str) {
 			config_set_err(why, why_size, "out of memory");
@@ -393,7 +398,9 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	}
 	value = copy;
 	k = find_key(section, name);
-	if (!k || k->type != KEY_STRING) {
+	/* Only the hook's command is the rest of the line verbatim (the
+	 * shell's ; and #); a comment may follow any other value. */
+	if (!k || k->type != KEY_STRING || strcmp(k->name, "command") != 0) {
 		value[inline_comment_at(value)] = '\0';
 		value = config_trim(value);
 	}

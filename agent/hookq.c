@@ -2,6 +2,7 @@
 #include "hookq.h"
 #include "container_of.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,15 @@
 
 
 static void run_pending(struct hookq *q);
+
+/* The collected run is started or given up. */
+static void drop(struct hookq *q)
+{
+	q->pending = false;
+	free(q->removed);
+	q->removed = NULL;
+	q->count = 0;
+}
 
 static char *env_pair(const char *name, const char *value)
 {
@@ -62,21 +72,23 @@ static int start(struct hookq *q)
 	snprintf(count, sizeof(count), "%u", q->count);
 	/* Everything from the tree goes in as environment values, never into
 	 * the command line, so no name can be read as shell syntax. */
-	char *env[6] = {
+	char *env[8] = {
 		env_pair("LOCKWARDEN_SITE_ROOT", q->cfg->site_root),
 		env_pair("LOCKWARDEN_REMOVED", q->removed ? q->removed : ""),
 		env_pair("LOCKWARDEN_REMOVED_COUNT", count),
 		env_pair("LOCKWARDEN_DEPLOYMENT_ID", q->deployment_id),
 		env_pair("LOCKWARDEN_REASON", q->reason),
+		env_pair("LOCKWARDEN_INSTANCE", q->instance),
+		env_pair("LOCKWARDEN_INCIDENT", q->incident),
 		NULL,
 	};
 	bool ok = true;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 7; i++)
 		ok = ok && env[i];
 	int r = ok ? hook_start(&q->hook, q->cfg->hook_command, env, q->cfg->hook_timeout,
 				on_hook_done)
 		   : UV_ENOMEM;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 7; i++)
 		free(env[i]);
 	return r;
 }
@@ -90,6 +102,18 @@ static void run_pending(struct hookq *q)
 	uint64_t now = now_ms(q);
 	if (held_by_cooldown(q, now))
 		return;
+	int go = q->starting ? q->starting(q) : 0;
+	if (go != 0) {
+		if (go < 0)
+			log_warning("hook not run: %s", go == -ESTALE
+				    ? "the incident was taken over by another instance"
+				    : strerror(-go));
+		else
+			log_info("hook not run again: it was started for incident %s before", q->incident);
+		drop(q);
+		q->done(q, false);
+		return;
+	}
 	int r = start(q);
 	if (r < 0) {
 		log_msg(q->start_failed ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR,
@@ -104,13 +128,25 @@ static void run_pending(struct hookq *q)
 		}
 		return;
 	}
-	q->pending = false;
+	drop(q);
 	q->start_failed = false;
-	free(q->removed);
-	q->removed = NULL;
-	q->count = 0;
 	q->ran = true;
 	q->started_ms = now;
+}
+
+static bool add_path(struct hookq *q, const char *path)
+{
+	size_t old = q->removed ? strlen(q->removed) : 0;
+	char *grown = realloc(q->removed, old + strlen(path) + 2);
+	if (!grown) {
+		log_error("out of memory collecting the hook's list");
+		return false;
+	}
+	/* One line per entry; the last line has no newline. */
+	snprintf(grown + old, strlen(path) + 2, "%s%s", old ? "\n" : "", path);
+	q->removed = grown;
+	q->count++;
+	return true;
 }
 
 void hookq_add(struct hookq *q, const struct cleanup_job *job)
@@ -121,24 +157,40 @@ void hookq_add(struct hookq *q, const struct cleanup_job *job)
 			continue;
 		char path[NAME_MAX + 32];
 		snprintf(path, sizeof(path), "%s/%s", job->targets[i].area, job->targets[i].name);
-		size_t old = q->removed ? strlen(q->removed) : 0;
-		char *grown = realloc(q->removed, old + strlen(path) + 2);
-		if (!grown) {
-			log_error("out of memory collecting the hook's list");
-			continue;
-		}
-		/* One line per entry; the last line has no newline. */
-		snprintf(grown + old, strlen(path) + 2, "%s%s", old ? "\n" : "", path);
-		q->removed = grown;
-		q->count++;
-		added = true;
+		added = add_path(q, path) || added;
 	}
 	if (!added)
 		return;
 	q->pending = true;
 	snprintf(q->reason, sizeof(q->reason), "%s", job->reason);
 	snprintf(q->deployment_id, sizeof(q->deployment_id), "%s", job->deployment_id);
+	snprintf(q->incident, sizeof(q->incident), "%s", job->incident);
 	run_pending(q);
+}
+
+void hookq_add_list(struct hookq *q, const char *removed, unsigned count, const char *reason,
+		    const char *incident)
+{
+	const char *p = removed;
+	for (unsigned i = 0; i < count && *p; i++) {
+		char path[NAME_MAX + 32];
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		snprintf(path, sizeof(path), "%.*s", (int)l, p);
+		add_path(q, path);
+		p = nl ? nl + 1 : p + l;
+	}
+	q->pending = true;
+	snprintf(q->reason, sizeof(q->reason), "%s", reason);
+	q->deployment_id[0] = '\0';
+	snprintf(q->incident, sizeof(q->incident), "%s", incident);
+	run_pending(q);
+}
+
+void hookq_seen_elsewhere(struct hookq *q, uint64_t now)
+{
+	q->ran = true;
+	q->started_ms = now;
 }
 
 int hookq_init(struct hookq *q, uv_loop_t *loop, const struct config *cfg, bool once,

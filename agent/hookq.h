@@ -25,6 +25,9 @@ struct hookq;
 /* A run is over: failed when it exited non-zero, was killed or timed out,
  * or (with once) could not be started. */
 typedef void (*hookq_done_cb)(struct hookq *q, bool failed);
+/* Right before a start: 0 to start, 1 to drop the run as already done,
+ * a negative errno to drop it (the incident is no longer this agent's). */
+typedef int (*hookq_starting_cb)(struct hookq *q);
 
 struct hookq {
 	struct hook hook;
@@ -33,12 +36,15 @@ struct hookq {
 	const struct config *cfg; /* the owner's, current after a reload */
 	bool once;                /* a start failure ends the run, no retry */
 	hookq_done_cb done;
+	hookq_starting_cb starting; /* NULL: always start */
+	char instance[32];        /* LOCKWARDEN_INSTANCE */
 
 	bool pending;             /* a run is due */
 	char *removed;            /* "path\npath..." for LOCKWARDEN_REMOVED */
 	unsigned count;
 	char reason[320];
 	char deployment_id[KUDU_TEXT_MAX];
+	char incident[64];        /* LOCKWARDEN_INCIDENT */
 	bool ran;
 	bool start_failed;        /* the last start failed: said once */
 	uint64_t started_ms;
@@ -49,6 +55,13 @@ int hookq_init(struct hookq *q, uv_loop_t *loop, const struct config *cfg, bool 
 	       hookq_done_cb done);
 /* Adds what job removed to the next run and runs it when it may. */
 void hookq_add(struct hookq *q, const struct cleanup_job *job);
+/* Adds removed ("path\npath", count lines) to the next run, for incident,
+ * and runs it when it may: a run learnt from the share, not from a job. */
+void hookq_add_list(struct hookq *q, const char *removed, unsigned count, const char *reason,
+		    const char *incident);
+/* Another instance started a site-scope hook now: the cooldown counts
+ * from here. */
+void hookq_seen_elsewhere(struct hookq *q, uint64_t now_ms);
 /* A run is going on or due. */
 bool hookq_busy(const struct hookq *q);
 /* No new run; the running one gets SIGTERM, then SIGKILL after grace_ms. */

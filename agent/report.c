@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "claim.h"
 #include "clock.h"
 #include "fmt.h"
 #include "jsonw.h"
@@ -78,6 +79,62 @@ static bool lock_came_back(const struct config *cfg, const struct site_snapshot 
 	struct kudu_info_lock removed;
 	return archive_last_lock(cfg->archive_dir, &removed, session, session_size) == 0 &&
 	       verify_same_lock(snap, &removed) != NULL;
+}
+
+/* The incident's claim (claim.h): who is at work on an incident now. */
+static void print_claim_text(const struct config *cfg, int64_t now_ns, FILE *out)
+{
+	struct claim_view v;
+	char expires[40], age[16];
+
+	char path[PATH_MAX];
+	claim_path_for(cfg->archive_dir, path, sizeof(path));
+	claim_look(path, &v);
+	fprintf(out, "\nincident claim (%s): ", path);
+	if (v.err == -ENOENT) {
+		fprintf(out, "none\n");
+		return;
+	}
+	if (v.err < 0) {
+		fprintf(out, "%s; not trusted, replaced by an agent once it saw it unchanged for "
+			"[site] claim_expiry\n", claim_describe(&v));
+		return;
+	}
+	fmt_age(clock_ns_to_ms(clock_sub_ns(now_ns, v.mtime_ns)), age, sizeof(age));
+	isotime_format(v.c.expires_ns, "-", expires, sizeof(expires));
+	fprintf(out, "incident %s, owner %s, renewed %s ago (%llu renewals), expires %s by the "
+		"owner's clock; %u removal%s, site hook %s\n", v.c.incident, v.c.instance, age,
+		(unsigned long long)v.c.seq, expires, v.c.n_removed, v.c.n_removed == 1 ? "" : "s",
+		v.c.hook_started ? "started" : "not started");
+}
+
+static void print_claim_json(const struct config *cfg, FILE *out)
+{
+	struct claim_view v;
+	char path[PATH_MAX];
+
+	claim_path_for(cfg->archive_dir, path, sizeof(path));
+	claim_look(path, &v);
+	if (v.err == -ENOENT) {
+		fputs("null", out);
+		return;
+	}
+	if (v.err < 0) {
+		fputs("{\"trusted\": false, \"why\": ", out);
+		jsonw_string(out, claim_describe(&v));
+		fputs("}", out);
+		return;
+	}
+	fputs("{\"trusted\": true, \"incident\": ", out);
+	jsonw_string(out, v.c.incident);
+	fputs(", \"owner\": ", out);
+	jsonw_string(out, v.c.instance);
+	fputs(", \"renewed\": ", out);
+	jsonw_time(out, v.mtime_ns);
+	fputs(", \"expires\": ", out);
+	jsonw_time(out, v.c.expires_ns);
+	fprintf(out, ", \"renewals\": %llu, \"removed\": %u, \"hook_started\": %s}",
+		(unsigned long long)v.c.seq, v.c.n_removed, v.c.hook_started ? "true" : "false");
 }
 
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
@@ -161,6 +218,8 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		jsonw_string(out, session);
 	else
 		fputs("null", out);
+	fputs(",\n  \"claim\": ", out);
+	print_claim_json(cfg, out);
 	fputs(",\n  \"history\": [\n", out);
 	archive_list(cfg->archive_dir, out, true, REPORT_HISTORY_MAX);
 	fputs("  ]\n}\n", out);
@@ -231,6 +290,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "the running agent removes them once it has itself watched the tree for %s"
 			" (quiet_period) without a change.\n", quiet);
 	}
+	print_claim_text(cfg, snap->scanned_ns, out);
 	fprintf(out, "\npast cleanups, newest first (from %s):\n", cfg->archive_dir);
 	int listed = archive_list(cfg->archive_dir, out, false, REPORT_HISTORY_MAX);
 	if (listed == 0 || listed == -ENOENT)

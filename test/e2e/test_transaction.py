@@ -24,8 +24,10 @@ NOTE = ".note.json.tmp"      # written after the archive copy, before any remova
 
 
 def sessions(cfg):
+    """The archive's session folders (the incident's claim, a file beside
+    them while an agent works, is not one)."""
     d = archive_dir_for(cfg)
-    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
 
 
 def assert_abandoned_then_cleared(agent, site, cfg, kept_now, removed_first=()):

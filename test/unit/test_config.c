@@ -381,6 +381,8 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.archive_keep, 7 * 86400000ULL);
 	assert_int_equal(cfg.archive_dir_line, 25);
 	assert_int_equal(cfg.archive_keep_line, 26);
+	assert_int_equal(cfg.site_claim_expiry, 90000);
+	assert_string_equal(cfg.hook_scope, "instance");
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -533,6 +535,8 @@ static void test_file_errors(void **state)
 		  "2: [policy] dry_run = 'maybe': not a boolean (use true or false)" },
 		{ "bad-level.ini", -EINVAL,
 		  "2: [log] level = 'verbose': not a log level (use debug, info, warning or error)" },
+		{ "bad-scope.ini", -EINVAL,
+		  "2: [hook] scope = 'everywhere': not a scope (use site or instance)" },
 		{ "relative-path.ini", -EINVAL,
 		  "2: [site] root = 'home/site': must be an absolute path" },
 		{ "empty-path.ini", -EINVAL, "2: [site] root = '': must be an absolute path" },
@@ -645,6 +649,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_LOG_LEVEL=debug",
 		"LOCKWARDEN_ARCHIVE_DIR=/env/archive",
 		"LOCKWARDEN_ARCHIVE_KEEP=2d",
+		"LOCKWARDEN_SITE_CLAIM_EXPIRY=2m",
+		"LOCKWARDEN_HOOK_SCOPE=site",
 		NULL,
 	};
 	struct config cfg;
@@ -665,6 +671,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
 	assert_string_equal(cfg.archive_dir, "/env/archive");
 	assert_int_equal(cfg.archive_keep, 2 * 86400000ULL);
+	assert_int_equal(cfg.site_claim_expiry, 120000);
+	assert_string_equal(cfg.hook_scope, "site");
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);

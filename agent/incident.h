@@ -1,0 +1,135 @@
+/* incident.h - this agent's part in the site-wide claim (claim.h): what it
+ * saw of the claim by its own clock, the claim it holds, its renewal, and
+ * when the incident is over.
+ *
+ * Life of an incident, on the owner:
+ *   acquire (O_EXCL) -> cleanups, each removal added to the claim ->
+ *   site scope: the hook, the claim saying "started" before the spawn ->
+ *   released. Every instance learns that an incident was cleared from the
+ *   archive's notes (note.json names the incident), which outlive the
+ *   claim: instance-scope hooks and the site's cooldown come from there.
+ * On the others: the claim's content is watched; unchanged for
+ * [site] claim_expiry by this agent's monotonic clock means its owner is
+ * gone, and the claim is replaced (claim_replace) by this agent, which then
+ * judges the tree afresh and finishes what the incident still needs.
+ *
+ * On the loop thread; the claim I/O is a few bytes on the share.
+ */
+#ifndef LOCKWARDEN_INCIDENT_H
+#define LOCKWARDEN_INCIDENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "claim.h"
+#include "config.h"
+
+enum incident_turn {
+	INCIDENT_OURS,        /* this agent holds the claim: it may act */
+	INCIDENT_OTHERS,      /* another instance holds it (or it is being waited out) */
+	INCIDENT_NO_CLAIM,    /* the claim could not be made: err says why */
+};
+
+struct incident {
+	uv_timer_t renew_timer;
+	/* mine and the writes of the claim: a cleanup records its removals
+	 * from its worker thread while the loop renews. */
+	uv_mutex_t lock;
+	uv_loop_t *loop;
+	const struct config *cfg;     /* the owner's, current after a reload */
+	char instance[32];
+	char path[PATH_MAX];          /* where the held claim is */
+
+	/* The claim as this agent last saw it, and since when (monotonic). */
+	struct claim_view seen;
+	uint64_t seen_since_ms;
+	bool seen_known;
+	uint64_t said_hostile;        /* the hostile claim already reported */
+	char said_other[64];          /* the other instance's incident already logged */
+	char hook_seen[64];           /* the incident whose site hook start was seen */
+	char learnt[16][64];          /* incidents learnt from the archive (a ring) */
+	unsigned learnt_next;
+
+	/* The claim this agent holds. */
+	int fd;                       /* -1 when none */
+	struct claim mine;
+	bool hook_queued;             /* a site hook is queued for it */
+	bool hook_marked;             /* this agent said "started" in the claim */
+	unsigned claims_made;         /* for the incident ids */
+	int renew_err;                /* the last renewal's failure, said once */
+	bool closed;
+};
+
+int incident_init(struct incident *inc, uv_loop_t *loop, const struct config *cfg,
+		  const char *instance);
+
+/* Folds one look at the claim into what was seen. Returns true when it
+ * shows a site-scope hook started by another instance for an incident not
+ * seen before (the site's cooldown starts now, for this agent). */
+bool incident_observe(struct incident *inc, const struct claim_view *v, uint64_t now_ms);
+
+/* The claim seen has been unchanged for claim_expiry (or is hostile and
+ * has been waited out): replace it. Returns true when this agent took
+ * over. */
+bool incident_take_over_expired(struct incident *inc, uint64_t now_ms);
+
+/* Before a cleanup: holds the claim, or tries to make it. */
+enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, int *err);
+
+bool incident_held(const struct incident *inc);
+
+/* A cleanup of this incident removed path (any thread). */
+void incident_removed(struct incident *inc, const char *path);
+
+/* Right before the site-scope hook starts: 0 to start it, 1 when it was
+ * already started for this incident (by a dead owner: not repeated), or a
+ * negative errno when the claim is no longer ours. */
+int incident_hook_starting(struct incident *inc);
+
+/* Nothing left to remove and no hook due: the incident is over, the
+ * claim goes. */
+void incident_settle(struct incident *inc);
+
+/* At shutdown: releases the claim unless the incident still needs its
+ * site-scope hook (then another instance takes over after the expiry). */
+void incident_close(struct incident *inc, bool hook_still_due);
+/* After the loop ended. */
+void incident_free(struct incident *inc);
+
+
+/* ---- what the archive tells every instance --------------------------------- */
+
+/* A session of the archive, as its note tells it. */
+struct incident_note {
+	char session[96];
+	char incident[64];        /* "" in notes of older versions */
+	char instance[32];
+	bool done;
+};
+
+struct incident_notes {
+	struct incident_note *v;  /* sorted by session name */
+	size_t n;
+	bool read;                /* the archive could be listed */
+};
+
+#define INCIDENT_NOTES_MAX 1024
+
+/* On the scan's worker (blocking): lists the archive's sessions (the newest
+ * INCIDENT_NOTES_MAX by name) and reads the note of each one prev did not
+ * already show done. prev is only read. */
+void incident_read_notes(const char *dir, const struct incident_notes *prev,
+			 struct incident_notes *out);
+void incident_notes_free(struct incident_notes *n);
+
+/* On the loop: the incidents that fresh shows cleared and prev did not,
+ * each once (an incident cleared in two sessions, after a takeover, counts
+ * once). The first list this agent reads only sets what is known: an
+ * incident cleared before it started needs nothing from it. Calls found()
+ * for each. */
+void incident_learn(struct incident *inc, const struct incident_notes *prev,
+		    const struct incident_notes *fresh, bool first,
+		    void (*found)(struct incident *inc, const struct incident_note *note));
+
+#endif

@@ -1,0 +1,236 @@
+/* test_claim.c - the incident's claim (claim.c): its text, read back from a
+ * buffer of exactly its length, and the file operations on a real folder,
+ * hostile files included. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "claim.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static int parse_exact(const char *text, struct claim *c)
+{
+	size_t len = strlen(text);
+	char *buf = malloc(len ? len : 1);
+	assert_non_null(buf);
+	memcpy(buf, text, len);
+	int r = claim_parse(buf, len, c);
+	free(buf);
+	return r;
+}
+
+static struct claim sample(void)
+{
+	struct claim c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.instance, sizeof(c.instance), "inst0aaaaaaa");
+	snprintf(c.incident, sizeof(c.incident), "20261129T044308Z-inst0aaaaaaa-41");
+	c.fingerprint = 0x0123456789abcdefULL;
+	c.seq = 7;
+	c.expires_ns = 1795000000LL * 1000000000LL;
+	claim_add_removed(&c, "locks/status.lock");
+	claim_add_removed(&c, "deployments/temp-1a2b3c4d");
+	claim_add_removed(&c, "locks/status.lock"); /* once */
+	return c;
+}
+
+static void test_round_trip(void **state)
+{
+	struct claim c = sample(), back;
+	char buf[CLAIM_FILE_MAX];
+
+	for (int started = 0; started < 2; started++) {
+		c.hook_started = started;
+		int len = claim_format(&c, buf, sizeof(buf));
+		assert_true(len > 0);
+		buf[len] = '\0';
+		assert_int_equal(parse_exact(buf, &back), 0);
+		assert_string_equal(back.instance, c.instance);
+		assert_string_equal(back.incident, c.incident);
+		assert_true(back.fingerprint == c.fingerprint);
+		assert_int_equal(back.hook_started, started);
+		assert_true(back.seq == 7);
+		assert_true(back.expires_ns == c.expires_ns);
+		assert_int_equal(back.n_removed, 2);
+		assert_string_equal(back.removed, "locks/status.lock\ndeployments/temp-1a2b3c4d");
+	}
+}
+
+static void test_not_a_claim(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"lockwarden-claim 2\n",
+		"lockwarden-claim 1\ninstance a\n",
+		"lockwarden-claim 1\ninstance a b\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
+		"expires -\nremoved 0\nend\n",
+		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint zz\nhook no\nrenewed 1\n"
+		"expires -\nremoved 0\nend\n",
+		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook maybe\nrenewed 1\n"
+		"expires -\nremoved 0\nend\n",
+		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed -1\n"
+		"expires -\nremoved 0\nend\n",
+		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
+		"expires -\nremoved 2\npath locks/x\nend\n",
+		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
+		"expires -\nremoved 99\nend\n",
+		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
+		"expires -\nremoved 0\n",                     /* no end: torn */
+		"lockwarden-claim 1\ninstance \x1b[31m\nincident i\nfingerprint 1\nhook no\n"
+		"renewed 1\nexpires -\nremoved 0\nend\n",
+	};
+	struct claim c;
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		if (parse_exact(bad[i], &c) != -EINVAL)
+			fail_msg("case %zu was taken for a claim", i);
+	assert_int_equal(parse_exact("lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\n"
+				     "hook no\nrenewed 1\nexpires -\nremoved 0\nend\n", &c), 0);
+}
+
+static char dir[PATH_MAX];
+
+static int make_dir(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/test_claim.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int remove_dir(void **state)
+{
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void path_in(char *out, size_t size)
+{
+	claim_path_for(dir, out, size);
+}
+
+static void test_create_once_renew_release(void **state)
+{
+	char path[PATH_MAX];
+	struct claim c = sample();
+	struct claim_view v;
+	int fd = -1, fd2 = -1;
+
+	path_in(path, sizeof(path));
+	claim_look(path, &v);
+	assert_int_equal(v.err, -ENOENT);
+	assert_int_equal(claim_create(path, &c, &fd), 0);
+	assert_int_equal(claim_create(path, &c, &fd2), -EEXIST);
+	claim_look(path, &v);
+	assert_int_equal(v.err, 0);
+	assert_string_equal(v.c.incident, c.incident);
+	uint64_t before = v.hash;
+	c.seq++;
+	assert_int_equal(claim_rewrite(fd, &c), 0);
+	claim_look(path, &v);
+	assert_true(v.hash != before);
+	assert_int_equal(claim_still_ours(path, fd), 0);
+	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	claim_release(path, fd);
+	claim_look(path, &v);
+	assert_int_equal(v.err, -ENOENT);
+}
+
+static void test_hostile_files(void **state)
+{
+	char path[PATH_MAX], outside[PATH_MAX + 16];
+	struct claim_view v;
+
+	path_in(path, sizeof(path));
+	snprintf(outside, sizeof(outside), "%s/outside", dir);
+	FILE *f = fopen(outside, "w");
+	assert_non_null(f);
+	fputs("lockwarden-claim 1\n", f);
+	fclose(f);
+
+	assert_int_equal(symlink(outside, path), 0);
+	claim_look(path, &v);
+	assert_int_equal(v.err, -ELOOP);
+	assert_true(claim_view_hostile(&v));
+	unlink(path);
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	claim_look(path, &v); /* would block forever if it were opened */
+	assert_int_equal(v.err, -ENXIO);
+	unlink(path);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < CLAIM_FILE_MAX + 10; i++)
+		fputc('x', f);
+	fclose(f);
+	claim_look(path, &v);
+	assert_int_equal(v.err, -EFBIG);
+	unlink(path);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("\xff\xfe garbage\n", f);
+	fclose(f);
+	claim_look(path, &v);
+	assert_int_equal(v.err, -EINVAL);
+	unlink(path);
+}
+
+static void test_replace_only_what_was_seen(void **state)
+{
+	char path[PATH_MAX];
+	struct claim old = sample(), mine = sample();
+	struct claim_view seen, now;
+	int fd_old = -1, fd = -1;
+
+	path_in(path, sizeof(path));
+	snprintf(mine.instance, sizeof(mine.instance), "inst1bbbbbbb");
+	assert_int_equal(claim_create(path, &old, &fd_old), 0);
+	claim_look(path, &seen);
+
+	/* The owner renewed after we looked: not replaced. */
+	old.seq++;
+	assert_int_equal(claim_rewrite(fd_old, &old), 0);
+	assert_int_equal(claim_replace(path, &seen, "inst1bbbbbbb", &mine, &fd), -EAGAIN);
+	assert_int_equal(claim_still_ours(path, fd_old), 0);
+
+	/* Unchanged since we looked: replaced, and the old owner sees it lost it. */
+	claim_look(path, &seen);
+	assert_int_equal(claim_replace(path, &seen, "inst1bbbbbbb", &mine, &fd), 0);
+	assert_int_equal(claim_still_ours(path, fd_old), -ESTALE);
+	assert_int_equal(claim_still_ours(path, fd), 0);
+	claim_look(path, &now);
+	assert_string_equal(now.c.instance, "inst1bbbbbbb");
+	close(fd_old);
+	claim_release(path, fd);
+
+	/* Already gone: nothing to take over. */
+	assert_int_equal(claim_replace(path, &seen, "inst1bbbbbbb", &mine, &fd), -ENOENT);
+	claim_look(path, &now);
+	assert_int_equal(now.err, -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_not_a_claim),
+		cmocka_unit_test_setup_teardown(test_create_once_renew_release, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_hostile_files, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_replace_only_what_was_seen, make_dir,
+						remove_dir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

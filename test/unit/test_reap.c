@@ -1481,11 +1481,11 @@ static void test_target_from_entry(void **state)
 		e.area = cases[i].area;
 		snprintf(e.name, sizeof(e.name), "%s", cases[i].name);
 		e.kind = cases[i].kind;
-		e.st = (struct site_stat){ true, S_IFDIR, 1, 100 + i, 5, 6 };
-		e.info_st = (struct site_stat){ true, S_IFREG, 1, 200, 7, 8 };
-		e.status_st = (struct site_stat){ true, S_IFREG, 1, 300, 9, 10 };
-		e.log_st = (struct site_stat){ true, S_IFREG, 1, 400, 11, 12 };
-		e.manifest_st = (struct site_stat){ false, 0, 0, 0, 0, 0 };
+		e.st = (struct site_stat){ .present = true, .type = S_IFDIR, .dev = 1, .ino = 100 + i, .mtime_ns = 5, .ctime_ns = 6 };
+		e.info_st = (struct site_stat){ .present = true, .type = S_IFREG, .dev = 1, .ino = 200, .mtime_ns = 7, .ctime_ns = 8 };
+		e.status_st = (struct site_stat){ .present = true, .type = S_IFREG, .dev = 1, .ino = 300, .mtime_ns = 9, .ctime_ns = 10 };
+		e.log_st = (struct site_stat){ .present = true, .type = S_IFREG, .dev = 1, .ino = 400, .mtime_ns = 11, .ctime_ns = 12 };
+		e.manifest_st = (struct site_stat){ .present = false };
 		memset(&t, 0xa5, sizeof(t));
 
 		reap_target_from_entry(&t, &e);

@@ -103,6 +103,11 @@ static void reload(struct agent *a)
 		return;
 	}
 	bool new_root = strcmp(fresh.site_root, a->cfg.site_root) != 0;
+	if (strcmp(fresh.archive_dir, a->cfg.archive_dir) != 0) {
+		/* Another folder: the share's clock is measured there afresh. */
+		memset(&a->shareclock, 0, sizeof(a->shareclock));
+		a->clock_warned = false;
+	}
 	config_free(&a->cfg);
 	a->cfg = fresh;
 	log_set_level(a->cfg.log_level);

@@ -19,6 +19,7 @@
 #include "incident.h"
 #include "kudu.h"
 #include "policy.h"
+#include "shareclock.h"
 #include "site.h"
 #include "tree.h"
 #include "verify.h"
@@ -53,6 +54,8 @@ struct scan_job {
 	const struct incident_notes *prev_notes; /* read-only while the job runs */
 	bool read_notes;
 	struct incident_notes notes;
+	char instance[32];
+	struct shareclock clock;  /* the agent's, measured again when due */
 };
 
 struct prune_job {
@@ -95,6 +98,9 @@ struct agent {
 	uint64_t share_out_ms;    /* when the operation that did not return began */
 	unsigned long scans;
 	struct policy_history history;
+	struct shareclock shareclock; /* this host's clock against the share's */
+	bool clock_warned;        /* said that this host's clock is off */
+	int64_t clock_warned_ns;  /* by how much */
 	bool ready_sent;
 	bool was_blocked;
 	struct tree_identity tree; /* to notice the share vanishing or being replaced */

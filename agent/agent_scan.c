@@ -9,11 +9,16 @@
 #include <string.h>
 
 #include "container_of.h"
+#include "fmt.h"
 #include "log.h"
 #include "clock.h"
 #include "isotime.h"
 #include "notify.h"
 #include "scan.h"
+
+/* This host's clock off the share's by more than this is worth a warning
+ * (within it, only the debug log says so). */
+#define CLOCK_WARN_MS (60 * 1000LL)
 
 /* ---- a share that does not answer ------------------------------------------ */
 
@@ -105,6 +110,12 @@ static void scan_work(uv_work_t *req)
 	 * wall-clock jump. */
 	clock_read(&now);
 	job->err = scan_site(job->root, &now, job->prev, job->full, &job->snap);
+	/* The share's clock, measured beside the site root (shareclock.h). */
+	if (job->err == 0 && job->snap.root_err == 0)
+		shareclock_update(&job->clock, job->claim_dir, job->instance, job->snap.root.dev,
+				  true, &now);
+	job->snap.clock_offset_known = job->clock.known;
+	job->snap.clock_offset_ns = job->clock.offset_ns;
 	/* After the listing: an owner claims before it renames anything
 	 * aside, so trash listed while no claim exists is nobody's work in
 	 * progress. */
@@ -115,6 +126,51 @@ static void scan_work(uv_work_t *req)
 	 * cooldown: it need not read the archive's notes. */
 	if (job->read_notes)
 		incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
+}
+
+/* Says what a probe of the share's clock found, once per finding: the
+ * archive folder on another filesystem, a probe that fails, this host's
+ * clock off by more than a minute (and by how much when that changes), and
+ * back in step. */
+static void note_share_clock(struct agent *a, const struct shareclock *now)
+{
+	const struct shareclock *was = &a->shareclock;
+	char off[32];
+
+	if (!now->probed || (was->probed && was->probed_ms == now->probed_ms))
+		return;
+	if (now->err == -EXDEV && (!was->probed || was->err != -EXDEV))
+		log_info("archive folder %s is not on the site root's filesystem: this host's clock "
+			 "cannot be measured against the share's; file times and lockExpiry are judged "
+			 "by this host's clock", a->cfg.archive_dir);
+	else if (now->err != 0 && now->err != -EXDEV && (!was->probed || was->err != now->err))
+		log_warning("cannot measure this host's clock against the share's (%s in %s: %s); "
+			    "%s", now->what, a->cfg.archive_dir, strerror(-now->err),
+			    now->known ? "keeping the last measure"
+				       : "file times and lockExpiry are judged by this host's clock");
+	if (now->err == 0)
+		log_debug("measured this host's clock against the share's: %+lld ms",
+			  (long long)clock_ns_to_ms(now->offset_ns));
+
+	int64_t mag = now->offset_ns < 0 ? -now->offset_ns : now->offset_ns;
+	int64_t moved = clock_sub_ns(now->offset_ns, a->clock_warned_ns);
+	if (now->known && mag > CLOCK_WARN_MS * CLOCK_NS_PER_MS &&
+	    (!a->clock_warned || moved > CLOCK_WARN_MS * CLOCK_NS_PER_MS ||
+	     moved < -CLOCK_WARN_MS * CLOCK_NS_PER_MS)) {
+		/* To the minute: the probe's own milliseconds are noise. */
+		int64_t mag_ms = clock_ns_to_ms(mag);
+		fmt_age(mag_ms / 60000 * 60000 + (mag_ms % 60000 >= 30000 ? 60000 : 0), off,
+			sizeof(off));
+		log_warning("this host's clock is %s %s the share's; file times and lockExpiry are "
+			    "judged by the share's clock", off,
+			    now->offset_ns < 0 ? "behind" : "ahead of");
+		a->clock_warned = true;
+		a->clock_warned_ns = now->offset_ns;
+	} else if (a->clock_warned && now->known && mag <= CLOCK_WARN_MS * CLOCK_NS_PER_MS) {
+		log_info("this host's clock agrees with the share's again");
+		a->clock_warned = false;
+	}
+	a->shareclock = *now;
 }
 
 static void set_status(struct agent *a, const struct policy_decision *d)
@@ -285,6 +341,9 @@ static void scan_after(uv_work_t *req, int status)
 	struct agent *a = job->agent;
 
 	a->scan = NULL;
+	/* The clock was measured for the archive folder of its time. */
+	if (status == 0 && strcmp(job->claim_dir, a->cfg.archive_dir) == 0)
+		note_share_clock(a, &job->clock);
 	/* A scan that outlasted the hang limit straddles an outage: what it
 	 * read before and after does not make one moment of the tree, and its
 	 * times are stale. Nothing is decided from it; a fresh scan follows. */
@@ -381,6 +440,8 @@ void agent_request_scan(struct agent *a)
 	job->prev_notes = &a->notes;
 	job->read_notes = !a->opt.once && !a->cfg.policy_dry_run;
 	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
+	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
+	job->clock = a->shareclock;
 	job->full = a->full_next;
 	a->full_next = false;
 	a->last_scan_ms = agent_mono_now_ms(a);

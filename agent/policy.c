@@ -72,10 +72,10 @@ static bool snapshot_blocked(const struct site_snapshot *snap)
 	       (snap->deployments_err != 0 && snap->deployments_err != -ENOENT);
 }
 
-/* lockExpiry has passed (or is null) by the wall clock and, for a lock
+/* lockExpiry has passed (or is null) by the share's clock and, for a lock
  * seen before, by the monotonic clock since then too. */
 static void assess_lock(struct policy_assessment *a, const struct policy_history *history,
-			int64_t now_wall_ns, uint64_t now_mono_ms)
+			int64_t now_share_ns, uint64_t now_mono_ms)
 {
 	const struct site_entry *lf;
 
@@ -90,20 +90,20 @@ static void assess_lock(struct policy_assessment *a, const struct policy_history
 	}
 	a->lock_expired = lf->info_err == 0 &&
 			  (lf->info.expiry_ns == KUDU_TIME_NONE ||
-			   (lf->info.expiry_ns <= now_wall_ns && a->lock_mono_left_ms <= 0));
+			   (lf->info.expiry_ns <= now_share_ns && a->lock_mono_left_ms <= 0));
 }
 
-/* When was the tree last active? File times (a future one counts as now),
- * and what the agent saw change. */
+/* When was the tree last active? File times by the share's clock (a
+ * future one counts as now), and what the agent saw change. */
 static void assess_activity(struct policy_assessment *a, const struct policy_history *history,
-			    int64_t now_wall_ns, uint64_t now_mono_ms)
+			    int64_t now_share_ns, uint64_t now_mono_ms)
 {
 	int64_t newest_ns = policy_newest_activity_ns(a->snap);
 
 	a->activity_age_ms = -1;
 	if (newest_ns != INT64_MIN)
-		a->activity_age_ms = newest_ns >= now_wall_ns
-			? 0 : clock_ns_to_ms(clock_sub_ns(now_wall_ns, newest_ns));
+		a->activity_age_ms = newest_ns >= now_share_ns
+			? 0 : clock_ns_to_ms(clock_sub_ns(now_share_ns, newest_ns));
 	a->quiet_ms = 0;
 	if (a->observing) {
 		a->quiet_ms = policy_mono_since(now_mono_ms, history->last_change_ms);
@@ -118,7 +118,7 @@ static void assess_activity(struct policy_assessment *a, const struct policy_his
 
 static void assess(struct policy_assessment *a, const struct site_snapshot *snap,
 		   const struct policy_history *history, const struct policy_params *params,
-		   int64_t now_wall_ns, uint64_t now_mono_ms)
+		   int64_t now_share_ns, uint64_t now_mono_ms)
 {
 	memset(a, 0, sizeof(*a));
 	a->snap = snap;
@@ -128,8 +128,8 @@ static void assess(struct policy_assessment *a, const struct site_snapshot *snap
 	a->newest = find_newest_record(snap);
 	a->newest_running = a->newest != NO_INDEX && !policy_record_finished(&snap->entries[a->newest]);
 	a->claims = (a->lock_folder != NO_INDEX || a->newest_running) && !a->blocked;
-	assess_lock(a, history, now_wall_ns, now_mono_ms);
-	assess_activity(a, history, now_wall_ns, now_mono_ms);
+	assess_lock(a, history, now_share_ns, now_mono_ms);
+	assess_activity(a, history, now_share_ns, now_mono_ms);
 
 	/* After a jump of the wall clock, a file time's age means nothing. */
 	a->trust_times = !(a->observing && history->clock_jumped);
@@ -232,13 +232,13 @@ static uint64_t until(uint64_t threshold_ms, uint64_t elapsed_ms)
 /* A held lock becomes free when both clocks agree it expired; the lock
  * folder can go once quiet_period is observed too. */
 static uint64_t until_lock_expiry(const struct policy_assessment *a, const struct policy_params *params,
-				  int64_t now_wall_ns)
+				  int64_t now_share_ns)
 {
 	const struct site_entry *lf = &a->snap->entries[a->lock_folder];
 
 	if (lf->info_err != 0 || lf->info.expiry_ns == KUDU_TIME_NONE)
 		return UINT64_MAX;
-	int64_t left_ns = clock_sub_ns(lf->info.expiry_ns, now_wall_ns);
+	int64_t left_ns = clock_sub_ns(lf->info.expiry_ns, now_share_ns);
 	int64_t wall_left_ms = clock_ns_to_ms(clock_add_ns(left_ns, CLOCK_NS_PER_MS - 1));
 	int64_t later_ms = wall_left_ms > a->lock_mono_left_ms ? wall_left_ms : a->lock_mono_left_ms;
 	uint64_t left_ms = later_ms > 0 ? (uint64_t)later_ms : 1;
@@ -248,7 +248,7 @@ static uint64_t until_lock_expiry(const struct policy_assessment *a, const struc
 }
 
 static uint64_t next_check(const struct policy_assessment *a, const struct policy_params *params,
-			   int64_t now_wall_ns)
+			   int64_t now_share_ns)
 {
 	uint64_t next = UINT64_MAX;
 
@@ -262,7 +262,7 @@ static uint64_t next_check(const struct policy_assessment *a, const struct polic
 	if (a->stuck && a->observing && !a->quiet)
 		next = min_u64(next, until(params->quiet_period_ms, a->quiet_ms));
 	if (a->lock_folder != NO_INDEX && !a->lock_expired && a->observing)
-		next = min_u64(next, until_lock_expiry(a, params, now_wall_ns));
+		next = min_u64(next, until_lock_expiry(a, params, now_share_ns));
 	return next;
 }
 
@@ -273,6 +273,9 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 		  uint64_t now_mono_ms, struct policy_decision *out)
 {
 	struct policy_assessment a;
+	/* Every time read from the share is compared with the share's clock:
+	 * this host's wall clock may be hours off (site.h, shareclock.h). */
+	int64_t now_share_ns = site_share_time_ns(snap, now_wall_ns);
 
 	memset(out, 0, sizeof(*out));
 	out->next_check_ms = UINT64_MAX;
@@ -287,7 +290,7 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 	}
 	out->n_entries = snap->n_entries;
 
-	assess(&a, snap, history, params, now_wall_ns, now_mono_ms);
+	assess(&a, snap, history, params, now_share_ns, now_mono_ms);
 	out->blocked = a.blocked;
 	out->claims_running = a.lock_folder != NO_INDEX || a.newest_running;
 	out->lock_expired = a.lock_expired;
@@ -298,7 +301,7 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 	policy_plan(&a, out);
 	explain(&a, params, out->reason, sizeof(out->reason));
 	if (!a.blocked && !out->act)
-		out->next_check_ms = next_check(&a, params, now_wall_ns);
+		out->next_check_ms = next_check(&a, params, now_share_ns);
 	return 0;
 }
 

@@ -5,6 +5,12 @@
  * file or the environment. This is where every dangerous decision is made,
  * so it is the most tested file of the project.
  *
+ * Every time from the share (file times, lockExpiry) is compared with the
+ * share's clock: now_wall_ns less the offset the scan measured
+ * (site_share_time_ns; the offset is an input like the clocks, unknown
+ * meaning this host's clock), so one instance whose clock is hours off
+ * judges as the others do.
+ *
  * The rule (issue 2, ../shared/KUDU.md):
  *  - A deployment claims to be running when locks/deployment/ exists, or the
  *    newest record's status.xml is not finished.
@@ -17,7 +23,7 @@
  *    a change, file times cannot hold it back (clock skew).
  *  - A lock whose lockExpiry has passed (or is null) is free by Kudu's own
  *    rule: the lock folder alone may go after quiet_period. "Passed" by
- *    the wall clock and, for a lock the agent saw before its expiry, by the
+ *    the share's clock and, for a lock the agent saw before its expiry, by the
  *    monotonic time since then too.
  *  - Stuck means exactly: idle, or holding an expired lock. Either calls for
  *    a cleanup (the whole one when idle, the lock folder alone otherwise).
@@ -57,15 +63,17 @@ struct policy_history {
 	bool seen_change;         /* a change was seen since start */
 	uint64_t last_change_ms;  /* monotonic time the last change is dated at */
 	uint64_t fingerprint;     /* of the last observed snapshot */
-	int64_t last_scan_wall_ns;/* wall time the previous scan began */
+	int64_t last_scan_wall_ns;/* when the previous scan began, by the share's clock
+				   * (site_share_time_ns) */
 	uint64_t last_scan_ms;    /* monotonic time it was observed */
-	/* The wall clock moved unlike the monotonic clock between two scans:
+	/* The clock times are judged by moved unlike the monotonic clock
+	 * between two scans:
 	 * file time ages are not believed (the agent judges by what it saw)
 	 * until a change shows an mtime that agrees with the wall clock. */
 	bool clock_jumped;
 
 	/* The lock folder's info.lock as first seen: how far its lockExpiry
-	 * was then, by the wall clock, and when that was on the monotonic
+	 * was then, by the share's clock, and when that was on the monotonic
 	 * clock. The lock counts as expired only once both clocks agree, so a
 	 * wall clock that jumps ahead cannot expire a live lock early. */
 	bool lock_known;

@@ -151,7 +151,8 @@ static void observe_lock(struct policy_history *h, const struct site_snapshot *s
 	h->lock_expiry_ns = lock->info.expiry_ns;
 	h->lock_seen_ms = now_ms;
 	h->lock_left_ms = lock->info.expiry_ns == KUDU_TIME_NONE
-		? 0 : clock_ns_to_ms(clock_sub_ns(lock->info.expiry_ns, snap->scanned_ns));
+		? 0 : clock_ns_to_ms(clock_sub_ns(lock->info.expiry_ns,
+						  site_share_time_ns(snap, snap->scanned_ns)));
 }
 
 /* Monotonic milliseconds from since_ms to now_ms, 0 when a caller's clocks
@@ -161,11 +162,14 @@ uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms)
 	return now_ms >= since_ms ? now_ms - since_ms : 0;
 }
 
-/* The wall clock moved unlike the monotonic clock since the previous scan. */
-static bool clock_jumped(const struct policy_history *h, const struct site_snapshot *snap,
-			 uint64_t now_ms)
+/* The clock times are judged by (the share's, as this host's wall clock
+ * less the measured offset) moved unlike the monotonic clock since the
+ * previous scan. A jump of this host's clock that a new measure of the
+ * offset made up for is none; one it did not (the offset lost, or not
+ * measured again yet) is. */
+static bool clock_jumped(const struct policy_history *h, int64_t share_ns, uint64_t now_ms)
 {
-	int64_t wall_ms = clock_ns_to_ms(clock_sub_ns(snap->scanned_ns, h->last_scan_wall_ns));
+	int64_t wall_ms = clock_ns_to_ms(clock_sub_ns(share_ns, h->last_scan_wall_ns));
 	int64_t mono_ms = now_ms >= h->last_scan_ms ? (int64_t)policy_mono_since(now_ms, h->last_scan_ms)
 						    : -(int64_t)policy_mono_since(h->last_scan_ms, now_ms);
 	int64_t drift_ms = clock_sub_ns(wall_ms, mono_ms);
@@ -177,10 +181,11 @@ bool policy_observe(struct policy_history *h, const struct site_snapshot *snap, 
 {
 	uint64_t fp = policy_fingerprint(snap);
 	int64_t window_start_ns = h->last_scan_wall_ns;
+	int64_t share_ns = site_share_time_ns(snap, snap->scanned_ns);
 
-	if (h->started && clock_jumped(h, snap, now_ms))
+	if (h->started && clock_jumped(h, share_ns, now_ms))
 		h->clock_jumped = true;
-	h->last_scan_wall_ns = snap->scanned_ns;
+	h->last_scan_wall_ns = share_ns;
 	h->last_scan_ms = now_ms;
 	observe_lock(h, snap, now_ms);
 
@@ -202,8 +207,8 @@ bool policy_observe(struct policy_history *h, const struct site_snapshot *snap, 
 	 * a file time inside the window says when it happened. */
 	uint64_t at_ms = now_ms;
 	int64_t newest_ns = policy_newest_activity_ns(snap);
-	if (newest_ns != INT64_MIN && newest_ns >= window_start_ns && newest_ns <= snap->scanned_ns) {
-		uint64_t back_ms = (uint64_t)clock_ns_to_ms(clock_sub_ns(snap->scanned_ns, newest_ns));
+	if (newest_ns != INT64_MIN && newest_ns >= window_start_ns && newest_ns <= share_ns) {
+		uint64_t back_ms = (uint64_t)clock_ns_to_ms(clock_sub_ns(share_ns, newest_ns));
 		if (back_ms < now_ms)
 			at_ms = now_ms - back_ms;
 		/* A fresh change stamped by a clock that agrees with ours. */

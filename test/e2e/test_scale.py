@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, Pause, age_tree, archive_dir_for,
-                      build_stuck_site, clean_env, gone, make_file_lock, make_lock,
+                      build_stuck_site, clean_env, faketime_env, gone, make_file_lock, make_lock,
                       make_pending, make_record, run_cli, start_agent, wait_for, write_config)
 
 INSTANCES = ["inst0aaaaaaa", "inst1bbbbbbb", "inst2ccccccc"]
@@ -101,24 +101,6 @@ def test_twenty_incidents_three_agents(site, hook, agents, tmp_path, scope, per_
     cfg = config(tmp_path, site, hook, scope)
     started = [start(agents, cfg, i) for i in range(3)]
     run_incidents(site, hook, cfg, started, 20, per_incident, scope)
-
-
-def faketime_env(offset, env=None):
-    """libfaketime moves this agent's wall clock only (its monotonic clock,
-    which claims are judged by, stays the host's)."""
-    lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
-    if not os.path.exists(lib):
-        pytest.skip("libfaketime is not installed (apt-get install libfaketime)")
-    env = dict(env or clean_env())
-    env["LD_PRELOAD"] = (env.get("LD_PRELOAD", "") + " " + lib).strip()
-    # NO_FAKE_STAT: a host whose clock is off still reads the share's
-    # timestamps as they are.
-    env.update(FAKETIME=offset, DONT_FAKE_MONOTONIC="1", FAKETIME_DONT_RESET="1",
-               NO_FAKE_STAT="1")
-    # The sanitizer build wants its runtime first in the library list;
-    # libfaketime only wraps the clock calls, so the order does not matter.
-    env["ASAN_OPTIONS"] = "verify_asan_link_order=0:" + env.get("ASAN_OPTIONS", "")
-    return env
 
 
 @pytest.mark.parametrize("scope,per_incident", [("site", 1), ("instance", 3)])

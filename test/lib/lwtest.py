@@ -719,6 +719,25 @@ def hook(tmp_path):
     rec.kill_leftovers()
 
 
+def faketime_env(offset, env=None):
+    """libfaketime moves this agent's wall clock only (its monotonic clock,
+    which claims are judged by, stays the host's), by offset ("+2h", "-2h").
+    Skips the test when libfaketime is not installed."""
+    lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+    if not os.path.exists(lib):
+        pytest.skip("libfaketime is not installed (apt-get install libfaketime)")
+    env = dict(env or clean_env())
+    env["LD_PRELOAD"] = (env.get("LD_PRELOAD", "") + " " + lib).strip()
+    # NO_FAKE_STAT: a host whose clock is off still reads the share's
+    # timestamps as they are.
+    env.update(FAKETIME=offset, DONT_FAKE_MONOTONIC="1", FAKETIME_DONT_RESET="1",
+               NO_FAKE_STAT="1")
+    # The sanitizer build wants its runtime first in the library list;
+    # libfaketime only wraps the clock calls, so the order does not matter.
+    env["ASAN_OPTIONS"] = "verify_asan_link_order=0:" + env.get("ASAN_OPTIONS", "")
+    return env
+
+
 def start_agent(agents, cfg, *extra, env=None, **kw):
     """`lockwarden run -c cfg -v ...`: -v, so the scans are counted."""
     return agents.start(["run", "-c", cfg, "-v", *extra], env=env, **kw)

@@ -585,6 +585,86 @@ static void test_wall_clock_jump_does_not_expire_a_seen_lock(void **state)
 	site_snapshot_free(&snap);
 }
 
+/* Table: this host's wall clock off the share's (issue 10). File times and
+ * lockExpiry are the share's (NOW_WALL is the share's now); the agent's wall
+ * clock is NOW_WALL + skew, and the scan measured offset (or not). The
+ * agent's first scan (policy_observe), and the decision on it. */
+static void test_share_clock_offset_table(void **state)
+{
+	static const struct {
+		const char *what;
+		int64_t skew_ms;         /* this host's wall clock - the share's */
+		bool known;              /* the scan measured the offset */
+		int64_t offset_ms;       /* what it measured */
+		int64_t expiry_in_ms;    /* lockExpiry, from the share's now */
+		int64_t age_ms;          /* of every file time, by the share's clock */
+		bool lock_expired, stuck;
+		int64_t lock_left_ms;    /* as the history remembers it */
+	} rows[] = {
+		{ "2 h ahead, fresh lock, quiet 10 minutes", 2 * 60 * M, true, 2 * 60 * M,
+		  20 * M, 10 * M, false, false, 20 * M },
+		{ "2 h ahead, the deployment silent 20 minutes", 2 * 60 * M, true, 2 * 60 * M,
+		  20 * M, 20 * M, false, true, 20 * M },
+		{ "2 h behind, lock expired an hour ago", -2 * 60 * M, true, -2 * 60 * M,
+		  -60 * M, 10 * S, true, true, 0 },
+		{ "2 h behind, fresh lock", -2 * 60 * M, true, -2 * 60 * M,
+		  20 * M, 10 * S, false, false, 20 * M },
+		{ "offset unknown, 2 h ahead: judged by this host's clock", 2 * 60 * M, false, 0,
+		  20 * M, 10 * M, true, true, 0 },
+		{ "offset unknown, 2 h behind: judged by this host's clock", -2 * 60 * M, false, 0,
+		  -60 * M, 10 * S, false, false, 60 * M },
+		{ "1.5 s ahead, within the tolerance: not applied", 1500, true, 1500,
+		  1000, 10 * S, true, true, 0 },
+		{ "2.5 s ahead, beyond the tolerance: applied", 2500, true, 2500,
+		  1000, 10 * S, false, false, 1000 },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		struct policy_history h = { 0 };
+		int64_t wall = NOW_WALL + NS(rows[i].skew_ms);
+		base_tree(&snap, rows[i].age_ms);
+		add_lock(&snap, rows[i].age_ms, rows[i].expiry_in_ms);
+		add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, rows[i].age_ms);
+		snap.scanned_ns = wall;
+		snap.clock_offset_known = rows[i].known;
+		snap.clock_offset_ns = NS(rows[i].offset_ms);
+		assert_false(policy_observe(&h, &snap, 1000 * M));
+		assert_int_equal(policy_decide(&snap, &h, &params, wall, 1000 * M, &d), 0);
+		int64_t left = h.lock_left_ms < 0 ? 0 : h.lock_left_ms;
+		if (d.lock_expired != rows[i].lock_expired || d.stuck != rows[i].stuck ||
+		    left != rows[i].lock_left_ms)
+			fail_msg("%s: lock_expired %d stuck %d lock_left %lld ms", rows[i].what,
+				 d.lock_expired, d.stuck, (long long)h.lock_left_ms);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+/* A jump of this host's clock that a new measure of the offset made up for
+ * is no jump: file times stay believed. One it did not is. */
+static void test_offset_made_up_jump_is_no_jump(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_history h = { 0 };
+	base_tree(&snap, 10 * S);
+	add_lock(&snap, 10 * S, 20 * M);
+	assert_false(policy_observe(&h, &snap, 1000 * M));
+
+	/* One minute on; this host's clock jumped 2 h ahead, and was measured. */
+	snap.scanned_ns = NOW_WALL + NS(1 * M) + NS(2 * 60 * M);
+	snap.clock_offset_known = true;
+	snap.clock_offset_ns = NS(2 * 60 * M);
+	assert_false(policy_observe(&h, &snap, 1001 * M));
+	assert_false(h.clock_jumped);
+
+	/* It jumps back; the offset is not measured again yet. */
+	snap.scanned_ns = NOW_WALL + NS(2 * M);
+	assert_false(policy_observe(&h, &snap, 1002 * M));
+	assert_true(h.clock_jumped);
+	site_snapshot_free(&snap);
+}
+
 /* Table: thresholds at their edges, stuck_after 15m, quiet_period 2m. */
 static void test_threshold_table(void **state)
 {
@@ -813,6 +893,8 @@ int main(void)
 		cmocka_unit_test(test_observe_baseline_and_changes),
 		cmocka_unit_test(test_observed_change_dated_by_mtime_in_window),
 		cmocka_unit_test(test_wall_clock_jump_does_not_expire_a_seen_lock),
+		cmocka_unit_test(test_share_clock_offset_table),
+		cmocka_unit_test(test_offset_made_up_jump_is_no_jump),
 		cmocka_unit_test(test_threshold_table),
 		cmocka_unit_test(test_decision_steps_table),
 		cmocka_unit_test(test_ancient_lock_expiry_is_expired),

@@ -21,6 +21,7 @@
 #include "verify.h"
 #include "policy.h"
 #include "scan.h"
+#include "shareclock.h"
 #include "site.h"
 
 /* The entry's own last activity: for a record, the newest of the folder,
@@ -236,6 +237,12 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "cannot read the site root: %s\n", strerror(-snap->root_err));
 		return;
 	}
+	if (site_share_time_ns(snap, snap->scanned_ns) != snap->scanned_ns) {
+		int64_t off = snap->clock_offset_ns, mag_ms = clock_ns_to_ms(off < 0 ? -off : off);
+		char by[32];
+		fprintf(out, "this host's clock is %s %s the share's; times are judged by the "
+			"share's clock\n", fmt_age(mag_ms, by, sizeof(by)), off < 0 ? "behind" : "ahead of");
+	}
 	if (snap->locks_err)
 		fprintf(out, "locks/: %s\n", strerror(-snap->locks_err));
 	if (snap->deployments_err)
@@ -310,9 +317,21 @@ static int report_body(const struct config *cfg, bool json, FILE *out)
 	};
 	struct clock_now now;
 
+	struct shareclock clock = { 0 };
+	char probe[32];
+
 	clock_read(&now);
-	if (scan_site(cfg->site_root, &now, NULL, true, &snap) < 0 ||
-	    policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
+	int r = scan_site(cfg->site_root, &now, NULL, true, &snap);
+	/* Judged as the agent judges: by the share's clock, measured in the
+	 * archive folder if it is there (a report creates no folder). Its own
+	 * probe name: the agent of this host may be probing at this moment. */
+	if (r == 0 && snap.root_err == 0) {
+		snprintf(probe, sizeof(probe), "report-%ld", (long)getpid());
+		shareclock_update(&clock, cfg->archive_dir, probe, snap.root.dev, false, &now);
+		snap.clock_offset_known = clock.known;
+		snap.clock_offset_ns = clock.offset_ns;
+	}
+	if (r < 0 || policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);
 		return 1;

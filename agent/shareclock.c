@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +77,36 @@ static int probe(struct shareclock *sc, int dir_fd, const char *name, int64_t *o
 	return err;
 }
 
+/* Makes the missing archive folder, but only where it would be on the
+ * site's filesystem (a folder is made on its nearest existing parent's):
+ * elsewhere nothing is measured, so nothing is made. -EXDEV (in errno
+ * too) when it would be elsewhere. */
+static int made_beside(const char *archive_dir, dev_t site_dev)
+{
+	char parent[PATH_MAX];
+	struct stat st;
+
+	snprintf(parent, sizeof(parent), "%s", archive_dir);
+	for (;;) {
+		char *slash = strrchr(parent, '/');
+		if (!slash)
+			return -ENOENT;
+		*slash = '\0';
+		if (stat(parent[0] ? parent : "/", &st) == 0)
+			break;
+		if (errno != ENOENT || slash == parent)
+			return -errno;
+	}
+	if (st.st_dev != site_dev) {
+		errno = EXDEV;
+		return -EXDEV;
+	}
+	int r = archive_make_dirs(archive_dir);
+	if (r < 0)
+		errno = -r;
+	return r;
+}
+
 void shareclock_update(struct shareclock *sc, const char *archive_dir, const char *instance,
 		       dev_t site_dev, bool create_dir, const struct clock_now *now)
 {
@@ -90,10 +121,12 @@ void shareclock_update(struct shareclock *sc, const char *archive_dir, const cha
 	sc->probed = true;
 	sc->probed_ms = now->mono_ms;
 	sc->what[0] = '\0';
-	if (create_dir)
-		archive_make_dirs(archive_dir);
 	int dir_fd = open(archive_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_fd < 0) {
+	if (dir_fd < 0 && errno == ENOENT && create_dir && made_beside(archive_dir, site_dev) == 0)
+		dir_fd = open(archive_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0 && errno == EXDEV) {
+		err = -EXDEV;
+	} else if (dir_fd < 0) {
 		err = failed(sc, -errno, "open", "");
 	} else if (fstat(dir_fd, &st) < 0) {
 		err = failed(sc, -errno, "stat", "");

@@ -108,6 +108,7 @@ def test_an_archive_on_another_filesystem_says_so_once(site, agents, tmp_path, o
     live_but_quiet_site(site, lock_expiry_s=20 * 60)
     before = tree_state(site)
     archive = other_fs / "lockwarden"
+    archive.mkdir()
     cfg = config(tmp_path, site, archive={"dir": str(archive)})
 
     agent = start_agent(agents, cfg)

@@ -101,19 +101,21 @@ def other_fs(tmp_path):
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def test_an_archive_on_another_filesystem_says_so_once(site, agents, tmp_path, other_fs):
+@pytest.mark.parametrize("exists", [True, False], ids=["folder-there", "folder-missing"])
+def test_an_archive_on_another_filesystem_says_so_once(site, agents, tmp_path, other_fs, exists):
     """Its clock says nothing of the share's: no offset is measured or used
     (the agent judges by its own clock, as before), and the log says so
-    once, not at every probe."""
+    once, not at every probe. A missing folder is not made there for it."""
     live_but_quiet_site(site, lock_expiry_s=20 * 60)
     before = tree_state(site)
     archive = other_fs / "lockwarden"
-    archive.mkdir()
+    if exists:
+        archive.mkdir()
     cfg = config(tmp_path, site, archive={"dir": str(archive)})
 
     agent = start_agent(agents, cfg)
     agent.wait_scan(QUIET_SCANS)
     assert agent.count(r"is not on the site root's filesystem") == 1, agent.tail()
     assert agent.count(r"measured this host's clock|" + CLOCK_OFF) == 0, agent.tail()
-    assert os.listdir(archive) == []
+    assert (os.listdir(archive) == []) if exists else not archive.exists()
     assert tree_state(site) == before

@@ -191,7 +191,10 @@ def test_every_descriptor_is_close_on_exec(site, agents, tmp_path, pause_shim):
     stderr is close-on-exec. Before, the listing's dup() was not."""
     build_stuck_site(site)
     cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "1h"})
-    pause = Pause(pause_shim, tmp_path / "pause", "fdopendir", at=3)
+    # The second scan's listing of locks/: the first scan lists locks/,
+    # deployments/ and then the archive's notes (the folder the first
+    # scan's clock probe made), each through one fdopendir.
+    pause = Pause(pause_shim, tmp_path / "pause", "fdopendir", at=4)
     agent = start_agent(agents, cfg, env=pause.env())
     pause.wait_paused(detail=agent.tail)
     try:

@@ -51,8 +51,10 @@ static int probe(struct shareclock *sc, int dir_fd, const char *name, int64_t *o
 				O_NOCTTY | O_CLOEXEC, 0640);
 		if (fd < 0) {
 			err = -errno;
-			if (err == -EEXIST && attempt == 0 && unlinkat(dir_fd, name, 0) == 0)
+			if (err == -EEXIST && attempt == 0 && unlinkat(dir_fd, name, 0) == 0) {
+				err = 0;
 				continue;
+			}
 			return failed(sc, err, "create", name);
 		}
 		if (fstat(fd, &st) < 0) {

@@ -124,8 +124,10 @@ static void print_effective_key(FILE *out, const struct key_info *k, const void 
 		value = *(char *const *)f ? *(char *const *)f : "";
 		break;
 	case KEY_DURATION:
+	case KEY_AUTO_DURATION:
 		config_format_duration(*(const uint64_t *)f, buf, sizeof(buf));
-		value = buf;
+		value = *(const uint64_t *)f == CONFIG_DURATION_AUTO && k->type == KEY_AUTO_DURATION
+			? "auto" : buf;
 		break;
 	case KEY_BOOL:
 		value = *(const bool *)f ? "true" : "false";

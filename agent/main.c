@@ -12,6 +12,7 @@
 #include "envfile.h"
 #include "log.h"
 #include "report.h"
+#include "scan.h"
 #include "silence.h"
 #include "silence_read.h"
 #include "trust.h"
@@ -167,10 +168,12 @@ static void warn_history(const struct config *cfg)
 
 	if (cfg->policy_stuck_after == CONFIG_DURATION_AUTO)
 		return;
-	r = silence_read_site(cfg->site_root, &h);
+	r = silence_read_site_within(cfg->site_root,
+				     scan_hang_limit_ms(cfg->scan_rescan_interval), &h);
 	if (r < 0) {
 		log_info("configuration: cannot read the site %s (%s): stuck_after is not compared "
-			 "with the silences of its past deployments", cfg->site_root, strerror(-r));
+			 "with the silences of its past deployments", cfg->site_root,
+			 r == -ETIMEDOUT ? "it did not answer in time" : strerror(-r));
 		return;
 	}
 	if (silence_warning(&h, cfg->policy_stuck_after, msg, sizeof(msg)))

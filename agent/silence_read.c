@@ -3,6 +3,9 @@
 #include "silence_read.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,5 +243,82 @@ int silence_read_site(const char *root, struct silence_history *h)
 		silence_cache_history(&cache, h);
 	silence_cache_free(&cache);
 	site_snapshot_free(&snap);
+	return rc;
+}
+
+/* check-config reads the site in a thread of its own while the caller waits
+ * with a deadline: on a share that does not answer every call blocks, and a
+ * configuration check must not hang on it. On the heap: past the deadline
+ * the thread still owns it (the process is about to exit). */
+struct read_job {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool done, abandoned;
+	char root[PATH_MAX];
+	int rc;
+	struct silence_history h;
+};
+
+static void *read_thread(void *arg)
+{
+	struct read_job *job = arg;
+	struct silence_history h = { 0 };
+	int rc = silence_read_site(job->root, &h);
+
+	pthread_mutex_lock(&job->lock);
+	job->rc = rc;
+	job->h = h;
+	job->done = true;
+	bool abandoned = job->abandoned;
+	pthread_cond_signal(&job->done_cond);
+	pthread_mutex_unlock(&job->lock);
+	if (abandoned)
+		free(job);
+	return NULL;
+}
+
+int silence_read_site_within(const char *root, uint64_t limit_ms, struct silence_history *h)
+{
+	struct read_job *job = calloc(1, sizeof(*job));
+	pthread_condattr_t attr;
+	pthread_t thread;
+	struct timespec deadline;
+	int r;
+
+	if (!job)
+		return -ENOMEM;
+	snprintf(job->root, sizeof(job->root), "%s", root);
+	if (pthread_mutex_init(&job->lock, NULL) != 0 || pthread_condattr_init(&attr) != 0 ||
+	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&job->done_cond, &attr) != 0) {
+		free(job);
+		return -ENOMEM;
+	}
+	r = pthread_create(&thread, NULL, read_thread, job);
+	if (r != 0) {
+		free(job);
+		return -r;
+	}
+	pthread_detach(thread);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)(limit_ms / 1000);
+	deadline.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&job->lock);
+	while (!job->done && r == 0)
+		r = pthread_cond_timedwait(&job->done_cond, &job->lock, &deadline);
+	bool done = job->done;
+	if (!done)
+		job->abandoned = true;
+	else
+		*h = job->h;
+	int rc = job->rc;
+	pthread_mutex_unlock(&job->lock);
+	if (!done)
+		return -ETIMEDOUT;
+	free(job);
 	return rc;
 }

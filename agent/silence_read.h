@@ -16,6 +16,7 @@
 #define LOCKWARDEN_SILENCE_READ_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "silence.h"
@@ -62,5 +63,9 @@ void silence_cache_free(struct silence_cache *c);
  * log.log. Returns 0, or a negative errno when the site cannot be read
  * (root, or deployments/, unreadable: h then says nothing). */
 int silence_read_site(const char *root, struct silence_history *h);
+
+/* The same, given up after limit_ms (-ETIMEDOUT): on a share that does not
+ * answer, check-config says so instead of hanging. */
+int silence_read_site_within(const char *root, uint64_t limit_ms, struct silence_history *h);
 
 #endif

@@ -170,7 +170,8 @@ FUZZ_SRC_isotime := agent/isotime.c agent/text.c
 FUZZ_SRC_policy := agent/policy.c agent/policy_plan.c agent/policy_history.c agent/fmt.c agent/hash.c agent/clock.c agent/site.c \
 	agent/log.c $(PARSER_SRC)
 FUZZ_SRC_config := agent/config.c agent/config_value.c agent/config_print.c agent/config_env.c agent/log.c
-FUZZ_TARGETS := kudu json xml isotime policy config
+FUZZ_SRC_silence := agent/silence.c agent/fmt.c agent/clock.c agent/isotime.c agent/text.c
+FUZZ_TARGETS := kudu json xml isotime policy config silence
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c agent/*.c agent/*.h | $(DEPS_STAMP)
 	@mkdir -p build/fuzz

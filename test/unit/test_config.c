@@ -946,6 +946,9 @@ static void test_warnings(void **state)
 		{ "[policy]\nquiet_period = 5s\n", 0, NULL },
 		{ "[scan]\nrescan_interval = 3m\n", 1,
 		  "[policy] quiet_period = 2m is shorter than [scan] rescan_interval = 3m" },
+		{ "[policy]\nauto_floor = 10m\n", 1,
+		  "[policy] auto_floor = 10m (" },
+		{ "[policy]\nauto_floor = 10m\nstuck_after = auto\n", 0, NULL },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct config cfg;

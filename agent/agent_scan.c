@@ -163,6 +163,11 @@ static void adopt_silence(struct agent *a, struct scan_job *job)
 {
 	if (!job->read_silence || job->generation != a->generation)
 		return;
+	/* A tree that could not be read says nothing about the history: what
+	 * was read before stays, and is not read again when the share is back. */
+	if (job->snap.root_err ||
+	    (job->snap.deployments_err && job->snap.deployments_err != -ENOENT))
+		return;
 	silence_cache_free(&a->silence);
 	a->silence = job->silence;
 	memset(&job->silence, 0, sizeof(job->silence));

@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "policy.h"
 #include "scan.h"
 #include "silence.h"
 #include "silence_read.h"
@@ -228,6 +229,93 @@ static void test_longest_deployment(void **state)
 	assert_string_equal(h.longest_run_id, "long");
 }
 
+/* ---- auto's value through the policy, with a fake clock ------------------- */
+
+#define NS(ms) ((int64_t)(ms) * 1000000LL)
+#define NOW_WALL NS(1800000000000LL)
+
+static struct site_stat aged(mode_t type, uint64_t age_ms, ino_t ino)
+{
+	struct site_stat st = { .present = true, .type = type, .dev = 1, .ino = ino,
+				.mtime_ns = NOW_WALL - NS(age_ms), .ctime_ns = NOW_WALL - NS(age_ms),
+				.size = 10 };
+	return st;
+}
+
+/* A live deployment (the lock folder, an unfinished temp record) last
+ * active age_ms ago, judged with stuck_after_ms at NOW_WALL. */
+static bool stuck_at(uint64_t age_ms, uint64_t stuck_after_ms)
+{
+	struct site_snapshot snap = { .scanned_ns = NOW_WALL };
+	struct policy_params params = { .stuck_after_ms = stuck_after_ms, .quiet_period_ms = S };
+	struct policy_decision d;
+	struct site_entry *e;
+
+	snap.root = aged(S_IFDIR, 100 * M, 2);
+	snap.locks = aged(S_IFDIR, age_ms, 3);
+	snap.deployments = aged(S_IFDIR, age_ms, 4);
+	e = site_add_entry(&snap);
+	assert_non_null(e);
+	e->area = SITE_AREA_LOCKS;
+	snprintf(e->name, sizeof(e->name), "deployment");
+	e->kind = KUDU_NAME_LOCK_FOLDER;
+	e->st = aged(S_IFDIR, age_ms, 5);
+	e->info_st = aged(S_IFREG, age_ms, 6);
+	e->info_err = 0;
+	e->info.expiry_ns = NOW_WALL + NS(20 * M);
+	e = site_add_entry(&snap);
+	assert_non_null(e);
+	e->area = SITE_AREA_DEPLOYMENTS;
+	snprintf(e->name, sizeof(e->name), "temp-1a2b3c4d");
+	e->kind = KUDU_NAME_TEMP_RECORD;
+	e->st = aged(S_IFDIR, age_ms, 7);
+	e->status_st = aged(S_IFREG, age_ms, 8);
+	e->log_st = aged(S_IFREG, age_ms, 9);
+	e->status_err = 0;
+	e->status.state = KUDU_STATE_BUILDING;
+	e->status.is_temp = true;
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_true(d.claims_running);
+	bool stuck = d.stuck;
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+	return stuck;
+}
+
+/* A history whose longest silence is 40 s makes auto 2m (floor 1s): a live
+ * deployment silent up to that is left alone, past it it is stuck; with no
+ * history auto is the default, 25m. */
+static void test_auto_through_the_policy(void **state)
+{
+	static const struct record forty[] = {
+		{ "aaaa", LINES2("00:40") }, { "bbbb", LINES2("00:10") }, { NULL, NULL },
+	};
+	static const struct {
+		bool history;
+		uint64_t silent_ms;
+		bool stuck;
+	} rows[] = {
+		{ true, 30 * S, false },     /* below the history's longest silence */
+		{ true, 40 * S, false },     /* as long as it */
+		{ true, 119 * S, false },
+		{ true, 121 * S, true },     /* past 3 x 40 s */
+		{ false, 121 * S, false },   /* no history: 25m */
+		{ false, 24 * M, false },
+		{ false, 26 * M, true },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct silence_history h;
+		struct silence_auto au;
+
+		build_history(forty, rows[i].history ? 3 : 0, &h);
+		silence_auto_compute(&h, 1 * S, CAP, &au);
+		if (stuck_at(rows[i].silent_ms, au.stuck_after_ms) != rows[i].stuck)
+			fail_msg("row %zu: silent %llu ms, stuck_after %llu ms: stuck should be %d", i,
+				 (unsigned long long)rows[i].silent_ms,
+				 (unsigned long long)au.stuck_after_ms, rows[i].stuck);
+	}
+}
+
 /* ---- report's line and check-config's warning ------------------------------ */
 
 static void test_report_line(void **state)
@@ -426,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_auto_table),
 		cmocka_unit_test(test_cap_is_the_default),
 		cmocka_unit_test(test_longest_deployment),
+		cmocka_unit_test(test_auto_through_the_policy),
 		cmocka_unit_test(test_report_line),
 		cmocka_unit_test(test_warning),
 		cmocka_unit_test_setup_teardown(test_cache_reads_once, make_site, remove_site),

@@ -13,6 +13,7 @@ cannot be set back, so "silent for 15 s" takes 15 s.
 """
 
 import re
+import signal
 import time
 
 from conftest import (ACT_TIMEOUT_S, EX_OK, TEMP_STUCK, append_log, make_lock, make_record,
@@ -121,3 +122,22 @@ def test_auto_without_history_is_the_default(site, tmp_path):
     r = run_cli(["report", "-c", cfg])
     assert r.returncode == EX_OK, r.stdout + r.stderr
     assert "stuck_after auto: 25m (the default: no usable history" in r.stdout, r.stdout
+
+
+def test_auto_by_reload_is_logged_and_learned(site, agents, tmp_path):
+    """SIGHUP from a fixed stuck_after to auto: said at once (the default
+    until the history is read), then what the history gives."""
+    build_history(site)
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "1h"})
+    agent = start_agent(agents, cfg)
+    agent.wait_scan(2)
+    assert agent.count(r"stuck_after auto") == 0
+    write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "auto", "auto_floor": "1s"})
+    agent.send(signal.SIGHUP)
+    agent.wait_for_log(r"stuck_after auto: 25m \(the default until")
+    agent.wait_for_log(re.escape(f"stuck_after auto: {AUTO_S}s (3 × longest silence 5s in "
+                                 f"{LONG}, floor 1s, cap 25m)"))
+    # Logged when it changes, not at every scan.
+    n = agent.count(r"stuck_after auto")
+    agent.wait_fresh_scans(2)
+    assert agent.count(r"stuck_after auto") == n

@@ -105,7 +105,7 @@ def test_report_and_check_config_show_the_history(site, tmp_path):
                        policy={"stuck_after": "auto", "auto_floor": "1s"})
     r = run_cli(["report", "-c", cfg])
     assert r.returncode == EX_OK, r.stdout + r.stderr
-    assert f"stuck_after auto (15s) is 3.0× that" in r.stdout, r.stdout
+    assert "stuck_after auto (15s) is 3.0× that" in r.stdout, r.stdout
     assert (f"stuck_after auto: 15s (3 × longest silence 5s in {LONG}, floor 1s, cap 25m)"
             in r.stdout), r.stdout
 

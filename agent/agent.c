@@ -74,7 +74,10 @@ static void on_watchdog_timer(uv_timer_t *t)
 static void log_settings(const struct agent *a)
 {
 	char stuck[32], quiet[32], rescan[32];
-	config_format_duration(a->cfg.policy_stuck_after, stuck, sizeof(stuck));
+	if (a->cfg.policy_stuck_after == CONFIG_DURATION_AUTO)
+		snprintf(stuck, sizeof(stuck), "auto");
+	else
+		config_format_duration(a->cfg.policy_stuck_after, stuck, sizeof(stuck));
 	config_format_duration(a->cfg.policy_quiet_period, quiet, sizeof(quiet));
 	config_format_duration(a->cfg.scan_rescan_interval, rescan, sizeof(rescan));
 	log_info("watching %s (stuck_after %s, quiet_period %s, rescan_interval %s%s%s)",
@@ -123,6 +126,7 @@ static void reload(struct agent *a)
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
 	log_settings(a);
+	agent_update_stuck_after(a);
 	uv_timer_start(&a->rescan_timer, agent_on_rescan_timer, a->cfg.scan_rescan_interval,
 		       a->cfg.scan_rescan_interval);
 	notify_ready(a->last_status);
@@ -280,6 +284,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 		agent_begin_shutdown(a, 1);
 	} else {
 		log_settings(a);
+		agent_update_stuck_after(a);
 		uint64_t wd_ms = notify_watchdog_ms();
 		if (wd_ms) {
 			/* Half the period, as sd_watchdog_enabled(3) advises. */
@@ -302,6 +307,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	int code = a->exit_code;
 	log_debug("stopped");
 	agent_forget_last_snapshot(a);
+	silence_cache_free(&a->silence);
 	incident_notes_free(&a->notes);
 	incident_free(&a->inc);
 	config_free(&a->cfg);

@@ -20,6 +20,8 @@
 #include "kudu.h"
 #include "policy.h"
 #include "shareclock.h"
+#include "silence.h"
+#include "silence_read.h"
 #include "site.h"
 #include "tree.h"
 #include "verify.h"
@@ -36,6 +38,10 @@
 #define SHUTDOWN_HOOK_GRACE_MS 1000
 /* ... and a worker still blocked on the share after this is left behind. */
 #define SHUTDOWN_WORKER_GRACE_MS 1500
+/* stuck_after = auto: a scan reads at most this many new log.log files, so a
+ * first look at a long history on a slow share does not look like a hang;
+ * the next scan follows at once while some are left. */
+#define SILENCE_READS_PER_SCAN 64
 
 struct agent;
 
@@ -56,6 +62,10 @@ struct scan_job {
 	struct incident_notes notes;
 	char instance[32];
 	struct shareclock clock;  /* the agent's, measured again when due */
+	/* stuck_after = auto: completed records' log.log (silence_read.h). */
+	bool read_silence;
+	const struct silence_cache *prev_silence; /* read-only while the job runs */
+	struct silence_cache silence;
 };
 
 struct prune_job {
@@ -101,6 +111,13 @@ struct agent {
 	struct shareclock shareclock; /* this host's clock against the share's */
 	bool clock_warned;        /* said that this host's clock is off */
 	int64_t clock_warned_ns;  /* by how much */
+	/* stuck_after in effect (the policy's params): the configured value,
+	 * or auto's, worked out from the completed records' logs. */
+	uint64_t stuck_after_ms;
+	struct silence_cache silence;
+	bool silence_known;       /* a scan has read the history into silence */
+	bool auto_logged;         /* auto's value below was logged */
+	enum silence_basis auto_basis;
 	bool ready_sent;
 	bool was_blocked;
 	struct tree_identity tree; /* to notice the share vanishing or being replaced */
@@ -140,6 +157,9 @@ void agent_on_rescan_timer(uv_timer_t *t);
 /* Called whenever a scan or a cleanup starts or returns: says once that the
  * share is not answering, and once that it answers again. */
 void agent_check_share(struct agent *a);
+/* Sets a->stuck_after_ms from the configuration and, for auto, the history;
+ * logs auto's value and why at start and whenever it changes. */
+void agent_update_stuck_after(struct agent *a);
 
 /* agent_cleanup.c */
 /* The decision's removals: Kudu's leftovers need the incident's claim; our

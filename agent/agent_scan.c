@@ -12,6 +12,7 @@
 #include "fmt.h"
 #include "log.h"
 #include "clock.h"
+#include "fmt.h"
 #include "isotime.h"
 #include "notify.h"
 #include "scan.h"
@@ -126,6 +127,65 @@ static void scan_work(uv_work_t *req)
 	 * cooldown: it need not read the archive's notes. */
 	if (job->read_notes)
 		incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
+	/* A completed record's log.log is read here, once (silence_read.h):
+	 * an idle rescan makes no call for it. */
+	if (job->read_silence && job->err == 0 &&
+	    silence_cache_update(job->root, &job->snap, job->prev_silence, SILENCE_READS_PER_SCAN,
+				 &job->silence) < 0)
+		job->read_silence = false;
+}
+
+/* ---- stuck_after in effect --------------------------------------------------- */
+
+void agent_update_stuck_after(struct agent *a)
+{
+	const uint64_t cap_ms = CONFIG_STUCK_AFTER_DEFAULT_MS;
+	struct silence_history h = { 0 };
+	struct silence_auto au = { .stuck_after_ms = cap_ms, .basis = SILENCE_UNREAD };
+	char why[400], cap[32];
+
+	if (a->cfg.policy_stuck_after != CONFIG_DURATION_AUTO) {
+		a->stuck_after_ms = a->cfg.policy_stuck_after;
+		a->auto_logged = false;
+		a->silence_known = false;
+		return;
+	}
+	if (a->silence_known) {
+		silence_cache_history(&a->silence, &h);
+		silence_auto_compute(&h, a->cfg.policy_auto_floor, cap_ms, &au);
+	}
+	bool same = a->auto_logged && au.basis == a->auto_basis &&
+		    au.stuck_after_ms == a->stuck_after_ms;
+	a->stuck_after_ms = au.stuck_after_ms;
+	if (same)
+		return;
+	if (a->silence_known)
+		silence_auto_explain(&h, &au, a->cfg.policy_auto_floor, cap_ms, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "%s (the default until the site's completed deployments "
+			 "are read)", fmt_age((int64_t)cap_ms, cap, sizeof(cap)));
+	log_info("stuck_after auto: %s", why);
+	a->auto_logged = true;
+	a->auto_basis = au.basis;
+}
+
+/* The history a finished scan read (on the loop thread, after the job). */
+static void adopt_silence(struct agent *a, struct scan_job *job)
+{
+	if (!job->read_silence || job->generation != a->generation)
+		return;
+	/* A tree that could not be read says nothing about the history: what
+	 * was read before stays, and is not read again when the share is back. */
+	if (job->snap.root_err ||
+	    (job->snap.deployments_err && job->snap.deployments_err != -ENOENT))
+		return;
+	silence_cache_free(&a->silence);
+	a->silence = job->silence;
+	memset(&job->silence, 0, sizeof(job->silence));
+	a->silence_known = true;
+	/* The rest of a long history follows at once, not a rescan later. */
+	if (a->silence.unread > 0)
+		a->scan_again = true;
 }
 
 /* Says what a probe of the share's clock found, once per finding: the
@@ -197,8 +257,9 @@ static void on_decide_timer(uv_timer_t *t)
 
 static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 {
+	agent_update_stuck_after(a);
 	struct policy_params params = {
-		.stuck_after_ms = a->cfg.policy_stuck_after,
+		.stuck_after_ms = a->stuck_after_ms,
 		.quiet_period_ms = a->cfg.policy_quiet_period,
 	};
 	struct policy_decision d;
@@ -353,6 +414,10 @@ static void scan_after(uv_work_t *req, int status)
 	if (overdue && status == 0) {
 		log_debug("scan took longer than the hang limit: not judged, scanning again");
 		agent_forget_last_snapshot(a);
+		/* The logs it read are each complete: kept. */
+		if (job->err == 0)
+			adopt_silence(a, job);
+		silence_cache_free(&job->silence);
 		site_snapshot_free(&job->snap);
 		free(job);
 		if (a->stopping)
@@ -366,6 +431,7 @@ static void scan_after(uv_work_t *req, int status)
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
 		uint64_t now_ms = job->snap.scanned_mono_ms;
 		watch_sync(&a->watches, &job->snap);
+		adopt_silence(a, job);
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->history, &job->snap, now_ms))
 				log_debug("the site tree changed");
@@ -409,6 +475,7 @@ static void scan_after(uv_work_t *req, int status)
 		a->last_snap = keep;
 	}
 	site_snapshot_free(&job->snap);
+	silence_cache_free(&job->silence);
 	incident_notes_free(&job->notes);
 	free(job);
 	if (a->stopping) {
@@ -439,6 +506,8 @@ void agent_request_scan(struct agent *a)
 	job->prev = a->last_snap;
 	job->prev_notes = &a->notes;
 	job->read_notes = !a->opt.once && !a->cfg.policy_dry_run;
+	job->read_silence = a->cfg.policy_stuck_after == CONFIG_DURATION_AUTO;
+	job->prev_silence = &a->silence;
 	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
 	job->clock = a->shareclock;

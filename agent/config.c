@@ -9,6 +9,7 @@
  *   DURATION  whole numbers with units, largest first: "250ms", "90s", "15m",
  *             "2h", "1d", "1h30m"; a bare number is seconds. No fractions,
  *             no signs, no spaces inside ("1h 30m" is an error).
+ *   AUTO_DURATION  a DURATION, or "auto" (any case): worked out at run time
  *   BOOL      true/false, yes/no, on/off, 1/0, any case
  *   LEVEL     debug, info, warning, error
  *
@@ -176,20 +177,29 @@ int config_parse_value(const struct key_info *k, const char *text, union config_
 		return 0;
 	case KEY_PATH:
 		return parse_path(text, &v->str, why, why_size);
+	case KEY_AUTO_DURATION:
+		if (strcasecmp(text, "auto") == 0) {
+			v->ms = CONFIG_DURATION_AUTO;
+			return 0;
+		}
+		/* fall through */
 	case KEY_DURATION:
 		rc = config_parse_duration(text, &v->ms);
 		config_format_duration(k->min_ms, lo, sizeof(lo));
 		config_format_duration(k->max_ms, hi, sizeof(hi));
 		if (rc == -ERANGE) {
-			config_set_err(why, why_size, "too large, must be between %s and %s", lo, hi);
+			config_set_err(why, why_size, "too large, must be between %s and %s%s", lo, hi,
+				       k->type == KEY_AUTO_DURATION ? ", or auto" : "");
 			return -EINVAL;
 		}
 		if (rc < 0) {
-			config_set_err(why, why_size, "not a duration (use 90s, 15m or 2h)");
+			config_set_err(why, why_size, "not a duration (use 90s, 15m or 2h%s)",
+				       k->type == KEY_AUTO_DURATION ? ", or auto" : "");
 			return -EINVAL;
 		}
 		if (v->ms < k->min_ms || v->ms > k->max_ms) {
-			config_set_err(why, why_size, "must be between %s and %s", lo, hi);
+			config_set_err(why, why_size, "must be between %s and %s%s", lo, hi,
+				       k->type == KEY_AUTO_DURATION ? ", or auto" : "");
 			return -EINVAL;
 		}
 		return 0;
@@ -224,6 +234,7 @@ void config_store_value(struct config *cfg, const struct key_info *k, union conf
 		v->str = NULL;
 		break;
 	case KEY_DURATION:
+	case KEY_AUTO_DURATION:
 		*(uint64_t *)f = v->ms;
 		break;
 	case KEY_BOOL:

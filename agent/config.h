@@ -17,6 +17,15 @@
 
 #include "log.h"
 
+/* An AUTO_DURATION key set to "auto" ([policy] stuck_after): the value is
+ * worked out at run time. As a duration it means "never", so a reader that
+ * forgot the case errs on the side of removing nothing. */
+#define CONFIG_DURATION_AUTO UINT64_MAX
+/* [policy] stuck_after's built-in default (config.def says "25m"; a unit
+ * test keeps the two equal). stuck_after = auto is never longer than this
+ * and falls back to it without usable history. */
+#define CONFIG_STUCK_AFTER_DEFAULT_MS (25 * 60 * 1000ULL)
+
 #define CONFIG_DEFAULT_PATH "/etc/lockwarden/lockwarden.ini"
 #define CONFIG_ERROR_MAX 512
 
@@ -31,6 +40,7 @@ enum config_source {
 #define CONFIG_TYPE_STRING char *
 #define CONFIG_TYPE_PATH char *
 #define CONFIG_TYPE_DURATION uint64_t
+#define CONFIG_TYPE_AUTO_DURATION uint64_t
 #define CONFIG_TYPE_BOOL bool
 #define CONFIG_TYPE_LEVEL enum log_level
 
@@ -93,7 +103,8 @@ void config_print_sample(FILE *out);
  * is seconds. -EINVAL for anything else, -ERANGE on overflow. */
 int config_parse_duration(const char *text, uint64_t *out_ms);
 
-/* Formats ms the way the file would say it: "15m", "90s", "1h30m", "250ms". */
+/* Formats ms the way the file would say it: "15m", "90s", "1h30m", "250ms".
+ * (CONFIG_DURATION_AUTO is not a duration: callers show it as "auto".) */
 void config_format_duration(uint64_t ms, char *out, size_t out_size);
 
 /* true/false, yes/no, on/off, 1/0 (any case). -EINVAL otherwise. */

@@ -15,7 +15,7 @@
 /* How much of a value or line an error message shows (escaped bytes). */
 #define CONFIG_SHOWN_MAX 160
 
-enum key_type { KEY_STRING, KEY_PATH, KEY_DURATION, KEY_BOOL, KEY_LEVEL };
+enum key_type { KEY_STRING, KEY_PATH, KEY_DURATION, KEY_AUTO_DURATION, KEY_BOOL, KEY_LEVEL };
 
 struct key_info {
 	const char *section;

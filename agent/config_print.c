@@ -42,6 +42,19 @@ size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], 
 			 "rescan and quiet_period pass without the agent having looked",
 			 quiet, quiet_from, rescan);
 	}
+	/* A floor set for auto while stuck_after is fixed: probably a half-done
+	 * change, and the floor does nothing. */
+	if (n < max && cfg->policy_auto_floor_source != CONFIG_FROM_DEFAULT &&
+	    cfg->policy_stuck_after != CONFIG_DURATION_AUTO) {
+		char floor[32], floor_from[CONFIG_SHOWN_MAX + 32];
+
+		config_format_duration(cfg->policy_auto_floor, floor, sizeof(floor));
+		value_origin(cfg, cfg->policy_auto_floor_source, cfg->policy_auto_floor_line,
+			     floor_from, sizeof(floor_from));
+		snprintf(out[n++], CONFIG_ERROR_MAX,
+			 "[policy] auto_floor = %s%s has no effect: [policy] stuck_after is not auto",
+			 floor, floor_from);
+	}
 	return n;
 }
 
@@ -124,8 +137,10 @@ static void print_effective_key(FILE *out, const struct key_info *k, const void 
 		value = *(char *const *)f ? *(char *const *)f : "";
 		break;
 	case KEY_DURATION:
+	case KEY_AUTO_DURATION:
 		config_format_duration(*(const uint64_t *)f, buf, sizeof(buf));
-		value = buf;
+		value = *(const uint64_t *)f == CONFIG_DURATION_AUTO && k->type == KEY_AUTO_DURATION
+			? "auto" : buf;
 		break;
 	case KEY_BOOL:
 		value = *(const bool *)f ? "true" : "false";

@@ -12,6 +12,9 @@
 #include "envfile.h"
 #include "log.h"
 #include "report.h"
+#include "scan.h"
+#include "silence.h"
+#include "silence_read.h"
 #include "trust.h"
 
 extern char **environ;
@@ -154,6 +157,29 @@ static void warn_config(const struct config *cfg)
 		log_warning("configuration: %s", warnings[i]);
 }
 
+/* check-config: a fixed stuck_after against the longest silence seen in the
+ * site's completed deployments (silence.h). A warning, never an error: the
+ * site may not be mounted where check-config runs. */
+static void warn_history(const struct config *cfg)
+{
+	struct silence_history h = { 0 };
+	char msg[CONFIG_ERROR_MAX];
+	int r;
+
+	if (cfg->policy_stuck_after == CONFIG_DURATION_AUTO)
+		return;
+	r = silence_read_site_within(cfg->site_root,
+				     scan_hang_limit_ms(cfg->scan_rescan_interval), &h);
+	if (r < 0) {
+		log_info("configuration: cannot read the site %s (%s): stuck_after is not compared "
+			 "with the silences of its past deployments", cfg->site_root,
+			 r == -ETIMEDOUT ? "it did not answer in time" : strerror(-r));
+		return;
+	}
+	if (silence_warning(&h, cfg->policy_stuck_after, msg, sizeof(msg)))
+		log_warning("configuration: %s", msg);
+}
+
 int main(int argc, char **argv)
 {
 	struct args args;
@@ -196,6 +222,7 @@ int main(int argc, char **argv)
 
 	switch (args.command) {
 	case CMD_CHECK_CONFIG:
+		warn_history(&cfg);
 		config_print(&cfg, stdout);
 		config_free(&cfg);
 		return 0;

@@ -23,6 +23,8 @@
 #include "scan.h"
 #include "shareclock.h"
 #include "site.h"
+#include "silence.h"
+#include "silence_read.h"
 
 /* The entry's own last activity: for a record, the newest of the folder,
  * status.xml and log.log; for the lock folder, info.lock too. */
@@ -138,8 +140,75 @@ static void print_claim_json(const struct config *cfg, FILE *out)
 		(unsigned long long)v.c.seq, v.c.n_removed, v.c.hook_started ? "true" : "false");
 }
 
+/* stuck_after as this report judges with it, and the site's history of
+ * silences behind it (silence.h). */
+struct report_timing {
+	struct silence_history h;
+	uint64_t stuck_after_ms;   /* in effect: the configured value or auto's */
+	bool is_auto;
+	char stuck_label[48];      /* "15m" or "auto (6m30s)" */
+	char auto_why[400];        /* auto only: why that value */
+	char line[512];            /* "10 completed deployments; longest silence ..." */
+};
+
+/* Reads every completed record's log.log of snap (a one-shot command can
+ * afford it) and works out stuck_after as the agent would. */
+static void report_timing(const struct config *cfg, const struct site_snapshot *snap,
+			  struct report_timing *t)
+{
+	struct silence_cache cache = { 0 };
+	struct silence_auto au = { .stuck_after_ms = CONFIG_STUCK_AFTER_DEFAULT_MS,
+				   .basis = SILENCE_UNREAD };
+	char value[32];
+
+	memset(t, 0, sizeof(*t));
+	if (silence_cache_update(cfg->site_root, snap, NULL, SIZE_MAX, &cache) == 0)
+		silence_cache_history(&cache, &t->h);
+	silence_cache_free(&cache);
+	t->is_auto = cfg->policy_stuck_after == CONFIG_DURATION_AUTO;
+	t->stuck_after_ms = cfg->policy_stuck_after;
+	if (t->is_auto) {
+		silence_auto_compute(&t->h, cfg->policy_auto_floor, CONFIG_STUCK_AFTER_DEFAULT_MS, &au);
+		silence_auto_explain(&t->h, &au, cfg->policy_auto_floor,
+				     CONFIG_STUCK_AFTER_DEFAULT_MS, t->auto_why, sizeof(t->auto_why));
+		t->stuck_after_ms = au.stuck_after_ms;
+	}
+	config_format_duration(t->stuck_after_ms, value, sizeof(value));
+	snprintf(t->stuck_label, sizeof(t->stuck_label), t->is_auto ? "auto (%s)" : "%s", value);
+	silence_report_line(&t->h, t->stuck_label, t->stuck_after_ms, t->line, sizeof(t->line));
+}
+
+static void print_timing_json(const struct report_timing *t, FILE *out)
+{
+	const struct silence_history *h = &t->h;
+
+	fprintf(out, ",\n  \"timing\": {\"stuck_after_s\": %llu, \"stuck_after_auto\": %s, "
+		"\"completed\": %zu, \"usable\": %zu, \"longest_silence_s\": ",
+		(unsigned long long)(t->stuck_after_ms / 1000), t->is_auto ? "true" : "false",
+		h->completed, h->usable);
+	if (h->usable)
+		fprintf(out, "%llu", (unsigned long long)(h->longest_gap_ms / 1000));
+	else
+		fputs("null", out);
+	fputs(", \"longest_silence_in\": ", out);
+	jsonw_string(out, h->longest_gap_id);
+	fputs(", \"longest_deployment_s\": ", out);
+	if (h->usable)
+		fprintf(out, "%llu", (unsigned long long)(h->longest_run_ms / 1000));
+	else
+		fputs("null", out);
+	fputs(", \"longest_deployment_in\": ", out);
+	jsonw_string(out, h->longest_run_id);
+	fputs(", \"auto\": ", out);
+	if (t->is_auto)
+		jsonw_string(out, t->auto_why);
+	else
+		fputs("null", out);
+	fputs("}", out);
+}
+
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
-		       const struct policy_decision *d, FILE *out)
+		       const struct policy_decision *d, const struct report_timing *t, FILE *out)
 {
 	fputs("{\n  \"site_root\": ", out);
 	jsonw_string(out, cfg->site_root);
@@ -219,6 +288,7 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		jsonw_string(out, session);
 	else
 		fputs("null", out);
+	print_timing_json(t, out);
 	fputs(",\n  \"claim\": ", out);
 	print_claim_json(cfg, out);
 	fputs(",\n  \"history\": [\n", out);
@@ -227,9 +297,9 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 }
 
 static void print_text(const struct config *cfg, const struct site_snapshot *snap,
-		       const struct policy_decision *d, FILE *out)
+		       const struct policy_decision *d, const struct report_timing *t, FILE *out)
 {
-	char when[40], stuck_after[32], quiet[32];
+	char when[40], quiet[32];
 
 	isotime_format(snap->scanned_ns, "-", when, sizeof(when));
 	fprintf(out, "lockwarden report for %s at %s\n", cfg->site_root, when);
@@ -277,9 +347,11 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "... and %zu more entries that are not Kudu's (counted, not listed)\n",
 			snap->n_foreign - SITE_FOREIGN_KEPT);
 
-	config_format_duration(cfg->policy_stuck_after, stuck_after, sizeof(stuck_after));
 	config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
 	fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : d->stuck ? "STUCK" : "OK", d->reason);
+	fprintf(out, "history: %s\n", t->line);
+	if (t->is_auto)
+		fprintf(out, "stuck_after auto: %s\n", t->auto_why);
 	char session[NAME_MAX + 1];
 	if (lock_came_back(cfg, snap, session, sizeof(session)))
 		fprintf(out, "THE RESTART DID NOT END THE LOCK: locks/deployment is the very lock the "
@@ -310,36 +382,41 @@ static int report_body(const struct config *cfg, bool json, FILE *out)
 {
 	struct site_snapshot snap = { 0 };
 	struct policy_decision d;
+	struct report_timing timing;
 	struct policy_params params = {
-		.stuck_after_ms = cfg->policy_stuck_after,
 		.quiet_period_ms = cfg->policy_quiet_period,
 		.plan_as_if_quiet = true,
 	};
 	struct clock_now now;
+	int rc;
 
 	struct shareclock clock = { 0 };
 	char probe[32];
 
 	clock_read(&now);
-	int r = scan_site(cfg->site_root, &now, NULL, true, &snap);
+	rc = scan_site(cfg->site_root, &now, NULL, true, &snap);
 	/* Judged as the agent judges: by the share's clock, measured in the
 	 * archive folder if it is there (a report creates no folder). Its own
 	 * probe name: the agent of this host may be probing at this moment. */
-	if (r == 0 && snap.root_err == 0) {
+	if (rc == 0 && snap.root_err == 0) {
 		snprintf(probe, sizeof(probe), "report-%ld", (long)getpid());
 		shareclock_update(&clock, cfg->archive_dir, probe, snap.root.dev, false, &now);
 		snap.clock_offset_known = clock.known;
 		snap.clock_offset_ns = clock.offset_ns;
 	}
-	if (r < 0 || policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
+	if (rc == 0) {
+		report_timing(cfg, &snap, &timing);
+		params.stuck_after_ms = timing.stuck_after_ms;
+	}
+	if (rc < 0 || policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);
 		return 1;
 	}
 	if (json)
-		print_json(cfg, &snap, &d, out);
+		print_json(cfg, &snap, &d, &timing, out);
 	else
-		print_text(cfg, &snap, &d, out);
+		print_text(cfg, &snap, &d, &timing, out);
 	int code = d.blocked ? 1 : d.stuck ? 2 : 0;
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);

@@ -31,6 +31,7 @@ TYPE_NAMES = {
     "STRING": "string",
     "PATH": "path",
     "DURATION": "duration",
+    "AUTO_DURATION": "duration",  # or auto: said in the key's bounds line
     "BOOL": "boolean",
     "LEVEL": "level",
 }
@@ -221,9 +222,11 @@ def key_entry(k):
         f"\\fB{k['key']}\\fR = \\fI{typ}\\fR ({default})",
         roff_text(sentence(k["doc"])),
     ]
-    if k["type"] == "DURATION":
+    if k["type"] in ("DURATION", "AUTO_DURATION"):
         lines += [".br", f"From \\fB{format_duration(k['min'])}\\fR "
-                  f"to \\fB{format_duration(k['max'])}\\fR."]
+                  f"to \\fB{format_duration(k['max'])}\\fR"
+                  + (", or \\fBauto\\fR (see \\fBlockwarden\\fR(8))."
+                     if k["type"] == "AUTO_DURATION" else ".")]
     # \% keeps the long variable name from being hyphenated.
     lines += [".br", f"Environment: \\fB\\%{roff_text(env)}\\fR."]
     return lines

@@ -172,6 +172,24 @@ def test_report_gives_up_with_exit_1_when_the_share_does_not_answer(share, tmp_p
     assert HANG_LIMIT_S - 0.5 <= took < HANG_LIMIT_S + MARGIN_S
 
 
+def test_check_config_skips_the_history_when_the_share_does_not_answer(share, tmp_path):
+    """check-config reads the site's history to compare stuck_after with it
+    (agent/silence_read.h); on a frozen share it says so after the hang
+    limit and still prints the configuration."""
+    build_finished_site(share.backing)
+    cfg = config(tmp_path, share.mountpoint)
+    share.freeze()
+    t0 = time.monotonic()
+    r = subprocess.run([os.environ["LOCKWARDEN_BIN"], "check-config", "--insecure-config",
+                        "-c", str(cfg)], env=clean_env(), capture_output=True, text=True,
+                       timeout=HANG_LIMIT_S + 3 * MARGIN_S)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert "it did not answer in time" in r.stderr and str(share.mountpoint) in r.stderr
+    assert "[policy]" in r.stdout
+    assert HANG_LIMIT_S - 0.5 <= took < HANG_LIMIT_S + MARGIN_S, took
+
+
 def test_nothing_is_judged_across_an_outage_and_removal_waits_for_a_fresh_quiet_period(
         share, agents, tmp_path):
     """A stuck deployment, the share frozen before the agent's first scan:

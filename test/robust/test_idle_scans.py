@@ -72,16 +72,26 @@ def build(root):
     age_tree(root, HOUR_S)
 
 
-def test_every_kudu_write_is_seen_within_one_rescan(blind_site, agents, tmp_path, notify_socket):
+# auto reads every finished record's log.log once (agent/silence_read.h): the
+# same writes must be seen as with a fixed stuck_after. (A floor of 25m makes
+# auto as long as the fixed value's purpose here needs.)
+@pytest.mark.parametrize("policy", [
+    {"stuck_after": "1h", "quiet_period": "1h"},
+    {"stuck_after": "auto", "auto_floor": "25m", "quiet_period": "1h"},
+], ids=["fixed", "auto"])
+def test_every_kudu_write_is_seen_within_one_rescan(blind_site, agents, tmp_path, notify_socket,
+                                                    policy):
     root = blind_site.backing
     build(root)
     deps = root / "deployments"
     cfg = write_config(tmp_path / "lw.ini", blind_site.mountpoint,
-                       policy={"stuck_after": "1h", "quiet_period": "1h"},
+                       policy=policy,
                        scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"})
     agent = start_agent(agents, cfg, env=clean_env(NOTIFY_SOCKET=notify_socket.env_value))
     # A few rescans, so that the listings have settled and are kept.
     agent.wait_scan(5)
+    if policy["stuck_after"] == "auto":
+        agent.wait_for_log(r"stuck_after auto: 25m \(the floor: 3 × longest silence 1s in ")
 
     redeployed = deps / history_id(3)
     # (what Kudu does, the change, the state the scan must then show, the

@@ -86,6 +86,7 @@ static char *printed(const struct config *cfg)
 #define CMP_STRING(a, b) assert_string_equal(a, b)
 #define CMP_PATH(a, b) assert_string_equal(a, b)
 #define CMP_DURATION(a, b) assert_int_equal(a, b)
+#define CMP_AUTO_DURATION(a, b) assert_int_equal(a, b)
 #define CMP_BOOL(a, b) assert_int_equal(a, b)
 #define CMP_LEVEL(a, b) assert_int_equal(a, b)
 
@@ -109,6 +110,7 @@ static void assert_defaults(const struct config *c)
 	assert_string_equal(c->site_root, "/home/site");
 	assert_int_equal(c->policy_stuck_after, 25 * 60 * 1000);
 	assert_int_equal(c->policy_quiet_period, 2 * 60 * 1000);
+	assert_int_equal(c->policy_auto_floor, 5 * 60 * 1000);
 	assert_false(c->policy_dry_run);
 	assert_int_equal(c->scan_rescan_interval, 5000);
 	assert_string_equal(c->hook_command, "");
@@ -383,6 +385,7 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.archive_keep_line, 26);
 	assert_int_equal(cfg.site_claim_expiry, 90000);
 	assert_string_equal(cfg.hook_scope, "instance");
+	assert_int_equal(cfg.policy_auto_floor, 2 * 60000);
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -460,7 +463,7 @@ static void test_long_lines(void **state)
 		assert_int_equal(config_load(&cfg, path, no_env, NULL, err, sizeof(err)),
 				 -EINVAL);
 		snprintf(want, sizeof(want), "%s:4: [policy] stuck_after = 'soon': "
-			 "not a duration (use 90s, 15m or 2h)", path);
+			 "not a duration (use 90s, 15m or 2h, or auto)", path);
 		assert_string_equal(err, want);
 		free(text);
 		free(command);
@@ -526,9 +529,9 @@ static void test_file_errors(void **state)
 		const char *message;  /* after "FIXTURES<fixture>:" */
 	} cases[] = {
 		{ "bad-duration.ini", -EINVAL,
-		  "7: [policy] stuck_after = '15 minutes': not a duration (use 90s, 15m or 2h)" },
+		  "7: [policy] stuck_after = '15 minutes': not a duration (use 90s, 15m or 2h, or auto)" },
 		{ "duration-out-of-range.ini", -EINVAL,
-		  "2: [policy] stuck_after = '8d': must be between 1s and 7d" },
+		  "2: [policy] stuck_after = '8d': must be between 1s and 7d, or auto" },
 		{ "duration-overflow.ini", -EINVAL,
 		  "2: [hook] timeout = '99999999999999999999s': too large, must be between 1s and 1d" },
 		{ "bad-bool.ini", -EINVAL,
@@ -553,7 +556,7 @@ static void test_file_errors(void **state)
 		{ "continuation-line.ini", -EINVAL, "4: syntax error: '&& echo restarted'" },
 		/* the first error wins */
 		{ "two-errors.ini", -EINVAL,
-		  "2: [policy] stuck_after = 'soon': not a duration (use 90s, 15m or 2h)" },
+		  "2: [policy] stuck_after = 'soon': not a duration (use 90s, 15m or 2h, or auto)" },
 	};
 	int failed = 0;
 
@@ -587,7 +590,7 @@ static void test_error_shows_bytes_safely(void **state)
 	path = write_temp_str("control.ini", with_control);
 	assert_int_equal(config_load(&cfg, path, no_env, NULL, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: [policy] stuck_after = '1\\x01m\\x5c': "
-		 "not a duration (use 90s, 15m or 2h)", path);
+		 "not a duration (use 90s, 15m or 2h, or auto)", path);
 	assert_string_equal(err, want);
 
 	/* a NUL would cut the line short without a word */
@@ -607,7 +610,7 @@ static void test_error_shows_bytes_safely(void **state)
 	path = write_temp_str("long-value.ini", text);
 	assert_int_equal(config_load(&cfg, path, no_env, NULL, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":2: [policy] stuck_after = '7777"));
-	assert_non_null(strstr(err, "...': not a duration (use 90s, 15m or 2h)"));
+	assert_non_null(strstr(err, "...': not a duration (use 90s, 15m or 2h, or auto)"));
 	assert_true(strlen(err) < sizeof(err) - 1);
 	free(long_value);
 	free(text);
@@ -633,6 +636,31 @@ static void test_error_buffer_small_or_missing(void **state)
 
 /* ---- environment and command line ---- */
 
+/* stuck_after = auto (any case) from the file and the environment; a near
+ * miss is an error naming the choices; auto_floor is a plain duration. */
+static void test_stuck_after_auto(void **state)
+{
+	char *auto_env[] = { "LOCKWARDEN_POLICY_STUCK_AFTER=Auto", NULL };
+	char *floor_env[] = { "LOCKWARDEN_POLICY_AUTO_FLOOR=auto", NULL };
+	char *near_env[] = { "LOCKWARDEN_POLICY_STUCK_AFTER=automatic", NULL };
+	struct config cfg;
+	char err[CONFIG_ERROR_MAX];
+	char *text;
+
+	assert_int_equal(config_load(&cfg, NULL, auto_env, NULL, err, sizeof(err)), 0);
+	assert_true(cfg.policy_stuck_after == CONFIG_DURATION_AUTO);
+	text = printed(&cfg);
+	assert_non_null(strstr(text, "LOCKWARDEN_POLICY_STUCK_AFTER\nstuck_after = auto\n"));
+	free(text);
+	config_free(&cfg);
+	assert_int_equal(config_load(&cfg, NULL, near_env, NULL, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "environment LOCKWARDEN_POLICY_STUCK_AFTER='automatic': "
+			    "not a duration (use 90s, 15m or 2h, or auto)");
+	assert_int_equal(config_load(&cfg, NULL, floor_env, NULL, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "environment LOCKWARDEN_POLICY_AUTO_FLOOR='auto': "
+			    "not a duration (use 90s, 15m or 2h)");
+}
+
 static void test_env_sets_every_key(void **state)
 {
 	char *env[] = {
@@ -651,6 +679,7 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_ARCHIVE_KEEP=2d",
 		"LOCKWARDEN_SITE_CLAIM_EXPIRY=2m",
 		"LOCKWARDEN_HOOK_SCOPE=site",
+		"LOCKWARDEN_POLICY_AUTO_FLOOR=90s",
 		NULL,
 	};
 	struct config cfg;
@@ -673,6 +702,7 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.archive_keep, 2 * 86400000ULL);
 	assert_int_equal(cfg.site_claim_expiry, 120000);
 	assert_string_equal(cfg.hook_scope, "site");
+	assert_int_equal(cfg.policy_auto_floor, 90000);
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);
@@ -728,9 +758,9 @@ static void test_env_errors(void **state)
 		const char *message;
 	} cases[] = {
 		{ "LOCKWARDEN_POLICY_STUCK_AFTER=x", -EINVAL,
-		  "environment LOCKWARDEN_POLICY_STUCK_AFTER='x': not a duration (use 90s, 15m or 2h)" },
+		  "environment LOCKWARDEN_POLICY_STUCK_AFTER='x': not a duration (use 90s, 15m or 2h, or auto)" },
 		{ "LOCKWARDEN_POLICY_STUCK_AFTER=", -EINVAL,
-		  "environment LOCKWARDEN_POLICY_STUCK_AFTER='': not a duration (use 90s, 15m or 2h)" },
+		  "environment LOCKWARDEN_POLICY_STUCK_AFTER='': not a duration (use 90s, 15m or 2h, or auto)" },
 		{ "LOCKWARDEN_POLICY_STUK_AFTER=15m", -EINVAL,
 		  "environment LOCKWARDEN_POLICY_STUK_AFTER='15m': unknown key in [policy]" },
 		{ "LOCKWARDEN_POLICY_=15m", -EINVAL,
@@ -887,7 +917,8 @@ static void test_print_round_trip(void **state)
 	text = printed(&cfg);
 	/* each key says where its value came from */
 	assert_non_null(strstr(text, "\n[policy]\n; no activity this long while a deployment "
-			       "claims to run means it is stuck\n; from " FIXTURES
+			       "claims to run means it is stuck; auto: learned from the site's completed "
+			       "deployments\n; from " FIXTURES
 			       "valid-full.ini:8\nstuck_after = 1h30m\n"));
 	assert_non_null(strstr(text, "\n; from environment LOCKWARDEN_POLICY_QUIET_PERIOD\n"
 			       "quiet_period = 45s\n"));
@@ -915,6 +946,9 @@ static void test_warnings(void **state)
 		{ "[policy]\nquiet_period = 5s\n", 0, NULL },
 		{ "[scan]\nrescan_interval = 3m\n", 1,
 		  "[policy] quiet_period = 2m is shorter than [scan] rescan_interval = 3m" },
+		{ "[policy]\nauto_floor = 10m\n", 1,
+		  "[policy] auto_floor = 10m (" },
+		{ "[policy]\nauto_floor = 10m\nstuck_after = auto\n", 0, NULL },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct config cfg;
@@ -1070,6 +1104,7 @@ int main(void)
 						remove_temp_dir),
 		cmocka_unit_test(test_error_buffer_small_or_missing),
 		cmocka_unit_test(test_env_sets_every_key),
+		cmocka_unit_test(test_stuck_after_auto),
 		cmocka_unit_test(test_env_not_ours_is_ignored),
 		cmocka_unit_test(test_env_first_definition_wins),
 		cmocka_unit_test(test_env_errors),

@@ -48,11 +48,17 @@ static int stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+/* Where sd_journal_sendv() sends; it returns success, silently, when the
+ * socket is not there, so "the journal is really there" is checked here. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 static void journal_load(void)
 {
 	if (journal_tried)
 		return;
 	journal_tried = 1;
+	if (access(JOURNAL_SOCKET, W_OK) != 0)
+		return;
 	void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
 	if (lib)
 		journal_sendv = (__typeof__(sd_journal_sendv) *)dlsym(lib, "sd_journal_sendv");

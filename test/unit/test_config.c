@@ -383,6 +383,8 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.archive_keep_line, 26);
 	assert_int_equal(cfg.site_claim_expiry, 90000);
 	assert_string_equal(cfg.hook_scope, "instance");
+	assert_string_equal(cfg.log_format, "json");
+	assert_string_equal(cfg.metrics_file, "/home/LogFiles/lockwarden/metrics-$INSTANCE.prom");
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -537,6 +539,10 @@ static void test_file_errors(void **state)
 		  "2: [log] level = 'verbose': not a log level (use debug, info, warning or error)" },
 		{ "bad-scope.ini", -EINVAL,
 		  "2: [hook] scope = 'everywhere': not a scope (use site or instance)" },
+		{ "bad-log-format.ini", -EINVAL,
+		  "2: [log] format = 'xml': not a log format (use text or json)" },
+		{ "relative-metrics-file.ini", -EINVAL,
+		  "2: [metrics] file = 'metrics.prom': must be an absolute path" },
 		{ "relative-path.ini", -EINVAL,
 		  "2: [site] root = 'home/site': must be an absolute path" },
 		{ "empty-path.ini", -EINVAL, "2: [site] root = '': must be an absolute path" },
@@ -651,6 +657,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_ARCHIVE_KEEP=2d",
 		"LOCKWARDEN_SITE_CLAIM_EXPIRY=2m",
 		"LOCKWARDEN_HOOK_SCOPE=site",
+		"LOCKWARDEN_LOG_FORMAT=text",
+		"LOCKWARDEN_METRICS_FILE=",
 		NULL,
 	};
 	struct config cfg;
@@ -673,6 +681,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.archive_keep, 2 * 86400000ULL);
 	assert_int_equal(cfg.site_claim_expiry, 120000);
 	assert_string_equal(cfg.hook_scope, "site");
+	assert_string_equal(cfg.log_format, "text");
+	assert_string_equal(cfg.metrics_file, "");
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);

@@ -6,16 +6,31 @@ import json
 import os
 import re
 import signal
+from pathlib import Path
 
 from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, age_tree,
                       build_stuck_site, clean_env, gone, make_record, start_agent, wait_for,
                       write_config)
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-# The events README.md's table lists; "log" and "error" are the generic ones.
-EVENTS = {"start", "settings", "reload", "stop", "incident", "removed", "kept", "remove_failed",
-          "abandoned", "archive", "swept", "hook", "share", "metrics", "error", "log"}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def documented_events():
+    """The event names of README.md's event table (| `name` | level | ...)."""
+    text = README.read_text()
+    start = text.index("| event | level | when | fields |")
+    table = text[start:text.index("\n\n", start)]
+    return set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+
+
+EVENTS = documented_events()
 INSTANCE_ID = "0f3c9a1b2d4e6f80a1b2c3d4e5f60718"
+
+
+def test_the_readme_documents_the_events():
+    assert {"start", "reload", "stop", "incident", "removed", "kept", "archive", "hook",
+            "share", "error", "log", "metrics"} <= EVENTS
 
 
 def json_lines(agent):

@@ -193,7 +193,8 @@ static void log_incident(struct agent *a, const struct cleanup_job *job, bool re
 		  "stuck deployment: %s; cleaning up", job->reason);
 	free(entries);
 	free(paths);
-	agent_metrics_incident(a, job->incident);
+	if (!repeated)
+		agent_metrics_incident(a, job->incident);
 }
 
 /* Starts a cleanup of the decision's Kudu leftovers (sweep false: archived,

@@ -5,6 +5,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,8 @@ static int to_journal;
  * and the library costs memory). NULL when absent or once it failed. */
 static __typeof__(sd_journal_sendv) *journal_sendv;
 static int journal_tried;
+/* Set by whichever thread saw the socket refuse an entry. */
+static atomic_bool journal_refused;
 
 /* Journal fields per entry: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER,
  * LOCKWARDEN_EVENT, LOCKWARDEN_INSTANCE, and the event's own. */
@@ -70,6 +74,7 @@ void log_open(void)
 	enum log_format f;
 
 	to_journal = stderr_is_journal();
+	atomic_store(&journal_refused, false);
 	if (to_journal)
 		journal_load();
 	/* Before the configuration is read, so that its warnings already come
@@ -303,9 +308,10 @@ static void log_vevent(enum log_level level, const char *event, const struct log
 	if (to_journal) {
 		/* The journal really there takes the fields; a socket that
 		 * refuses once is not tried again (the "<N>" lines remain). */
-		if (journal_sendv && write_journal(level, event, fields, msg) == 0)
+		if (journal_sendv && !atomic_load(&journal_refused) &&
+		    write_journal(level, event, fields, msg) == 0)
 			return;
-		journal_sendv = NULL;
+		atomic_store(&journal_refused, true);
 		fprintf(stderr, "<%d>%s\n", (int)level, msg);
 		return;
 	}

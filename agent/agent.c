@@ -129,6 +129,7 @@ static void reload(struct agent *a)
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
 	log_settings(a, "settings");
+	agent_metrics_reloaded(a);
 	uv_timer_start(&a->rescan_timer, agent_on_rescan_timer, a->cfg.scan_rescan_interval,
 		       a->cfg.scan_rescan_interval);
 	notify_ready(a->last_status);

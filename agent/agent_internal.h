@@ -173,6 +173,8 @@ void agent_hook_done(struct hookq *q, bool failed);
 
 /* agent_metrics.c */
 void agent_metrics_init(struct agent *a);
+/* After a reload: the minute's timer runs only while a file is set. */
+void agent_metrics_reloaded(struct agent *a);
 /* Something the file shows may have changed: written now if it did. */
 void agent_metrics_update(struct agent *a);
 /* A stuck deployment found; incident "" (a dry run) counts every time. */

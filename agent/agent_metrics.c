@@ -104,9 +104,20 @@ void agent_metrics_init(struct agent *a)
 {
 	a->metrics.start_ns = clock_wall_ns();
 	uv_timer_init(&a->loop, &a->metrics_timer);
-	/* Always running, so that a reload that names a file needs nothing
-	 * more; with no file the tick does nothing. */
-	uv_timer_start(&a->metrics_timer, on_metrics_timer, METRICS_EVERY_MS, METRICS_EVERY_MS);
+	agent_metrics_reloaded(a);
+}
+
+void agent_metrics_reloaded(struct agent *a)
+{
+	/* No file, no wakeup: an idle agent stays idle. */
+	if (!a->cfg.metrics_file[0]) {
+		uv_timer_stop(&a->metrics_timer);
+		return;
+	}
+	if (!uv_is_active((uv_handle_t *)&a->metrics_timer))
+		uv_timer_start(&a->metrics_timer, on_metrics_timer, METRICS_EVERY_MS,
+			       METRICS_EVERY_MS);
+	start_write(a); /* a new path gets the file now */
 }
 
 void agent_metrics_update(struct agent *a)

@@ -27,7 +27,7 @@ static char current_instance[64];
 static int to_journal;
 /* sd_journal_sendv from libsystemd, loaded only when stderr is the journal
  * (as notify.c loads sd_notify: an App Service container has no journal,
- * and the library costs memory). NULL when absent or once it failed. */
+ * and the library costs memory). NULL when there is no journal. */
 static __typeof__(sd_journal_sendv) *journal_sendv;
 static int journal_tried;
 /* Set by whichever thread saw the socket refuse an entry. */

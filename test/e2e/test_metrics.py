@@ -4,6 +4,7 @@ the agent did; a file that cannot be written never stops a cleanup."""
 
 import json
 import os
+import signal
 import stat
 
 import pytest
@@ -175,3 +176,17 @@ def test_a_hung_metrics_write_never_holds_a_cleanup(site, agents, tmp_path, paus
                           len(STUCK_LEFTOVERS) else None)(read_metrics(metrics)),
                  ACT_TIMEOUT_S, "the file after the release", agent.tail)
     assert value(m, "lockwarden_incidents_total") == 1
+
+
+def test_a_reload_that_names_a_file_writes_it_at_once(site, agents, tmp_path):
+    cfg = write_config(tmp_path / "lw.ini", site)
+    agent = start_agent(agents, cfg)
+    agent.wait_scan(1)
+    metrics = tmp_path / "later.prom"
+    write_config(tmp_path / "lw.ini", site, metrics={"file": str(metrics)})
+    agent.send(signal.SIGHUP)
+    agent.wait_for_log(r"reloaded configuration")
+    m = wait_for(lambda: read_metrics(metrics), ACT_TIMEOUT_S, "the file after the reload",
+                 agent.tail)
+    assert value(m, "lockwarden_incidents_total") == 0
+    assert value(m, "lockwarden_share_up") == 1

@@ -87,7 +87,8 @@ int metrics_format(const struct metrics *m, const char *version, const char *ins
 		    "Stuck deployments found (in a dry run too).", m->incidents);
 	put_counter(&o, "lockwarden_removed_total", "Kudu entries removed.", m->removed);
 	put_counter(&o, "lockwarden_kept_total",
-		    "Entries kept because they changed while being removed.", m->kept);
+		    "Entries kept because something changed under the agent during a cleanup.",
+		    m->kept);
 	put_family(&o, "lockwarden_hook_runs_total", "counter",
 		   "Restart hook runs that finished, by result.");
 	put(&o, "lockwarden_hook_runs_total{result=\"ok\"} %" PRIu64 "\n", m->hook_ok);

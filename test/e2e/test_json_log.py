@@ -6,9 +6,10 @@ import json
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, age_tree,
+from conftest import (ACT_TIMEOUT_S, HOUR_S, Pause, STUCK_LEFTOVERS, TEMP_STUCK, age_tree,
                       build_stuck_site, clean_env, gone, make_record, start_agent, wait_for,
                       write_config)
 
@@ -151,3 +152,34 @@ def test_hostile_names_and_output_stay_one_json_line_each(site, hook, agents, tm
     # Only ASCII leaves the agent: other bytes are \u00XX escapes.
     assert all(b < 0x80 for b in raw)
     assert any("bad bytes" in o["message"] for o in lines)
+
+
+def test_an_entry_that_changed_under_the_agent_is_a_kept_event(site, agents, tmp_path,
+                                                               pause_shim):
+    """The write lands between the last check and the rename (held there by
+    the pause shim): the entry is put back, and the json log says `kept`,
+    not `removed`."""
+    build_stuck_site(site)
+    metrics = tmp_path / "lockwarden.prom"
+    cfg = write_config(tmp_path / "lw.ini", site, log={"format": "json"},
+                       metrics={"file": str(metrics)})
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-pending")
+    agent = start_agent(agents, cfg, env=pause.env())
+    pause.wait_paused(detail=agent.tail)
+    target = site / "deployments" / "pending"
+    os.utime(target, (time.time(), time.time()))
+    pause.release()
+    agent.wait_for_log(r'"event":"kept"')
+    lines = json_lines(agent)
+    kept = {o["entry"]: o["why"] for o in events(lines, "kept") if o["level"] != "debug"}
+    assert "put back" in kept["deployments/pending"]
+    # What the cleanup had not reached yet is kept too, and says why.
+    assert all("abandoned" in why for entry, why in kept.items()
+               if entry != "deployments/pending")
+    assert events(lines, "abandoned")
+    # The metrics file counts each kept entry.
+    wait_for(lambda: metrics.exists() and
+             f"\nlockwarden_kept_total {len(kept)}\n" in metrics.read_text(),
+             ACT_TIMEOUT_S, f"lockwarden_kept_total {len(kept)}", agent.tail)
+    assert "deployments/pending" not in [o["entry"] for o in events(lines, "removed")]
+    assert target.exists()

@@ -38,7 +38,8 @@ static void prune_after(uv_work_t *req, int status)
 
 	a->prune = NULL;
 	if (status == 0 && job->pruned)
-		log_info("archive: pruned %u cleanup records older than the [archive] keep", job->pruned);
+		log_event(LOG_LEVEL_INFO, "archive", LOG_FIELDS(LOG_INT("pruned", job->pruned)),
+			  "archive: pruned %u cleanup records older than the [archive] keep", job->pruned);
 	if (status == 0 && job->err < 0)
 		log_warning("archive: pruning %s: %s", job->dir, strerror(-job->err));
 	free(job);
@@ -71,7 +72,8 @@ static void on_watchdog_timer(uv_timer_t *t)
 	notify_watchdog();
 }
 
-static void log_settings(const struct agent *a)
+/* event: "start" once, "settings" after a reload. */
+static void log_settings(const struct agent *a, const char *event)
 {
 	char stuck[32], quiet[32], rescan[32];
 	if (a->cfg.policy_stuck_after == CONFIG_DURATION_AUTO)
@@ -80,9 +82,16 @@ static void log_settings(const struct agent *a)
 		config_format_duration(a->cfg.policy_stuck_after, stuck, sizeof(stuck));
 	config_format_duration(a->cfg.policy_quiet_period, quiet, sizeof(quiet));
 	config_format_duration(a->cfg.scan_rescan_interval, rescan, sizeof(rescan));
-	log_info("watching %s (stuck_after %s, quiet_period %s, rescan_interval %s%s%s)",
-		 a->cfg.site_root, stuck, quiet, rescan, a->cfg.policy_dry_run ? ", dry run" : "",
-		 a->cfg.hook_command[0] ? "" : ", no hook");
+	log_event(LOG_LEVEL_INFO, event,
+		  LOG_FIELDS(LOG_STR("version", LOCKWARDEN_VERSION), LOG_STR("site_root", a->cfg.site_root),
+			     LOG_INT("stuck_after_ms", a->stuck_after_ms),
+			     LOG_INT("quiet_period_ms", a->cfg.policy_quiet_period),
+			     LOG_BOOL("dry_run", a->cfg.policy_dry_run),
+			     LOG_BOOL("hook", a->cfg.hook_command[0] != '\0'),
+			     LOG_BOOL("once", a->opt.once)),
+		  "watching %s (stuck_after %s, quiet_period %s, rescan_interval %s%s%s)",
+		  a->cfg.site_root, stuck, quiet, rescan, a->cfg.policy_dry_run ? ", dry run" : "",
+		  a->cfg.hook_command[0] ? "" : ", no hook");
 }
 
 static void reload(struct agent *a)
@@ -114,8 +123,10 @@ static void reload(struct agent *a)
 	config_free(&a->cfg);
 	a->cfg = fresh;
 	log_set_level(a->cfg.log_level);
-	log_info("reloaded configuration%s%s", a->cfg.file ? " from " : "",
-		 a->cfg.file ? a->cfg.file : "");
+	log_set_format_named(a->cfg.log_format);
+	log_event(LOG_LEVEL_INFO, "reload", LOG_FIELDS(LOG_STR("file", a->cfg.file ? a->cfg.file : "")),
+		  "reloaded configuration%s%s", a->cfg.file ? " from " : "",
+		  a->cfg.file ? a->cfg.file : "");
 	if (new_root) {
 		/* A new tree is a new watch: nothing seen in the old one counts. */
 		a->generation++;
@@ -125,8 +136,9 @@ static void reload(struct agent *a)
 		memset(&a->tree, 0, sizeof(a->tree));
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
-	log_settings(a);
 	agent_update_stuck_after(a);
+	log_settings(a, "settings");
+	agent_metrics_reloaded(a);
 	uv_timer_start(&a->rescan_timer, agent_on_rescan_timer, a->cfg.scan_rescan_interval,
 		       a->cfg.scan_rescan_interval);
 	notify_ready(a->last_status);
@@ -162,11 +174,11 @@ static void on_watches_closed(struct watch_set *set)
 static void on_exit_timer(uv_timer_t *t)
 {
 	struct agent *a = container_of(t, struct agent, exit_timer);
-	if (!a->scan && !a->reap && !a->sweep && !a->prune)
+	if (!a->scan && !a->reap && !a->sweep && !a->prune && !agent_metrics_busy(a))
 		return; /* only the hook is left, and hookq kills it */
 	log_warning("stopping: a worker thread is stuck on the share (in a %s); exiting without "
 		    "waiting for it", a->scan ? "scan" : a->reap ? "cleanup" :
-		    a->sweep ? "trash sweep" : "archive pruning");
+		    a->sweep ? "trash sweep" : a->prune ? "archive pruning" : "metrics write");
 	fflush(stdout);
 	fflush(stderr);
 	_exit(a->exit_code);
@@ -195,8 +207,10 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 			uv_cancel((uv_req_t *)&a->prune->req);
 		uv_signal_stop(&a->sighup);
 		watch_close(&a->watches, on_watches_closed);
+		agent_metrics_stop(a);
 	}
-	if (a->scan || a->reap || a->sweep || a->prune || hook_running(&a->hooks.hook))
+	if (a->scan || a->reap || a->sweep || a->prune || hook_running(&a->hooks.hook) ||
+	    agent_metrics_busy(a))
 		return; /* their callbacks call back here */
 	if (uv_is_closing((uv_handle_t *)&a->rescan_timer))
 		return;
@@ -210,6 +224,7 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->sigterm, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
+	agent_metrics_close(a);
 	hookq_close(&a->hooks);
 	incident_close(&a->inc, agent_site_scope(a) && a->cfg.hook_command[0] &&
 				a->inc.mine.n_removed && !a->inc.mine.hook_started);
@@ -226,7 +241,9 @@ static void on_signal(uv_signal_t *s, int signum)
 	}
 	if (a->stopping)
 		return;
-	log_info("stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_event(LOG_LEVEL_INFO, "stop",
+		  LOG_FIELDS(LOG_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")),
+		  "stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	agent_begin_shutdown(a, 0);
 }
 
@@ -272,6 +289,7 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, a->instance, sizeof(a->instance));
+	agent_metrics_init(a);
 	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, agent_hook_done);
 	a->hooks.starting = agent_on_hook_starting;
 	snprintf(a->hooks.instance, sizeof(a->hooks.instance), "%s", a->instance);
@@ -283,8 +301,8 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 		a->exit_code = 1;
 		agent_begin_shutdown(a, 1);
 	} else {
-		log_settings(a);
 		agent_update_stuck_after(a);
+		log_settings(a, "start");
 		uint64_t wd_ms = notify_watchdog_ms();
 		if (wd_ms) {
 			/* Half the period, as sd_watchdog_enabled(3) advises. */

@@ -74,6 +74,7 @@ void agent_hook_done(struct hookq *q, bool failed)
 {
 	struct agent *a = container_of(q, struct agent, hooks);
 
+	agent_metrics_update(a);
 	if (a->stopping) {
 		agent_begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
 		return;
@@ -128,6 +129,7 @@ static void reap_after(uv_work_t *req, int status)
 	}
 	if (status == 0) {
 		cleanup_log(job, *last_failure, &out);
+		agent_metrics_cleanup(a, &out);
 		*last_failure = out.failure_plan;
 		if (out.lock_removed && job->has_lock) {
 			a->verify_due = true;
@@ -171,6 +173,30 @@ static void reap_after(uv_work_t *req, int status)
 		agent_request_scan(a);
 }
 
+/* The incident event: why, and what is about to be removed. The first
+ * cleanup of each incident counts once in the metrics. */
+static void log_incident(struct agent *a, const struct cleanup_job *job, bool repeated)
+{
+	char (*paths)[NAME_MAX + 32] = calloc(job->n ? job->n : 1, sizeof(*paths));
+	const char **entries = calloc(job->n ? job->n : 1, sizeof(*entries));
+	size_t n = paths && entries ? job->n : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", job->targets[i].area,
+			 job->targets[i].name);
+		entries[i] = paths[i];
+	}
+	log_event(repeated ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "incident",
+		  LOG_FIELDS(LOG_STR("incident", job->incident), LOG_STR("reason", job->reason),
+			     LOG_STR("deployment_id", job->deployment_id),
+			     LOG_LIST("will_remove", entries, n), LOG_BOOL("dry_run", false)),
+		  "stuck deployment: %s; cleaning up", job->reason);
+	free(entries);
+	free(paths);
+	if (!repeated)
+		agent_metrics_incident(a, job->incident);
+}
+
 /* Starts a cleanup of the decision's Kudu leftovers (sweep false: archived,
  * folders only moved aside to trash) or a sweep of our own trash folders
  * (sweep true: emptied and removed, nothing to archive). The two run side by
@@ -198,9 +224,7 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 	if (!sweep) {
 		/* A cleanup that keeps failing is retried every rescan; say so
 		 * once, not on every attempt. */
-		log_msg(job->plan == a->last_cleanup_plan && a->last_failure_plan[0]
-				? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
-			"stuck deployment: %s; cleaning up", d->reason);
+		log_incident(a, job, job->plan == a->last_cleanup_plan && a->last_failure_plan[0]);
 		a->last_cleanup_plan = job->plan;
 	}
 	if (!a->reap && !a->sweep)
@@ -224,7 +248,7 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
 			const struct policy_decision *d)
 {
-	const char *names[64];
+	const char *names[64] = { 0 };
 	size_t n = 0;
 	for (size_t i = 0; i < d->n_removals && n < 64; i++)
 		names[n++] = snap->entries[d->removals[i]].name;
@@ -232,7 +256,17 @@ void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
 	if (plan == a->last_dry_run_plan)
 		return;
 	a->last_dry_run_plan = plan;
-	log_warning("dry run: stuck deployment: %s", d->reason);
+	char paths[64][NAME_MAX + 32];
+	for (size_t i = 0; i < n; i++) {
+		const struct site_entry *e = &snap->entries[d->removals[i]];
+		site_entry_path(e, paths[i], sizeof(paths[i]));
+		names[i] = paths[i];
+	}
+	log_event(LOG_LEVEL_WARNING, "incident",
+		  LOG_FIELDS(LOG_STR("reason", d->reason), LOG_STR("deployment_id", d->deployment_id),
+			     LOG_LIST("will_remove", names, n), LOG_BOOL("dry_run", true)),
+		  "dry run: stuck deployment: %s", d->reason);
+	agent_metrics_incident(a, "");
 	for (size_t i = 0; i < d->n_removals; i++) {
 		const struct site_entry *e = &snap->entries[d->removals[i]];
 		char path[NAME_MAX * 4 + 32], escaped[sizeof(path)];

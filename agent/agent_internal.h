@@ -18,6 +18,7 @@
 #include "hookq.h"
 #include "incident.h"
 #include "kudu.h"
+#include "metrics.h"
 #include "policy.h"
 #include "shareclock.h"
 #include "silence.h"
@@ -74,6 +75,15 @@ struct prune_job {
 	char dir[PATH_MAX];
 	uint64_t keep_ms;
 	unsigned pruned;
+	int err;
+};
+
+struct metrics_job {
+	uv_work_t req;
+	struct agent *agent;
+	char path[PATH_MAX];
+	char text[4096];
+	size_t len;
 	int err;
 };
 
@@ -138,6 +148,15 @@ struct agent {
 	struct kudu_info_lock verify_lock;
 	struct verify_restart verify;
 
+	/* The metrics file (agent_metrics.c). */
+	struct metrics metrics;   /* now */
+	struct metrics metrics_shown; /* as the last write that was started had them */
+	uv_timer_t metrics_timer; /* rewrites the file every minute */
+	struct metrics_job *metrics_job; /* the write in flight, if any */
+	bool metrics_again;       /* a change came while a write was in flight */
+	bool metrics_failing;     /* said that the file cannot be written */
+	char metrics_incident[64]; /* the last incident counted */
+
 	bool once_done;           /* --once: the final decision has been made */
 	bool stopping;
 	int exit_code;
@@ -177,6 +196,21 @@ int agent_on_hook_starting(struct hookq *q);
 void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
 		       const struct policy_decision *d);
 void agent_hook_done(struct hookq *q, bool failed);
+
+/* agent_metrics.c */
+void agent_metrics_init(struct agent *a);
+/* After a reload: the minute's timer runs only while a file is set. */
+void agent_metrics_reloaded(struct agent *a);
+/* Something the file shows may have changed: written now if it did. */
+void agent_metrics_update(struct agent *a);
+/* A stuck deployment found; incident "" (a dry run) counts every time. */
+void agent_metrics_incident(struct agent *a, const char *incident);
+void agent_metrics_cleanup(struct agent *a, const struct cleanup_outcome *out);
+void agent_metrics_scanned(struct agent *a, int64_t scanned_ns);
+/* Stopping: one last write if anything changed; true while a write is in flight. */
+bool agent_metrics_busy(struct agent *a);
+void agent_metrics_stop(struct agent *a);
+void agent_metrics_close(struct agent *a);
 
 /* agent.c */
 /* Stops everything; the loop ends when the last handle is closed. Called

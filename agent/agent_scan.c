@@ -53,9 +53,13 @@ static void say_share_out(struct agent *a, uint64_t now_ms, uint64_t oldest, uin
 	a->share_out = true;
 	a->share_out_ms = oldest;
 	config_format_duration(now_ms - oldest, took, sizeof(took));
-	log_warning("site root %s is not answering: a %s has not returned for %s; "
-		    "judging and removing nothing until it answers", a->cfg.site_root,
-		    a->scan && now_ms - a->last_scan_ms >= limit_ms ? "scan" : "cleanup", took);
+	log_event(LOG_LEVEL_WARNING, "share",
+		  LOG_FIELDS(LOG_STR("state", "unreachable"), LOG_STR("site_root", a->cfg.site_root),
+			     LOG_INT("out_ms", now_ms - oldest)),
+		  "site root %s is not answering: a %s has not returned for %s; "
+		  "judging and removing nothing until it answers", a->cfg.site_root,
+		  a->scan && now_ms - a->last_scan_ms >= limit_ms ? "scan" : "cleanup", took);
+	agent_metrics_update(a);
 	snprintf(a->last_status, sizeof(a->last_status),
 		 "blocked: site root %s is not answering", a->cfg.site_root);
 	if (!a->ready_sent) {
@@ -87,8 +91,11 @@ void agent_check_share(struct agent *a)
 	if (a->share_out) {
 		a->share_out = false;
 		config_format_duration(now_ms - a->share_out_ms, took, sizeof(took));
-		log_info("site root %s answers again after %s out; watching it afresh for "
-			 "quiet_period before any removal", a->cfg.site_root, took);
+		log_event(LOG_LEVEL_INFO, "share",
+			  LOG_FIELDS(LOG_STR("state", "back"), LOG_STR("site_root", a->cfg.site_root),
+				     LOG_INT("out_ms", now_ms - a->share_out_ms)),
+			  "site root %s answers again after %s out; watching it afresh for "
+			  "quiet_period before any removal", a->cfg.site_root, took);
 		/* Nothing was seen while it was out: a change that came and went
 		 * meanwhile must not pass for quiet. */
 		memset(&a->history, 0, sizeof(a->history));
@@ -282,6 +289,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		a->was_blocked = d.blocked;
 	}
 	set_status(a, &d);
+	a->metrics.stuck = d.stuck;
 	if (!d.act)
 		a->kudu_work = false;
 
@@ -357,13 +365,18 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 	switch (tree_check(&a->tree, snap, &why)) {
 	case TREE_GONE:
 		if (!was_gone)
-			log_warning("site root %s: %s; removing nothing until it is back",
-				    a->cfg.site_root, why);
+			log_event(LOG_LEVEL_WARNING, "share",
+				  LOG_FIELDS(LOG_STR("state", "unreachable"),
+					     LOG_STR("site_root", a->cfg.site_root), LOG_STR("why", why)),
+				  "site root %s: %s; removing nothing until it is back",
+				  a->cfg.site_root, why);
 		memset(&a->history, 0, sizeof(a->history));
 		return false;
 	case TREE_BACK:
-		log_info("site root %s is back; watching it afresh for quiet_period before any removal",
-			 a->cfg.site_root);
+		log_event(LOG_LEVEL_INFO, "share",
+			  LOG_FIELDS(LOG_STR("state", "back"), LOG_STR("site_root", a->cfg.site_root)),
+			  "site root %s is back; watching it afresh for quiet_period before any removal",
+			  a->cfg.site_root);
 		return true;
 	case TREE_SAME:
 		break;
@@ -464,6 +477,9 @@ static void scan_after(uv_work_t *req, int status)
 			}
 		}
 	}
+	if (status == 0 && job->err == 0)
+		agent_metrics_scanned(a, job->snap.scanned_ns);
+	agent_metrics_update(a);
 	/* Keep this scan for the next one to reuse; the previous one goes. */
 	if (status == 0 && job->err == 0 && job->generation == a->generation) {
 		struct site_snapshot *keep = malloc(sizeof(*keep));

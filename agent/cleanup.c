@@ -282,12 +282,13 @@ void cleanup_log(const struct cleanup_job *job, uint64_t last_failure,
 
 	*out = (struct cleanup_outcome){ .abandoned = job->abandoned[0] != '\0' };
 	if (job->archive_error[0])
-		log_msg(last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "archive: %s",
-			job->archive_error);
+		log_event(last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "archive",
+			  LOG_FIELDS(LOG_STR("error", job->archive_error)), "archive: %s",
+			  job->archive_error);
 	for (size_t i = 0; i < job->n; i++) {
 		const struct reap_target *t = &job->targets[i];
 		const struct reap_result *r = &job->results[i];
-		char name[NAME_MAX * 4 + 1];
+		char name[NAME_MAX * 4 + 1], entry[NAME_MAX + 32];
 		if (r->err != 0) {
 			out->any_failed = true;
 			if (n_failed < 64) {
@@ -300,36 +301,57 @@ void cleanup_log(const struct cleanup_job *job, uint64_t last_failure,
 		out->lock_removed = out->lock_removed ||
 				    (strcmp(t->area, "locks") == 0 && strcmp(t->name, "deployment") == 0);
 		log_escape(t->name, name, sizeof(name));
-		if (job->sweep)
-			log_info("finished removing %s/%s (%lu %s)", t->area, name, r->files_removed,
-				 r->files_removed == 1 ? "entry" : "entries");
-		else if (r->detail[0])
-			log_info("removed %s/%s (%s)", t->area, name, r->detail);
+		snprintf(entry, sizeof(entry), "%s/%s", t->area, t->name);
+		if (job->sweep) {
+			log_event(LOG_LEVEL_INFO, "swept",
+				  LOG_FIELDS(LOG_STR("entry", entry), LOG_INT("files", r->files_removed)),
+				  "finished removing %s/%s (%lu %s)", t->area, name, r->files_removed,
+				  r->files_removed == 1 ? "entry" : "entries");
+			continue;
+		}
+		out->n_removed++;
+		if (r->detail[0])
+			log_event(LOG_LEVEL_INFO, "removed",
+				  LOG_FIELDS(LOG_STR("entry", entry), LOG_STR("how", "moved_aside"),
+					     LOG_STR("detail", r->detail),
+					     LOG_STR("incident", job->incident)),
+				  "removed %s/%s (%s)", t->area, name, r->detail);
 		else
-			log_info("removed %s/%s (%lu %s)", t->area, name, r->files_removed,
-				 r->files_removed == 1 ? "entry" : "entries");
+			log_event(LOG_LEVEL_INFO, "removed",
+				  LOG_FIELDS(LOG_STR("entry", entry), LOG_STR("how", "deleted"),
+					     LOG_INT("files", r->files_removed),
+					     LOG_STR("incident", job->incident)),
+				  "removed %s/%s (%lu %s)", t->area, name, r->files_removed,
+				  r->files_removed == 1 ? "entry" : "entries");
 	}
 	out->failure_plan = out->any_failed ? cleanup_plan_hash(failed_names, n_failed, failed_errs)
 					    : 0;
 	if (out->abandoned)
-		log_warning("cleanup abandoned: the deployment showed a sign of life (%s); "
-			    "everything not yet removed is kept, and the tree is judged again",
-			    job->abandoned);
+		log_event(LOG_LEVEL_WARNING, "abandoned", LOG_FIELDS(LOG_STR("why", job->abandoned)),
+			  "cleanup abandoned: the deployment showed a sign of life (%s); "
+			  "everything not yet removed is kept, and the tree is judged again",
+			  job->abandoned);
 	for (size_t i = 0; i < job->n; i++) {
 		const struct reap_target *t = &job->targets[i];
 		const struct reap_result *r = &job->results[i];
-		char name[NAME_MAX * 4 + 1];
+		char name[NAME_MAX * 4 + 1], entry[NAME_MAX + 32];
 		if (r->err == 0)
 			continue;
+		bool kept = r->err == -ESTALE;
+		out->n_kept += kept && !job->sweep;
 		log_escape(t->name, name, sizeof(name));
+		snprintf(entry, sizeof(entry), "%s/%s", t->area, t->name);
+		const char *why = r->detail[0] ? r->detail : strerror(-r->err);
 		/* The same failure on every retry is said once; the retries go on
 		 * at the rescan pace. */
-		log_msg(out->failure_plan == last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
-			"%s %s/%s: %s%s%s", r->err == -ESTALE ? "kept" : "could not remove",
-			t->area, name, r->detail[0] ? r->detail : strerror(-r->err),
-			r->err == -ESTALE ? "" : "; retried on the next scan",
-			r->err == -ESTALE ? " (changed since it was judged)" : "");
+		log_event(out->failure_plan == last_failure ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
+			  kept ? "kept" : "remove_failed",
+			  LOG_FIELDS(LOG_STR("entry", entry), LOG_STR("why", why)),
+			  "%s %s/%s: %s%s%s", kept ? "kept" : "could not remove",
+			  t->area, name, why, kept ? "" : "; retried on the next scan",
+			  kept ? " (changed since it was judged)" : "");
 	}
 	if (out->any_removed && job->archive_path[0])
-		log_info("archive: what was removed is recorded in %s", job->archive_path);
+		log_event(LOG_LEVEL_INFO, "archive", LOG_FIELDS(LOG_STR("path", job->archive_path)),
+			  "archive: what was removed is recorded in %s", job->archive_path);
 }

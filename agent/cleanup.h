@@ -93,6 +93,8 @@ struct cleanup_outcome {
 	bool abandoned;
 	uint64_t failure_plan;    /* a hash of what failed, to say a repeated failure once */
 	bool lock_removed;        /* the lock folder was among what went */
+	unsigned n_removed;       /* Kudu entries removed (not trash swept) */
+	unsigned n_kept;          /* entries kept: one changed, or the cleanup was abandoned */
 };
 
 /* Logs what the job did. A failure identical to last_failure (the previous

@@ -149,6 +149,33 @@ static int parse_path(const char *text, char **out, char *why, size_t why_size)
 	return 0;
 }
 
+/* The STRING keys whose values have a syntax of their own. */
+static int check_string(const struct key_info *k, const char *text, char *why, size_t why_size)
+{
+	enum log_format format;
+	char *path;
+	int rc;
+
+	if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "scope") == 0 &&
+	    strcmp(text, "site") != 0 && strcmp(text, "instance") != 0) {
+		config_set_err(why, why_size, "not a scope (use site or instance)");
+		return -EINVAL;
+	}
+	if (strcmp(k->section, "log") == 0 && strcmp(k->name, "format") == 0 &&
+	    log_format_parse(text, &format) < 0) {
+		config_set_err(why, why_size, "not a log format (use text or json)");
+		return -EINVAL;
+	}
+	/* Empty means no metrics file; anything else is a path. */
+	if (strcmp(k->section, "metrics") == 0 && strcmp(k->name, "file") == 0 && text[0]) {
+		rc = parse_path(text, &path, why, why_size);
+		if (rc < 0)
+			return rc;
+		free(path);
+	}
+	return 0;
+}
+
 /* Parses text (already trimmed) as key k's type, checking bounds. On
  * failure writes why the value is refused. */
 int config_parse_value(const struct key_info *k, const char *text, union config_value *v,
@@ -164,11 +191,9 @@ int config_parse_value(const struct key_info *k, const char *text, union config_
 	}
 	switch (k->type) {
 	case KEY_STRING:
-		if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "scope") == 0 &&
-		    strcmp(text, "site") != 0 && strcmp(text, "instance") != 0) {
-			config_set_err(why, why_size, "not a scope (use site or instance)");
-			return -EINVAL;
-		}
+		rc = check_string(k, text, why, why_size);
+		if (rc < 0)
+			return rc;
 		v->str = strdup(text);
 		if (!v->str) {
 			config_set_err(why, why_size, "out of memory");

@@ -305,12 +305,18 @@ static void report(const struct hook *h)
 	enum log_level level = failed ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO;
 	unsigned long long ms = run_ms(h);
 
+	const struct log_field *fields = LOG_FIELDS(
+		LOG_STR("result", h->timed_out ? "timeout" : failed ? "failed" : "ok"),
+		LOG_INT("status", h->exit_status), LOG_INT("signal", h->term_signal),
+		LOG_INT("duration_ms", ms), LOG_BOOL("timed_out", h->timed_out),
+		LOG_INT("hook_pid", h->pid));
+
 	if (h->term_signal != 0)
-		log_warning("hook killed by signal %d (%s) after %llu ms", h->term_signal,
-			    strsignal(h->term_signal), ms);
+		log_event(LOG_LEVEL_WARNING, "hook", fields, "hook killed by signal %d (%s) after %llu ms",
+			  h->term_signal, strsignal(h->term_signal), ms);
 	else
-		log_msg(level, "hook exited with status %lld after %llu ms",
-			(long long)h->exit_status, ms);
+		log_event(level, "hook", fields, "hook exited with status %lld after %llu ms",
+			  (long long)h->exit_status, ms);
 	if (h->lines_total > h->tail_count)
 		log_msg(level, "hook output: (%lu earlier lines not shown)",
 			h->lines_total - h->tail_count);

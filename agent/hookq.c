@@ -40,8 +40,15 @@ static uint64_t now_ms(struct hookq *q)
 static void on_hook_done(struct hook *h, int64_t exit_status, int term_signal, bool timed_out)
 {
 	struct hookq *q = container_of(h, struct hookq, hook);
+	bool failed = exit_status != 0 || term_signal != 0 || timed_out;
 
-	q->done(q, exit_status != 0 || term_signal != 0 || timed_out);
+	if (timed_out)
+		q->runs_timeout++;
+	else if (failed)
+		q->runs_failed++;
+	else
+		q->runs_ok++;
+	q->done(q, failed);
 	if (q->pending)
 		run_pending(q);
 }

@@ -49,6 +49,8 @@ struct hookq {
 	bool start_failed;        /* the last start failed: said once */
 	uint64_t started_ms;
 	bool stopped;
+	/* Runs that finished, by result (the metrics file). */
+	unsigned long runs_ok, runs_failed, runs_timeout;
 };
 
 int hookq_init(struct hookq *q, uv_loop_t *loop, const struct config *cfg, bool once,

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "agent.h"
+#include "archive.h"
 #include "config.h"
 #include "envfile.h"
 #include "log.h"
@@ -147,6 +149,17 @@ static int parse_args(int argc, char **argv, struct args *args)
 	return 0;
 }
 
+/* Every json line and journal entry names the instance, as the archive
+ * and the claims do (after envfile_import: the app settings may set
+ * WEBSITE_INSTANCE_ID). */
+static void set_log_instance(void)
+{
+	char host[256] = "", id[32];
+	gethostname(host, sizeof(host) - 1);
+	archive_instance_id(getenv("WEBSITE_INSTANCE_ID"), host, id, sizeof(id));
+	log_set_instance(id);
+}
+
 /* Valid but unwise settings, told by check-config and at start alike. */
 static void warn_config(const struct config *cfg)
 {
@@ -211,6 +224,8 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_set_level(cfg.log_level);
+	log_set_format_named(cfg.log_format);
+	set_log_instance();
 	if (strict && trust_check_hook(cfg.hook_command, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lockwarden: configuration error: %s\n", err);
 		config_free(&cfg);

@@ -210,7 +210,10 @@ static void print_timing_json(const struct report_timing *t, FILE *out)
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
 		       const struct policy_decision *d, const struct report_timing *t, FILE *out)
 {
-	fputs("{\n  \"site_root\": ", out);
+	/* "schema" changes only when a field changes meaning or goes away
+	 * (README "report --json"); new fields may appear within a schema. */
+	fprintf(out, "{\n  \"schema\": %d,\n  \"version\": \"%s\",\n  \"site_root\": ",
+		REPORT_JSON_SCHEMA, LOCKWARDEN_VERSION);
 	jsonw_string(out, cfg->site_root);
 	fputs(",\n  \"scanned_at\": ", out);
 	jsonw_time(out, snap->scanned_ns);

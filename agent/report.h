@@ -12,6 +12,10 @@
 
 #include "config.h"
 
+/* The version of report --json's layout, its first field (README.md's
+ * table "report --json" lists every field). */
+#define REPORT_JSON_SCHEMA 1
+
 /* Returns the exit code: 0 nothing stuck, 2 a stuck deployment found,
  * 1 the site could not be read. */
 int report_run(const struct config *cfg, bool json, FILE *out);

@@ -10,7 +10,7 @@ bin=$1
 work=$(mktemp -d /tmp/lockwarden-demo.XXXXXX)
 agent_pid=""
 cleanup() {
-	[ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
+	[ -n "$agent_pid" ] && kill $agent_pid 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -111,6 +111,18 @@ command = LOCKWARDEN_HOOK_OUT=$work/hook.out $work/hook.sh
 dir = $work/archive
 INI
 
+# The same incident for the fleet: a copy of the tree, judged by a second
+# agent at the same time, logging JSON lines and writing the metrics file.
+cp -a "$site" "$work/site-json"
+sed -e "s|^root = .*|root = $work/site-json|" -e "s|hook.out|hook-json.out|" \
+	-e "s|^dir = .*|dir = $work/archive-json|" "$work/lockwarden.ini" > "$work/lockwarden-json.ini"
+cat >> "$work/lockwarden-json.ini" <<INI
+[log]
+format = json
+[metrics]
+file = $work/metrics-\$INSTANCE.prom
+INI
+
 say() { printf '\n== %s\n' "$*"; }
 say "A throwaway App Service site tree in $site"
 (cd "$site" && find . -mindepth 1 | sort | sed 's|^\./|  |')
@@ -131,19 +143,28 @@ set -e
 say "Running the daemon: it must watch the tree quietly for quiet_period (3s) before it acts"
 "$bin" run -c "$work/lockwarden.ini" 2> "$work/agent.log" &
 agent_pid=$!
+"$bin" run -c "$work/lockwarden-json.ini" 2> "$work/agent-json.log" &
+json_pid=$!
+agent_pid="$agent_pid $json_pid"
 deadline=$(( $(date +%s) + 45 ))
-while [ ! -s "$work/hook.out" ]; do
-	if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 "$agent_pid" 2>/dev/null; then
-		echo "demo: the hook did not run within 45 s; the agent's log:" >&2
-		cat "$work/agent.log" >&2
+while [ ! -s "$work/hook.out" ] || [ ! -s "$work/hook-json.out" ] ||
+	! grep -q '"event":"hook"' "$work/agent-json.log"; do
+	if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 $agent_pid 2>/dev/null; then
+		echo "demo: the hook did not run within 45 s; the agents' logs:" >&2
+		cat "$work/agent.log" "$work/agent-json.log" >&2
 		exit 1
 	fi
 	sleep 0.2
 done
-kill -TERM "$agent_pid"
-wait "$agent_pid" || true
+kill -TERM $agent_pid
+wait $agent_pid || true
 agent_pid=""
 sed 's/^[^ ]* lockwarden\[[0-9]*\] /  /' "$work/agent.log"
+
+say "The same incident with [log] format = json (for Log Analytics), its named events only"
+grep -v '"event":"log"' "$work/agent-json.log" | sed 's/^/  /'
+say "... and its [metrics] file (Prometheus text format), without the HELP lines"
+grep -v '^# HELP' "$work"/metrics-*.prom | sed 's/^/  /'
 
 say "The hook ran once and was told"
 sed 's/^/  /' "$work/hook.out"

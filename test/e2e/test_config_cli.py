@@ -18,7 +18,8 @@ KEYS = {
     "scan": ["rescan_interval"],
     "hook": ["command", "timeout", "cooldown"],
     "archive": ["dir", "keep"],
-    "log": ["level"],
+    "log": ["level", "format"],
+    "metrics": ["file"],
 }
 DURATIONS = {("policy", "stuck_after"), ("policy", "auto_floor"), ("policy", "quiet_period"),
              ("scan", "rescan_interval"), ("hook", "timeout"), ("hook", "cooldown"), ("archive", "keep")}
@@ -64,6 +65,8 @@ BAD_FILES = [
     ("below-min-timeout", ["[hook]", "timeout = 0s"], 5, "timeout", "0s"),
     ("above-max-quiet", ["[policy]", "quiet_period = 25h"], 5, "quiet_period", "25h"),
     ("bad-level", ["[log]", "level = loud"], 5, "level", "loud"),
+    ("bad-log-format", ["[log]", "format = yaml"], 5, "format", "yaml"),
+    ("relative-metrics-file", ["[metrics]", "file = m.prom"], 5, "file", "m.prom"),
     ("below-min-quiet", ["[policy]", "quiet_period = 0"], 5, "quiet_period", "0"),
     ("below-min-quiet-ms", ["[policy]", "quiet_period = 999ms"], 5, "quiet_period", "999ms"),
     ("later-line", ["[policy]", "stuck_after = 5m", "", "quiet_period = 1s",

@@ -4,10 +4,12 @@ not, 1 when the site cannot be read, and changes nothing."""
 
 import json
 import os
+import re
+from pathlib import Path
 
 import pytest
 
-from conftest import (EX_FAILURE, EX_OK, EX_STUCK, HOUR_S, RECORD_DONE, RECORD_OLD,
+from conftest import (EX_FAILURE, EX_OK, EX_STUCK, HOUR_S, ONCE_CLEARED, RECORD_DONE, RECORD_OLD,
                       TEMP_FAILED, TEMP_STUCK, age_tree,
                       build_finished_site, build_stuck_site, make_file_lock, run_cli, settle,
                       start_agent, tree_hash, write_config)
@@ -151,3 +153,53 @@ def test_report_survives_hostile_names(stuck_cfg, site):
     assert not [line for line in text.stdout.splitlines() if line.startswith('"},{')], \
         "a newline in a file name started a new report line"
     assert tree_hash(site) == before
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def documented_report_fields():
+    """The field paths of README.md's `report --json` table."""
+    text = README.read_text()
+    start = text.index("### `report --json`")
+    table = text[start:text.index("\n## ", start)]
+    return set(re.findall(r"^\| `([\w.\[\]]+)` \|", table, re.M))
+
+
+def field_paths(value, prefix=""):
+    """Every field path of a JSON document: `a.b`, `list[].c`."""
+    out = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out.add(path)
+            out |= field_paths(v, path)
+    elif isinstance(value, list):
+        for item in value:
+            out |= field_paths(item, prefix + "[]")
+    return out
+
+
+def test_report_json_has_a_schema_and_every_field_is_documented(site, tmp_path):
+    """A site cleared once (so there is history and a claim), then stuck
+    again: every field report --json writes is in README.md's table."""
+    build_stuck_site(site)
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "2s"})
+    r = run_cli(["run", "-c", cfg, "--once"], timeout=60)
+    assert r.returncode == ONCE_CLEARED, r.stdout + r.stderr
+    build_stuck_site(site)
+    r, doc = report_json(cfg)
+    assert r.returncode == EX_STUCK, r.stdout + r.stderr
+    assert doc["schema"] == 1 and list(doc)[0] == "schema"
+    assert doc["history"] and doc["entries"]
+    seen = field_paths(doc)
+    documented = documented_report_fields()
+    assert seen - documented == set(), "fields report --json writes that README.md's " \
+        f"table does not list: {sorted(seen - documented)}"
+    # The table names nothing the program does not write (the claim's two
+    # forms cannot both appear at once).
+    missing = documented - seen - {"claim.trusted", "claim.why", "claim.incident", "claim.owner",
+                                   "claim.renewed", "claim.expires", "claim.renewals",
+                                   "claim.removed", "claim.hook_started",
+                                   "lock_came_back_after"}
+    assert missing == set(), f"documented but never written: {sorted(missing)}"

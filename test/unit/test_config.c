@@ -386,6 +386,8 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.site_claim_expiry, 90000);
 	assert_string_equal(cfg.hook_scope, "instance");
 	assert_int_equal(cfg.policy_auto_floor, 2 * 60000);
+	assert_string_equal(cfg.log_format, "json");
+	assert_string_equal(cfg.metrics_file, "/home/LogFiles/lockwarden/metrics-$INSTANCE.prom");
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -540,6 +542,10 @@ static void test_file_errors(void **state)
 		  "2: [log] level = 'verbose': not a log level (use debug, info, warning or error)" },
 		{ "bad-scope.ini", -EINVAL,
 		  "2: [hook] scope = 'everywhere': not a scope (use site or instance)" },
+		{ "bad-log-format.ini", -EINVAL,
+		  "2: [log] format = 'xml': not a log format (use text or json)" },
+		{ "relative-metrics-file.ini", -EINVAL,
+		  "2: [metrics] file = 'metrics.prom': must be an absolute path" },
 		{ "relative-path.ini", -EINVAL,
 		  "2: [site] root = 'home/site': must be an absolute path" },
 		{ "empty-path.ini", -EINVAL, "2: [site] root = '': must be an absolute path" },
@@ -680,6 +686,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_SITE_CLAIM_EXPIRY=2m",
 		"LOCKWARDEN_HOOK_SCOPE=site",
 		"LOCKWARDEN_POLICY_AUTO_FLOOR=90s",
+		"LOCKWARDEN_LOG_FORMAT=text",
+		"LOCKWARDEN_METRICS_FILE=",
 		NULL,
 	};
 	struct config cfg;
@@ -703,6 +711,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.site_claim_expiry, 120000);
 	assert_string_equal(cfg.hook_scope, "site");
 	assert_int_equal(cfg.policy_auto_floor, 90000);
+	assert_string_equal(cfg.log_format, "text");
+	assert_string_equal(cfg.metrics_file, "");
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);

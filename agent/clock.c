@@ -22,6 +22,20 @@ int64_t clock_wall_ns(void)
 	return clock_ns_from(wall.tv_sec, wall.tv_nsec);
 }
 
+struct timespec clock_mono_deadline(uint64_t after_ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(after_ms / 1000);
+	t.tv_nsec += (long)(after_ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 int64_t clock_ns_from(int64_t sec, int64_t nsec)
 {
 	int64_t ns;

@@ -13,6 +13,7 @@
 #define LOCKWARDEN_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 #define CLOCK_NS_PER_S 1000000000LL
 #define CLOCK_NS_PER_MS 1000000LL
@@ -28,6 +29,10 @@ struct clock_now {
 
 void clock_read(struct clock_now *out);
 int64_t clock_wall_ns(void);
+
+/* The CLOCK_MONOTONIC time after_ms from now, for a timed wait on a
+ * condition variable set to that clock (a bounded wait on the share). */
+struct timespec clock_mono_deadline(uint64_t after_ms);
 
 /* sec * 1e9 + nsec, saturated to [INT64_MIN, INT64_MAX]. */
 int64_t clock_ns_from(int64_t sec, int64_t nsec);

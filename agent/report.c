@@ -486,13 +486,7 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 		fprintf(stderr, "lockwarden: cannot start the report: %s\n", strerror(r));
 		return 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)(limit_ms / 1000);
-	deadline.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	deadline = clock_mono_deadline(limit_ms);
 	pthread_mutex_lock(&job->lock);
 	while (!job->done && r == 0)
 		r = pthread_cond_timedwait(&job->done_cond, &job->lock, &deadline);

@@ -300,13 +300,7 @@ int silence_read_site_within(const char *root, uint64_t limit_ms, struct silence
 		return -r;
 	}
 	pthread_detach(thread);
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)(limit_ms / 1000);
-	deadline.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	deadline = clock_mono_deadline(limit_ms);
 	pthread_mutex_lock(&job->lock);
 	while (!job->done && r == 0)
 		r = pthread_cond_timedwait(&job->done_cond, &job->lock, &deadline);

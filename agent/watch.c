@@ -43,6 +43,9 @@ static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events,
 		d->suspect = true;
 	if (status < 0)
 		d->suspect = true;
+	/* A scan is already due and covers whatever this was. */
+	if (d->paused)
+		return;
 
 	/* Whatever happened (even an error), the answer is a scan soon: the
 	 * scan finds out what changed, including a folder that went away. */
@@ -141,17 +144,11 @@ static void sync_slot(struct watch_set *set, int slot, const struct site_stat *s
 	 * watched again through the name. */
 	if (d->active && (!wanted || d->suspect || d->dev != st->dev || d->ino != st->ino))
 		stop_dir(d, wanted);
+	/* Still the very folder, and its watch never lost: listening again
+	 * costs nothing on the share (no path looked up again). */
 	if (wanted && d->active && d->paused) {
-		int r = uv_fs_event_start(&d->handle, on_fs_event, d->path, 0);
-		if (r < 0) {
-			log_debug("cannot resume watching %s: %s", d->path, uv_strerror(r));
-			stop_dir(d, false); /* started afresh by the next sync */
-		} else {
-			/* Watched again by name: whatever folder holds the name now. */
-			d->paused = false;
-			d->suspect = false;
-			log_debug("watching %s", d->path);
-		}
+		d->paused = false;
+		log_debug("watching %s", d->path);
 	}
 	if (wanted && !d->active)
 		start_dir(set, slot, st);
@@ -159,9 +156,14 @@ static void sync_slot(struct watch_set *set, int slot, const struct site_stat *s
 
 void watch_pause(struct watch_set *set)
 {
+	/* Muted, not stopped: the kernel's watch stays, so that resuming
+	 * needs no new inotify_add_watch - a path walk on the share, on the
+	 * loop thread - after every scan. What arrives meanwhile is read and
+	 * dropped (a few reads of the inotify descriptor per thousand events);
+	 * only an event that the folder itself went is kept (suspect). */
 	for (int i = 0; i < WATCH_SLOTS; i++) {
 		struct watch_dir *d = &set->dirs[i];
-		if (d->active && !d->paused && uv_fs_event_stop(&d->handle) == 0)
+		if (d->active)
 			d->paused = true;
 	}
 }

@@ -152,7 +152,9 @@ static void on_watches_closed(struct watch_set *set)
  * every removal step a worker takes is one atomic rename or unlink, done or
  * not done. What it leaves is either a target still in place, judged
  * afresh by the next start, or a .lockwarden-trash-* folder, which the next
- * start sweeps. */
+ * start sweeps. A claim operation left behind leaves a claim that is no
+ * longer renewed, or one half written: either is waited out by the other
+ * instances for claim_expiry and taken over, like a dead owner's. */
 static void on_exit_timer(uv_timer_t *t)
 {
 	struct agent *a = container_of(t, struct agent, exit_timer);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "container_of.h"
 #include "log.h"
@@ -125,6 +126,16 @@ static void scan_work(uv_work_t *req)
 	/* After the listing: an owner claims before it renames anything
 	 * aside, so trash listed while no claim exists is nobody's work in
 	 * progress. */
+	/* While the root is missing its parent is watched instead (watch.h):
+	 * looked at here, never on the loop thread. */
+	if (job->snap.root_err) {
+		char parent[PATH_MAX];
+		struct stat st;
+		watch_parent_path(job->root, parent, sizeof(parent));
+		if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+			job->parent = (struct site_stat){ .present = true, .type = S_IFDIR,
+							  .dev = st.st_dev, .ino = st.st_ino };
+	}
 	char claim[PATH_MAX];
 	claim_path_for(job->claim_dir, claim, sizeof(claim));
 	claim_look(claim, &job->claim);
@@ -326,7 +337,7 @@ static void scan_after(uv_work_t *req, int status)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
 		uint64_t now_ms = job->snap.scanned_mono_ms;
-		watch_sync(&a->watches, &job->snap);
+		watch_sync(&a->watches, &job->snap, &job->parent);
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->history, &job->snap, now_ms))
 				log_debug("the site tree changed");

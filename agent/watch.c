@@ -90,11 +90,7 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 	if (d->closing)
 		return; /* the old handle is still closing: the next scan re-arms */
 	if (slot == WATCH_PARENT) {
-		/* The parent, by name: "/home/site" -> "/home", "/site" -> "/". */
-		snprintf(path, sizeof(path), "%s", set->root);
-		char *slash = strrchr(path, '/');
-		if (slash)
-			slash[slash == path ? 1 : 0] = '\0';
+		watch_parent_path(set->root, path, sizeof(path));
 	} else {
 		snprintf(path, sizeof(path), "%s%s%s", set->root, slot_path[slot][0] ? "/" : "",
 			 slot_path[slot]);
@@ -123,6 +119,15 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 	d->dev = st->dev;
 	d->ino = st->ino;
 	log_debug("watching %s", path);
+}
+
+void watch_parent_path(const char *root, char *out, size_t size)
+{
+	/* By name: "/home/site" -> "/home", "/site" -> "/". */
+	snprintf(out, size, "%s", root);
+	char *slash = strrchr(out, '/');
+	if (slash)
+		slash[slash == out ? 1 : 0] = '\0';
 }
 
 void watch_set_root(struct watch_set *set, const char *root)
@@ -168,7 +173,8 @@ void watch_pause(struct watch_set *set)
 	}
 }
 
-void watch_sync(struct watch_set *set, const struct site_snapshot *snap)
+void watch_sync(struct watch_set *set, const struct site_snapshot *snap,
+		const struct site_stat *parent)
 {
 	const struct site_stat *lock_folder = NULL;
 
@@ -179,21 +185,8 @@ void watch_sync(struct watch_set *set, const struct site_snapshot *snap)
 	sync_slot(set, WATCH_LOCKS, snap->locks_err == 0 ? &snap->locks : NULL);
 	sync_slot(set, WATCH_LOCK_FOLDER, lock_folder);
 	sync_slot(set, WATCH_DEPLOYMENTS, snap->deployments_err == 0 ? &snap->deployments : NULL);
-
 	/* While the root is missing, its parent tells when it comes back. */
-	struct site_stat parent = { 0 };
-	if (snap->root_err) {
-		char path[PATH_MAX];
-		struct stat st;
-		snprintf(path, sizeof(path), "%s", set->root);
-		char *slash = strrchr(path, '/');
-		if (slash)
-			slash[slash == path ? 1 : 0] = '\0';
-		if (slash && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			parent = (struct site_stat){ .present = true, .type = S_IFDIR,
-						     .dev = st.st_dev, .ino = st.st_ino };
-	}
-	sync_slot(set, WATCH_PARENT, &parent);
+	sync_slot(set, WATCH_PARENT, snap->root_err ? parent : NULL);
 }
 
 void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set))

@@ -57,8 +57,14 @@ void watch_set_root(struct watch_set *set, const char *root);
 /* Stops listening until the next watch_sync, keeping the kernel's watches:
  * once a scan is due, it covers whatever else happens before it. */
 void watch_pause(struct watch_set *set);
-/* Starts, re-arms, resumes or stops each watch to match what the scan saw. */
-void watch_sync(struct watch_set *set, const struct site_snapshot *snap);
+/* Starts, re-arms, resumes or stops each watch to match what the scan saw.
+ * parent: the root's parent as the scan's worker saw it (watch_parent_path),
+ * NULL when not looked at; watched only while the root is missing. Nothing
+ * here looks at the share itself. */
+void watch_sync(struct watch_set *set, const struct site_snapshot *snap,
+		const struct site_stat *parent);
+/* The root's parent folder, by name. */
+void watch_parent_path(const char *root, char *out, size_t size);
 /* Closes every handle; close_cb runs when all are closed. */
 void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set));
 

@@ -237,8 +237,10 @@ static int take_over_done(struct incident *inc, struct incident_job *job)
 		log_warning("replaced %s (%s) after it did not change for %llu s; judging the tree "
 			    "afresh", job->path, claim_describe(v),
 			    (unsigned long long)((now - inc->seen_since_ms) / 1000));
+	/* Taken over while stopping: what the incident still needs (its hook,
+	 * perhaps) is left, with the claim, for another instance. */
 	if (inc->stopping)
-		inc->wanted |= 1u << INCIDENT_OP_RELEASE;
+		inc->wanted |= 1u << INCIDENT_OP_LEAVE;
 	return 0;
 }
 

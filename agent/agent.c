@@ -37,6 +37,7 @@ static void prune_after(uv_work_t *req, int status)
 	struct agent *a = job->agent;
 
 	a->prune = NULL;
+	agent_check_share(a);
 	if (status == 0 && job->pruned)
 		log_event(LOG_LEVEL_INFO, "archive", LOG_FIELDS(LOG_INT("pruned", job->pruned)),
 			  "archive: pruned %u cleanup records older than the [archive] keep", job->pruned);
@@ -63,6 +64,8 @@ static void on_prune_timer(uv_timer_t *t)
 		return;
 	}
 	a->prune = job;
+	a->prune_started_ms = agent_mono_now_ms(a);
+	agent_check_share(a);
 }
 
 /* ---- watchdog, signals, reload, shutdown ------------------------------------ */
@@ -170,15 +173,19 @@ static void on_watches_closed(struct watch_set *set)
  * every removal step a worker takes is one atomic rename or unlink, done or
  * not done. What it leaves is either a target still in place, judged
  * afresh by the next start, or a .lockwarden-trash-* folder, which the next
- * start sweeps. */
+ * start sweeps. A claim operation left behind leaves a claim that is no
+ * longer renewed, or one half written: either is waited out by the other
+ * instances for claim_expiry and taken over, like a dead owner's. */
 static void on_exit_timer(uv_timer_t *t)
 {
 	struct agent *a = container_of(t, struct agent, exit_timer);
-	if (!a->scan && !a->reap && !a->sweep && !a->prune && !agent_metrics_busy(a))
+	if (!a->scan && !a->reap && !a->sweep && !a->prune && !incident_busy(&a->inc) &&
+	    !agent_metrics_busy(a))
 		return; /* only the hook is left, and hookq kills it */
 	log_warning("stopping: a worker thread is stuck on the share (in a %s); exiting without "
 		    "waiting for it", a->scan ? "scan" : a->reap ? "cleanup" :
-		    a->sweep ? "trash sweep" : a->prune ? "archive pruning" : "metrics write");
+		    a->sweep ? "trash sweep" : a->prune ? "archive pruning" :
+		    incident_busy(&a->inc) ? incident_busy_what(&a->inc) : "metrics write");
 	fflush(stdout);
 	fflush(stderr);
 	_exit(a->exit_code);
@@ -214,6 +221,11 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 		return; /* their callbacks call back here */
 	if (uv_is_closing((uv_handle_t *)&a->rescan_timer))
 		return;
+	/* The claim is released (or left to expire) off the loop: its
+	 * callback calls back here once it returned. */
+	if (incident_stop(&a->inc, agent_site_scope(a) && a->cfg.hook_command[0] &&
+				   a->inc.mine.n_removed && !a->inc.mine.hook_started))
+		return;
 	uv_close((uv_handle_t *)&a->rescan_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->soon_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->decide_timer, on_close_noop);
@@ -226,8 +238,6 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
 	agent_metrics_close(a);
 	hookq_close(&a->hooks);
-	incident_close(&a->inc, agent_site_scope(a) && a->cfg.hook_command[0] &&
-				a->inc.mine.n_removed && !a->inc.mine.hook_started);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -293,7 +303,8 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	hookq_init(&a->hooks, &a->loop, &a->cfg, a->opt.once, agent_hook_done);
 	a->hooks.starting = agent_on_hook_starting;
 	snprintf(a->hooks.instance, sizeof(a->hooks.instance), "%s", a->instance);
-	incident_init(&a->inc, &a->loop, &a->cfg, a->instance);
+	incident_init(&a->inc, &a->loop, &a->cfg, a->instance, agent_on_incident_done);
+	a->inc.queued = agent_on_incident_queued;
 	watch_init(&a->watches, &a->loop, agent_on_watch_event);
 	watch_set_root(&a->watches, a->cfg.site_root);
 	if (start_signal(a, &a->sigterm, SIGTERM) < 0 || start_signal(a, &a->sigint, SIGINT) < 0 ||

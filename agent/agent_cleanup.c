@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "container_of.h"
 #include "log.h"
+#include "scan.h"
 
 /* ---- the incident's claim -------------------------------------------------- */
 
@@ -65,7 +67,10 @@ static void on_removed(void *ctx, const char *path)
 int agent_on_hook_starting(struct hookq *q)
 {
 	struct agent *a = container_of(q, struct agent, hooks);
-	return agent_site_scope(a) ? incident_hook_starting(&a->inc) : 0;
+	if (!agent_site_scope(a))
+		return 0;
+	int r = incident_hook_starting(&a->inc);
+	return r == INCIDENT_HOOK_ASKED ? HOOKQ_STARTING_ASKED : r;
 }
 
 /* ---- the hook -------------------------------------------------------------- */
@@ -121,12 +126,11 @@ static void reap_after(uv_work_t *req, int status)
 	struct cleanup_outcome out = { 0 };
 	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
 
-	if (job->sweep) {
+	if (job->sweep)
 		a->sweep = NULL;
-	} else {
+	else
 		a->reap = NULL;
-		agent_check_share(a);
-	}
+	agent_check_share(a);
 	if (status == 0) {
 		cleanup_log(job, *last_failure, &out);
 		agent_metrics_cleanup(a, &out);
@@ -197,35 +201,42 @@ static void log_incident(struct agent *a, const struct cleanup_job *job, bool re
 		agent_metrics_incident(a, job->incident);
 }
 
-/* Starts a cleanup of the decision's Kudu leftovers (sweep false: archived,
- * folders only moved aside to trash) or a sweep of our own trash folders
- * (sweep true: emptied and removed, nothing to archive). The two run side by
- * side, so emptying a large record never delays the next cleanup. */
-static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
-			  const struct policy_decision *d, bool sweep, int claim_err)
+/* Prepares a cleanup of the decision's Kudu leftovers (sweep false:
+ * archived, folders only moved aside to trash) or a sweep of our own trash
+ * folders (sweep true: emptied and removed, nothing to archive). The two run
+ * side by side, so emptying a large record never delays the next cleanup. */
+static struct cleanup_job *prepare_cleanup(struct agent *a, const struct site_snapshot *snap,
+					   const struct policy_decision *d, bool sweep)
 {
 	struct cleanup_settings settings = {
 		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
 		.instance = a->instance,
 		/* --once finishes everything before it exits. */
 		.finish_folders = a->opt.once,
-		.claim_fd = sweep ? -1 : a->inc.fd, .claim_err = sweep ? 0 : claim_err,
+		/* The claim's descriptor and outcome are set once it is made. */
+		.claim_fd = -1, .claim_err = 0,
 		.incident = a->inc.mine.incident,
 		.on_removed = sweep ? NULL : on_removed, .ctx = &a->inc,
 	};
 	int err;
 	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
 
-	if (!job) {
-		if (err < 0)
-			log_error("out of memory planning the cleanup");
-		return;
-	}
+	if (!job && err < 0)
+		log_error("out of memory planning the cleanup");
+	return job;
+}
+
+/* Queues a prepared cleanup or sweep on a worker thread. */
+static void launch_cleanup(struct agent *a, struct cleanup_job *job)
+{
+	bool sweep = job->sweep;
+
 	if (!sweep) {
 		/* A cleanup that keeps failing is retried every rescan; say so
 		 * once, not on every attempt. */
 		log_incident(a, job, job->plan == a->last_cleanup_plan && a->last_failure_plan[0]);
 		a->last_cleanup_plan = job->plan;
+		job->started_ns = clock_wall_ns(); /* the claim took its time */
 	}
 	if (!a->reap && !a->sweep)
 		atomic_store(&a->cancel, false);
@@ -238,10 +249,82 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 	}
 	if (sweep) {
 		a->sweep = job;
+		a->sweep_started_ms = agent_mono_now_ms(a);
 	} else {
 		a->reap = job;
 		a->reap_started_ms = agent_mono_now_ms(a);
-		agent_check_share(a);
+	}
+	agent_check_share(a);
+}
+
+/* The claim asked for in agent_act is answered (INCIDENT_OP_CLAIM): the
+ * cleanup prepared meanwhile starts only when the claim is ours, or could
+ * not be made at all (then the cleanup says why and removes nothing). A
+ * claim that took longer than the hang limit straddled an outage: the
+ * decision it was asked for is stale, and the next scan judges afresh. */
+static void claim_answered(struct agent *a, int result)
+{
+	struct cleanup_job *job = a->claiming;
+	bool overdue = agent_mono_now_ms(a) - a->claim_asked_ms >=
+		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
+
+	a->claiming = NULL;
+	if (!job)
+		return;
+	if (result == 1 || overdue || a->stopping) {
+		if (overdue && result != 1)
+			log_debug("the claim took longer than the hang limit: judging afresh");
+		cleanup_free(job);
+		if (a->opt.once && !a->stopping) {
+			log_warning("once: stuck, but nothing could be removed: %s",
+				    result == 1 ? "the incident is another instance's"
+						: "the share did not answer in time");
+			agent_begin_shutdown(a, AGENT_ONCE_PARTIAL);
+		} else {
+			agent_request_scan(a);
+		}
+		return;
+	}
+	job->claim_fd = result == 0 ? a->inc.fd : -1;
+	job->claim_err = result < 0 ? result : 0;
+	snprintf(job->incident, sizeof(job->incident), "%s", a->inc.mine.incident);
+	launch_cleanup(a, job);
+}
+
+void agent_on_incident_queued(struct incident *inc)
+{
+	agent_check_share(container_of(inc, struct agent, inc));
+}
+
+void agent_on_incident_done(struct incident *inc, enum incident_op op, int result)
+{
+	struct agent *a = container_of(inc, struct agent, inc);
+
+	switch (op) {
+	case INCIDENT_OP_CLAIM:
+		claim_answered(a, result);
+		break;
+	case INCIDENT_OP_TAKE_OVER:
+		/* Judged afresh, not from the scan that saw it expire. */
+		if (result == 0)
+			agent_request_scan(a);
+		break;
+	case INCIDENT_OP_HOOK_MARK:
+		hookq_starting_answer(&a->hooks, result);
+		break;
+	case INCIDENT_OP_RENEW:
+	case INCIDENT_OP_RELEASE:
+	case INCIDENT_OP_LEAVE:
+		break;
+	}
+	agent_check_share(a);
+	if (a->stopping) {
+		agent_begin_shutdown(a, a->exit_code);
+		return;
+	}
+	if (a->act_again && !incident_busy(inc)) {
+		a->act_again = false;
+		agent_request_scan(a);
 	}
 }
 
@@ -285,13 +368,24 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 		if (snap->entries[d->removals[i]].kind != KUDU_NAME_TRASH && n < 64)
 			names[n++] = snap->entries[d->removals[i]].name;
 	a->kudu_work = n > 0;
-	if (n > 0 && !a->reap) {
-		int err = 0;
-		enum incident_turn turn = incident_claim(&a->inc, cleanup_plan_hash(names, n, NULL),
-							 &err);
-		if (turn != INCIDENT_OTHERS)
-			start_cleanup(a, snap, d, false, err);
+	if (n > 0 && !a->reap && !a->claiming) {
+		/* The claim comes first, off the loop; the cleanup is prepared
+		 * from this scan now and starts when the claim is answered. */
+		switch (incident_claim(&a->inc, cleanup_plan_hash(names, n, NULL))) {
+		case INCIDENT_ASKED:
+			a->claiming = prepare_cleanup(a, snap, d, false);
+			a->claim_asked_ms = agent_mono_now_ms(a);
+			break;
+		case INCIDENT_BUSY:
+			a->act_again = true; /* a scan once the claim's I/O returned */
+			break;
+		case INCIDENT_OTHERS:
+			break;
+		}
 	}
-	if (!a->sweep && (incident_held(&a->inc) || a->inc.seen.err == -ENOENT))
-		start_cleanup(a, snap, d, true, 0);
+	if (!a->sweep && (incident_held(&a->inc) || a->inc.seen.err == -ENOENT)) {
+		struct cleanup_job *job = prepare_cleanup(a, snap, d, true);
+		if (job)
+			launch_cleanup(a, job);
+	}
 }

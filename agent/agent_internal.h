@@ -58,6 +58,7 @@ struct scan_job {
 	struct site_snapshot snap;
 	char claim_dir[PATH_MAX];
 	struct claim_view claim;  /* looked at after the listing (see scan_work) */
+	struct site_stat parent;  /* the root's parent, looked at while the root is missing */
 	const struct incident_notes *prev_notes; /* read-only while the job runs */
 	bool read_notes;
 	struct incident_notes notes;
@@ -116,6 +117,7 @@ struct agent {
 	uint64_t reap_started_ms; /* monotonic time the cleanup in flight began */
 	bool share_out;           /* said that the share is not answering */
 	uint64_t share_out_ms;    /* when the operation that did not return began */
+	uint64_t share_back_ms;   /* when it last answered again (0: never out) */
 	unsigned long scans;
 	struct policy_history history;
 	struct shareclock shareclock; /* this host's clock against the share's */
@@ -139,6 +141,13 @@ struct agent {
 	struct cleanup_job *reap; /* the cleanup in flight, if any */
 	struct cleanup_job *sweep; /* the trash sweep in flight, if any */
 	struct prune_job *prune;  /* the archive pruning in flight, if any */
+	/* The cleanup prepared from a decision while its claim is being made
+	 * off the loop; it starts when the claim is answered. */
+	struct cleanup_job *claiming;
+	uint64_t claim_asked_ms;  /* monotonic time the claim was asked for */
+	bool act_again;           /* a claim was due while another claim job ran */
+	uint64_t sweep_started_ms; /* monotonic start of the trash sweep in flight */
+	uint64_t prune_started_ms; /* ... and of the archive pruning */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
 
@@ -173,8 +182,9 @@ void agent_request_scan(struct agent *a);
 void agent_forget_last_snapshot(struct agent *a);
 void agent_on_watch_event(struct watch_set *set);
 void agent_on_rescan_timer(uv_timer_t *t);
-/* Called whenever a scan or a cleanup starts or returns: says once that the
- * share is not answering, and once that it answers again. */
+/* Called whenever a job on the share (scan, cleanup, trash sweep, claim,
+ * archive pruning) starts or returns: says once that the share is not
+ * answering, and once that it answers again. */
 void agent_check_share(struct agent *a);
 /* Sets a->stuck_after_ms from the configuration and, for auto, the history;
  * logs auto's value and why at start and whenever it changes. */
@@ -193,6 +203,10 @@ bool agent_site_scope(const struct agent *a);
 void agent_on_incident_cleared(struct incident *inc, const struct incident_note *note);
 /* Before the hook starts (hookq): a site-scope start is written into the claim. */
 int agent_on_hook_starting(struct hookq *q);
+/* A claim operation was queued on, and returned from, a worker thread
+ * (incident.h): each is timed like any other job on the share. */
+void agent_on_incident_queued(struct incident *inc);
+void agent_on_incident_done(struct incident *inc, enum incident_op op, int result);
 void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
 		       const struct policy_decision *d);
 void agent_hook_done(struct hookq *q, bool failed);

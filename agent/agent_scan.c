@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "container_of.h"
 #include "fmt.h"
 #include "log.h"
 #include "clock.h"
-#include "fmt.h"
 #include "isotime.h"
 #include "notify.h"
 #include "scan.h"
@@ -24,20 +24,35 @@
 /* ---- a share that does not answer ------------------------------------------ */
 
 /* During a storage failover the share stops answering: every call on it
- * blocks in the kernel until the share is back. Scans and removals run on
- * worker threads and the loop thread reads nothing there (it only re-arms
- * inotify watches right after a scan returned), so the agent notices from
- * here: a scan or a cleanup that has not returned after scan_hang_limit_ms. */
+ * blocks in the kernel until the share is back. Every job on the share runs
+ * on a worker thread - scans, cleanups, trash sweeps, the claim's I/O,
+ * archive pruning - and the loop thread reads nothing there (it only
+ * re-arms an inotify watch whose folder was replaced), so the agent notices
+ * from here: a job that has not returned after scan_hang_limit_ms. */
 
-/* The monotonic start of the oldest scan or cleanup in flight, UINT64_MAX
- * when none is. */
-static uint64_t oldest_busy_ms(const struct agent *a)
+struct busy_job {
+	uint64_t since_ms;        /* UINT64_MAX when nothing is in flight */
+	const char *what;
+};
+
+static void consider(struct busy_job *oldest, bool busy, uint64_t since_ms, const char *what)
 {
-	uint64_t oldest = UINT64_MAX;
-	if (a->scan)
-		oldest = a->last_scan_ms;
-	if (a->reap && a->reap_started_ms < oldest)
-		oldest = a->reap_started_ms;
+	if (busy && since_ms < oldest->since_ms) {
+		oldest->since_ms = since_ms;
+		oldest->what = what;
+	}
+}
+
+/* The oldest job on the share in flight. */
+static struct busy_job oldest_busy(const struct agent *a)
+{
+	struct busy_job oldest = { UINT64_MAX, "" };
+	consider(&oldest, a->scan, a->last_scan_ms, "scan");
+	consider(&oldest, a->reap, a->reap_started_ms, "cleanup");
+	consider(&oldest, a->sweep, a->sweep_started_ms, "trash sweep");
+	consider(&oldest, a->prune, a->prune_started_ms, "archive pruning");
+	consider(&oldest, incident_busy(&a->inc), incident_busy_since_ms(&a->inc),
+		 incident_busy_what(&a->inc));
 	return oldest;
 }
 
@@ -46,19 +61,20 @@ static void on_hang_timer(uv_timer_t *t)
 	agent_check_share(container_of(t, struct agent, hang_timer));
 }
 
-static void say_share_out(struct agent *a, uint64_t now_ms, uint64_t oldest, uint64_t limit_ms)
+static void say_share_out(struct agent *a, uint64_t now_ms, const struct busy_job *oldest)
 {
 	char took[32];
 
 	a->share_out = true;
-	a->share_out_ms = oldest;
-	config_format_duration(now_ms - oldest, took, sizeof(took));
+	a->share_out_ms = oldest->since_ms;
+	config_format_duration(now_ms - oldest->since_ms, took, sizeof(took));
 	log_event(LOG_LEVEL_WARNING, "share",
 		  LOG_FIELDS(LOG_STR("state", "unreachable"), LOG_STR("site_root", a->cfg.site_root),
-			     LOG_INT("out_ms", now_ms - oldest)),
+			     LOG_STR("operation", oldest->what),
+			     LOG_INT("out_ms", now_ms - oldest->since_ms)),
 		  "site root %s is not answering: a %s has not returned for %s; "
 		  "judging and removing nothing until it answers", a->cfg.site_root,
-		  a->scan && now_ms - a->last_scan_ms >= limit_ms ? "scan" : "cleanup", took);
+		  oldest->what, took);
 	agent_metrics_update(a);
 	snprintf(a->last_status, sizeof(a->last_status),
 		 "blocked: site root %s is not answering", a->cfg.site_root);
@@ -78,14 +94,15 @@ static void say_share_out(struct agent *a, uint64_t now_ms, uint64_t oldest, uin
 
 void agent_check_share(struct agent *a)
 {
-	uint64_t now_ms = agent_mono_now_ms(a), oldest = oldest_busy_ms(a);
+	uint64_t now_ms = agent_mono_now_ms(a);
+	struct busy_job oldest = oldest_busy(a);
 	uint64_t limit_ms = scan_hang_limit_ms(a->cfg.scan_rescan_interval);
 	char took[32];
 
-	if (oldest != UINT64_MAX && now_ms - oldest >= limit_ms) {
+	if (oldest.since_ms != UINT64_MAX && now_ms - oldest.since_ms >= limit_ms) {
 		uv_timer_stop(&a->hang_timer);
 		if (!a->share_out)
-			say_share_out(a, now_ms, oldest, limit_ms);
+			say_share_out(a, now_ms, &oldest);
 		return;
 	}
 	if (a->share_out) {
@@ -96,12 +113,13 @@ void agent_check_share(struct agent *a)
 				     LOG_INT("out_ms", now_ms - a->share_out_ms)),
 			  "site root %s answers again after %s out; watching it afresh for "
 			  "quiet_period before any removal", a->cfg.site_root, took);
+		a->share_back_ms = now_ms;
 		/* Nothing was seen while it was out: a change that came and went
 		 * meanwhile must not pass for quiet. */
 		memset(&a->history, 0, sizeof(a->history));
 	}
-	if (oldest != UINT64_MAX && !a->stopping)
-		uv_timer_start(&a->hang_timer, on_hang_timer, oldest + limit_ms - now_ms, 0);
+	if (oldest.since_ms != UINT64_MAX && !a->stopping)
+		uv_timer_start(&a->hang_timer, on_hang_timer, oldest.since_ms + limit_ms - now_ms, 0);
 	else
 		uv_timer_stop(&a->hang_timer);
 }
@@ -127,6 +145,16 @@ static void scan_work(uv_work_t *req)
 	/* After the listing: an owner claims before it renames anything
 	 * aside, so trash listed while no claim exists is nobody's work in
 	 * progress. */
+	/* While the root is missing its parent is watched instead (watch.h):
+	 * looked at here, never on the loop thread. */
+	if (job->snap.root_err) {
+		char parent[PATH_MAX];
+		struct stat st;
+		watch_parent_path(job->root, parent, sizeof(parent));
+		if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+			job->parent = (struct site_stat){ .present = true, .type = S_IFDIR,
+							  .dev = st.st_dev, .ino = st.st_ino };
+	}
 	char claim[PATH_MAX];
 	claim_path_for(job->claim_dir, claim, sizeof(claim));
 	claim_look(claim, &job->claim);
@@ -314,7 +342,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	}
 	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
 		a->once_done = true;
-		if (!a->reap) {
+		if (!a->reap && !a->claiming) {
 			/* Nothing was started: the tree says how this pass ends. */
 			int code = d.blocked ? AGENT_ONCE_UNREADABLE
 				 : !d.stuck ? AGENT_ONCE_NOTHING_STUCK
@@ -420,10 +448,13 @@ static void scan_after(uv_work_t *req, int status)
 		note_share_clock(a, &job->clock);
 	/* A scan that outlasted the hang limit straddles an outage: what it
 	 * read before and after does not make one moment of the tree, and its
-	 * times are stale. Nothing is decided from it; a fresh scan follows. */
+	 * times are stale. So does a shorter one that was in flight when the
+	 * share answered again (another job, a claim, had been blocked for
+	 * the limit). Nothing is decided from it; a fresh scan follows. */
 	bool overdue = agent_mono_now_ms(a) - job->started_ms >=
 		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
 	agent_check_share(a);
+	overdue = overdue || (a->share_back_ms && job->started_ms <= a->share_back_ms);
 	if (overdue && status == 0) {
 		log_debug("scan took longer than the hang limit: not judged, scanning again");
 		agent_forget_last_snapshot(a);
@@ -443,15 +474,17 @@ static void scan_after(uv_work_t *req, int status)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
 		uint64_t now_ms = job->snap.scanned_mono_ms;
-		watch_sync(&a->watches, &job->snap);
+		watch_sync(&a->watches, &job->snap, &job->parent);
 		adopt_silence(a, job);
 		if (same_tree(a, &job->snap)) {
 			if (policy_observe(&a->history, &job->snap, now_ms))
 				log_debug("the site tree changed");
 			if (incident_observe(&a->inc, &job->claim, now_ms) && agent_site_scope(a))
 				hookq_seen_elsewhere(&a->hooks, now_ms);
-			if (!a->cfg.policy_dry_run && incident_take_over_expired(&a->inc, now_ms))
-				a->scan_again = true; /* judged afresh, not from this scan */
+			/* A takeover is answered off the loop; the tree is then
+			 * judged afresh, not from this scan (agent_on_incident_done). */
+			if (!a->cfg.policy_dry_run)
+				incident_take_over_expired(&a->inc, now_ms);
 			if (!a->cfg.policy_dry_run) {
 				incident_learn(&a->inc, &a->notes, &job->notes, !a->notes_known,
 					       agent_on_incident_cleared);

@@ -100,16 +100,38 @@ static int start(struct hookq *q)
 	return r;
 }
 
+static void go_on(struct hookq *q, int go, uint64_t now);
+
 /* Runs the collected hook if nothing holds it back; otherwise leaves it
  * pending and arranges to come back. */
 static void run_pending(struct hookq *q)
 {
-	if (!q->pending || q->stopped || hook_running(&q->hook))
+	if (!q->pending || q->stopped || q->asking || hook_running(&q->hook))
 		return;
 	uint64_t now = now_ms(q);
 	if (held_by_cooldown(q, now))
 		return;
 	int go = q->starting ? q->starting(q) : 0;
+	if (go == HOOKQ_STARTING_ASKED) {
+		q->asking = true;
+		return;
+	}
+	go_on(q, go, now);
+}
+
+void hookq_starting_answer(struct hookq *q, int go)
+{
+	if (!q->asking)
+		return;
+	q->asking = false;
+	if (!q->pending || q->stopped)
+		return;
+	go_on(q, go, now_ms(q));
+}
+
+/* Starts the run starting() allowed, or drops the one it refused. */
+static void go_on(struct hookq *q, int go, uint64_t now)
+{
 	if (go != 0) {
 		if (go < 0)
 			log_warning("hook not run: %s", go == -ESTALE
@@ -216,7 +238,7 @@ int hookq_init(struct hookq *q, uv_loop_t *loop, const struct config *cfg, bool 
 
 bool hookq_busy(const struct hookq *q)
 {
-	return q->pending || hook_running(&q->hook);
+	return q->pending || q->asking || hook_running(&q->hook);
 }
 
 void hookq_stop(struct hookq *q, uint64_t grace_ms)

@@ -26,7 +26,10 @@ struct hookq;
  * or (with once) could not be started. */
 typedef void (*hookq_done_cb)(struct hookq *q, bool failed);
 /* Right before a start: 0 to start, 1 to drop the run as already done,
- * a negative errno to drop it (the incident is no longer this agent's). */
+ * a negative errno to drop it (the incident is no longer this agent's), or
+ * HOOKQ_STARTING_ASKED: the answer needs the share, and comes later through
+ * hookq_starting_answer() (the loop never waits for it). */
+#define HOOKQ_STARTING_ASKED 2
 typedef int (*hookq_starting_cb)(struct hookq *q);
 
 struct hookq {
@@ -46,6 +49,7 @@ struct hookq {
 	char deployment_id[KUDU_TEXT_MAX];
 	char incident[64];        /* LOCKWARDEN_INCIDENT */
 	bool ran;
+	bool asking;              /* waiting for starting()'s answer */
 	bool start_failed;        /* the last start failed: said once */
 	uint64_t started_ms;
 	bool stopped;
@@ -64,6 +68,9 @@ void hookq_add_list(struct hookq *q, const char *removed, unsigned count, const 
 /* Another instance started a site-scope hook now: the cooldown counts
  * from here. */
 void hookq_seen_elsewhere(struct hookq *q, uint64_t now_ms);
+/* starting()'s answer, when it said HOOKQ_STARTING_ASKED: 0, 1 or a
+ * negative errno, as starting() itself returns them. */
+void hookq_starting_answer(struct hookq *q, int go);
 /* A run is going on or due. */
 bool hookq_busy(const struct hookq *q);
 /* No new run; the running one gets SIGTERM, then SIGKILL after grace_ms. */

@@ -2,7 +2,6 @@
 #include "incident.h"
 #include "container_of.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,28 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
 #include "clock.h"
 #include "isotime.h"
 #include "kudu.h"
 #include "log.h"
 
-static void renew_locked(struct incident *inc);
-
-static void renew(struct incident *inc)
-{
-	uv_mutex_lock(&inc->lock);
-	renew_locked(inc);
-	uv_mutex_unlock(&inc->lock);
-}
-
-static void renew_locked(struct incident *inc)
+static void renew_locked(struct incident *inc, uint64_t expiry_ms)
 {
 	if (inc->fd < 0)
 		return;
 	inc->mine.seq++;
-	inc->mine.expires_ns = clock_add_ns(clock_wall_ns(),
-					    (int64_t)inc->cfg->site_claim_expiry * CLOCK_NS_PER_MS);
+	inc->mine.expires_ns = clock_add_ns(clock_wall_ns(), (int64_t)expiry_ms * CLOCK_NS_PER_MS);
 	int r = claim_still_ours(inc->path, inc->fd);
 	if (r == 0)
 		r = claim_rewrite(inc->fd, &inc->mine);
@@ -46,9 +34,138 @@ static void renew_locked(struct incident *inc)
 	inc->renew_err = r;
 }
 
+/* ---- the claim's operations, off the loop --------------------------------- */
+
+static const char *const op_what[] = {
+	[INCIDENT_OP_CLAIM] = "claim",
+	[INCIDENT_OP_TAKE_OVER] = "claim takeover",
+	[INCIDENT_OP_RENEW] = "claim renewal",
+	[INCIDENT_OP_HOOK_MARK] = "claim update",
+	[INCIDENT_OP_RELEASE] = "claim release",
+	[INCIDENT_OP_LEAVE] = "claim release",
+};
+
+static void set_fd(struct incident *inc, int fd)
+{
+	uv_mutex_lock(&inc->lock);
+	inc->fd = fd;
+	uv_mutex_unlock(&inc->lock);
+}
+
+/* Written into the claim right before the spawn: an owner that dies after
+ * this never has its hook repeated by the instance that takes over. */
+static int mark_hook_started(struct incident *inc)
+{
+	int r = claim_still_ours(inc->path, inc->fd);
+	if (r < 0)
+		return r;
+	uv_mutex_lock(&inc->lock);
+	inc->mine.hook_started = true;
+	inc->mine.seq++;
+	r = claim_rewrite(inc->fd, &inc->mine);
+	if (r < 0)
+		inc->mine.hook_started = false;
+	uv_mutex_unlock(&inc->lock);
+	return r;
+}
+
+/* On a worker thread. The loop thread changes nothing of what this reads
+ * while the job is in flight: only one runs at a time, and fd, mine and
+ * path change on the loop only between jobs. */
+static void job_work(uv_work_t *req)
+{
+	struct incident_job *job = container_of(req, struct incident_job, req);
+	struct incident *inc = job->inc;
+
+	switch (job->op) {
+	case INCIDENT_OP_CLAIM:
+		if (inc->fd >= 0) {
+			job->result = claim_still_ours(inc->path, inc->fd);
+			if (job->result < 0)
+				close(inc->fd); /* lost: set to -1 by the loop */
+		} else {
+			job->result = claim_create(job->path, &inc->mine, &job->fd);
+		}
+		break;
+	case INCIDENT_OP_TAKE_OVER:
+		job->result = claim_replace(job->path, &job->seen, inc->instance, &inc->mine,
+					    &job->fd);
+		break;
+	case INCIDENT_OP_RENEW:
+		uv_mutex_lock(&inc->lock);
+		renew_locked(inc, job->expiry_ms);
+		uv_mutex_unlock(&inc->lock);
+		break;
+	case INCIDENT_OP_HOOK_MARK:
+		job->result = mark_hook_started(inc);
+		break;
+	case INCIDENT_OP_RELEASE:
+		claim_release(inc->path, inc->fd);
+		break;
+	case INCIDENT_OP_LEAVE:
+		close(inc->fd);
+		break;
+	}
+}
+
+static void job_after(uv_work_t *req, int status);
+
+static int queue_job(struct incident *inc, enum incident_op op, const struct claim_view *seen)
+{
+	if (inc->job) {
+		inc->wanted |= 1u << op;
+		return -EBUSY;
+	}
+	struct incident_job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		log_error("out of memory starting a %s", op_what[op]);
+		return -ENOMEM;
+	}
+	job->inc = inc;
+	job->op = op;
+	job->fd = -1;
+	job->expiry_ms = inc->cfg->site_claim_expiry;
+	inc->expiry_ms = job->expiry_ms;
+	if (seen)
+		job->seen = *seen;
+	claim_path_for(inc->cfg->archive_dir, job->path, sizeof(job->path));
+	int r = uv_queue_work(inc->loop, &job->req, job_work, job_after);
+	if (r < 0) {
+		log_error("cannot start a %s: %s", op_what[op], uv_strerror(r));
+		free(job);
+		return r;
+	}
+	inc->wanted &= ~(1u << op);
+	inc->job = job;
+	uv_update_time(inc->loop);
+	inc->job_started_ms = uv_now(inc->loop);
+	if (inc->queued)
+		inc->queued(inc);
+	return 0;
+}
+
+bool incident_busy(const struct incident *inc)
+{
+	return inc->job != NULL;
+}
+
+uint64_t incident_busy_since_ms(const struct incident *inc)
+{
+	return inc->job ? inc->job_started_ms : UINT64_MAX;
+}
+
+const char *incident_busy_what(const struct incident *inc)
+{
+	return inc->job ? op_what[inc->job->op] : "claim";
+}
+
 static void on_renew_timer(uv_timer_t *t)
 {
-	renew(container_of(t, struct incident, renew_timer));
+	struct incident *inc = container_of(t, struct incident, renew_timer);
+	/* A renewal still blocked on the share is not queued again behind
+	 * itself: four per expiry leave room for a late one. */
+	if (!inc->job && inc->fd >= 0 && !inc->stopping)
+		queue_job(inc, INCIDENT_OP_RENEW, NULL);
 }
 
 static void start_renewing(struct incident *inc)
@@ -58,13 +175,142 @@ static void start_renewing(struct incident *inc)
 	uv_timer_start(&inc->renew_timer, on_renew_timer, every ? every : 1, every ? every : 1);
 }
 
+static void now_held(struct incident *inc, int fd)
+{
+	claim_path_for(inc->cfg->archive_dir, inc->path, sizeof(inc->path));
+	inc->expiry_ms = inc->cfg->site_claim_expiry;
+	inc->renew_err = 0;
+	set_fd(inc, fd);
+	start_renewing(inc);
+}
+
+static int claim_done(struct incident *inc, struct incident_job *job)
+{
+	int r = job->result;
+	if (inc->fd >= 0) {
+		if (r == 0)
+			return 0;
+		log_warning("lost the claim on incident %s: %s", inc->mine.incident,
+			    r == -ESTALE ? "another instance took it over" : strerror(-r));
+		uv_timer_stop(&inc->renew_timer);
+		set_fd(inc, -1);
+		return 1;
+	}
+	if (r == -EEXIST) {
+		inc->seen_known = false; /* the next scan shows whose it is */
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	if (inc->stopping) {
+		/* Made while the agent began to stop: nothing will use it. */
+		set_fd(inc, job->fd);
+		inc->wanted |= 1u << INCIDENT_OP_RELEASE;
+		return 1;
+	}
+	now_held(inc, job->fd);
+	log_info("claimed incident %s (%s)", inc->mine.incident, inc->path);
+	return 0;
+}
+
+static int take_over_done(struct incident *inc, struct incident_job *job)
+{
+	const struct claim_view *v = &job->seen;
+	uint64_t now = uv_now(inc->loop);
+	int r = job->result;
+
+	inc->seen_known = false;
+	if (r < 0) {
+		if (r != -EAGAIN && r != -ENOENT && r != -EEXIST)
+			log_warning("cannot replace the expired claim %s: %s", job->path, strerror(-r));
+		return r;
+	}
+	now_held(inc, job->fd);
+	inc->hook_queued = false;
+	if (v->err == 0)
+		log_warning("took over incident %s from instance %s: its claim did not change for "
+			    "%llu s by this agent's clock (%u removal%s done, hook %s); judging the "
+			    "tree afresh", inc->mine.incident, v->c.instance,
+			    (unsigned long long)((now - inc->seen_since_ms) / 1000), v->c.n_removed,
+			    v->c.n_removed == 1 ? "" : "s", v->c.hook_started ? "started" : "not started");
+	else
+		log_warning("replaced %s (%s) after it did not change for %llu s; judging the tree "
+			    "afresh", job->path, claim_describe(v),
+			    (unsigned long long)((now - inc->seen_since_ms) / 1000));
+	/* Taken over while stopping: what the incident still needs (its hook,
+	 * perhaps) is left, with the claim, for another instance. */
+	if (inc->stopping)
+		inc->wanted |= 1u << INCIDENT_OP_LEAVE;
+	return 0;
+}
+
+/* The next operation asked for while one was in flight. */
+static void run_wanted(struct incident *inc)
+{
+	static const enum incident_op order[] = { INCIDENT_OP_HOOK_MARK, INCIDENT_OP_LEAVE,
+						  INCIDENT_OP_RELEASE, INCIDENT_OP_RENEW };
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && !inc->job; i++) {
+		if (!(inc->wanted & (1u << order[i])))
+			continue;
+		inc->wanted &= ~(1u << order[i]);
+		if (inc->fd < 0) {
+			/* Nothing held any more (lost meanwhile). */
+			if (order[i] == INCIDENT_OP_HOOK_MARK)
+				inc->done(inc, INCIDENT_OP_HOOK_MARK, -ESTALE);
+			continue;
+		}
+		if (order[i] == INCIDENT_OP_RELEASE || order[i] == INCIDENT_OP_LEAVE)
+			uv_timer_stop(&inc->renew_timer);
+		queue_job(inc, order[i], NULL);
+	}
+}
+
+static void job_after(uv_work_t *req, int status)
+{
+	struct incident_job *job = container_of(req, struct incident_job, req);
+	struct incident *inc = job->inc;
+	int result = 0;
+
+	inc->job = NULL;
+	uv_update_time(inc->loop);
+	switch (job->op) {
+	case INCIDENT_OP_CLAIM:
+		result = claim_done(inc, job);
+		break;
+	case INCIDENT_OP_TAKE_OVER:
+		result = take_over_done(inc, job);
+		break;
+	case INCIDENT_OP_HOOK_MARK:
+		result = job->result;
+		if (result == 0) {
+			inc->hook_marked = true;
+			snprintf(inc->hook_seen, sizeof(inc->hook_seen), "%s", inc->mine.incident);
+		}
+		break;
+	case INCIDENT_OP_RELEASE:
+	case INCIDENT_OP_LEAVE:
+		set_fd(inc, -1);
+		break;
+	case INCIDENT_OP_RENEW:
+		break;
+	}
+	(void)status; /* never cancelled */
+	enum incident_op op = job->op;
+	free(job);
+	run_wanted(inc);
+	inc->done(inc, op, result);
+}
+
+/* ---- on the loop ------------------------------------------------------------ */
+
 int incident_init(struct incident *inc, uv_loop_t *loop, const struct config *cfg,
-		  const char *instance)
+		  const char *instance, incident_done_cb done)
 {
 	memset(inc, 0, sizeof(*inc));
 	inc->loop = loop;
 	inc->cfg = cfg;
 	inc->fd = -1;
+	inc->done = done;
 	snprintf(inc->instance, sizeof(inc->instance), "%s", instance);
 	int r = uv_mutex_init(&inc->lock);
 	if (r == 0)
@@ -124,18 +370,11 @@ static void new_claim(struct incident *inc, uint64_t fingerprint)
 	inc->hook_marked = false;
 }
 
-static void now_held(struct incident *inc, int fd)
-{
-	inc->fd = fd;
-	inc->renew_err = 0;
-	claim_path_for(inc->cfg->archive_dir, inc->path, sizeof(inc->path));
-	start_renewing(inc);
-}
-
 bool incident_take_over_expired(struct incident *inc, uint64_t now)
 {
 	const struct claim_view *v = &inc->seen;
-	if (incident_held(inc) || !inc->seen_known || v->err == -ENOENT || v->err == -ESTALE)
+	if (incident_held(inc) || inc->job || inc->stopping || !inc->seen_known ||
+	    v->err == -ENOENT || v->err == -ESTALE)
 		return false;
 	if (now - inc->seen_since_ms < inc->cfg->site_claim_expiry)
 		return false;
@@ -149,46 +388,15 @@ bool incident_take_over_expired(struct incident *inc, uint64_t now)
 		inc->mine.n_removed = v->c.n_removed;
 		inc->mine.hook_started = v->c.hook_started;
 	}
-	int fd = -1;
-	char path[PATH_MAX];
-	claim_path_for(inc->cfg->archive_dir, path, sizeof(path));
-	int r = claim_replace(path, v, inc->instance, &inc->mine, &fd);
-	if (r < 0) {
-		if (r != -EAGAIN && r != -ENOENT && r != -EEXIST)
-			log_warning("cannot replace the expired claim %s: %s", path, strerror(-r));
-		inc->seen_known = false;
-		return false;
-	}
-	now_held(inc, fd);
-	inc->hook_queued = false;
-	if (v->err == 0)
-		log_warning("took over incident %s from instance %s: its claim did not change for "
-			    "%llu s by this agent's clock (%u removal%s done, hook %s); judging the "
-			    "tree afresh", inc->mine.incident, v->c.instance,
-			    (unsigned long long)((now - inc->seen_since_ms) / 1000), v->c.n_removed,
-			    v->c.n_removed == 1 ? "" : "s", v->c.hook_started ? "started" : "not started");
-	else
-		log_warning("replaced %s (%s) after it did not change for %llu s; judging the tree "
-			    "afresh", path, claim_describe(v),
-			    (unsigned long long)((now - inc->seen_since_ms) / 1000));
-	inc->seen_known = false;
-	return true;
+	return queue_job(inc, INCIDENT_OP_TAKE_OVER, v) == 0;
 }
 
-enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, int *err)
+enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint)
 {
-	*err = 0;
-	if (incident_held(inc)) {
-		int r = claim_still_ours(inc->path, inc->fd);
-		if (r == 0)
-			return INCIDENT_OURS;
-		log_warning("lost the claim on incident %s: %s", inc->mine.incident,
-			    r == -ESTALE ? "another instance took it over" : strerror(-r));
-		uv_timer_stop(&inc->renew_timer);
-		close(inc->fd);
-		inc->fd = -1;
-		return INCIDENT_OTHERS;
-	}
+	if (inc->job || inc->stopping)
+		return INCIDENT_BUSY;
+	if (incident_held(inc))
+		return queue_job(inc, INCIDENT_OP_CLAIM, NULL) == 0 ? INCIDENT_ASKED : INCIDENT_BUSY;
 	if (inc->seen_known && inc->seen.err != -ENOENT) {
 		if (inc->seen.err == 0 && strcmp(inc->said_other, inc->seen.c.incident) != 0) {
 			snprintf(inc->said_other, sizeof(inc->said_other), "%s", inc->seen.c.incident);
@@ -198,21 +406,7 @@ enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, in
 		return INCIDENT_OTHERS;
 	}
 	new_claim(inc, fingerprint);
-	int fd = -1;
-	char path[PATH_MAX];
-	claim_path_for(inc->cfg->archive_dir, path, sizeof(path));
-	int r = claim_create(path, &inc->mine, &fd);
-	if (r == -EEXIST) {
-		inc->seen_known = false; /* the next scan shows whose it is */
-		return INCIDENT_OTHERS;
-	}
-	if (r < 0) {
-		*err = r;
-		return INCIDENT_NO_CLAIM;
-	}
-	now_held(inc, fd);
-	log_info("claimed incident %s (%s)", inc->mine.incident, inc->path);
-	return INCIDENT_OURS;
+	return queue_job(inc, INCIDENT_OP_CLAIM, NULL) == 0 ? INCIDENT_ASKED : INCIDENT_BUSY;
 }
 
 void incident_removed(struct incident *inc, const char *path)
@@ -220,7 +414,7 @@ void incident_removed(struct incident *inc, const char *path)
 	uv_mutex_lock(&inc->lock);
 	if (incident_held(inc)) {
 		claim_add_removed(&inc->mine, path);
-		renew_locked(inc);
+		renew_locked(inc, inc->expiry_ms);
 	}
 	uv_mutex_unlock(&inc->lock);
 }
@@ -233,217 +427,58 @@ int incident_hook_starting(struct incident *inc)
 	 * that failed (out of descriptors): the retry is still ours to make. */
 	if (inc->mine.hook_started)
 		return inc->hook_marked ? 0 : 1;
-	int r = claim_still_ours(inc->path, inc->fd);
-	if (r < 0)
-		return r;
-	uv_mutex_lock(&inc->lock);
-	/* Said on the share before the spawn: an owner that dies after this
-	 * line never has its hook repeated by the instance that takes over. */
-	inc->mine.hook_started = true;
-	inc->mine.seq++;
-	r = claim_rewrite(inc->fd, &inc->mine);
-	if (r < 0)
-		inc->mine.hook_started = false;
-	uv_mutex_unlock(&inc->lock);
-	if (r < 0)
-		return r;
-	inc->hook_marked = true;
-	snprintf(inc->hook_seen, sizeof(inc->hook_seen), "%s", inc->mine.incident);
-	return 0;
+	int r = queue_job(inc, INCIDENT_OP_HOOK_MARK, NULL);
+	return r == 0 || r == -EBUSY ? INCIDENT_HOOK_ASKED : r;
 }
 
-static void release(struct incident *inc)
+static void release(struct incident *inc, enum incident_op op)
 {
 	uv_timer_stop(&inc->renew_timer);
-	claim_release(inc->path, inc->fd);
-	inc->fd = -1;
+	queue_job(inc, op, NULL); /* or wanted, after the one in flight */
 }
 
 void incident_settle(struct incident *inc)
 {
-	if (!incident_held(inc))
+	if (!incident_held(inc) || (inc->wanted & (1u << INCIDENT_OP_RELEASE)) ||
+	    (inc->job && inc->job->op == INCIDENT_OP_RELEASE))
 		return;
 	if (inc->mine.n_removed)
 		log_info("incident %s cleared (%u removal%s); claim released", inc->mine.incident,
 			 inc->mine.n_removed, inc->mine.n_removed == 1 ? "" : "s");
-	release(inc);
+	release(inc, INCIDENT_OP_RELEASE);
 }
 
 static void on_closed(uv_handle_t *h)
 {
 }
 
-void incident_close(struct incident *inc, bool hook_still_due)
+bool incident_stop(struct incident *inc, bool hook_still_due)
 {
 	if (inc->closed)
-		return;
-	inc->closed = true;
-	if (incident_held(inc)) {
-		if (hook_still_due) {
+		return false;
+	if (!inc->stopping) {
+		inc->stopping = true;
+		/* A renewal not yet begun is not needed any more. */
+		inc->wanted &= ~(1u << INCIDENT_OP_RENEW);
+		if (incident_held(inc) && hook_still_due) {
 			/* Left for another instance: it takes over after the
 			 * expiry and runs the hook this agent could not. */
 			log_warning("stopping with incident %s's hook not run: its claim is left to "
 				    "expire, for another instance to finish it", inc->mine.incident);
-			close(inc->fd);
-			inc->fd = -1;
-		} else {
-			release(inc);
+			inc->wanted &= ~(1u << INCIDENT_OP_RELEASE);
+			release(inc, INCIDENT_OP_LEAVE);
+		} else if (incident_held(inc)) {
+			incident_settle(inc);
 		}
 	}
+	if (inc->job)
+		return true; /* its done() calls back */
+	inc->closed = true;
 	uv_close((uv_handle_t *)&inc->renew_timer, on_closed);
+	return false;
 }
 
 void incident_free(struct incident *inc)
 {
 	uv_mutex_destroy(&inc->lock);
-}
-
-/* ---- what the archive tells every instance --------------------------------- */
-
-static bool is_session_name(const char *name)
-{
-	size_t len = strlen(name);
-	return len > ARCHIVE_SESSION_PREFIX_LEN + 1 && len < sizeof(((struct incident_note *)0)->session) &&
-	       name[8] == 'T' && name[15] == 'Z' && name[ARCHIVE_SESSION_PREFIX_LEN] == '-';
-}
-
-static int by_session(const void *a, const void *b)
-{
-	return strcmp(((const struct incident_note *)a)->session,
-		      ((const struct incident_note *)b)->session);
-}
-
-static const struct incident_note *find_note(const struct incident_notes *list, const char *session)
-{
-	if (!list || !list->v)
-		return NULL;
-	struct incident_note key;
-	snprintf(key.session, sizeof(key.session), "%s", session);
-	return bsearch(&key, list->v, list->n, sizeof(key), by_session);
-}
-
-/* The JSON string value after "key": in buf, copied when it is a plain
- * token (the note writes ids as such). */
-static void note_string(const char *buf, const char *key, char *out, size_t size)
-{
-	char pat[32];
-	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
-	out[0] = '\0';
-	const char *p = strstr(buf, pat);
-	if (!p)
-		return;
-	p += strlen(pat);
-	size_t n = strcspn(p, "\"\\\n");
-	if (p[n] == '"' && n < size) {
-		memcpy(out, p, n);
-		out[n] = '\0';
-	}
-}
-
-static void read_note(int dir_fd, struct incident_note *note)
-{
-	char buf[2048];
-	int sfd = openat(dir_fd, note->session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0)
-		return;
-	int fd = openat(sfd, "note.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	close(sfd);
-	if (fd < 0)
-		return;
-	struct stat st;
-	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, buf, sizeof(buf) - 1, 0)
-								  : -1;
-	close(fd);
-	if (got <= 0)
-		return;
-	buf[got] = '\0';
-	/* Only the head is read: state, instance and incident come first. */
-	note->done = strstr(buf, "\"state\": \"done\"") != NULL;
-	note_string(buf, "incident", note->incident, sizeof(note->incident));
-	note_string(buf, "instance", note->instance, sizeof(note->instance));
-}
-
-void incident_read_notes(const char *dir, const struct incident_notes *prev,
-			 struct incident_notes *out)
-{
-	memset(out, 0, sizeof(*out));
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return;
-	int list_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-	DIR *d = list_fd >= 0 ? fdopendir(list_fd) : NULL;
-	if (!d) {
-		if (list_fd >= 0)
-			close(list_fd);
-		close(dfd);
-		return;
-	}
-	size_t cap = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (!is_session_name(de->d_name))
-			continue;
-		if (out->n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct incident_note *v = realloc(out->v, ncap * sizeof(*v));
-			if (!v)
-				break;
-			out->v = v;
-			cap = ncap;
-		}
-		memset(&out->v[out->n], 0, sizeof(out->v[0]));
-		snprintf(out->v[out->n].session, sizeof(out->v[0].session), "%s", de->d_name);
-		out->n++;
-	}
-	closedir(d);
-	if (out->n)
-		qsort(out->v, out->n, sizeof(out->v[0]), by_session);
-	if (out->n > INCIDENT_NOTES_MAX) {
-		/* The newest by name; the archive is pruned after [archive] keep. */
-		memmove(out->v, out->v + (out->n - INCIDENT_NOTES_MAX),
-			INCIDENT_NOTES_MAX * sizeof(out->v[0]));
-		out->n = INCIDENT_NOTES_MAX;
-	}
-	for (size_t i = 0; i < out->n; i++) {
-		const struct incident_note *old = find_note(prev, out->v[i].session);
-		if (old && old->done)
-			out->v[i] = *old; /* a done note does not change: not read again */
-		else
-			read_note(dfd, &out->v[i]);
-	}
-	close(dfd);
-	out->read = true;
-}
-
-void incident_notes_free(struct incident_notes *n)
-{
-	free(n->v);
-	memset(n, 0, sizeof(*n));
-}
-
-static bool learnt(struct incident *inc, const char *id)
-{
-	for (unsigned i = 0; i < 16; i++)
-		if (strcmp(inc->learnt[i], id) == 0)
-			return true;
-	snprintf(inc->learnt[inc->learnt_next], sizeof(inc->learnt[0]), "%s", id);
-	inc->learnt_next = (inc->learnt_next + 1) % 16;
-	return false;
-}
-
-void incident_learn(struct incident *inc, const struct incident_notes *prev,
-		    const struct incident_notes *fresh, bool first,
-		    void (*found)(struct incident *inc, const struct incident_note *note))
-{
-	for (size_t i = 0; i < fresh->n; i++) {
-		const struct incident_note *note = &fresh->v[i];
-		if (!note->done || !note->incident[0])
-			continue;
-		const struct incident_note *old = find_note(prev, note->session);
-		if (old && old->done)
-			continue;
-		if (learnt(inc, note->incident) || first)
-			continue;
-		found(inc, note);
-	}
 }

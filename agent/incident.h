@@ -13,7 +13,10 @@
  * gone, and the claim is replaced (claim_replace) by this agent, which then
  * judges the tree afresh and finishes what the incident still needs.
  *
- * On the loop thread; the claim I/O is a few bytes on the share.
+ * The decisions are made on the loop thread; the claim's I/O (a few bytes
+ * on the share, but a share that stops answering blocks every call on it)
+ * runs on libuv's worker threads, one operation at a time, each answered
+ * through done(). The loop never waits for the share.
  */
 #ifndef LOCKWARDEN_INCIDENT_H
 #define LOCKWARDEN_INCIDENT_H
@@ -26,15 +29,47 @@
 #include "config.h"
 
 enum incident_turn {
-	INCIDENT_OURS,        /* this agent holds the claim: it may act */
+	INCIDENT_ASKED,       /* the claim is being made or checked: done() answers */
 	INCIDENT_OTHERS,      /* another instance holds it (or it is being waited out) */
-	INCIDENT_NO_CLAIM,    /* the claim could not be made: err says why */
+	INCIDENT_BUSY,        /* another claim operation is in flight: ask again later */
+};
+
+/* The claim's operations, run off the loop. */
+enum incident_op {
+	INCIDENT_OP_CLAIM,     /* make the claim, or check the held one is still ours */
+	INCIDENT_OP_TAKE_OVER, /* replace a claim seen expired */
+	INCIDENT_OP_RENEW,     /* every claim_expiry / 4 */
+	INCIDENT_OP_HOOK_MARK, /* "hook started", written before the spawn */
+	INCIDENT_OP_RELEASE,   /* the incident is over: the claim goes */
+	INCIDENT_OP_LEAVE,     /* stopping before the hook ran: left to expire */
+};
+
+/* What done() is told, by operation:
+ *   CLAIM      0 the claim is ours; 1 it is another instance's; a negative
+ *              errno when it could not be made (the cleanup says why);
+ *   TAKE_OVER  0 taken over (judge the tree afresh), else a negative errno;
+ *   HOOK_MARK  0 start the hook; a negative errno when the claim is no
+ *              longer ours;
+ *   the others 0. */
+struct incident;
+typedef void (*incident_done_cb)(struct incident *inc, enum incident_op op, int result);
+
+struct incident_job {
+	uv_work_t req;
+	struct incident *inc;
+	enum incident_op op;
+	uint64_t expiry_ms;           /* claim_expiry when it was queued */
+	struct claim_view seen;       /* TAKE_OVER: what was seen expire */
+	char path[PATH_MAX];
+	int fd;                       /* the claim made (CLAIM, TAKE_OVER) */
+	int result;
 };
 
 struct incident {
 	uv_timer_t renew_timer;
-	/* mine and the writes of the claim: a cleanup records its removals
-	 * from its worker thread while the loop renews. */
+	/* mine, fd and the writes of the claim: a cleanup records its removals
+	 * from its worker thread while a claim operation runs on another. The
+	 * loop thread never takes it (a writer may be blocked on the share). */
 	uv_mutex_t lock;
 	uv_loop_t *loop;
 	const struct config *cfg;     /* the owner's, current after a reload */
@@ -58,11 +93,29 @@ struct incident {
 	bool hook_marked;             /* this agent said "started" in the claim */
 	unsigned claims_made;         /* for the incident ids */
 	int renew_err;                /* the last renewal's failure, said once */
+	uint64_t expiry_ms;           /* claim_expiry, for renewals off the loop */
 	bool closed;
+
+	/* The claim operation in flight (one at a time), and those asked for
+	 * meanwhile, run in turn after it (bits of 1 << enum incident_op). */
+	struct incident_job *job;
+	uint64_t job_started_ms;      /* monotonic, when it was queued */
+	unsigned wanted;
+	bool stopping;                /* incident_stop: nothing new but the release */
+	incident_done_cb done;
+	/* Called when an operation was queued (NULL: nobody asks), so that
+	 * the owner can time it. */
+	void (*queued)(struct incident *inc);
 };
 
 int incident_init(struct incident *inc, uv_loop_t *loop, const struct config *cfg,
-		  const char *instance);
+		  const char *instance, incident_done_cb done);
+
+/* A claim operation is in flight; since when (monotonic ms), and what it is
+ * in words ("claim renewal"), for the hang warning. */
+bool incident_busy(const struct incident *inc);
+uint64_t incident_busy_since_ms(const struct incident *inc);
+const char *incident_busy_what(const struct incident *inc);
 
 /* Folds one look at the claim into what was seen. Returns true when it
  * shows a site-scope hook started by another instance for an incident not
@@ -70,12 +123,15 @@ int incident_init(struct incident *inc, uv_loop_t *loop, const struct config *cf
 bool incident_observe(struct incident *inc, const struct claim_view *v, uint64_t now_ms);
 
 /* The claim seen has been unchanged for claim_expiry (or is hostile and
- * has been waited out): replace it. Returns true when this agent took
- * over. */
+ * has been waited out): replace it. Returns true when a takeover was
+ * started (done() answers). */
 bool incident_take_over_expired(struct incident *inc, uint64_t now_ms);
 
-/* Before a cleanup: holds the claim, or tries to make it. */
-enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint, int *err);
+/* Before a cleanup: checks the held claim, or makes it (INCIDENT_ASKED:
+ * done() answers with INCIDENT_OP_CLAIM); INCIDENT_OTHERS when the last
+ * scan saw another instance's. A new claim's incident id is in mine at
+ * once. */
+enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint);
 
 bool incident_held(const struct incident *inc);
 
@@ -83,17 +139,22 @@ bool incident_held(const struct incident *inc);
 void incident_removed(struct incident *inc, const char *path);
 
 /* Right before the site-scope hook starts: 0 to start it, 1 when it was
- * already started for this incident (by a dead owner: not repeated), or a
- * negative errno when the claim is no longer ours. */
+ * already started for this incident (by a dead owner: not repeated), or
+ * INCIDENT_HOOK_ASKED: "started" is being written into the claim, and
+ * done() answers with INCIDENT_OP_HOOK_MARK. */
+#define INCIDENT_HOOK_ASKED 2
 int incident_hook_starting(struct incident *inc);
 
 /* Nothing left to remove and no hook due: the incident is over, the
- * claim goes. */
+ * claim goes (off the loop). */
 void incident_settle(struct incident *inc);
 
 /* At shutdown: releases the claim unless the incident still needs its
- * site-scope hook (then another instance takes over after the expiry). */
-void incident_close(struct incident *inc, bool hook_still_due);
+ * site-scope hook (then another instance takes over after the expiry).
+ * Returns true while a claim operation is still in flight: done() comes,
+ * and the caller calls again. Once it returns false the handles are
+ * closing. */
+bool incident_stop(struct incident *inc, bool hook_still_due);
 /* After the loop ended. */
 void incident_free(struct incident *inc);
 

@@ -43,6 +43,9 @@ static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events,
 		d->suspect = true;
 	if (status < 0)
 		d->suspect = true;
+	/* A scan is already due and covers whatever this was. */
+	if (d->paused)
+		return;
 
 	/* Whatever happened (even an error), the answer is a scan soon: the
 	 * scan finds out what changed, including a folder that went away. */
@@ -87,11 +90,7 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 	if (d->closing)
 		return; /* the old handle is still closing: the next scan re-arms */
 	if (slot == WATCH_PARENT) {
-		/* The parent, by name: "/home/site" -> "/home", "/site" -> "/". */
-		snprintf(path, sizeof(path), "%s", set->root);
-		char *slash = strrchr(path, '/');
-		if (slash)
-			slash[slash == path ? 1 : 0] = '\0';
+		watch_parent_path(set->root, path, sizeof(path));
 	} else {
 		snprintf(path, sizeof(path), "%s%s%s", set->root, slot_path[slot][0] ? "/" : "",
 			 slot_path[slot]);
@@ -122,6 +121,15 @@ static void start_dir(struct watch_set *set, int slot, const struct site_stat *s
 	log_debug("watching %s", path);
 }
 
+void watch_parent_path(const char *root, char *out, size_t size)
+{
+	/* By name: "/home/site" -> "/home", "/site" -> "/". */
+	snprintf(out, size, "%s", root);
+	char *slash = strrchr(out, '/');
+	if (slash)
+		slash[slash == out ? 1 : 0] = '\0';
+}
+
 void watch_set_root(struct watch_set *set, const char *root)
 {
 	if (strcmp(set->root, root) == 0)
@@ -141,17 +149,11 @@ static void sync_slot(struct watch_set *set, int slot, const struct site_stat *s
 	 * watched again through the name. */
 	if (d->active && (!wanted || d->suspect || d->dev != st->dev || d->ino != st->ino))
 		stop_dir(d, wanted);
+	/* Still the very folder, and its watch never lost: listening again
+	 * costs nothing on the share (no path looked up again). */
 	if (wanted && d->active && d->paused) {
-		int r = uv_fs_event_start(&d->handle, on_fs_event, d->path, 0);
-		if (r < 0) {
-			log_debug("cannot resume watching %s: %s", d->path, uv_strerror(r));
-			stop_dir(d, false); /* started afresh by the next sync */
-		} else {
-			/* Watched again by name: whatever folder holds the name now. */
-			d->paused = false;
-			d->suspect = false;
-			log_debug("watching %s", d->path);
-		}
+		d->paused = false;
+		log_debug("watching %s", d->path);
 	}
 	if (wanted && !d->active)
 		start_dir(set, slot, st);
@@ -159,14 +161,20 @@ static void sync_slot(struct watch_set *set, int slot, const struct site_stat *s
 
 void watch_pause(struct watch_set *set)
 {
+	/* Muted, not stopped: the kernel's watch stays, so that resuming
+	 * needs no new inotify_add_watch - a path walk on the share, on the
+	 * loop thread - after every scan. What arrives meanwhile is read and
+	 * dropped (a few reads of the inotify descriptor per thousand events);
+	 * only an event that the folder itself went is kept (suspect). */
 	for (int i = 0; i < WATCH_SLOTS; i++) {
 		struct watch_dir *d = &set->dirs[i];
-		if (d->active && !d->paused && uv_fs_event_stop(&d->handle) == 0)
+		if (d->active)
 			d->paused = true;
 	}
 }
 
-void watch_sync(struct watch_set *set, const struct site_snapshot *snap)
+void watch_sync(struct watch_set *set, const struct site_snapshot *snap,
+		const struct site_stat *parent)
 {
 	const struct site_stat *lock_folder = NULL;
 
@@ -177,21 +185,8 @@ void watch_sync(struct watch_set *set, const struct site_snapshot *snap)
 	sync_slot(set, WATCH_LOCKS, snap->locks_err == 0 ? &snap->locks : NULL);
 	sync_slot(set, WATCH_LOCK_FOLDER, lock_folder);
 	sync_slot(set, WATCH_DEPLOYMENTS, snap->deployments_err == 0 ? &snap->deployments : NULL);
-
 	/* While the root is missing, its parent tells when it comes back. */
-	struct site_stat parent = { 0 };
-	if (snap->root_err) {
-		char path[PATH_MAX];
-		struct stat st;
-		snprintf(path, sizeof(path), "%s", set->root);
-		char *slash = strrchr(path, '/');
-		if (slash)
-			slash[slash == path ? 1 : 0] = '\0';
-		if (slash && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			parent = (struct site_stat){ .present = true, .type = S_IFDIR,
-						     .dev = st.st_dev, .ino = st.st_ino };
-	}
-	sync_slot(set, WATCH_PARENT, &parent);
+	sync_slot(set, WATCH_PARENT, snap->root_err ? parent : NULL);
 }
 
 void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set))

@@ -2,8 +2,11 @@
  *
  * Events only bring the next scan forward: on the real share Kudu writes
  * from another host and inotify sees nothing, so periodic rescans stay the
- * ground truth. After each scan, watch_sync() re-arms any watch whose folder
- * was replaced (a different inode) and drops those whose folder is gone.
+ * ground truth. After each scan, watch_sync() re-arms (by path: a lookup on
+ * the share) only a watch whose folder was replaced (a different dev/inode
+ * in the scan's snapshot) or whose watch was lost (an event about the folder
+ * itself: IN_DELETE_SELF, IN_MOVE_SELF, IN_IGNORED), and drops those whose
+ * folder is gone; every other watch stays armed as it is.
  */
 #ifndef LOCKWARDEN_WATCH_H
 #define LOCKWARDEN_WATCH_H
@@ -29,7 +32,7 @@ struct watch_dir {
 	bool active;
 	bool closing;
 	bool rearm;                     /* closed because the folder was replaced */
-	bool paused;                    /* stopped by watch_pause, handle kept */
+	bool paused;                    /* muted by watch_pause, watch kept */
 	char path[PATH_MAX + 32];       /* what it watches */
 	bool suspect;                   /* an event about the folder itself: it may
 					 * be gone, even if a new one has its inode */
@@ -51,12 +54,17 @@ void watch_init(struct watch_set *set, uv_loop_t *loop,
 		void (*on_event)(struct watch_set *set));
 /* Points the watches at root (call again after a reload changes it). */
 void watch_set_root(struct watch_set *set, const char *root);
-/* Stops listening until the next watch_sync, keeping the handles: once a
- * scan is due, it covers whatever else happens before it, and in an event
- * storm reading tens of thousands of events would cost more than the scan. */
+/* Stops listening until the next watch_sync, keeping the kernel's watches:
+ * once a scan is due, it covers whatever else happens before it. */
 void watch_pause(struct watch_set *set);
-/* Starts, re-arms, resumes or stops each watch to match what the scan saw. */
-void watch_sync(struct watch_set *set, const struct site_snapshot *snap);
+/* Starts, re-arms, resumes or stops each watch to match what the scan saw.
+ * parent: the root's parent as the scan's worker saw it (watch_parent_path),
+ * NULL when not looked at; watched only while the root is missing. Nothing
+ * here looks at the share itself. */
+void watch_sync(struct watch_set *set, const struct site_snapshot *snap,
+		const struct site_stat *parent);
+/* The root's parent folder, by name. */
+void watch_parent_path(const char *root, char *out, size_t size);
 /* Closes every handle; close_cb runs when all are closed. */
 void watch_close(struct watch_set *set, void (*close_cb)(struct watch_set *set));
 

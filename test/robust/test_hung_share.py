@@ -9,6 +9,9 @@ a scan that straddled the outage, watch afresh before removing anything,
 resume by itself, and still stop within 2 s on SIGTERM while a worker thread
 is blocked on the share. `report` gives up after a bounded time with exit 1,
 and `run --once` with exit 6.
+
+Every job on the share counts, not only scans and removals: the incident's
+claim (made, renewed, released off the loop), the trash sweep.
 """
 
 import os
@@ -18,9 +21,10 @@ import time
 
 import pytest
 
-from conftest import (HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, build_finished_site,
-                      build_stuck_site, clean_env, notify_socket,  # noqa: F401
-                      start_agent, wait_for, write_config)
+from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, Pause,
+                      build_finished_site, build_stuck_site, clean_env, hook,  # noqa: F401
+                      notify_socket, pause_shim, start_agent, wait_for,  # noqa: F401
+                      write_config)
 from robust_util import fuse_unavailable_reason, is_mount_point, log_time, _fusermount
 
 RESCAN_S = 1.0
@@ -228,3 +232,124 @@ def test_a_single_pass_on_a_share_that_does_not_answer_exits_6(share, tmp_path):
     assert took < HANG_LIMIT_S + 2 + MARGIN_S
     share.thaw()
     assert all((share.backing / p).exists() for p in STUCK_LEFTOVERS)
+
+
+# ------------------------------------------------ the claim and the trash sweep
+
+CLAIM = ".lockwarden-claim"
+
+
+def scaled_config(tmp_path, share, hook, **extra):
+    """The site and the archive (where the claim lives) both on the share,
+    with [hook] scope = site, as on App Service."""
+    return write_config(tmp_path / "lw.ini", share.mountpoint / "site",
+                        policy={"stuck_after": "3s", "quiet_period": f"{int(QUIET_S)}s"},
+                        scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"},
+                        archive={"dir": str(share.mountpoint / "LogFiles" / "lockwarden")},
+                        hook={"command": hook.command(**extra), "scope": "site"},
+                        site={"claim_expiry": "2s"})
+
+
+def claim_gone(share):
+    return not os.path.lexists(share.backing / "LogFiles" / "lockwarden" / CLAIM)
+
+
+def sessions(share):
+    d = share.backing / "LogFiles" / "lockwarden"
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+
+
+def test_a_claim_that_hangs_is_said_and_the_incident_is_cleared_once_after(
+        share, agents, tmp_path, pause_shim, hook, notify_socket):
+    """The share stops answering the moment the owner creates the claim:
+    the loop goes on (the claim is made off it), says so once, and once the
+    share answers the incident is cleared exactly once, with one hook."""
+    build_stuck_site(share.backing / "site", age_s=HOUR_S)
+    cfg = scaled_config(tmp_path, share, hook)
+    pause = Pause(pause_shim, tmp_path / "pause", "openat", CLAIM)
+    agent = start_agent(agents, cfg, env=pause.env(NOTIFY_SOCKET=notify_socket.env_value))
+    pause.wait_paused(detail=agent.tail)
+    # The claim's own openat now blocks in the kernel on the frozen share.
+    share.freeze()
+    pause.release()
+    m = agent.wait_for_log(NOT_ANSWERING, timeout=HANG_LIMIT_S + MARGIN_S)
+    line = next(x for x in agent.log_lines() if m.re.search(x))
+    print(f"claim on a frozen share: {line}")
+    assert "claim" in line, line
+    notify_socket.wait("STATUS", f"blocked: site root {share.mountpoint / 'site'} is not answering")
+    # The loop is alive: the watchdog's thread of work, its timers, go on.
+    assert agent.running()
+
+    share.thaw()
+    agent.wait_for_log(ANSWERS_AGAIN, timeout=MARGIN_S)
+    agent.wait_removed(STUCK_LEFTOVERS, timeout=QUIET_S + 3 * RESCAN_S + ACT_TIMEOUT_S)
+    wait_for(lambda: hook.count() >= 1 and claim_gone(share), ACT_TIMEOUT_S,
+             "the hook and the claim's release", agent.tail)
+    agent.wait_fresh_scans(2)
+    assert hook.count() == 1, agent.tail()
+    assert len(sessions(share)) == 1, sessions(share)
+    # A claim made across the outage removed nothing and may be let go
+    # (the decision it was made for is stale); the incident is cleared once.
+    assert agent.count(r"incident \S+ cleared \(") == 1, agent.tail()
+    assert agent.count(NOT_ANSWERING) == 1, agent.tail()
+    assert agent.count(ANSWERS_AGAIN) == 1, agent.tail()
+
+
+def test_a_renewal_that_hangs_is_said_sigterm_still_exits_and_the_incident_ends_once(
+        share, agents, tmp_path, hook):
+    """The owner holds the claim while its site-scope hook runs, renewing it
+    every claim_expiry / 4; the share stops answering. The hang is said,
+    SIGTERM still ends the agent within 2 s, and once the share answers the
+    instance that takes the incident over finishes it without a second
+    hook."""
+    build_stuck_site(share.backing / "site", age_s=HOUR_S)
+    cfg = scaled_config(tmp_path, share, hook, sleep_s=120)
+    env = clean_env(WEBSITE_INSTANCE_ID="inst0aaaaaaa")
+    owner = start_agent(agents, cfg, env=env, name="owner")
+    owner.wait_removed(STUCK_LEFTOVERS, timeout=QUIET_S + ACT_TIMEOUT_S)
+    wait_for(lambda: hook.count() == 1, ACT_TIMEOUT_S, "the site-scope hook to start", owner.tail)
+    assert not claim_gone(share)  # held while the hook runs
+
+    share.freeze()
+    owner.wait_for_log(NOT_ANSWERING, timeout=HANG_LIMIT_S + MARGIN_S)
+    t0 = time.monotonic()
+    owner.send(signal.SIGTERM)
+    rc = owner.wait_exit(5)
+    took = time.monotonic() - t0
+    print(f"SIGTERM with a claim job blocked on the share: exit {rc} after {took:.2f}s")
+    assert rc == 0, owner.tail()
+    assert took < 2.0, owner.tail()
+
+    share.thaw()
+    other = start_agent(agents, cfg, env=clean_env(WEBSITE_INSTANCE_ID="inst1bbbbbbb"),
+                        name="other")
+    wait_for(lambda: claim_gone(share), ACT_TIMEOUT_S, "the claim to be taken over and released",
+             other.tail)
+    other.wait_fresh_scans(2)
+    assert hook.count() == 1, other.tail()
+    assert len(sessions(share)) == 1, sessions(share)
+    assert all(not (share.backing / "site" / p).exists() for p in STUCK_LEFTOVERS)
+
+
+def test_a_trash_sweep_that_hangs_is_said(share, agents, tmp_path, pause_shim, notify_socket):
+    """A trash folder an earlier run left, and the sweep that empties it
+    blocks on the share: that is the share not answering too."""
+    site = build_finished_site(share.backing / "site")
+    trash = site / "locks" / ".lockwarden-trash-deployment"
+    (trash / "hang-here").mkdir(parents=True)
+    (trash / "hang-here" / "info.lock").write_text("{}")
+    cfg = config(tmp_path, share.mountpoint / "site")
+    pause = Pause(pause_shim, tmp_path / "pause", "openat", "hang-here")
+    agent = start_agent(agents, cfg, env=pause.env(NOTIFY_SOCKET=notify_socket.env_value))
+    pause.wait_paused(detail=agent.tail)
+    share.freeze()
+    pause.release()
+    m = agent.wait_for_log(NOT_ANSWERING, timeout=HANG_LIMIT_S + MARGIN_S)
+    line = next(x for x in agent.log_lines() if m.re.search(x))
+    print(f"trash sweep on a frozen share: {line}")
+    assert "trash sweep" in line, line
+    notify_socket.wait("STATUS", f"blocked: site root {share.mountpoint / 'site'} is not answering")
+    share.thaw()
+    agent.wait_for_log(ANSWERS_AGAIN, timeout=MARGIN_S)
+    wait_for(lambda: not trash.exists(), ACT_TIMEOUT_S, "the trash to be swept", agent.tail)
+    assert agent.count(NOT_ANSWERING) == 1, agent.tail()

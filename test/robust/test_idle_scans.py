@@ -13,15 +13,18 @@ actimeo=1 on the real share) a change can show up to 1 s later, the same
 for every scan, incremental or not.
 """
 
+import os
 import shutil
+import signal
+import subprocess
 
 import pytest
 
 from conftest import (HOUR_S, STATUS_XML, age_tree, kudu_time, make_file_lock, make_lock,
                       make_pending, make_record, make_settings, make_skeleton, make_tools,
                       notify_socket, clean_env, set_active, start_agent, utc_in,  # noqa: F401
-                      write_config)
-from robust_util import bind_mounts  # noqa: F401
+                      wait_for, write_config)
+from robust_util import bind_mounts, unwatched  # noqa: F401
 
 RESCAN_S = 1.0
 HISTORY = 40
@@ -156,3 +159,88 @@ def test_every_kudu_write_is_seen_within_one_rescan(blind_site, agents, tmp_path
         entries = count
     assert not missed, "\n".join(missed) + "\n" + agent.tail(60)
     assert agent.removed() == []
+
+
+# ------------------------------------------------------ the loop thread's calls
+
+# Calls that look a path up or stat it: on the share each is a round trip,
+# and one that does not return would stall the event loop.
+METADATA_CALLS = ["inotify_add_watch", "inotify_rm_watch", "stat", "lstat", "newfstatat",
+                  "statx", "openat", "open", "access", "readlink", "getdents64"]
+
+
+class LoopTrace:
+    """strace on the agent's main thread only (the event loop: -p without
+    -f), recording the metadata calls it makes."""
+
+    def __init__(self, pid, out_path):
+        self.out_path = str(out_path)
+        self.proc = subprocess.Popen(["strace", "-qq", "-e", "trace=" + ",".join(METADATA_CALLS),
+                                      "-o", self.out_path, "-p", str(pid)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        # Attached once the kernel names a tracer for the thread.
+        def attached():
+            if self.proc.poll() is not None:
+                return True
+            with open(f"/proc/{pid}/task/{pid}/status") as f:
+                return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+        wait_for(attached, 5, "strace to attach")
+        if self.proc.poll() is not None:
+            pytest.skip(f"strace cannot attach here (exit {self.proc.returncode})")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(10)
+        with open(self.out_path) as f:
+            return [line.strip() for line in f if line.strip() and "resumed>" not in line]
+
+
+def test_the_loop_thread_makes_no_metadata_call_per_rescan(agents, tmp_path):
+    """After every scan the loop thread re-arms a watch only when its
+    folder was replaced or its watch lost; idle rescans and the scans that
+    events bring forward cost the loop thread no call on the share."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace")
+    root = tmp_path / "site"
+    build(root)
+    cfg = write_config(tmp_path / "lw.ini", root,
+                       policy={"stuck_after": "1h", "quiet_period": "1h"},
+                       scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"})
+    agent = start_agent(agents, cfg)
+    agent.wait_scan(3)
+    trace = LoopTrace(agent.pid, tmp_path / "loop.strace")
+    try:
+        first = n = agent.scans_done()
+        # Idle rescans, then scans brought forward by events (each pauses
+        # the watches until the scan is done).
+        agent.wait_scan(n + 3, timeout=RESCAN_S * 4 + 5)
+        for i in range(5):
+            n = agent.scans_done()
+            (root / "foreign.txt").write_text(f"write {i}\n")
+            agent.wait_scan(n + 1, timeout=RESCAN_S * 2 + 5)
+        scans = agent.scans_done() - first
+    finally:
+        calls = trace.stop()
+    print(f"{len(calls)} metadata calls on the loop thread over {scans} scans")
+    for c in calls[:20]:
+        print("  " + c)
+    assert calls == [], agent.tail()
+    # ... and the watches are still armed on the same folders.
+    assert unwatched(agent.pid, [root, root / "locks", root / "deployments"]) == []
+
+
+def test_a_replaced_folder_is_still_watched_again(agents, tmp_path):
+    """The other side: a folder replaced under its name is re-armed."""
+    root = tmp_path / "site"
+    build(root)
+    cfg = write_config(tmp_path / "lw.ini", root,
+                       policy={"stuck_after": "1h", "quiet_period": "1h"},
+                       scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"})
+    agent = start_agent(agents, cfg)
+    agent.wait_scan(2)
+    locks = root / "locks"
+    os.rename(locks, root / "locks.old")
+    shutil.copytree(root / "locks.old", locks)
+    wait_for(lambda: unwatched(agent.pid, [root, locks, root / "deployments"]) == [],
+             RESCAN_S * 3 + 5, "the new locks/ to be watched", agent.tail)

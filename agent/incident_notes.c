@@ -1,0 +1,166 @@
+/* incident_notes.c - what the archive tells every instance: the sessions'
+ * notes, read on the scan's worker, and the incidents they show cleared,
+ * learnt on the loop (see incident.h). Apart from incident.c, which holds
+ * the claim: the notes are plain reads of the archive, the claim a
+ * protocol. */
+#include "incident.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive.h"
+
+/* ---- what the archive tells every instance --------------------------------- */
+
+static bool is_session_name(const char *name)
+{
+	size_t len = strlen(name);
+	return len > ARCHIVE_SESSION_PREFIX_LEN + 1 && len < sizeof(((struct incident_note *)0)->session) &&
+	       name[8] == 'T' && name[15] == 'Z' && name[ARCHIVE_SESSION_PREFIX_LEN] == '-';
+}
+
+static int by_session(const void *a, const void *b)
+{
+	return strcmp(((const struct incident_note *)a)->session,
+		      ((const struct incident_note *)b)->session);
+}
+
+static const struct incident_note *find_note(const struct incident_notes *list, const char *session)
+{
+	if (!list || !list->v)
+		return NULL;
+	struct incident_note key;
+	snprintf(key.session, sizeof(key.session), "%s", session);
+	return bsearch(&key, list->v, list->n, sizeof(key), by_session);
+}
+
+/* The JSON string value after "key": in buf, copied when it is a plain
+ * token (the note writes ids as such). */
+static void note_string(const char *buf, const char *key, char *out, size_t size)
+{
+	char pat[32];
+	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+	out[0] = '\0';
+	const char *p = strstr(buf, pat);
+	if (!p)
+		return;
+	p += strlen(pat);
+	size_t n = strcspn(p, "\"\\\n");
+	if (p[n] == '"' && n < size) {
+		memcpy(out, p, n);
+		out[n] = '\0';
+	}
+}
+
+static void read_note(int dir_fd, struct incident_note *note)
+{
+	char buf[2048];
+	int sfd = openat(dir_fd, note->session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return;
+	int fd = openat(sfd, "note.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	close(sfd);
+	if (fd < 0)
+		return;
+	struct stat st;
+	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, buf, sizeof(buf) - 1, 0)
+								  : -1;
+	close(fd);
+	if (got <= 0)
+		return;
+	buf[got] = '\0';
+	/* Only the head is read: state, instance and incident come first. */
+	note->done = strstr(buf, "\"state\": \"done\"") != NULL;
+	note_string(buf, "incident", note->incident, sizeof(note->incident));
+	note_string(buf, "instance", note->instance, sizeof(note->instance));
+}
+
+void incident_read_notes(const char *dir, const struct incident_notes *prev,
+			 struct incident_notes *out)
+{
+	memset(out, 0, sizeof(*out));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	int list_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = list_fd >= 0 ? fdopendir(list_fd) : NULL;
+	if (!d) {
+		if (list_fd >= 0)
+			close(list_fd);
+		close(dfd);
+		return;
+	}
+	size_t cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!is_session_name(de->d_name))
+			continue;
+		if (out->n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct incident_note *v = realloc(out->v, ncap * sizeof(*v));
+			if (!v)
+				break;
+			out->v = v;
+			cap = ncap;
+		}
+		memset(&out->v[out->n], 0, sizeof(out->v[0]));
+		snprintf(out->v[out->n].session, sizeof(out->v[0].session), "%s", de->d_name);
+		out->n++;
+	}
+	closedir(d);
+	if (out->n)
+		qsort(out->v, out->n, sizeof(out->v[0]), by_session);
+	if (out->n > INCIDENT_NOTES_MAX) {
+		/* The newest by name; the archive is pruned after [archive] keep. */
+		memmove(out->v, out->v + (out->n - INCIDENT_NOTES_MAX),
+			INCIDENT_NOTES_MAX * sizeof(out->v[0]));
+		out->n = INCIDENT_NOTES_MAX;
+	}
+	for (size_t i = 0; i < out->n; i++) {
+		const struct incident_note *old = find_note(prev, out->v[i].session);
+		if (old && old->done)
+			out->v[i] = *old; /* a done note does not change: not read again */
+		else
+			read_note(dfd, &out->v[i]);
+	}
+	close(dfd);
+	out->read = true;
+}
+
+void incident_notes_free(struct incident_notes *n)
+{
+	free(n->v);
+	memset(n, 0, sizeof(*n));
+}
+
+static bool learnt(struct incident *inc, const char *id)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (strcmp(inc->learnt[i], id) == 0)
+			return true;
+	snprintf(inc->learnt[inc->learnt_next], sizeof(inc->learnt[0]), "%s", id);
+	inc->learnt_next = (inc->learnt_next + 1) % 16;
+	return false;
+}
+
+void incident_learn(struct incident *inc, const struct incident_notes *prev,
+		    const struct incident_notes *fresh, bool first,
+		    void (*found)(struct incident *inc, const struct incident_note *note))
+{
+	for (size_t i = 0; i < fresh->n; i++) {
+		const struct incident_note *note = &fresh->v[i];
+		if (!note->done || !note->incident[0])
+			continue;
+		const struct incident_note *old = find_note(prev, note->session);
+		if (old && old->done)
+			continue;
+		if (learnt(inc, note->incident) || first)
+			continue;
+		found(inc, note);
+	}
+}

@@ -91,6 +91,31 @@ def wait_for(cond, timeout, what="condition", detail=None):
         time.sleep(POLL_S)
 
 
+
+def all_threads_stopped(pid):
+    """Every thread of pid is stopped (state T or t), or the process is gone."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return True
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
+def stop_process(pid, timeout=10):
+    """SIGSTOP, then waits until it took effect: kill() returns before the
+    target stops, and a thread still running may yet take a request (a FUSE
+    daemon then holds its caller in an uninterruptible wait)."""
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: all_threads_stopped(pid), timeout, f"process {pid} to stop")
+
 # ------------------------------------------------------------ Kudu's times
 
 def kudu_time(when):

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, Pause,
                       build_finished_site, build_stuck_site, clean_env, hook,  # noqa: F401
-                      notify_socket, pause_shim, start_agent, wait_for,  # noqa: F401
+                      notify_socket, pause_shim, start_agent, stop_process, wait_for,  # noqa: F401
                       write_config)
 from robust_util import fuse_unavailable_reason, is_mount_point, log_time, _fusermount
 
@@ -60,7 +60,7 @@ class FreezableShare:
                         f"{self.proc.stderr.read().decode(errors='replace').strip()}")
 
     def freeze(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
+        stop_process(self.proc.pid)
         self.frozen = True
 
     def thaw(self):

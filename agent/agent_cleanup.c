@@ -31,7 +31,7 @@ void agent_settle(struct agent *a)
 		inc->hook_queued = true;
 		hookq_add_list(&a->hooks, inc->mine.removed, inc->mine.n_removed,
 			       "finishing an incident taken over from another instance",
-			       inc->mine.incident);
+			       inc->mine.incident, incident_hook_step(&a->notes, inc->mine.incident));
 	}
 	if (!hookq_busy(&a->hooks))
 		incident_settle(inc);
@@ -53,7 +53,8 @@ void agent_on_incident_cleared(struct incident *inc, const struct incident_note 
 	snprintf(reason, sizeof(reason), "incident %s cleared by instance %s", note->incident,
 		 note->instance);
 	log_info("%s; running this instance's hook", reason);
-	hookq_add_list(&a->hooks, "", 0, reason, note->incident);
+	hookq_add_list(&a->hooks, "", 0, reason, note->incident,
+		       strcmp(note->step, "full-clear") == 0 ? "full-clear" : "clear");
 }
 
 /* On the cleanup's worker thread. */
@@ -201,6 +202,12 @@ static void start_cleanup(struct agent *a, const struct site_snapshot *snap,
 		log_msg(job->plan == a->last_cleanup_plan && a->last_failure_plan[0]
 				? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
 			"stuck deployment: %s; cleaning up", d->reason);
+		if (d->step == POLICY_STEP_FULL_CLEAR && job->plan != a->last_cleanup_plan)
+			log_warning("full clear ([policy] allow_full_clear): every deployment record, "
+				    "active and pending go too, each archived first; tools/, settings.xml "
+				    "and %zu %s that %s not Kudu's stay", snap->n_foreign,
+				    snap->n_foreign == 1 ? "entry" : "entries",
+				    snap->n_foreign == 1 ? "is" : "are");
 		a->last_cleanup_plan = job->plan;
 	}
 	if (!a->reap && !a->sweep)

@@ -109,6 +109,8 @@ static void assert_defaults(const struct config *c)
 	assert_string_equal(c->site_root, "/home/site");
 	assert_int_equal(c->policy_stuck_after, 25 * 60 * 1000);
 	assert_int_equal(c->policy_quiet_period, 2 * 60 * 1000);
+	assert_false(c->policy_allow_full_clear);
+	assert_int_equal(c->policy_escalate_within, 60 * 60 * 1000);
 	assert_false(c->policy_dry_run);
 	assert_int_equal(c->scan_rescan_interval, 5000);
 	assert_string_equal(c->hook_command, "");
@@ -383,6 +385,8 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.archive_keep_line, 26);
 	assert_int_equal(cfg.site_claim_expiry, 90000);
 	assert_string_equal(cfg.hook_scope, "instance");
+	assert_true(cfg.policy_allow_full_clear);
+	assert_int_equal(cfg.policy_escalate_within, 45 * 60000);
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -651,6 +655,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_ARCHIVE_KEEP=2d",
 		"LOCKWARDEN_SITE_CLAIM_EXPIRY=2m",
 		"LOCKWARDEN_HOOK_SCOPE=site",
+		"LOCKWARDEN_POLICY_ALLOW_FULL_CLEAR=no",
+		"LOCKWARDEN_POLICY_ESCALATE_WITHIN=2h",
 		NULL,
 	};
 	struct config cfg;
@@ -673,6 +679,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.archive_keep, 2 * 86400000ULL);
 	assert_int_equal(cfg.site_claim_expiry, 120000);
 	assert_string_equal(cfg.hook_scope, "site");
+	assert_false(cfg.policy_allow_full_clear);
+	assert_int_equal(cfg.policy_escalate_within, 2 * 3600000);
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);

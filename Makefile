@@ -107,7 +107,7 @@ $(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUI
 $(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/log.o
 $(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
-$(BUILD)/test_claim: $(BUILD)/agent/claim.o $(BUILD)/agent/archive.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
+$(BUILD)/test_claim: $(BUILD)/agent/claim.o $(BUILD)/agent/incident.o $(BUILD)/agent/archive.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
 $(BUILD)/test_%: test/unit/test_%.c
 	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 

@@ -423,8 +423,9 @@ void agent_request_scan(struct agent *a)
 	job->prev_notes = &a->notes;
 	job->full = a->full_next;
 	/* One pass keeps no cooldown and runs no instance-scope hook: it reads
-	 * the notes only for the ladder, on the full scan its removals rest on. */
-	job->read_notes = !a->opt.once || job->full;
+	 * the notes only for the ladder, on the full scan its removals rest on
+	 * (a dry run forces none, so it reads them on every scan). */
+	job->read_notes = !a->opt.once || job->full || a->cfg.policy_dry_run;
 	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	a->full_next = false;
 	a->last_scan_ms = agent_mono_now_ms(a);

@@ -11,10 +11,11 @@ activity, not receivedTime alone."""
 import json
 import os
 import re
+import signal
 
 import pytest
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, RECORD_DONE, RECORD_OLD, STUCK_LEFTOVERS,
+from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_CLEARED, RECORD_DONE, RECORD_OLD, STUCK_LEFTOVERS,
                       TEMP_FAILED, TEMP_STUCK, Pause, age_tree, append_log, archive_dir_for,
                       build_stuck_site, make_file_lock, make_lock, make_pending, make_record,
                       make_skeleton, make_settings, make_tools, set_active, settle,
@@ -71,6 +72,10 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                                                                    hook, pause_shim, allow):
     build_stuck_site(site)
     (site / FOREIGN).write_text("left here by hand\n")
+    # An Oryx build's artifact inside a record: removed with it, not archived.
+    artifact = site / "deployments" / RECORD_OLD / "artifact" / "20261129044308.zip"
+    artifact.parent.mkdir()
+    artifact.write_bytes(b"PK\x05\x06" + bytes(18))
     age_tree(site, HOUR_S)
     settle(site)
     cfg = write_config(tmp_path / "lw.ini", site,
@@ -94,6 +99,7 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
             assert (second / "deployments" / rid / "log.log").is_file(), rid
             assert (site / "deployments" / rid).is_dir(), f"{rid} went before the archive was done"
         assert (second / "deployments" / "active").read_text() == RECORD_DONE
+        assert not (second / "deployments" / RECORD_OLD / "artifact").exists()
     else:
         assert sorted(planned) == sorted(["locks/status.lock", "locks/deployment",
                                           "deployments/pending", f"deployments/{TEMP_AGAIN}"])
@@ -119,6 +125,9 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                            r"that is not Kudu's stay") == 1, agent.tail()
         assert agent.count(r"recurred .* allow_full_clear = true") == 0
         assert not os.path.lexists(site / "deployments" / "active")
+        wait_for(lambda: not any(p.name.startswith(".lockwarden-trash")
+                                 for p in (site / "deployments").iterdir()),
+                 ACT_TIMEOUT_S, "the records' trash to be emptied", agent.tail)
     else:
         # History stays, and the recurrence is said once, at warning level.
         for rid in (RECORD_DONE, RECORD_OLD, TEMP_FAILED):
@@ -179,3 +188,27 @@ def test_out_of_order_received_time_is_cleared_once_silent(site, agents, tmp_pat
     for rel in (f"deployments/{RECORD_DONE}", "deployments/active", "deployments/tools",
                 "deployments/settings.xml"):
         assert os.path.lexists(site / rel), f"{rel} was removed"
+
+
+def test_a_fresh_agent_reads_the_previous_cleanup_from_the_share(site, agents, tmp_path, hook):
+    """The restart the hook causes restarts the agent too: the previous
+    cleanup is read from the archive on the share, not from memory. A
+    one-shot pass (--once, from cron) started after it takes the last step."""
+    build_stuck_site(site)
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"allow_full_clear": "true"},
+                       hook={"command": hook.command()})
+    first = start_agent(agents, cfg)
+    first_incident_cleared(first, site, cfg, hook)
+    first.send(signal.SIGTERM)
+    assert first.wait_exit(10) == 0
+
+    recur(site)
+    again = agents.start(["run", "-c", cfg, "-v", "--once"], name="once")
+    assert again.wait_exit(ACT_TIMEOUT_S + 15) == ONCE_CLEARED, again.tail()
+    for rel in FULL_CLEAR_REMOVED:
+        assert not os.path.lexists(site / rel), f"{rel} is still there"
+    for rel in ALWAYS_KEPT[:-1]:
+        assert os.path.lexists(site / rel), f"{rel} was removed"
+    assert hook.count() == 2
+    assert hook.runs()[1]["LOCKWARDEN_STEP"] == "full-clear"
+    assert note(sessions(cfg)[-1])["step"] == "full-clear"

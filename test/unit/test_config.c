@@ -909,7 +909,8 @@ static void test_print_round_trip(void **state)
 }
 
 /* Valid but unwise: quiet_period shorter than rescan_interval is told,
- * with where quiet_period was set; equal or longer is not. */
+ * with where quiet_period was set; equal or longer is not. So is a full
+ * clear allowed with an escalate_within no longer than stuck_after. */
 static void test_warnings(void **state)
 {
 	static const struct {
@@ -923,6 +924,10 @@ static void test_warnings(void **state)
 		{ "[policy]\nquiet_period = 5s\n", 0, NULL },
 		{ "[scan]\nrescan_interval = 3m\n", 1,
 		  "[policy] quiet_period = 2m is shorter than [scan] rescan_interval = 3m" },
+		{ "[policy]\nallow_full_clear = true\nescalate_within = 20m\n", 1,
+		  "[policy] escalate_within = 20m (" },
+		{ "[policy]\nallow_full_clear = false\nescalate_within = 20m\n", 0, NULL },
+		{ "[policy]\nallow_full_clear = true\n", 0, NULL },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct config cfg;

@@ -47,14 +47,14 @@ const char *policy_step_hook_name(enum policy_step s)
 
 /* ---- step 1: assess -------------------------------------------------------- */
 
+/* By mtime: what Kudu wrote. ctime also moves when anyone changes an
+ * inode's owner or mode (a chmod -R over /home/site), which says nothing
+ * about which deployment ran last. Whether the tree is idle still counts
+ * ctime (policy_newest_activity_ns). */
 static void later_of(int64_t *latest, const struct site_stat *st)
 {
-	if (!st->present)
-		return;
-	if (st->mtime_ns > *latest)
+	if (st->present && st->mtime_ns > *latest)
 		*latest = st->mtime_ns;
-	if (st->ctime_ns > *latest)
-		*latest = st->ctime_ns;
 }
 
 int64_t policy_record_activity_ns(const struct site_entry *e)

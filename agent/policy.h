@@ -9,7 +9,7 @@
  *  - A deployment claims to be running when locks/deployment/ exists, or the
  *    newest record's status.xml is not finished. The newest record is the
  *    one with the latest activity: its receivedTime (never later than its
- *    status.xml was written), status.xml and log.log times. Kudu instances'
+ *    status.xml was written), status.xml and log.log mtimes. Kudu instances'
  *    clocks differ, so receivedTime alone can put a finished record ahead
  *    of one still writing its log.
  *  - It is idle when it claims to be running and the tree shows no activity

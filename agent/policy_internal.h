@@ -50,7 +50,7 @@ bool policy_same_lock(const struct policy_history *h, const struct site_entry *l
 /* Monotonic milliseconds from since_ms to now_ms, 0 when they disagree. */
 uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms);
 /* The latest of a record's receivedTime (never later than its status.xml
- * was written), status.xml and log.log times: what "newest" means. */
+ * was written), status.xml and log.log mtimes: what "newest" means. */
 int64_t policy_record_activity_ns(const struct site_entry *e);
 /* The record's id (or its name) escaped for a message. */
 void policy_record_label(const struct site_entry *e, char *out, size_t size);

@@ -821,15 +821,18 @@ static void test_claim_follows_activity_table(void **state)
 		int64_t u_received_ms, u_log_ms;      /* the temp record's */
 		bool claims, stuck;
 		const char *deployment_id;
+		bool f_chmod_now;                     /* F's ctimes are now */
 	} rows[] = {
 		{ "temp record still writing its log", 1 * M, 1 * M, 60 * M, 10 * S,
-		  true, false, "temp-1a2b3c4d" },
+		  true, false, "temp-1a2b3c4d", false },
 		{ "temp record silent past stuck_after, after F finished", 30 * M, 30 * M, 60 * M,
-		  20 * M, true, true, "temp-1a2b3c4d" },
+		  20 * M, true, true, "temp-1a2b3c4d", false },
 		{ "F's receivedTime ahead of its own status.xml is not believed", 1 * M, 30 * M,
-		  60 * M, 20 * M, true, true, "temp-1a2b3c4d" },
+		  60 * M, 20 * M, true, true, "temp-1a2b3c4d", false },
 		{ "temp record gave up before F finished: F is the newest", 30 * M, 30 * M, 60 * M,
-		  40 * M, false, false, "" },
+		  40 * M, false, false, "", false },
+		{ "F's files had their mode changed (a chmod), not their content", 30 * M, 30 * M,
+		  60 * M, 20 * M, true, true, "temp-1a2b3c4d", true },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct site_snapshot snap;
@@ -839,8 +842,11 @@ static void test_claim_follows_activity_table(void **state)
 		add(&snap, SITE_AREA_DEPLOYMENTS, "active", KUDU_NAME_ACTIVE, S_IFREG,
 		    rows[i].f_status_ms);
 		snprintf(snap.active_id, sizeof(snap.active_id), "fedcba9876543210fedcba9876543210");
-		add_record_times(&snap, "fedcba9876543210fedcba9876543210", KUDU_STATE_SUCCESS, true,
-				 rows[i].f_received_ms, rows[i].f_status_ms, rows[i].f_status_ms);
+		struct site_entry *f = add_record_times(&snap, "fedcba9876543210fedcba9876543210",
+							KUDU_STATE_SUCCESS, true, rows[i].f_received_ms,
+							rows[i].f_status_ms, rows[i].f_status_ms);
+		if (rows[i].f_chmod_now)
+			f->status_st.ctime_ns = f->log_st.ctime_ns = NOW_WALL - NS(1 * S);
 		add(&snap, SITE_AREA_DEPLOYMENTS, "pending", KUDU_NAME_PENDING, S_IFREG, 60 * M);
 		add_record_times(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false,
 				 rows[i].u_received_ms, rows[i].u_received_ms, rows[i].u_log_ms);

@@ -75,9 +75,25 @@ int64_t policy_record_activity_ns(const struct site_entry *e)
 	return latest;
 }
 
+/* When the record says it was received (else started). */
+static int64_t record_received(const struct site_entry *e)
+{
+	if (e->status.received_ns != KUDU_TIME_NONE)
+		return e->status.received_ns;
+	if (e->status.start_ns != KUDU_TIME_NONE)
+		return e->status.start_ns;
+	return e->status_st.mtime_ns;
+}
+
+/* Records whose last writes are this close are not ordered by them: some
+ * servers keep mtimes to 2 s (FAT-backed, some NAS), and a record written
+ * in the same moment as another says nothing about which ran last. */
+#define CLAIM_TIE_NS (2 * CLOCK_NS_PER_MS * 1000)
+
 /* The record that claims to run, if any: the one with the latest activity
  * (receivedTime alone could put a finished record ahead of one still
- * writing its log, as clocks of Kudu instances differ). */
+ * writing its log, as clocks of Kudu instances differ). Activity within
+ * CLAIM_TIE_NS is decided by receivedTime, as Kudu orders its records. */
 static size_t find_newest_record(const struct site_snapshot *snap)
 {
 	size_t best = NO_INDEX;
@@ -87,7 +103,11 @@ static size_t find_newest_record(const struct site_snapshot *snap)
 		if (!policy_is_record(e) || e->status_err != 0)
 			continue;
 		int64_t ns = policy_record_activity_ns(e);
-		if (best == NO_INDEX || ns > best_ns) {
+		int64_t ahead = best == NO_INDEX ? 0 : clock_sub_ns(ns, best_ns);
+		bool later = ahead > CLAIM_TIE_NS ||
+			     (ahead >= -CLAIM_TIE_NS &&
+			      record_received(e) > record_received(&snap->entries[best]));
+		if (best == NO_INDEX || later) {
 			best = i;
 			best_ns = ns;
 		}

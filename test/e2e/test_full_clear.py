@@ -15,8 +15,8 @@ import signal
 
 import pytest
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_CLEARED, RECORD_DONE, RECORD_OLD, STUCK_LEFTOVERS,
-                      TEMP_FAILED, TEMP_STUCK, Pause, age_tree, append_log, archive_dir_for,
+from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_CLEARED, RECORD_DONE, RECORD_OLD,
+                      STUCK_LEFTOVERS, TEMP_FAILED, TEMP_STUCK, Pause, age, age_tree, append_log, archive_dir_for,
                       build_stuck_site, make_file_lock, make_lock, make_pending, make_record,
                       make_skeleton, make_settings, make_tools, set_active, settle,
                       start_agent, tree_state, wait_for, write_config)
@@ -162,11 +162,14 @@ def test_out_of_order_received_time_is_cleared_once_silent(site, agents, tmp_pat
     make_skeleton(site)
     make_tools(site)
     make_settings(site)
-    make_file_lock(site, "status.lock", acquired_s=-600)
+    make_file_lock(site, "status.lock", acquired_s=-1200)
     make_pending(site)
-    temp = make_record(site, TEMP_STUCK, "Pending", False, True, received=-600)
-    make_record(site, RECORD_DONE, "Success", True, False, received=-60)
+    temp = make_record(site, TEMP_STUCK, "Pending", False, True, received=-1200)
+    done = make_record(site, RECORD_DONE, "Success", True, False, received=-600)
     set_active(site, RECORD_DONE)
+    # It finished 9 minutes ago: its files were last written then.
+    age_tree(done, 540)
+    age(site / "deployments" / "active", 540)
     cfg = write_config(tmp_path / "lw.ini", site, hook={"command": hook.command()})
     agent = start_agent(agents, cfg)
     agent.wait_scan(1)

@@ -833,6 +833,14 @@ static void test_claim_follows_activity_table(void **state)
 		  40 * M, false, false, "", false },
 		{ "F's files had their mode changed (a chmod), not their content", 30 * M, 30 * M,
 		  60 * M, 20 * M, true, true, "temp-1a2b3c4d", true },
+		{ "the same mtimes: receivedTime decides, F was received later", 50 * M, 30 * M,
+		  60 * M, 30 * M, false, false, "", false },
+		{ "the same mtimes: receivedTime decides, the temp record later", 70 * M, 30 * M,
+		  60 * M, 30 * M, true, true, "temp-1a2b3c4d", false },
+		{ "a log write 2 s after F's: the same moment, receivedTime decides", 50 * M,
+		  30 * M, 60 * M, 30 * M - 2 * S, false, false, "", false },
+		{ "a log write just over 2 s after F's: the temp record claims", 50 * M, 30 * M,
+		  60 * M, 30 * M - 2 * S - 1, true, true, "temp-1a2b3c4d", false },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct site_snapshot snap;

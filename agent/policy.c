@@ -90,10 +90,21 @@ static int64_t record_received(const struct site_entry *e)
  * in the same moment as another says nothing about which ran last. */
 #define CLAIM_TIE_NS (2 * CLOCK_NS_PER_MS * 1000)
 
+/* Is record e, last active at e_ns, newer than best, last active at
+ * best_ns? Activity within CLAIM_TIE_NS is decided by receivedTime, as
+ * Kudu orders its records. */
+static bool newer_record(const struct site_entry *e, int64_t e_ns, const struct site_entry *best,
+			 int64_t best_ns)
+{
+	int64_t ahead = clock_sub_ns(e_ns, best_ns);
+	if (ahead > CLAIM_TIE_NS)
+		return true;
+	return ahead >= -CLAIM_TIE_NS && record_received(e) > record_received(best);
+}
+
 /* The record that claims to run, if any: the one with the latest activity
  * (receivedTime alone could put a finished record ahead of one still
- * writing its log, as clocks of Kudu instances differ). Activity within
- * CLAIM_TIE_NS is decided by receivedTime, as Kudu orders its records. */
+ * writing its log, as clocks of Kudu instances differ). */
 static size_t find_newest_record(const struct site_snapshot *snap)
 {
 	size_t best = NO_INDEX;
@@ -103,11 +114,7 @@ static size_t find_newest_record(const struct site_snapshot *snap)
 		if (!policy_is_record(e) || e->status_err != 0)
 			continue;
 		int64_t ns = policy_record_activity_ns(e);
-		int64_t ahead = best == NO_INDEX ? 0 : clock_sub_ns(ns, best_ns);
-		bool later = ahead > CLAIM_TIE_NS ||
-			     (ahead >= -CLAIM_TIE_NS &&
-			      record_received(e) > record_received(&snap->entries[best]));
-		if (best == NO_INDEX || later) {
+		if (best == NO_INDEX || newer_record(e, ns, &snap->entries[best], best_ns)) {
 			best = i;
 			best_ns = ns;
 		}

@@ -33,7 +33,7 @@ void agent_settle(struct agent *a)
 		inc->hook_queued = true;
 		hookq_add_list(&a->hooks, inc->mine.removed, inc->mine.n_removed,
 			       "finishing an incident taken over from another instance",
-			       inc->mine.incident);
+			       inc->mine.incident, incident_hook_step(&a->notes, inc->mine.incident));
 	}
 	if (!hookq_busy(&a->hooks))
 		incident_settle(inc);
@@ -55,7 +55,8 @@ void agent_on_incident_cleared(struct incident *inc, const struct incident_note 
 	snprintf(reason, sizeof(reason), "incident %s cleared by instance %s", note->incident,
 		 note->instance);
 	log_info("%s; running this instance's hook", reason);
-	hookq_add_list(&a->hooks, "", 0, reason, note->incident);
+	hookq_add_list(&a->hooks, "", 0, reason, note->incident,
+		       strcmp(note->step, "full-clear") == 0 ? "full-clear" : "clear");
 }
 
 /* On the cleanup's worker thread. */
@@ -193,6 +194,7 @@ static void log_incident(struct agent *a, const struct cleanup_job *job, bool re
 	log_event(repeated ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "incident",
 		  LOG_FIELDS(LOG_STR("incident", job->incident), LOG_STR("reason", job->reason),
 			     LOG_STR("deployment_id", job->deployment_id),
+			     LOG_STR("step", policy_step_name(job->step)),
 			     LOG_LIST("will_remove", entries, n), LOG_BOOL("dry_run", false)),
 		  "stuck deployment: %s; cleaning up", job->reason);
 	free(entries);
@@ -235,6 +237,12 @@ static void launch_cleanup(struct agent *a, struct cleanup_job *job)
 		/* A cleanup that keeps failing is retried every rescan; say so
 		 * once, not on every attempt. */
 		log_incident(a, job, job->plan == a->last_cleanup_plan && a->last_failure_plan[0]);
+		size_t foreign = job->evidence.n_foreign;
+		if (job->step == POLICY_STEP_FULL_CLEAR && job->plan != a->last_cleanup_plan)
+			log_warning("full clear ([policy] allow_full_clear): every deployment record, "
+				    "active and pending go too, each archived first; tools/, settings.xml "
+				    "and %zu %s that %s not Kudu's stay", foreign,
+				    foreign == 1 ? "entry" : "entries", foreign == 1 ? "is" : "are");
 		a->last_cleanup_plan = job->plan;
 		job->started_ns = clock_wall_ns(); /* the claim took its time */
 	}

@@ -107,6 +107,8 @@ struct agent {
 	bool kudu_work;           /* the last decision had Kudu leftovers to remove */
 	struct incident_notes notes; /* the archive's sessions, as the last scan saw them */
 	bool notes_known;         /* a first scan set what was cleared before this agent */
+	bool said_recurrence;     /* a recurrence without allow_full_clear was said ... */
+	int64_t said_recurrence_ns; /* ... for the previous cleanup of this time */
 
 	unsigned generation;      /* bumped when the site root changes */
 	struct scan_job *scan;    /* the scan in flight, if any */

@@ -159,7 +159,8 @@ static void scan_work(uv_work_t *req)
 	claim_path_for(job->claim_dir, claim, sizeof(claim));
 	claim_look(claim, &job->claim);
 	/* One pass (--once) runs no instance-scope hook and keeps no
-	 * cooldown: it need not read the archive's notes. */
+	 * cooldown: it reads the archive's notes only on the full scan its
+	 * removals rest on, for the ladder. */
 	if (job->read_notes)
 		incident_read_notes(job->claim_dir, job->prev_notes, &job->notes);
 	/* A completed record's log.log is read here, once (silence_read.h):
@@ -290,6 +291,41 @@ static void on_decide_timer(uv_timer_t *t)
 	agent_request_scan(container_of(t, struct agent, decide_timer));
 }
 
+/* The ladder's input: the site's previous cleanup, from the archive's
+ * notes on the share (any instance's, this one's after a restart too), never
+ * from this agent's memory. The incident being worked on is not its own
+ * recurrence. */
+static void ladder_params(const struct agent *a, struct policy_params *params)
+{
+	const char *exclude = incident_held(&a->inc) ? a->inc.mine.incident : "";
+
+	params->allow_full_clear = a->cfg.policy_allow_full_clear;
+	params->escalate_within_ms = a->cfg.policy_escalate_within;
+	params->previous_clear_known = incident_last_clear(&a->notes, exclude,
+							   &params->previous_clear_ns);
+}
+
+/* With allow_full_clear off, a recurrence is said once (per previous
+ * cleanup), with how to take the last step. */
+static void say_recurrence(struct agent *a, const struct policy_params *params,
+			   const struct policy_decision *d)
+{
+	char since[32], within[32];
+
+	if (!d->recurred || params->allow_full_clear ||
+	    (a->said_recurrence && a->said_recurrence_ns == params->previous_clear_ns))
+		return;
+	a->said_recurrence = true;
+	a->said_recurrence_ns = params->previous_clear_ns;
+	config_format_duration((uint64_t)d->since_clear_ms, since, sizeof(since));
+	config_format_duration(params->escalate_within_ms, within, sizeof(within));
+	log_warning("the stuck deployment recurred %s after the site's previous cleanup "
+		    "(within [policy] escalate_within = %s): the usual cleanup is taken again. The "
+		    "manual procedure's last step, removing everything in deployments/ but tools/ "
+		    "and settings.xml (the deployment history goes with it; each record is archived "
+		    "first), is taken only with [policy] allow_full_clear = true", since, within);
+}
+
 static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 {
 	agent_update_stuck_after(a);
@@ -299,6 +335,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	};
 	struct policy_decision d;
 
+	ladder_params(a, &params);
 	if (policy_decide(snap, &a->history, &params, snap->scanned_ns, now_ms, &d) < 0) {
 		log_error("out of memory deciding");
 		return;
@@ -334,6 +371,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		return;
 	}
 	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
+		say_recurrence(a, &params, &d);
 		if (a->cfg.policy_dry_run) {
 			agent_log_dry_run(a, snap, &d);
 		} else {
@@ -485,10 +523,14 @@ static void scan_after(uv_work_t *req, int status)
 			 * judged afresh, not from this scan (agent_on_incident_done). */
 			if (!a->cfg.policy_dry_run)
 				incident_take_over_expired(&a->inc, now_ms);
-			if (!a->cfg.policy_dry_run) {
-				incident_learn(&a->inc, &a->notes, &job->notes, !a->notes_known,
-					       agent_on_incident_cleared);
-				a->notes_known = true;
+			if (job->read_notes) {
+				/* A dry run and one pass only read them (the ladder):
+				 * neither runs an instance-scope hook. */
+				if (!a->cfg.policy_dry_run && !a->opt.once) {
+					incident_learn(&a->inc, &a->notes, &job->notes,
+						       !a->notes_known, agent_on_incident_cleared);
+					a->notes_known = true;
+				}
 				incident_notes_free(&a->notes);
 				a->notes = job->notes;
 				memset(&job->notes, 0, sizeof(job->notes));
@@ -554,13 +596,16 @@ void agent_request_scan(struct agent *a)
 	job->generation = a->generation;
 	job->prev = a->last_snap;
 	job->prev_notes = &a->notes;
-	job->read_notes = !a->opt.once && !a->cfg.policy_dry_run;
 	job->read_silence = a->cfg.policy_stuck_after == CONFIG_DURATION_AUTO;
 	job->prev_silence = &a->silence;
-	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
 	job->clock = a->shareclock;
 	job->full = a->full_next;
+	/* One pass keeps no cooldown and runs no instance-scope hook: it reads
+	 * the notes only for the ladder, on the full scan its removals rest on
+	 * (a dry run forces none, so it reads them on every scan). */
+	job->read_notes = !a->opt.once || job->full || a->cfg.policy_dry_run;
+	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
 	a->full_next = false;
 	a->last_scan_ms = agent_mono_now_ms(a);
 	job->started_ms = a->last_scan_ms;

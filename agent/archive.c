@@ -292,6 +292,11 @@ static void print_note_json(FILE *f, const struct archive_note *n)
 	jsonw_string(f, n->instance);
 	fputs(",\n  \"incident\": ", f);
 	jsonw_string(f, n->incident ? n->incident : "");
+	/* Read back from the head of the note by every instance (incident.c):
+	 * it stays before the long fields. */
+	fputs(",\n  \"step\": ", f);
+	jsonw_string(f, n->step ? n->step : "");
+	fprintf(f, ",\n  \"complete\": %s", n->done && n->complete ? "true" : "false");
 	fputs(",\n  \"site_root\": ", f);
 	jsonw_string(f, n->site_root);
 	fputs(",\n  \"deployment_id\": ", f);
@@ -322,7 +327,8 @@ static void print_note_text(FILE *f, const struct archive_note *n)
 	char when[40], esc[1024];
 	isotime_format(n->time_ns, "?", when, sizeof(when));
 	log_escape(n->reason, esc, sizeof(esc));
-	fprintf(f, "%s on %s%s: %s\n", when, n->instance, n->done ? "" : " (interrupted)", esc);
+	fprintf(f, "%s on %s%s%s: %s\n", when, n->instance, n->done ? "" : " (interrupted)",
+		n->step && strcmp(n->step, "full-clear") == 0 ? " (full clear)" : "", esc);
 	for (size_t i = 0; i < n->n_items; i++) {
 		char path[NAME_MAX + 32], outcome[320];
 		snprintf(path, sizeof(path), "%s/%s", n->items[i].target->area, n->items[i].target->name);
@@ -399,8 +405,7 @@ void archive_discard(struct archive_session *s)
 	archive_end(s);
 }
 
-/* "20261126T035159Z-..." -> its time; false for names that are not ours. */
-static bool session_time(const char *name, int64_t *ns)
+bool archive_session_time(const char *name, int64_t *ns)
 {
 	char iso[32];
 	if (strlen(name) < ARCHIVE_SESSION_PREFIX_LEN + 1 || name[ARCHIVE_SESSION_PREFIX_LEN] != '-')
@@ -433,7 +438,7 @@ static int list_sessions(const char *dir, struct session_name **out, size_t *n_o
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)) != NULL && n < ARCHIVE_LIST_MAX) {
-		if (!session_time(de->d_name, &ignored))
+		if (!archive_session_time(de->d_name, &ignored))
 			continue;
 		struct session_name *grown = realloc(names, (n + 1) * sizeof(*names));
 		if (!grown) {
@@ -487,7 +492,7 @@ int archive_prune(const char *dir, uint64_t keep_ms, int64_t now_ns, unsigned *p
 		int64_t t;
 		struct stat st;
 		char path[PATH_MAX + NAME_MAX + 2];
-		if (!session_time(names[i].name, &t) || now_ns - t < (int64_t)keep_ms * 1000000LL)
+		if (!archive_session_time(names[i].name, &t) || now_ns - t < (int64_t)keep_ms * 1000000LL)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i].name);
 		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))

@@ -51,7 +51,12 @@ struct archive_note {
 	const char *site_root;
 	const char *reason;
 	const char *deployment_id;
+	/* The step of the manual procedure taken (policy_step_name): "lock",
+	 * "clear" or "full-clear". Every instance reads it back to tell a
+	 * recurrence (incident.h, incident_last_clear). */
+	const char *step;
 	bool done;                   /* false: written before the removal */
+	bool complete;               /* done, and every target was removed */
 	const struct archive_item *items;
 	size_t n_items;
 };
@@ -74,6 +79,10 @@ int archive_copy_target(struct archive_session *s, const char *site_root, dev_t 
 int archive_write_note(struct archive_session *s, const struct archive_note *note);
 
 void archive_end(struct archive_session *s);
+
+/* A session folder's time, from its name ("20261126T035159Z-..."): the
+ * writing instance's wall clock, to the second. False for other names. */
+bool archive_session_time(const char *name, int64_t *ns);
 
 /* Removes the session folder and what this session wrote into it (used
  * when a cleanup was refused before anything was removed, so that retries

@@ -72,6 +72,7 @@ struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
 	job->root_ino = snap->root.ino;
 	snprintf(job->reason, sizeof(job->reason), "%s", d->reason);
 	snprintf(job->deployment_id, sizeof(job->deployment_id), "%s", d->deployment_id);
+	job->step = d->step;
 	const char *names[64];
 	size_t n_names = 0;
 	for (size_t i = 0; i < d->n_removals; i++) {
@@ -230,7 +231,8 @@ void cleanup_run(struct cleanup_job *job, atomic_bool *cancel)
 	struct archive_note note = {
 		.time_ns = job->started_ns, .instance = job->instance, .incident = job->incident,
 		.site_root = job->root,
-		.reason = job->reason, .deployment_id = job->deployment_id, .done = false,
+		.reason = job->reason, .deployment_id = job->deployment_id,
+		.step = policy_step_name(job->step), .done = false,
 		.items = items, .n_items = job->n,
 	};
 	int r = any_archived && !job->abandoned[0] ? archive_write_note(&session, &note) : 0;
@@ -259,6 +261,9 @@ void cleanup_run(struct cleanup_job *job, atomic_bool *cancel)
 		return;
 	}
 	note.done = true;
+	note.complete = true;
+	for (size_t i = 0; i < job->n; i++)
+		note.complete = note.complete && job->results[i].err == 0;
 	r = archive_write_note(&session, &note);
 	if (r < 0)
 		snprintf(job->archive_error, sizeof(job->archive_error),

@@ -58,6 +58,7 @@ struct cleanup_job {
 	char (*what)[192];        /* each target's verdict reason, for the note */
 	char reason[320];
 	char deployment_id[KUDU_TEXT_MAX];
+	enum policy_step step;    /* the note's step and the hook's LOCKWARDEN_STEP */
 	char archive_dir[PATH_MAX];
 	char instance[32];
 	char incident[64];

@@ -26,6 +26,28 @@ static void value_origin(const struct config *cfg, enum config_source source, un
 	}
 }
 
+/* The full clear allowed, but the recurrence it waits for can hardly
+ * happen: a deployment that starts after a cleanup is judged stuck only
+ * stuck_after later. */
+static size_t ladder_warning(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max)
+{
+	char within[32], stuck[32], within_from[CONFIG_SHOWN_MAX + 32];
+
+	if (max == 0 || !cfg->policy_allow_full_clear ||
+	    cfg->policy_escalate_within > cfg->policy_stuck_after)
+		return 0;
+	config_format_duration(cfg->policy_escalate_within, within, sizeof(within));
+	config_format_duration(cfg->policy_stuck_after, stuck, sizeof(stuck));
+	value_origin(cfg, cfg->policy_escalate_within_source, cfg->policy_escalate_within_line,
+		     within_from, sizeof(within_from));
+	snprintf(out[0], CONFIG_ERROR_MAX,
+		 "[policy] escalate_within = %s%s is not longer than [policy] stuck_after = %s: a "
+		 "deployment that starts after a cleanup is judged stuck only stuck_after later, so "
+		 "the full clear ([policy] allow_full_clear) would hardly ever be taken",
+		 within, within_from, stuck);
+	return 1;
+}
+
 size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max)
 {
 	char quiet[32], rescan[32], quiet_from[CONFIG_SHOWN_MAX + 32];
@@ -55,6 +77,7 @@ size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], 
 			 "[policy] auto_floor = %s%s has no effect: [policy] stuck_after is not auto",
 			 floor, floor_from);
 	}
+	n += ladder_warning(cfg, out + n, max - n);
 	return n;
 }
 

@@ -20,6 +20,15 @@ static void drop(struct hookq *q)
 	free(q->removed);
 	q->removed = NULL;
 	q->count = 0;
+	q->step[0] = '\0';
+}
+
+/* Runs collected into one keep the highest step: a full clear among them
+ * is what the restart follows. */
+static void set_step(struct hookq *q, const char *step)
+{
+	if (strcmp(q->step, "full-clear") != 0)
+		snprintf(q->step, sizeof(q->step), "%s", step);
 }
 
 static char *env_pair(const char *name, const char *value)
@@ -79,7 +88,7 @@ static int start(struct hookq *q)
 	snprintf(count, sizeof(count), "%u", q->count);
 	/* Everything from the tree goes in as environment values, never into
 	 * the command line, so no name can be read as shell syntax. */
-	char *env[8] = {
+	char *env[9] = {
 		env_pair("LOCKWARDEN_SITE_ROOT", q->cfg->site_root),
 		env_pair("LOCKWARDEN_REMOVED", q->removed ? q->removed : ""),
 		env_pair("LOCKWARDEN_REMOVED_COUNT", count),
@@ -87,15 +96,16 @@ static int start(struct hookq *q)
 		env_pair("LOCKWARDEN_REASON", q->reason),
 		env_pair("LOCKWARDEN_INSTANCE", q->instance),
 		env_pair("LOCKWARDEN_INCIDENT", q->incident),
+		env_pair("LOCKWARDEN_STEP", q->step[0] ? q->step : "clear"),
 		NULL,
 	};
 	bool ok = true;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 		ok = ok && env[i];
 	int r = ok ? hook_start(&q->hook, q->cfg->hook_command, env, q->cfg->hook_timeout,
 				on_hook_done)
 		   : UV_ENOMEM;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 		free(env[i]);
 	return r;
 }
@@ -194,11 +204,12 @@ void hookq_add(struct hookq *q, const struct cleanup_job *job)
 	snprintf(q->reason, sizeof(q->reason), "%s", job->reason);
 	snprintf(q->deployment_id, sizeof(q->deployment_id), "%s", job->deployment_id);
 	snprintf(q->incident, sizeof(q->incident), "%s", job->incident);
+	set_step(q, policy_step_hook_name(job->step));
 	run_pending(q);
 }
 
 void hookq_add_list(struct hookq *q, const char *removed, unsigned count, const char *reason,
-		    const char *incident)
+		    const char *incident, const char *step)
 {
 	const char *p = removed;
 	for (unsigned i = 0; i < count && *p; i++) {
@@ -213,6 +224,7 @@ void hookq_add_list(struct hookq *q, const char *removed, unsigned count, const 
 	snprintf(q->reason, sizeof(q->reason), "%s", reason);
 	q->deployment_id[0] = '\0';
 	snprintf(q->incident, sizeof(q->incident), "%s", incident);
+	set_step(q, step);
 	run_pending(q);
 }
 

@@ -48,6 +48,7 @@ struct hookq {
 	char reason[320];
 	char deployment_id[KUDU_TEXT_MAX];
 	char incident[64];        /* LOCKWARDEN_INCIDENT */
+	char step[16];            /* LOCKWARDEN_STEP: "clear" or "full-clear" */
 	bool ran;
 	bool asking;              /* waiting for starting()'s answer */
 	bool start_failed;        /* the last start failed: said once */
@@ -62,9 +63,10 @@ int hookq_init(struct hookq *q, uv_loop_t *loop, const struct config *cfg, bool 
 /* Adds what job removed to the next run and runs it when it may. */
 void hookq_add(struct hookq *q, const struct cleanup_job *job);
 /* Adds removed ("path\npath", count lines) to the next run, for incident,
- * and runs it when it may: a run learnt from the share, not from a job. */
+ * and runs it when it may: a run learnt from the share, not from a job.
+ * step is the hook's step word ("clear" or "full-clear"). */
 void hookq_add_list(struct hookq *q, const char *removed, unsigned count, const char *reason,
-		    const char *incident);
+		    const char *incident, const char *step);
 /* Another instance started a site-scope hook now: the cooldown counts
  * from here. */
 void hookq_seen_elsewhere(struct hookq *q, uint64_t now_ms);

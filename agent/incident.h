@@ -167,6 +167,8 @@ struct incident_note {
 	char incident[64];        /* "" in notes of older versions */
 	char instance[32];
 	bool done;
+	char step[16];            /* policy_step_name's word, "" in older notes */
+	bool complete;            /* done, and everything it named was removed */
 };
 
 struct incident_notes {
@@ -183,6 +185,18 @@ struct incident_notes {
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
 			 struct incident_notes *out);
 void incident_notes_free(struct incident_notes *n);
+
+/* The ladder's memory, from the share: the time (by its session's name)
+ * of the newest cleanup that took the usual step or the last one and
+ * removed everything it named, of an incident other than exclude (the one
+ * being worked on: its own cleanups are not a recurrence). A removal of an
+ * expired lock alone, an interrupted or partial cleanup and older notes
+ * without a step do not count. Pure. Returns false when there is none. */
+bool incident_last_clear(const struct incident_notes *notes, const char *exclude,
+			 int64_t *when_ns);
+/* The hook's step word for an incident, from its newest note ("clear"
+ * when no note says full-clear). */
+const char *incident_hook_step(const struct incident_notes *notes, const char *incident);
 
 /* On the loop: the incidents that fresh shows cleared and prev did not,
  * each once (an incident cleared in two sessions, after a takeover, counts

@@ -78,6 +78,8 @@ static void read_note(int dir_fd, struct incident_note *note)
 	note->done = strstr(buf, "\"state\": \"done\"") != NULL;
 	note_string(buf, "incident", note->incident, sizeof(note->incident));
 	note_string(buf, "instance", note->instance, sizeof(note->instance));
+	note_string(buf, "step", note->step, sizeof(note->step));
+	note->complete = note->done && strstr(buf, "\"complete\": true") != NULL;
 }
 
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
@@ -136,6 +138,32 @@ void incident_notes_free(struct incident_notes *n)
 {
 	free(n->v);
 	memset(n, 0, sizeof(*n));
+}
+
+bool incident_last_clear(const struct incident_notes *notes, const char *exclude,
+			 int64_t *when_ns)
+{
+	/* Sorted by session name, which begins with its time: newest last. */
+	for (size_t i = notes->n; i-- > 0;) {
+		const struct incident_note *note = &notes->v[i];
+		bool took_a_step = strcmp(note->step, "clear") == 0 ||
+				   strcmp(note->step, "full-clear") == 0;
+		if (!note->complete || !took_a_step)
+			continue;
+		if (exclude && exclude[0] && strcmp(note->incident, exclude) == 0)
+			continue;
+		if (archive_session_time(note->session, when_ns))
+			return true;
+	}
+	return false;
+}
+
+const char *incident_hook_step(const struct incident_notes *notes, const char *incident)
+{
+	for (size_t i = notes->n; i-- > 0;)
+		if (incident[0] && strcmp(notes->v[i].incident, incident) == 0)
+			return strcmp(notes->v[i].step, "full-clear") == 0 ? "full-clear" : "clear";
+	return "clear";
 }
 
 static bool learnt(struct incident *inc, const char *id)

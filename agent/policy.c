@@ -24,13 +24,59 @@ const char *policy_verdict_name(enum policy_verdict v)
 	case POLICY_LEFTOVER: return "leftover";
 	case POLICY_KEPT: return "kept";
 	case POLICY_FOREIGN: return "not Kudu's";
+	case POLICY_CLEARED: return "cleared";
 	}
 	return "?";
 }
 
+const char *policy_step_name(enum policy_step s)
+{
+	switch (s) {
+	case POLICY_STEP_NONE: return "none";
+	case POLICY_STEP_LOCK: return "lock";
+	case POLICY_STEP_CLEAR: return "clear";
+	case POLICY_STEP_FULL_CLEAR: return "full-clear";
+	}
+	return "?";
+}
+
+const char *policy_step_hook_name(enum policy_step s)
+{
+	return s == POLICY_STEP_FULL_CLEAR ? "full-clear" : "clear";
+}
+
 /* ---- step 1: assess -------------------------------------------------------- */
 
-static int64_t record_time(const struct site_entry *e)
+/* By mtime: what Kudu wrote. ctime also moves when anyone changes an
+ * inode's owner or mode (a chmod -R over /home/site), which says nothing
+ * about which deployment ran last. Whether the tree is idle still counts
+ * ctime (policy_newest_activity_ns). */
+static void later_of(int64_t *latest, const struct site_stat *st)
+{
+	if (st->present && st->mtime_ns > *latest)
+		*latest = st->mtime_ns;
+}
+
+int64_t policy_record_activity_ns(const struct site_entry *e)
+{
+	int64_t latest = INT64_MIN;
+	int64_t received = e->status.received_ns != KUDU_TIME_NONE ? e->status.received_ns
+									  : e->status.start_ns;
+
+	later_of(&latest, &e->status_st);
+	later_of(&latest, &e->log_st);
+	/* receivedTime is the writing Kudu instance's clock, written into
+	 * status.xml: a record cannot have been received after that file was
+	 * written, so a later receivedTime (a clock ahead) is not believed. */
+	if (received != KUDU_TIME_NONE && e->status_st.present && received > e->status_st.mtime_ns)
+		received = e->status_st.mtime_ns;
+	if (received != KUDU_TIME_NONE && received > latest)
+		latest = received;
+	return latest;
+}
+
+/* When the record says it was received (else started). */
+static int64_t record_received(const struct site_entry *e)
 {
 	if (e->status.received_ns != KUDU_TIME_NONE)
 		return e->status.received_ns;
@@ -39,15 +85,39 @@ static int64_t record_time(const struct site_entry *e)
 	return e->status_st.mtime_ns;
 }
 
+/* Records whose last writes are this close are not ordered by them: some
+ * servers keep mtimes to 2 s (FAT-backed, some NAS), and a record written
+ * in the same moment as another says nothing about which ran last. */
+#define CLAIM_TIE_NS (2 * CLOCK_NS_PER_MS * 1000)
+
+/* Is record e, last active at e_ns, newer than best, last active at
+ * best_ns? Activity within CLAIM_TIE_NS is decided by receivedTime, as
+ * Kudu orders its records. */
+static bool newer_record(const struct site_entry *e, int64_t e_ns, const struct site_entry *best,
+			 int64_t best_ns)
+{
+	int64_t ahead = clock_sub_ns(e_ns, best_ns);
+	if (ahead > CLAIM_TIE_NS)
+		return true;
+	return ahead >= -CLAIM_TIE_NS && record_received(e) > record_received(best);
+}
+
+/* The record that claims to run, if any: the one with the latest activity
+ * (receivedTime alone could put a finished record ahead of one still
+ * writing its log, as clocks of Kudu instances differ). */
 static size_t find_newest_record(const struct site_snapshot *snap)
 {
 	size_t best = NO_INDEX;
+	int64_t best_ns = INT64_MIN;
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
 		if (!policy_is_record(e) || e->status_err != 0)
 			continue;
-		if (best == NO_INDEX || record_time(e) > record_time(&snap->entries[best]))
+		int64_t ns = policy_record_activity_ns(e);
+		if (best == NO_INDEX || newer_record(e, ns, &snap->entries[best], best_ns)) {
 			best = i;
+			best_ns = ns;
+		}
 	}
 	return best;
 }
@@ -116,6 +186,23 @@ static void assess_activity(struct policy_assessment *a, const struct policy_his
 	fmt_age(a->activity_age_ms, a->age, sizeof(a->age));
 }
 
+/* Found again within escalate_within of the previous cleanup? Only the
+ * whole cleanup escalates: a lock folder whose lockExpiry passed while the
+ * tree is still active is Kudu's own rule, not a stuck deployment. */
+static void assess_recurrence(struct policy_assessment *a, const struct policy_params *params,
+			      int64_t now_wall_ns)
+{
+	a->since_clear_ms = -1;
+	if (!a->full || !params->previous_clear_known || params->previous_clear_ns > now_wall_ns)
+		return;
+	int64_t since_ms = clock_ns_to_ms(clock_sub_ns(now_wall_ns, params->previous_clear_ns));
+	if ((uint64_t)since_ms >= params->escalate_within_ms)
+		return;
+	a->recurred = true;
+	a->since_clear_ms = since_ms;
+	a->full_clear = params->allow_full_clear;
+}
+
 static void assess(struct policy_assessment *a, const struct site_snapshot *snap,
 		   const struct policy_history *history, const struct policy_params *params,
 		   int64_t now_share_ns, uint64_t now_mono_ms)
@@ -171,6 +258,19 @@ static void describe_claim(const struct policy_assessment *a, char *out, size_t 
 	snprintf(out, size, "%s%s%s", lock, lock[0] && record[0] ? ", " : "", record);
 }
 
+/* ", found again 12m after the previous cleanup: full clear", or "". */
+static void describe_recurrence(const struct policy_assessment *a, char *out, size_t size)
+{
+	char since[32];
+
+	out[0] = '\0';
+	if (!a->recurred)
+		return;
+	fmt_age(a->since_clear_ms, since, sizeof(since));
+	snprintf(out, size, ", found again %s after the previous cleanup%s", since,
+		 a->full_clear ? ": full clear" : "");
+}
+
 static int blocked_errno(const struct site_snapshot *snap)
 {
 	if (snap->root_err)
@@ -185,9 +285,10 @@ static int blocked_errno(const struct site_snapshot *snap)
 static void explain(const struct policy_assessment *a, const struct policy_params *params,
 		    char *out, size_t size)
 {
-	char claim[512], stuck_after[32], when[40], observed[32];
+	char claim[512], stuck_after[32], when[40], observed[32], ladder[96];
 
 	describe_claim(a, claim, sizeof(claim));
+	describe_recurrence(a, ladder, sizeof(ladder));
 	fmt_age((int64_t)params->stuck_after_ms, stuck_after, sizeof(stuck_after));
 	if (a->blocked) {
 		snprintf(out, size,
@@ -203,10 +304,10 @@ static void explain(const struct policy_assessment *a, const struct policy_param
 		fmt_age((int64_t)a->quiet_ms, observed, sizeof(observed));
 		snprintf(out, size,
 			 "%s with no change in the %s the agent watched (stuck_after %s; the wall clock "
-			 "jumped, so mtimes were not believed)", claim, observed, stuck_after);
+			 "jumped, so mtimes were not believed)%s", claim, observed, stuck_after, ladder);
 	} else if (a->idle) {
-		snprintf(out, size, "%s with no activity for %s (stuck_after %s)", claim, a->age,
-			 stuck_after);
+		snprintf(out, size, "%s with no activity for %s (stuck_after %s)%s", claim, a->age,
+			 stuck_after, ladder);
 	} else if (a->claims) {
 		snprintf(out, size, "%s; last activity %s ago (stuck after %s)", claim, a->age,
 			 stuck_after);
@@ -291,12 +392,17 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 	out->n_entries = snap->n_entries;
 
 	assess(&a, snap, history, params, now_share_ns, now_mono_ms);
+	/* Session names are dated by the cleaning instances' own clocks, not
+	 * the share's: this host's clock is the nearest to theirs. */
+	assess_recurrence(&a, params, now_wall_ns);
 	out->blocked = a.blocked;
 	out->claims_running = a.lock_folder != NO_INDEX || a.newest_running;
 	out->lock_expired = a.lock_expired;
 	out->stuck = a.stuck;
 	out->activity_age_ms = a.activity_age_ms;
 	out->quiet_ms = a.quiet_ms;
+	out->recurred = a.recurred;
+	out->since_clear_ms = a.since_clear_ms;
 
 	policy_plan(&a, out);
 	explain(&a, params, out->reason, sizeof(out->reason));

@@ -13,7 +13,11 @@
  *
  * The rule (issue 2, ../shared/KUDU.md):
  *  - A deployment claims to be running when locks/deployment/ exists, or the
- *    newest record's status.xml is not finished.
+ *    newest record's status.xml is not finished. The newest record is the
+ *    one with the latest activity: its receivedTime (never later than its
+ *    status.xml was written), status.xml and log.log mtimes. Kudu instances'
+ *    clocks differ, so receivedTime alone can put a finished record ahead
+ *    of one still writing its log.
  *  - It is idle when it claims to be running and the tree shows no activity
  *    for stuck_after. The last activity is the later of the newest mtime or
  *    ctime of what a running deployment touches (a future time counts as
@@ -29,6 +33,10 @@
  *    a cleanup (the whole one when idle, the lock folder alone otherwise).
  *  - Nothing is removed until the agent has observed quiet_period without a
  *    change, whatever the file times say.
+ *  - The ladder: an idle deployment found again within escalate_within of
+ *    the previous cleanup has recurred. With allow_full_clear its cleanup
+ *    removes Kudu's deployment state too (every record, active, pending),
+ *    never tools/, settings.xml or what is not Kudu's.
  *
  * Times from the share may be anything an int64_t holds (clock_ns_from
  * saturates); every difference taken here saturates too (clock_sub_ns).
@@ -53,6 +61,19 @@ struct policy_params {
 	/* report: plan the cleanup as if quiet_period had been observed
 	 * without a change, to show what would go. Never proof of idleness. */
 	bool plan_as_if_quiet;
+
+	/* The ladder (the manual procedure's last step). previous_clear_ns is
+	 * the wall time of this site's previous cleanup that took the usual
+	 * step, by any instance, as its archive session on the share names it
+	 * (so by the cleaning instance's clock). A stuck deployment found
+	 * again within escalate_within of it has recurred; with
+	 * allow_full_clear its cleanup becomes the full clear. A time ahead of
+	 * now_wall_ns is not believed (another clock: a cleanup of any age
+	 * could look recent), so it never escalates. */
+	bool previous_clear_known;
+	int64_t previous_clear_ns;
+	uint64_t escalate_within_ms;
+	bool allow_full_clear;
 };
 
 /* What the agent has observed scan after scan, carried by its owner. (Not
@@ -109,8 +130,22 @@ enum policy_verdict {
 	POLICY_LEFTOVER,  /* a harmless leftover of a finished operation */
 	POLICY_KEPT,      /* Kudu's, never removed (history, active, tools, ...) */
 	POLICY_FOREIGN,   /* not Kudu's, or not of the shape Kudu makes */
+	POLICY_CLEARED,   /* Kudu's deployment state, removed by the full clear only */
 };
 const char *policy_verdict_name(enum policy_verdict v); /* "live", ..., "not Kudu's" */
+
+/* Which step of the manual procedure a cleanup takes. */
+enum policy_step {
+	POLICY_STEP_NONE,       /* nothing of Kudu's is removed */
+	POLICY_STEP_LOCK,       /* the expired lock folder alone */
+	POLICY_STEP_CLEAR,      /* the usual step: locks, pending, temp-* */
+	POLICY_STEP_FULL_CLEAR, /* the last step: deployments/ but tools/ and settings.xml */
+};
+/* "none", "lock", "clear", "full-clear": the archive note's words. */
+const char *policy_step_name(enum policy_step s);
+/* The hook's LOCKWARDEN_STEP: "full-clear" for the last step, "clear"
+ * for every other cleanup. */
+const char *policy_step_hook_name(enum policy_step s);
 
 struct policy_entry {
 	enum policy_verdict verdict;
@@ -124,12 +159,20 @@ struct policy_decision {
 	bool lock_expired;        /* the lock folder's lockExpiry has passed or is null */
 	bool stuck;               /* idle past stuck_after, or the lock expired (see above) */
 	bool act;                 /* remove the entries marked remove, now */
+	/* A stuck deployment found again within escalate_within of the
+	 * previous cleanup (policy_params); the cleanup takes the last step
+	 * only with allow_full_clear. */
+	bool recurred;
+	enum policy_step step;    /* what the removals amount to */
+	int64_t since_clear_ms;   /* age of the previous cleanup when recurred, else -1 */
 	int64_t activity_age_ms;  /* -1 when nothing tells */
 	uint64_t quiet_ms;        /* observed without a change (0 before the first scan) */
 	/* How long until the decision could change with nothing new on disk:
 	 * the agent re-scans then. UINT64_MAX: not by time alone. */
 	uint64_t next_check_ms;
-	char deployment_id[KUDU_TEXT_MAX]; /* the stuck/running record's id, "" unknown */
+	/* The record that claims to run, else the unfinished record the
+	 * cleanup removes (the newest by activity), "" when none. */
+	char deployment_id[KUDU_TEXT_MAX];
 	char reason[320];         /* one line, also the hook's LOCKWARDEN_REASON */
 
 	struct policy_entry *entries;   /* one per snapshot entry, same order */

@@ -32,6 +32,9 @@ struct policy_assessment {
 	bool quiet;               /* quiet_period observed (or assumed, for report) */
 	bool full;                /* the whole cleanup: idle and quiet */
 	bool lock_only;           /* only the expired lock folder goes */
+	bool recurred;            /* the whole cleanup, within escalate_within of the last */
+	int64_t since_clear_ms;   /* the previous cleanup's age when recurred, else -1 */
+	bool full_clear;          /* recurred and allow_full_clear: the last step */
 	char age[32];             /* activity age, formatted */
 };
 
@@ -46,6 +49,9 @@ int64_t policy_newest_activity_ns(const struct site_snapshot *snap);
 bool policy_same_lock(const struct policy_history *h, const struct site_entry *lock);
 /* Monotonic milliseconds from since_ms to now_ms, 0 when they disagree. */
 uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms);
+/* The latest of a record's receivedTime (never later than its status.xml
+ * was written), status.xml and log.log mtimes: what "newest" means. */
+int64_t policy_record_activity_ns(const struct site_entry *e);
 /* The record's id (or its name) escaped for a message. */
 void policy_record_label(const struct site_entry *e, char *out, size_t size);
 

@@ -127,6 +127,22 @@ static void judge_unfinished_record(const struct policy_assessment *a, size_t in
 	}
 }
 
+/* The full clear (the procedure's last step) takes every record: history,
+ * the active one, the unfinished ones. The archive keeps each one's Kudu
+ * files first. */
+static void clear_record(const struct site_entry *e, struct policy_entry *out)
+{
+	bool finished = policy_record_finished(e);
+	const char *state = e->status_err == 0 ? kudu_state_name(e->status.state)
+					       : "status.xml unreadable";
+
+	out->verdict = finished || e->kind != KUDU_NAME_TEMP_RECORD ? POLICY_CLEARED : POLICY_STUCK;
+	out->remove = true;
+	snprintf(out->reason, sizeof(out->reason), "%s%s record: removed by the full clear%s", state,
+		 finished ? "" : " (not finished)",
+		 finished ? ", its deployment history with it" : "");
+}
+
 static void judge_record(const struct policy_assessment *a, size_t index, const struct site_entry *e,
 			 struct policy_entry *out)
 {
@@ -135,6 +151,10 @@ static void judge_record(const struct policy_assessment *a, size_t index, const 
 		snprintf(out->reason, sizeof(out->reason),
 			 "a %s with a deployment record's name: never followed or removed",
 			 fmt_type_name(e->st.type));
+		return;
+	}
+	if (a->full_clear) {
+		clear_record(e, out);
 		return;
 	}
 	if (a->snap->active_id[0] && strcmp(e->name, a->snap->active_id) == 0) {
@@ -194,15 +214,18 @@ static bool judge_entry_of_kind(const struct policy_assessment *a, size_t index,
 		if (e->st.type != S_IFREG)
 			return false;
 		log_escape(a->snap->active_id, id, sizeof(id));
-		out->verdict = POLICY_KEPT;
-		snprintf(out->reason, sizeof(out->reason),
-			 "names the active deployment '%s': never removed", id);
+		out->verdict = a->full_clear ? POLICY_CLEARED : POLICY_KEPT;
+		out->remove = a->full_clear;
+		snprintf(out->reason, sizeof(out->reason), "names the active deployment '%s': %s", id,
+			 a->full_clear ? "removed by the full clear" : "never removed");
 		return true;
 	case KUDU_NAME_TOOLS:
 	case KUDU_NAME_SETTINGS:
+		/* The user's deployment script and settings, not deployment
+		 * state: the full clear keeps them too. */
 		out->verdict = POLICY_KEPT;
-		snprintf(out->reason, sizeof(out->reason), "Kudu's %s: never removed",
-			 kudu_name_describe(e->kind));
+		snprintf(out->reason, sizeof(out->reason), "Kudu's %s: never removed%s",
+			 kudu_name_describe(e->kind), a->full_clear ? ", not even by the full clear" : "");
 		return true;
 	case KUDU_NAME_RECORD:
 	case KUDU_NAME_TEMP_RECORD:
@@ -232,26 +255,65 @@ static void judge_entry(const struct policy_assessment *a, size_t index, struct 
 	if (judge_entry_of_kind(a, index, e, out))
 		return;
 	out->verdict = POLICY_FOREIGN;
-	snprintf(out->reason, sizeof(out->reason), "not Kudu's (%s): never removed",
-		 fmt_type_name(e->st.type));
+	snprintf(out->reason, sizeof(out->reason), "not Kudu's (%s): never removed%s",
+		 fmt_type_name(e->st.type), a->full_clear ? ", not even by the full clear" : "");
 }
 
 /* The lock folder goes last of Kudu's leftovers: while it exists Kudu
  * answers 409 to every deploy, so nothing new can start while the lock
  * files, the queued marker and the temp records go, and a cleanup abandoned
  * half-way (a sign of life) leaves the lock, never a lockless half-state.
- * Our own trash, already out of Kudu's sight, comes after. */
-#define REMOVAL_RANK_LAST 5
+ * The full clear's active (before the records it names) and records come
+ * before the lock folder too. Our own trash, already out of Kudu's sight,
+ * comes after. */
+#define REMOVAL_RANK_LAST 7
 static int removal_rank(const struct site_entry *e)
 {
 	switch (e->kind) {
 	case KUDU_NAME_STATUS_LOCK: return 0;
 	case KUDU_NAME_DEPLOYMENTS_LOCK: return 1;
 	case KUDU_NAME_PENDING: return 2;
-	case KUDU_NAME_TEMP_RECORD: return 3;
-	case KUDU_NAME_LOCK_FOLDER: return 4;
+	case KUDU_NAME_ACTIVE: return 3;
+	case KUDU_NAME_TEMP_RECORD: return 4;
+	case KUDU_NAME_RECORD: return 5;
+	case KUDU_NAME_LOCK_FOLDER: return 6;
 	default: return REMOVAL_RANK_LAST;
 	}
+}
+
+static enum policy_step plan_step(const struct policy_assessment *a,
+				  const struct policy_decision *out)
+{
+	bool kudus = false;
+	for (size_t i = 0; i < out->n_removals; i++)
+		kudus = kudus || a->snap->entries[out->removals[i]].kind != KUDU_NAME_TRASH;
+	if (!kudus)
+		return POLICY_STEP_NONE;
+	return a->full_clear ? POLICY_STEP_FULL_CLEAR : a->full ? POLICY_STEP_CLEAR
+							       : POLICY_STEP_LOCK;
+}
+
+/* The deployment the hook is told about: the record that claims to run,
+ * else the unfinished record the cleanup removes (the newest by activity),
+ * so that a lock folder holding no record's name still names one. */
+static void plan_deployment_id(const struct policy_assessment *a, struct policy_decision *out)
+{
+	const struct site_snapshot *snap = a->snap;
+	size_t pick = a->newest_running ? a->newest : NO_INDEX;
+
+	for (size_t i = 0; !a->newest_running && i < out->n_removals; i++) {
+		const struct site_entry *e = &snap->entries[out->removals[i]];
+		if (!policy_is_record(e) || policy_record_finished(e))
+			continue;
+		if (pick == NO_INDEX ||
+		    policy_record_activity_ns(e) > policy_record_activity_ns(&snap->entries[pick]))
+			pick = out->removals[i];
+	}
+	if (pick == NO_INDEX)
+		return;
+	const struct site_entry *e = &snap->entries[pick];
+	snprintf(out->deployment_id, sizeof(out->deployment_id), "%s",
+		 e->status_err == 0 && e->status.id[0] ? e->status.id : e->name);
 }
 
 void policy_plan(const struct policy_assessment *a, struct policy_decision *out)
@@ -272,11 +334,7 @@ void policy_plan(const struct policy_assessment *a, struct policy_decision *out)
 	/* Our own trash is finished without waiting, but only by an agent that
 	 * is observing (report never changes anything). */
 	out->act = a->observing && out->n_removals > 0;
-
-	if (a->newest_running) {
-		const struct site_entry *e = &snap->entries[a->newest];
-		snprintf(out->deployment_id, sizeof(out->deployment_id), "%s",
-			 e->status_err == 0 && e->status.id[0] ? e->status.id : e->name);
-	}
+	out->step = plan_step(a, out);
+	plan_deployment_id(a, out);
 }
 

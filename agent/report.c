@@ -14,6 +14,7 @@
 
 #include "archive.h"
 #include "claim.h"
+#include "incident.h"
 #include "clock.h"
 #include "fmt.h"
 #include "jsonw.h"
@@ -227,6 +228,8 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "%lld", (long long)(d->activity_age_ms / 1000));
 	fputs(",\n  \"deployment_id\": ", out);
 	jsonw_string(out, d->deployment_id);
+	fprintf(out, ",\n  \"recurred\": %s,\n  \"step\": ", d->recurred ? "true" : "false");
+	jsonw_string(out, policy_step_name(d->step));
 	fputs(",\n  \"reason\": ", out);
 	jsonw_string(out, d->reason);
 	fputs(",\n  \"would_remove\": [", out);
@@ -381,6 +384,24 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "  cannot read the archive: %s\n", strerror(-listed));
 }
 
+/* The ladder, as the running agent sees it: the previous cleanup from the
+ * archive's notes, the incident in progress (its claim) left out. */
+static void report_ladder(const struct config *cfg, struct policy_params *params)
+{
+	struct incident_notes notes;
+	struct claim_view v;
+	char path[PATH_MAX];
+
+	claim_path_for(cfg->archive_dir, path, sizeof(path));
+	claim_look(path, &v);
+	incident_read_notes(cfg->archive_dir, NULL, &notes);
+	params->allow_full_clear = cfg->policy_allow_full_clear;
+	params->escalate_within_ms = cfg->policy_escalate_within;
+	params->previous_clear_known = incident_last_clear(&notes, v.err == 0 ? v.c.incident : "",
+							   &params->previous_clear_ns);
+	incident_notes_free(&notes);
+}
+
 static int report_body(const struct config *cfg, bool json, FILE *out)
 {
 	struct site_snapshot snap = { 0 };
@@ -396,6 +417,7 @@ static int report_body(const struct config *cfg, bool json, FILE *out)
 	struct shareclock clock = { 0 };
 	char probe[32];
 
+	report_ladder(cfg, &params);
 	clock_read(&now);
 	rc = scan_site(cfg->site_root, &now, NULL, true, &snap);
 	/* Judged as the agent judges: by the share's clock, measured in the

@@ -14,7 +14,7 @@ from conftest import (EX_CONFIG, EX_OK, EX_STUCK, EX_USAGE, HOUR_S, age_tree,
 
 KEYS = {
     "site": ["root"],
-    "policy": ["stuck_after", "auto_floor", "quiet_period", "dry_run"],
+    "policy": ["stuck_after", "auto_floor", "quiet_period", "allow_full_clear", "escalate_within", "dry_run"],
     "scan": ["rescan_interval"],
     "hook": ["command", "timeout", "cooldown"],
     "archive": ["dir", "keep"],
@@ -22,6 +22,7 @@ KEYS = {
     "metrics": ["file"],
 }
 DURATIONS = {("policy", "stuck_after"), ("policy", "auto_floor"), ("policy", "quiet_period"),
+             ("policy", "escalate_within"),
              ("scan", "rescan_interval"), ("hook", "timeout"), ("hook", "cooldown"), ("archive", "keep")}
 
 

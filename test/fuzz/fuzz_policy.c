@@ -7,7 +7,10 @@
  * with fake clocks that jump both ways. Under UBSan any overflow aborts;
  * the decision must also hold its own invariants: removals point at
  * entries marked for removal, nothing is planned on a blocked tree, a
- * report (no history) never acts, and a timer is never 0.
+ * report (no history) never acts, and a timer is never 0. The ladder too:
+ * the full clear only when allowed and recurred, never of tools/,
+ * settings.xml or what is not Kudu's, and never on a previous cleanup
+ * stamped later than the wall clock.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -121,6 +124,25 @@ static void take_entry(struct recipe *r, struct site_entry *e, int64_t now)
 	take_text(r, e->status.id, sizeof(e->status.id));
 }
 
+static void check_ladder(const struct site_snapshot *snap, const struct policy_decision *d,
+			 const struct policy_params *params, int64_t wall)
+{
+	if (d->recurred && (!params->previous_clear_known || params->previous_clear_ns > wall))
+		abort();
+	if (d->step == POLICY_STEP_FULL_CLEAR && (!params->allow_full_clear || !d->recurred))
+		abort();
+	for (size_t i = 0; i < d->n_removals; i++) {
+		enum kudu_name kind = snap->entries[d->removals[i]].kind;
+		if (kind == KUDU_NAME_TOOLS || kind == KUDU_NAME_SETTINGS ||
+		    kind == KUDU_NAME_SSHKEY_LOCK || kind == KUDU_NAME_HOOKS_LOCK ||
+		    kind == KUDU_NAME_UNKNOWN || d->entries[d->removals[i]].verdict == POLICY_FOREIGN)
+			abort();
+		if (d->step != POLICY_STEP_FULL_CLEAR &&
+		    (kind == KUDU_NAME_ACTIVE || d->entries[d->removals[i]].verdict == POLICY_CLEARED))
+			abort();
+	}
+}
+
 static void check(const struct site_snapshot *snap, const struct policy_decision *d,
 		  bool has_history)
 {
@@ -184,6 +206,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			snprintf(snap.active_id, sizeof(snap.active_id), "%s", e->name);
 	}
 
+	b = take_u8(&r);
+	params.allow_full_clear = b & 1;
+	params.previous_clear_known = b & 2;
+	params.escalate_within_ms = durations_ms[(b >> 2) % 6];
+	params.previous_clear_ns = take_time(&r, wall);
+
 	size_t rounds = take_u8(&r) % 8 + 1;
 	for (size_t round = 0; round < rounds; round++) {
 		struct policy_decision d;
@@ -191,10 +219,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)policy_observe(&history, &snap, mono);
 		if (policy_decide(&snap, &history, &params, wall, mono, &d) == 0) {
 			check(&snap, &d, true);
+			check_ladder(&snap, &d, &params, wall);
 			policy_decision_free(&d);
 		}
 		if (policy_decide(&snap, NULL, &params, wall, mono, &d) == 0) {
 			check(&snap, &d, false);
+			check_ladder(&snap, &d, &params, wall);
 			policy_decision_free(&d);
 		}
 		/* The clocks move, both ways and by anything; one entry changes. */

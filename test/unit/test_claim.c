@@ -1,6 +1,7 @@
 /* test_claim.c - the incident's claim (claim.c): its text, read back from a
  * buffer of exactly its length, and the file operations on a real folder,
- * hostile files included. */
+ * hostile files included. And what every instance reads back from the
+ * archive's notes (incident.c): the ladder's previous cleanup. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,7 +17,9 @@
 
 #include <cmocka.h>
 
+#include "archive.h"
 #include "claim.h"
+#include "incident.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -222,10 +225,84 @@ static void test_replace_only_what_was_seen(void **state)
 	assert_int_equal(now.err, -ENOENT);
 }
 
+/* Table: which archive session is "the previous cleanup" the ladder
+ * counts. Notes are written by archive.c and read back by incident.c, as
+ * every instance reads them from the share. */
+#define T0_NS (1800000000LL * 1000000000LL)
+#define MIN_NS (60LL * 1000000000LL)
+
+static void write_session(int64_t at_ns, const char *incident, const char *step, bool done,
+			  bool complete)
+{
+	struct archive_session s;
+	char err[256];
+	assert_int_equal(archive_begin(dir, "inst0aaaaaaa", at_ns, &s, err, sizeof(err)), 0);
+	struct archive_note note = {
+		.time_ns = at_ns, .instance = "inst0aaaaaaa", .incident = incident,
+		.site_root = "/home/site", .reason = "test", .deployment_id = "", .step = step,
+		.done = done, .complete = complete,
+	};
+	assert_int_equal(archive_write_note(&s, &note), 0);
+	archive_end(&s);
+}
+
+static void test_last_clear_from_the_notes(void **state)
+{
+	static const struct {
+		int64_t at_min;
+		const char *incident, *step;
+		bool done, complete;
+	} sessions[] = {
+		{ 0, "A", "clear", true, true },        /* counts */
+		{ 10, "B", "lock", true, true },        /* an expired lock alone: no */
+		{ 20, "C", "clear", true, false },      /* partial: no */
+		{ 30, "D", "clear", false, false },     /* interrupted: no */
+		{ 35, "G", NULL, true, true },          /* an older version's note: no */
+		{ 40, "E", "clear", true, true },       /* counts */
+		{ 45, "F", "full-clear", true, true },  /* counts */
+	};
+	static const struct {
+		size_t written;          /* the first n sessions above */
+		const char *exclude;
+		bool found;
+		int64_t at_min;
+	} rows[] = {
+		{ 0, "", false, 0 },
+		{ 1, "", true, 0 },
+		{ 1, "A", false, 0 },
+		{ 5, "", true, 0 },
+		{ 6, "", true, 40 },
+		{ 6, "E", true, 0 },
+		{ 7, "", true, 45 },
+		{ 7, "F", true, 40 },
+	};
+	size_t written = 0;
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		for (; written < rows[i].written; written++)
+			write_session(T0_NS + sessions[written].at_min * MIN_NS,
+				      sessions[written].incident, sessions[written].step,
+				      sessions[written].done, sessions[written].complete);
+		struct incident_notes notes;
+		int64_t when = 0;
+		incident_read_notes(dir, NULL, &notes);
+		bool found = incident_last_clear(&notes, rows[i].exclude, &when);
+		if (found != rows[i].found || (found && when != T0_NS + rows[i].at_min * MIN_NS))
+			fail_msg("row %zu: found %d at %lld", i, found, (long long)when);
+		incident_notes_free(&notes);
+	}
+	struct incident_notes notes;
+	incident_read_notes(dir, NULL, &notes);
+	assert_string_equal(incident_hook_step(&notes, "F"), "full-clear");
+	assert_string_equal(incident_hook_step(&notes, "E"), "clear");
+	assert_string_equal(incident_hook_step(&notes, "nobody"), "clear");
+	incident_notes_free(&notes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test_setup_teardown(test_last_clear_from_the_notes, make_dir, remove_dir),
 		cmocka_unit_test(test_not_a_claim),
 		cmocka_unit_test_setup_teardown(test_create_once_renew_release, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_hostile_files, make_dir, remove_dir),

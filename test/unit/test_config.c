@@ -111,6 +111,8 @@ static void assert_defaults(const struct config *c)
 	assert_int_equal(c->policy_stuck_after, 25 * 60 * 1000);
 	assert_int_equal(c->policy_quiet_period, 2 * 60 * 1000);
 	assert_int_equal(c->policy_auto_floor, 5 * 60 * 1000);
+	assert_false(c->policy_allow_full_clear);
+	assert_int_equal(c->policy_escalate_within, 60 * 60 * 1000);
 	assert_false(c->policy_dry_run);
 	assert_int_equal(c->scan_rescan_interval, 5000);
 	assert_string_equal(c->hook_command, "");
@@ -388,6 +390,8 @@ static void test_valid_full_file(void **state)
 	assert_int_equal(cfg.policy_auto_floor, 2 * 60000);
 	assert_string_equal(cfg.log_format, "json");
 	assert_string_equal(cfg.metrics_file, "/home/LogFiles/lockwarden/metrics-$INSTANCE.prom");
+	assert_true(cfg.policy_allow_full_clear);
+	assert_int_equal(cfg.policy_escalate_within, 45 * 60000);
 	config_free(&cfg);
 	assert_zeroed(&cfg);
 	config_free(&cfg);  /* twice is harmless */
@@ -688,6 +692,8 @@ static void test_env_sets_every_key(void **state)
 		"LOCKWARDEN_POLICY_AUTO_FLOOR=90s",
 		"LOCKWARDEN_LOG_FORMAT=text",
 		"LOCKWARDEN_METRICS_FILE=",
+		"LOCKWARDEN_POLICY_ALLOW_FULL_CLEAR=no",
+		"LOCKWARDEN_POLICY_ESCALATE_WITHIN=2h",
 		NULL,
 	};
 	struct config cfg;
@@ -713,6 +719,8 @@ static void test_env_sets_every_key(void **state)
 	assert_int_equal(cfg.policy_auto_floor, 90000);
 	assert_string_equal(cfg.log_format, "text");
 	assert_string_equal(cfg.metrics_file, "");
+	assert_false(cfg.policy_allow_full_clear);
+	assert_int_equal(cfg.policy_escalate_within, 2 * 3600000);
 	assert_all_from(&cfg, CONFIG_FROM_ENV);
 	assert_int_equal(cfg.policy_stuck_after_line, 0);
 	config_free(&cfg);
@@ -942,7 +950,8 @@ static void test_print_round_trip(void **state)
 }
 
 /* Valid but unwise: quiet_period shorter than rescan_interval is told,
- * with where quiet_period was set; equal or longer is not. */
+ * with where quiet_period was set; equal or longer is not. So is a full
+ * clear allowed with an escalate_within no longer than stuck_after. */
 static void test_warnings(void **state)
 {
 	static const struct {
@@ -959,6 +968,10 @@ static void test_warnings(void **state)
 		{ "[policy]\nauto_floor = 10m\n", 1,
 		  "[policy] auto_floor = 10m (" },
 		{ "[policy]\nauto_floor = 10m\nstuck_after = auto\n", 0, NULL },
+		{ "[policy]\nallow_full_clear = true\nescalate_within = 20m\n", 1,
+		  "[policy] escalate_within = 20m (" },
+		{ "[policy]\nallow_full_clear = false\nescalate_within = 20m\n", 0, NULL },
+		{ "[policy]\nallow_full_clear = true\n", 0, NULL },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct config cfg;

@@ -872,6 +872,256 @@ static void test_ctime_is_activity(void **state)
 	site_snapshot_free(&snap);
 }
 
+/* ---- issue 14: claims by activity, the deployment id, the ladder ---------- */
+
+/* A record whose file times are given one by one: received is its
+ * receivedTime, status and log the ages of status.xml and log.log. */
+static struct site_entry *add_record_times(struct site_snapshot *snap, const char *id,
+					   enum kudu_state state, bool complete, int64_t received_ms,
+					   int64_t status_ms, int64_t log_ms)
+{
+	struct site_entry *e = add_record(snap, id, state, complete, status_ms);
+	e->status.received_ns = NOW_WALL - NS(received_ms);
+	e->status_st.ctime_ns = e->status_st.mtime_ns;
+	e->log_st = st_of(S_IFREG, log_ms);
+	e->log_st.ctime_ns = e->log_st.mtime_ns;
+	e->st.ctime_ns = e->st.mtime_ns;
+	return e;
+}
+
+/* Table: which record claims to run follows activity (receivedTime,
+ * status.xml, log.log), not receivedTime alone. F is a finished, active
+ * record received after the unfinished temp-1a2b3c4d by its receivedTime.
+ * No lock folder (the expired one was removed already). */
+static void test_claim_follows_activity_table(void **state)
+{
+	static const struct {
+		const char *what;
+		int64_t f_received_ms, f_status_ms;   /* F's receivedTime, status.xml */
+		int64_t u_received_ms, u_log_ms;      /* the temp record's */
+		bool claims, stuck;
+		const char *deployment_id;
+		bool f_chmod_now;                     /* F's ctimes are now */
+	} rows[] = {
+		{ "temp record still writing its log", 1 * M, 1 * M, 60 * M, 10 * S,
+		  true, false, "temp-1a2b3c4d", false },
+		{ "temp record silent past stuck_after, after F finished", 30 * M, 30 * M, 60 * M,
+		  20 * M, true, true, "temp-1a2b3c4d", false },
+		{ "F's receivedTime ahead of its own status.xml is not believed", 1 * M, 30 * M,
+		  60 * M, 20 * M, true, true, "temp-1a2b3c4d", false },
+		{ "temp record gave up before F finished: F is the newest", 30 * M, 30 * M, 60 * M,
+		  40 * M, false, false, "", false },
+		{ "F's files had their mode changed (a chmod), not their content", 30 * M, 30 * M,
+		  60 * M, 20 * M, true, true, "temp-1a2b3c4d", true },
+		{ "the same mtimes: receivedTime decides, F was received later", 50 * M, 30 * M,
+		  60 * M, 30 * M, false, false, "", false },
+		{ "the same mtimes: receivedTime decides, the temp record later", 70 * M, 30 * M,
+		  60 * M, 30 * M, true, true, "temp-1a2b3c4d", false },
+		{ "a log write 2 s after F's: the same moment, receivedTime decides", 50 * M,
+		  30 * M, 60 * M, 30 * M - 2 * S, false, false, "", false },
+		{ "a log write just over 2 s after F's: the temp record claims", 50 * M, 30 * M,
+		  60 * M, 30 * M - 2 * S - 1, true, true, "temp-1a2b3c4d", false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		base_tree(&snap, 60 * M);
+		add(&snap, SITE_AREA_LOCKS, "status.lock", KUDU_NAME_STATUS_LOCK, S_IFREG, 60 * M);
+		add(&snap, SITE_AREA_DEPLOYMENTS, "active", KUDU_NAME_ACTIVE, S_IFREG,
+		    rows[i].f_status_ms);
+		snprintf(snap.active_id, sizeof(snap.active_id), "fedcba9876543210fedcba9876543210");
+		struct site_entry *f = add_record_times(&snap, "fedcba9876543210fedcba9876543210",
+							KUDU_STATE_SUCCESS, true, rows[i].f_received_ms,
+							rows[i].f_status_ms, rows[i].f_status_ms);
+		if (rows[i].f_chmod_now)
+			f->status_st.ctime_ns = f->log_st.ctime_ns = NOW_WALL - NS(1 * S);
+		add(&snap, SITE_AREA_DEPLOYMENTS, "pending", KUDU_NAME_PENDING, S_IFREG, 60 * M);
+		add_record_times(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false,
+				 rows[i].u_received_ms, rows[i].u_received_ms, rows[i].u_log_ms);
+		struct policy_history w = watched(1000 * M, 5 * M, false);
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+		if (d.claims_running != rows[i].claims || d.stuck != rows[i].stuck)
+			fail_msg("%s: claims %d stuck %d (%s)", rows[i].what, d.claims_running,
+				 d.stuck, d.reason);
+		if (strcmp(d.deployment_id, rows[i].deployment_id) != 0)
+			fail_msg("%s: deployment id '%s'", rows[i].what, d.deployment_id);
+		/* Stuck: the unfinished record, pending and status.lock go; the
+		 * finished, active record stays. */
+		if (rows[i].stuck) {
+			assert_true(d.act);
+			assert_true(removes(&snap, &d, "temp-1a2b3c4d"));
+			assert_true(removes(&snap, &d, "pending"));
+			assert_true(removes(&snap, &d, "status.lock"));
+			assert_false(removes(&snap, &d, "fedcba9876543210fedcba9876543210"));
+			assert_int_equal(d.step, POLICY_STEP_CLEAR);
+		} else {
+			assert_int_equal(d.n_removals, 0);
+			assert_int_equal(d.step, POLICY_STEP_NONE);
+		}
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+/* The lock folder names no record and the newest record is finished: the
+ * hook still learns which unfinished record the cleanup removed (the
+ * newest by activity of the ones removed). */
+static void test_deployment_id_names_the_removed_record(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	base_tree(&snap, 60 * M);
+	add_lock(&snap, 60 * M, 10 * M);
+	add_record_times(&snap, "fedcba9876543210fedcba9876543210", KUDU_STATE_SUCCESS, true,
+			 30 * M, 30 * M, 30 * M);
+	add_record_times(&snap, "temp-00000001", KUDU_STATE_FAILED, false, 90 * M, 90 * M, 90 * M);
+	add_record_times(&snap, "temp-00000002", KUDU_STATE_PENDING, false, 80 * M, 80 * M, 45 * M);
+	add_record_times(&snap, "temp-00000003", KUDU_STATE_PENDING, false, 70 * M, 70 * M, 50 * M);
+	struct policy_history w = watched(1000 * M, 5 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.act);
+	assert_true(removes(&snap, &d, "temp-00000002"));
+	assert_true(removes(&snap, &d, "temp-00000003"));
+	/* temp-00000002 wrote its log last, though received earlier. */
+	assert_string_equal(d.deployment_id, "temp-00000002");
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* Table: the ladder. build_stuck_tree is idle for an hour; the previous
+ * cleanup of the site (its archive session) is some time ago. */
+static void test_ladder_table(void **state)
+{
+	enum { NONE = 0, AGO = 1 };
+	static const struct {
+		const char *what;
+		int known;
+		int64_t clear_ago_ms;    /* negative: in the future by our clock */
+		bool allow;
+		uint64_t quiet_ms;
+		bool recurred, act;
+		enum policy_step step;
+		const char *reason;      /* "" : no ladder words */
+	} rows[] = {
+		{ "first incident", NONE, 0, true, 2 * M, false, true, POLICY_STEP_CLEAR, "" },
+		{ "again 30m later, allowed", AGO, 30 * M, true, 2 * M, true, true,
+		  POLICY_STEP_FULL_CLEAR, "found again 30m after the previous cleanup: full clear" },
+		{ "again 30m later, not allowed", AGO, 30 * M, false, 2 * M, true, true,
+		  POLICY_STEP_CLEAR, "found again 30m after the previous cleanup" },
+		{ "again at escalate_within exactly", AGO, 60 * M, true, 2 * M, false, true,
+		  POLICY_STEP_CLEAR, "" },
+		{ "again just inside escalate_within", AGO, 60 * M - 1, true, 2 * M, true, true,
+		  POLICY_STEP_FULL_CLEAR, "full clear" },
+		{ "previous cleanup stamped in the future", AGO, -5 * M, true, 2 * M, false, true,
+		  POLICY_STEP_CLEAR, "" },
+		{ "again, but not quiet yet", AGO, 30 * M, true, 1 * M, false, false,
+		  POLICY_STEP_NONE, "" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		struct policy_params p = params;
+		build_stuck_tree(&snap);
+		p.escalate_within_ms = 60 * M;
+		p.allow_full_clear = rows[i].allow;
+		p.previous_clear_known = rows[i].known == AGO;
+		p.previous_clear_ns = NOW_WALL - NS(rows[i].clear_ago_ms);
+		struct policy_history w = watched(1000 * M, rows[i].quiet_ms, false);
+		assert_int_equal(policy_decide(&snap, &w, &p, NOW_WALL, 1000 * M, &d), 0);
+		if (d.recurred != rows[i].recurred || d.act != rows[i].act || d.step != rows[i].step)
+			fail_msg("%s: recurred %d act %d step %s (%s)", rows[i].what, d.recurred, d.act,
+				 policy_step_name(d.step), d.reason);
+		if (rows[i].reason[0] ? !strstr(d.reason, rows[i].reason)
+				      : strstr(d.reason, "found again") != NULL)
+			fail_msg("%s: reason '%s'", rows[i].what, d.reason);
+		if (!rows[i].recurred)
+			assert_true(d.since_clear_ms == -1);
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
+}
+
+/* The full clear: Kudu's deployment state goes (every record, active,
+ * pending, with the usual lock leftovers), the lock folder still last;
+ * tools/, settings.xml, the other locks and what is not Kudu's stay. */
+static void test_full_clear_plan(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_params p = params;
+	build_stuck_tree(&snap);
+	p.escalate_within_ms = 60 * M;
+	p.allow_full_clear = true;
+	p.previous_clear_known = true;
+	p.previous_clear_ns = NOW_WALL - NS(20 * M);
+	struct policy_history w = watched(1000 * M, 2 * M, false);
+
+	assert_int_equal(policy_decide(&snap, &w, &p, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.act);
+	assert_true(d.recurred);
+	assert_int_equal(d.step, POLICY_STEP_FULL_CLEAR);
+	assert_string_equal(policy_step_hook_name(d.step), "full-clear");
+	assert_true(d.since_clear_ms == 20 * M);
+	const char *order[] = { "status.lock", "deployments.lock", "pending", "active",
+				"temp-1a2b3c4d", "temp-5e6f7a8b", "temp-99999999",
+				"0123456789abcdef0123456789abcdef", "deployment" };
+	assert_int_equal(d.n_removals, sizeof(order) / sizeof(order[0]));
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		assert_string_equal(snap.entries[d.removals[i]].name, order[i]);
+	const char *kept[] = { "settings.xml", "tools", "hooks.lock", "sshkey.lock", "notes.txt",
+			       "temp-0000000a" };
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		assert_false(removes(&snap, &d, kept[i]));
+	assert_int_equal(d.entries[index_of(&snap, "0123456789abcdef0123456789abcdef")].verdict,
+			 POLICY_CLEARED);
+	assert_int_equal(d.entries[index_of(&snap, "temp-5e6f7a8b")].verdict, POLICY_CLEARED);
+	assert_int_equal(d.entries[index_of(&snap, "active")].verdict, POLICY_CLEARED);
+	assert_int_equal(d.entries[index_of(&snap, "temp-0000000a")].verdict, POLICY_FOREIGN);
+	assert_non_null(strstr(d.entries[index_of(&snap, "notes.txt")].reason,
+			       "not even by the full clear"));
+	assert_string_equal(d.deployment_id, "temp-1a2b3c4d");
+	policy_decision_free(&d);
+
+	/* Not allowed: the usual step, the same as a first incident. */
+	p.allow_full_clear = false;
+	assert_int_equal(policy_decide(&snap, &w, &p, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.recurred);
+	assert_int_equal(d.step, POLICY_STEP_CLEAR);
+	assert_string_equal(policy_step_hook_name(d.step), "clear");
+	assert_int_equal(d.n_removals, 6);
+	assert_false(removes(&snap, &d, "active"));
+	assert_false(removes(&snap, &d, "0123456789abcdef0123456789abcdef"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* An expired lock while the tree is active is Kudu's own rule, not a
+ * stuck deployment found again: the lock folder alone goes, whatever the
+ * ladder says. */
+static void test_lock_only_never_escalates(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_params p = params;
+	base_tree(&snap, 3 * M);
+	add_lock(&snap, 3 * M, -1 * S);
+	add(&snap, SITE_AREA_DEPLOYMENTS, "active", KUDU_NAME_ACTIVE, S_IFREG, 3 * M);
+	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_SUCCESS, true, 90 * M);
+	p.escalate_within_ms = 60 * M;
+	p.allow_full_clear = true;
+	p.previous_clear_known = true;
+	p.previous_clear_ns = NOW_WALL - NS(10 * M);
+	struct policy_history w = watched(1000 * M, 2 * M, false);
+	assert_int_equal(policy_decide(&snap, &w, &p, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.act);
+	assert_false(d.recurred);
+	assert_int_equal(d.step, POLICY_STEP_LOCK);
+	assert_int_equal(d.n_removals, 1);
+	assert_true(removes(&snap, &d, "deployment"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -900,6 +1150,11 @@ int main(void)
 		cmocka_unit_test(test_ancient_lock_expiry_is_expired),
 		cmocka_unit_test(test_hostile_times_saturate),
 		cmocka_unit_test(test_ctime_is_activity),
+		cmocka_unit_test(test_claim_follows_activity_table),
+		cmocka_unit_test(test_deployment_id_names_the_removed_record),
+		cmocka_unit_test(test_ladder_table),
+		cmocka_unit_test(test_full_clear_plan),
+		cmocka_unit_test(test_lock_only_never_escalates),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -12,8 +12,10 @@ on a worker thread. Timed from its log lines (millisecond timestamps):
   lock removed  `removed locks/deployment`
   record gone   `finished removing deployments/.lockwarden-trash-temp-...`
 
-then the same tree is built again and `rm -rf` of it is timed (wall time,
-its start-up included).
+and `rm -rf` of a copy of the same tree is timed (wall time, its start-up
+included). Both trees are built and flushed (sync) first, then removed back
+to back, the order alternating between rounds: the machine's disk is shared,
+and only removals close together see the same load.
 
 Event-loop latency: the agent runs with a NOTIFY_SOCKET the bench reads and
 WATCHDOG_USEC = WATCHDOG_USEC, so it sends WATCHDOG=1 from a libuv timer on
@@ -31,6 +33,7 @@ import datetime
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -43,6 +46,7 @@ STUCK_AFTER = "5s"        # long enough for an idle stretch of watchdog pings
 WATCHDOG_USEC = 200_000   # pings every 100 ms
 RECORD = "temp-0b16f11e"
 REMOVE_TIMEOUT_S = 120
+ROUNDS = 2                # 1 with --quick
 LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ")
 
 
@@ -90,8 +94,8 @@ def largest_gap_ms(pings, start_ns, end_ns):
     return max(gaps) if gaps else None
 
 
-def agent_removal(bench, site):
-    agent = lw.Agent(bench, "big-removal", site,
+def agent_removal(bench, site, round_no):
+    agent = lw.Agent(bench, "big-removal-%d" % round_no, site,
                      {"policy.stuck_after": STUCK_AFTER, "policy.quiet_period": "1s",
                       "scan.rescan_interval": "1s"},
                      env={"WATCHDOG_USEC": str(WATCHDOG_USEC)})
@@ -127,48 +131,74 @@ def agent_removal(bench, site):
             "pings": len(pings)}
 
 
-def rm_rf_copy(folder):
-    os.makedirs(folder)
-    fill(folder)
+def rm_rf(folder):
     t = time.perf_counter_ns()
     subprocess.run(["rm", "-rf", folder], check=True, stdin=subprocess.DEVNULL)
     return (time.perf_counter_ns() - t) / lw.MS
 
 
+def one_round(bench, parent, round_no):
+    """Builds the stuck site and its copy, flushes both to disk, then times
+    the two removals back to back (the disk is shared: what else runs on
+    it moves both alike only when they are close together)."""
+    site = os.path.join(parent, "site")
+    copy = os.path.join(parent, "copy")
+    t = time.monotonic()
+    make_big_stuck_site(site)
+    os.makedirs(copy)
+    fill(copy)
+    os.sync()
+    print("  built both trees in %.1f s" % (time.monotonic() - t), flush=True)
+    rm_first = round_no % 2 == 1
+    rm_ms = rm_rf(copy) if rm_first else None
+    got = agent_removal(bench, site, round_no)
+    if not rm_first:
+        rm_ms = rm_rf(copy)
+    got["rm_ms"] = rm_ms
+    return got
+
+
 def bench_big_removal(bench):
     print("big removal: a stuck temp-* record of %d files (%d folders, %d bytes each), the agent "
-          "against rm -rf of a copy; WATCHDOG_USEC %d (a ping every %d ms from the loop)"
-          % (FILES, FILE_DIRS, FILE_BYTES, WATCHDOG_USEC, WATCHDOG_USEC // 2000))
+          "against rm -rf of a copy; WATCHDOG_USEC %d (a ping every %d ms from the loop); "
+          "%d rounds, the order alternating"
+          % (FILES, FILE_DIRS, FILE_BYTES, WATCHDOG_USEC, WATCHDOG_USEC // 2000, ROUNDS))
     parent = os.path.join(bench.work, "big-removal")
+    rounds = []
     try:
-        site = os.path.join(parent, "site")
-        t = time.monotonic()
-        make_big_stuck_site(site)
-        print("  built in %.1f s" % (time.monotonic() - t), flush=True)
-        try:
-            got = agent_removal(bench, site)
-        except RuntimeError as e:
-            print("  failed: %s" % e)
-            bench.row("removal of a %d-file record" % FILES, "failed", "", "n/a")
-            return
-        rm_ms = rm_rf_copy(os.path.join(parent, "copy"))
+        for i in range(1 if bench.args.quick else ROUNDS):
+            try:
+                got = one_round(bench, parent, i)
+            except RuntimeError as e:
+                print("  failed: %s" % e)
+                continue
+            finally:
+                shutil.rmtree(parent, ignore_errors=True)
+            rounds.append(got)
+            print("  %s: agent decision -> lock removed %.0f ms, -> record emptied %.0f ms "
+                  "(%d entries); rm -rf %.0f ms; watchdog gap idle %.0f ms, removing %.0f ms"
+                  % ("rm -rf first" if i % 2 else "agent first",
+                     (got["lock_gone"] - got["decided"]) / lw.MS,
+                     (got["done"] - got["decided"]) / lw.MS, got["entries"], got["rm_ms"],
+                     got["idle_gap"] or 0, got["busy_gap"] or 0), flush=True)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
-    to_lock = (got["lock_gone"] - got["decided"]) / lw.MS
-    to_done = (got["done"] - got["decided"]) / lw.MS
-    ratio = to_done / rm_ms if rm_ms > 0 else float("inf")
-    print("  agent: decision -> lock removed %.0f ms, -> record emptied %.0f ms (%d entries); "
-          "rm -rf of the copy %.0f ms; x%.2f" % (to_lock, to_done, got["entries"], rm_ms, ratio))
-    print("  watchdog pings (%d): largest gap idle %s ms, during the removal %s ms"
-          % (got["pings"], "%.0f" % got["idle_gap"] if got["idle_gap"] else "?",
-             "%.0f" % got["busy_gap"] if got["busy_gap"] else "?"))
-    bench.row("%d-file record: decision to lock removed" % FILES, "%.0f ms" % to_lock)
-    bench.row("  decision to record emptied (agent)", "%.0f ms" % to_done, "",
+    if not rounds:
+        bench.row("removal of a %d-file record" % FILES, "failed", "", "n/a")
+        return
+    to_lock = [(g["lock_gone"] - g["decided"]) / lw.MS for g in rounds]
+    to_done = [(g["done"] - g["decided"]) / lw.MS for g in rounds]
+    rm_ms = [g["rm_ms"] for g in rounds]
+    ratio = statistics.median(to_done) / statistics.median(rm_ms)
+    idle = [g["idle_gap"] for g in rounds if g["idle_gap"]]
+    busy = [g["busy_gap"] for g in rounds if g["busy_gap"]]
+    bench.row("%d-file record: decision to lock removed" % FILES, lw.spread(to_lock))
+    bench.row("  decision to record emptied (agent)", lw.spread(to_done), "",
               "x%.2f of rm -rf" % ratio)
-    bench.row("  rm -rf of a copy (wall)", "%.0f ms" % rm_ms)
-    if got["idle_gap"] and got["busy_gap"]:
-        bench.row("  event loop: largest watchdog gap, idle", "%.0f ms" % got["idle_gap"],
+    bench.row("  rm -rf of a copy (wall)", lw.spread(rm_ms))
+    if idle and busy:
+        bench.row("  event loop: largest watchdog gap, idle", lw.spread(idle),
                   "%d ms nominal" % (WATCHDOG_USEC // 2000))
-        bench.row("  event loop: largest watchdog gap, removing", "%.0f ms" % got["busy_gap"],
+        bench.row("  event loop: largest watchdog gap, removing", lw.spread(busy),
                   "%d ms nominal" % (WATCHDOG_USEC // 2000),
-                  "x%.2f of idle" % (got["busy_gap"] / got["idle_gap"]))
+                  "x%.2f of idle" % (max(busy) / max(idle)))

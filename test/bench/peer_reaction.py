@@ -10,7 +10,7 @@ in its own terms, at the same pace (PACE_S):
   lockwarden   stuck_after = STUCK_S, quiet_period 1 s, rescan_interval
                PACE_S (locally inotify brings a scan forward);
   find loop    every PACE_S: if nothing under locks/ and deployments/ was
-               modified in the last STUCK_S (`find -mmin -0.05`) and the
+               modified in the last STUCK_S (`find -mmin -0.0833`) and the
                lock folder is there, remove the lock folder, status.lock,
                pending and every temp-* record. It reads mtimes only: it
                cannot see lockExpiry (a lock Kudu already treats as free
@@ -37,12 +37,12 @@ Reaction = the lock folder's disappearance (polled underneath every
 Each incident starts at a random moment of the pace, so no poller's phase
 locks onto the incidents'.
 
-On the blind view lockwarden's removal can come up to one rescan_interval
-(plus the FUSE attribute cache) after t0 + STUCK_S, on purpose: the age of
-the last activity is the younger of the file times and the time since the
-agent itself last saw a change (policy.c, assess_activity), and it sees the
-last write only at its next rescan. The find loop compares the file times
-with its own clock and is not held back that way.
+On the blind view lockwarden dates activity by the younger of the file
+times and the time since it last saw a change itself (policy.c,
+assess_activity); a last write it sees late (at the next rescan, or one
+later while the client's attribute cache still shows the previous one)
+postpones the removal by as much. The find loop compares the file times with its own clock and is
+not held back that way.
 """
 
 import os
@@ -56,8 +56,11 @@ import time
 import bench as lw
 
 PACE_S = 1
-STUCK_S = 3
-RUN_S = 1.2
+STUCK_S = 5
+# Longer than SCAN_SETTLE_MS (2 s, scan.h) plus a rescan, so that on the
+# blind view the new record is known (its folder listing counted) well
+# before the deployment dies.
+RUN_S = 3.5
 WRITE_EVERY_S = 0.1
 LONG_RUN_S = STUCK_S + 2      # the long build: longer than the threshold
 DEADLINE_S = 12               # after t0 + STUCK_S, for the slowest poller

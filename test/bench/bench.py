@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """bench.py BINARY [--quick] [--runs N] - lockwarden's figures, measured.
 
-    make bench                      # the full run (about 2 minutes)
+    make bench                      # the full run
     /usr/bin/python3 test/bench/bench.py build/lockwarden --quick
+    /usr/bin/python3 test/bench/bench.py build/lockwarden --only scaleout --only big-removal
 
 Prints measurements next to the budgets of the issue and says "within" or
 "OVER" for each; it asserts nothing and exits 0 whatever it measured (130
@@ -24,6 +25,17 @@ when interrupted). What is measured:
                            share) per rescan on 300 finished deployments,
                            idle and while one runs, counted with strace -f -c
                            (--baseline BINARY counts another build beside it).
+  peers                    idle CPU and metadata calls of what users run
+                           instead: a find -mmin loop, monit, incron.
+  scaleout (issue 10)      reaction with three agents on one tree against
+                           one agent, local and on the blind share, as a
+                           ratio (scaleout.py);
+  peer-reaction (issue 12) reaction after a deployment becomes removable:
+                           lockwarden, the find loop and monit, on the same
+                           incidents, local and blind (peer_reaction.py);
+  big-removal (issue 12)   a 100,000-file leftover record removed by the
+                           agent against rm -rf of a copy, with the event
+                           loop's latency meanwhile (big_removal.py).
 
 The lock-expiry scenario uses stuck_after 2h, not 1h: its tree is aged
 1 h, and a tree exactly stuck_after old is stuck by age at once, which would
@@ -49,7 +61,16 @@ import tempfile
 import threading
 import time
 
-import recovery  # the deploys-to-recovery figure, against the Kudu stand-in
+# The parts in their own files (scaleout.py, peer_reaction.py,
+# big_removal.py) `import bench` for the helpers below: run as a script,
+# this module is __main__, and must not be loaded a second time as bench.
+if __name__ == "__main__":
+    sys.modules.setdefault("bench", sys.modules["__main__"])
+
+import big_removal  # noqa: E402  issue 12: a 100,000-file record against rm -rf
+import peer_reaction  # noqa: E402  issue 12: the peers' reaction
+import recovery  # noqa: E402  the deploys-to-recovery figure, against the Kudu stand-in
+import scaleout  # noqa: E402  issue 10: three agents against one
 
 MS = 1_000_000          # nanoseconds
 S = 1_000_000_000       # nanoseconds
@@ -204,7 +225,7 @@ class Agent:
     """One `lockwarden run` in the foreground, with its own config, log and
     sd_notify socket."""
 
-    def __init__(self, bench, name, root, settings, notify=True, verbose=False):
+    def __init__(self, bench, name, root, settings, notify=True, verbose=False, env=None):
         self.bench = bench
         self.notify_enabled = notify
         self.dir = os.path.join(bench.work, "agents", name)
@@ -224,7 +245,10 @@ class Agent:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify_path = os.path.join(self.dir, "notify.sock")
         self.notify.bind(notify_path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWARDEN_")}
+        extra_env = env or {}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LOCKWARDEN_", "NOTIFY_", "WATCHDOG_", "WEBSITE_"))}
+        env.update(extra_env)
         if notify:
             env["NOTIFY_SOCKET"] = notify_path
         argv = [bench.binary, "run", "-c", ini] + (["-v"] if verbose else [])
@@ -257,6 +281,26 @@ class Agent:
             if b"READY=1" in msg.split(b"\n"):
                 return time.monotonic_ns()
 
+    def read_notify(self):
+        """From now on reads every sd_notify message in a thread, keeping
+        (wall-clock ns, message): an agent whose notify socket is full
+        blocks in sd_notify, so a long-running agent needs a reader."""
+        self.messages = []
+        self.reading = True
+
+        def run():
+            self.notify.settimeout(0.1)
+            while self.reading:
+                try:
+                    msg = self.notify.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                self.messages.append((time.time_ns(), msg))
+        self.reader = threading.Thread(target=run, daemon=True)
+        self.reader.start()
+
     def log_text(self):
         with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -280,6 +324,9 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if getattr(self, "reader", None):
+            self.reading = False
+            self.reader.join()
         self.notify.close()
         if self in self.bench.agents:
             self.bench.agents.remove(self)
@@ -1064,6 +1111,14 @@ def print_table(bench):
         print("  ".join("%-*s" % (w, c) for w, c in zip(widths, r)).rstrip())
 
 
+PARTS = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
+         ("footprint", bench_footprint), ("junk", bench_junk), ("scan", bench_scan_time),
+         ("metadata", bench_metadata), ("peers", bench_peers),
+         ("scaleout", scaleout.bench_scaleout), ("peer-reaction", peer_reaction.bench_peer_reaction),
+         ("big-removal", big_removal.bench_big_removal),
+         ("recovery", recovery.bench_recovery))
+
+
 def main():
     parser = argparse.ArgumentParser(description="lockwarden's measured figures (never pass/fail)")
     parser.add_argument("binary", help="the lockwarden binary (build/lockwarden)")
@@ -1071,15 +1126,19 @@ def main():
                         help="a 20 s idle window (scaled to a minute) instead of 60 s, and 3 runs")
     parser.add_argument("--runs", type=int, default=None,
                         help="runs of each reaction scenario (default 5, 3 with --quick)")
+    parser.add_argument("--incidents", type=int, default=None,
+                        help="incidents per setting in scaleout and peer-reaction "
+                             "(default 10, 5 with --quick)")
     parser.add_argument("--baseline", metavar="BINARY",
                         help="also count another build's metadata calls (e.g. one built from main)")
-    parser.add_argument("--only", choices=("local", "blind", "footprint", "junk", "scan",
-                                           "metadata", "peers", "recovery"),
+    parser.add_argument("--only", choices=[name for name, _ in PARTS],
                         action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 3 if args.quick else 5
+    if args.incidents is None:
+        args.incidents = 5 if args.quick else 10
     if not os.access(args.binary, os.X_OK):
         print("bench: %s is not an executable" % args.binary, file=sys.stderr)
         return 64
@@ -1093,13 +1152,11 @@ def main():
         print("lockwarden bench: %s, %d CPUs, %s" % (
             subprocess.run([bench.binary, "--version"], capture_output=True, text=True).stdout.strip(),
             os.cpu_count() or 0, os.uname().release))
-        parts = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
-                 ("footprint", bench_footprint), ("junk", bench_junk), ("scan", bench_scan_time),
-                 ("metadata", bench_metadata), ("peers", bench_peers),
-                 ("recovery", recovery.bench_recovery))
-        for name, fn in parts:
+        for name, fn in PARTS:
             if not args.only or name in args.only:
+                part_started = time.monotonic()
                 fn(bench)
+                print("  (%s: %.0f s)" % (name, time.monotonic() - part_started), flush=True)
     except Interrupted as e:
         print("\nbench: interrupted (%s); cleaning up" % e, file=sys.stderr)
         code = 130

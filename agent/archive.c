@@ -277,7 +277,8 @@ static void item_outcome(const struct archive_item *it, bool done, char *out, si
 	else if (it->result->err == 0 && it->result->detail[0])
 		snprintf(out, size, "removed (%s)", it->result->detail);
 	else if (it->result->err == 0)
-		snprintf(out, size, "removed (%lu entries)", it->result->files_removed);
+		snprintf(out, size, "removed (%lu %s)", it->result->files_removed,
+			 it->result->files_removed == 1 ? "entry" : "entries");
 	else
 		snprintf(out, size, "kept: %s", it->result->detail[0] ? it->result->detail
 								 : strerror(-it->result->err));

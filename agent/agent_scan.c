@@ -475,96 +475,127 @@ static void check_restart(struct agent *a, const struct site_snapshot *snap, uin
 	}
 }
 
+/* A scan that outlasted the hang limit straddles an outage: what it read
+ * before and after does not make one moment of the tree, and its times are
+ * stale. Nothing is decided from it; a fresh scan follows. */
+static void drop_overdue_scan(struct agent *a, struct scan_job *job)
+{
+	log_debug("scan took longer than the hang limit: not judged, scanning again");
+	agent_forget_last_snapshot(a);
+	/* The logs it read are each complete: kept. */
+	if (job->err == 0)
+		adopt_silence(a, job);
+	silence_cache_free(&job->silence);
+	site_snapshot_free(&job->snap);
+	free(job);
+	if (a->stopping)
+		agent_begin_shutdown(a, a->exit_code);
+	else
+		agent_request_scan(a);
+}
+
+/* What the other instances left on the share: the claim and the archive's
+ * notes. */
+static void observe_incidents(struct agent *a, struct scan_job *job, uint64_t now_ms)
+{
+	if (incident_observe(&a->inc, &job->claim, now_ms) && agent_site_scope(a))
+		hookq_seen_elsewhere(&a->hooks, now_ms);
+	/* A takeover is answered off the loop; the tree is then judged
+	 * afresh, not from this scan (agent_on_incident_done). */
+	if (!a->cfg.policy_dry_run)
+		incident_take_over_expired(&a->inc, now_ms);
+	if (!job->read_notes)
+		return;
+	/* A dry run and one pass only read them (the ladder): neither runs
+	 * an instance-scope hook. */
+	if (!a->cfg.policy_dry_run && !a->opt.once) {
+		incident_learn(&a->inc, &a->notes, &job->notes, !a->notes_known,
+			       agent_on_incident_cleared);
+		a->notes_known = true;
+	}
+	incident_notes_free(&a->notes);
+	a->notes = job->notes;
+	memset(&job->notes, 0, sizeof(job->notes));
+}
+
+static void tree_unavailable(struct agent *a, const struct scan_job *job)
+{
+	if (a->opt.once) {
+		/* One pass cannot wait for the share to come back. */
+		a->once_done = true;
+		agent_begin_shutdown(a, job->snap.root_err && job->snap.root_err != -ENOENT
+					  ? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
+		return;
+	}
+	a->scans++;
+	log_debug("scan %lu done: site tree unavailable", a->scans);
+	uv_timer_stop(&a->decide_timer);
+	if (!a->ready_sent) {
+		notify_ready("blocked: the site tree is unavailable");
+		a->ready_sent = true;
+	}
+}
+
+/* A whole scan of the current tree: watch, observe, decide. */
+static void judge_scan(struct agent *a, struct scan_job *job)
+{
+	uint64_t now_ms = job->snap.scanned_mono_ms;
+
+	watch_sync(&a->watches, &job->snap, &job->parent);
+	adopt_silence(a, job);
+	if (!same_tree(a, &job->snap)) {
+		tree_unavailable(a, job);
+		return;
+	}
+	if (policy_observe(&a->history, &job->snap, now_ms))
+		log_debug("the site tree changed");
+	observe_incidents(a, job, now_ms);
+	check_restart(a, &job->snap, now_ms);
+	decide(a, &job->snap, now_ms);
+}
+
+/* Keeps this scan for the next one to reuse; the previous one goes. */
+static void keep_snapshot(struct agent *a, struct scan_job *job)
+{
+	struct site_snapshot *keep = malloc(sizeof(*keep));
+
+	if (keep) {
+		*keep = job->snap;
+		memset(&job->snap, 0, sizeof(job->snap));
+	}
+	agent_forget_last_snapshot(a);
+	a->last_snap = keep;
+}
+
 static void scan_after(uv_work_t *req, int status)
 {
 	struct scan_job *job = container_of(req, struct scan_job, req);
 	struct agent *a = job->agent;
+	bool read = status == 0 && job->err == 0;
 
 	a->scan = NULL;
 	/* The clock was measured for the archive folder of its time. */
 	if (status == 0 && strcmp(job->claim_dir, a->cfg.archive_dir) == 0)
 		note_share_clock(a, &job->clock);
-	/* A scan that outlasted the hang limit straddles an outage: what it
-	 * read before and after does not make one moment of the tree, and its
-	 * times are stale. So does a shorter one that was in flight when the
-	 * share answered again (another job, a claim, had been blocked for
-	 * the limit). Nothing is decided from it; a fresh scan follows. */
 	bool overdue = agent_mono_now_ms(a) - job->started_ms >=
 		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
 	agent_check_share(a);
+	/* So does a shorter scan that was in flight when the share answered
+	 * again (another job, a claim, had been blocked for the limit). */
 	overdue = overdue || (a->share_back_ms && job->started_ms <= a->share_back_ms);
 	if (overdue && status == 0) {
-		log_debug("scan took longer than the hang limit: not judged, scanning again");
-		agent_forget_last_snapshot(a);
-		/* The logs it read are each complete: kept. */
-		if (job->err == 0)
-			adopt_silence(a, job);
-		silence_cache_free(&job->silence);
-		site_snapshot_free(&job->snap);
-		free(job);
-		if (a->stopping)
-			agent_begin_shutdown(a, a->exit_code);
-		else
-			agent_request_scan(a);
+		drop_overdue_scan(a, job);
 		return;
 	}
 	if (status == 0 && job->err < 0)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
-	if (status == 0 && job->err == 0 && !a->stopping && job->generation == a->generation) {
-		uint64_t now_ms = job->snap.scanned_mono_ms;
-		watch_sync(&a->watches, &job->snap, &job->parent);
-		adopt_silence(a, job);
-		if (same_tree(a, &job->snap)) {
-			if (policy_observe(&a->history, &job->snap, now_ms))
-				log_debug("the site tree changed");
-			if (incident_observe(&a->inc, &job->claim, now_ms) && agent_site_scope(a))
-				hookq_seen_elsewhere(&a->hooks, now_ms);
-			/* A takeover is answered off the loop; the tree is then
-			 * judged afresh, not from this scan (agent_on_incident_done). */
-			if (!a->cfg.policy_dry_run)
-				incident_take_over_expired(&a->inc, now_ms);
-			if (job->read_notes) {
-				/* A dry run and one pass only read them (the ladder):
-				 * neither runs an instance-scope hook. */
-				if (!a->cfg.policy_dry_run && !a->opt.once) {
-					incident_learn(&a->inc, &a->notes, &job->notes,
-						       !a->notes_known, agent_on_incident_cleared);
-					a->notes_known = true;
-				}
-				incident_notes_free(&a->notes);
-				a->notes = job->notes;
-				memset(&job->notes, 0, sizeof(job->notes));
-			}
-			check_restart(a, &job->snap, now_ms);
-			decide(a, &job->snap, now_ms);
-		} else if (a->opt.once) {
-			/* One pass cannot wait for the share to come back. */
-			a->once_done = true;
-			agent_begin_shutdown(a, job->snap.root_err && job->snap.root_err != -ENOENT
-						  ? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
-		} else {
-			a->scans++;
-			log_debug("scan %lu done: site tree unavailable", a->scans);
-			uv_timer_stop(&a->decide_timer);
-			if (!a->ready_sent) {
-				notify_ready("blocked: the site tree is unavailable");
-				a->ready_sent = true;
-			}
-		}
-	}
-	if (status == 0 && job->err == 0)
+	if (read && !a->stopping && job->generation == a->generation)
+		judge_scan(a, job);
+	if (read)
 		agent_metrics_scanned(a, job->snap.scanned_ns);
 	agent_metrics_update(a);
-	/* Keep this scan for the next one to reuse; the previous one goes. */
-	if (status == 0 && job->err == 0 && job->generation == a->generation) {
-		struct site_snapshot *keep = malloc(sizeof(*keep));
-		if (keep) {
-			*keep = job->snap;
-			memset(&job->snap, 0, sizeof(job->snap));
-		}
-		agent_forget_last_snapshot(a);
-		a->last_snap = keep;
-	}
+	if (read && job->generation == a->generation)
+		keep_snapshot(a, job);
 	site_snapshot_free(&job->snap);
 	silence_cache_free(&job->silence);
 	incident_notes_free(&job->notes);

@@ -415,78 +415,64 @@ static int keep_area(int fd, enum site_area area, const struct site_snapshot *pr
  * entry. Otherwise, an area whose folder lstat is the one of a listing that
  * has settled is not listed again (scan.h says why that is safe): its
  * entries are kept and refreshed one by one. */
-static int scan_area(int rootfd, const char *area_name, enum site_area area,
-		     const struct site_snapshot *prev, bool full, uint64_t now_ms,
-		     struct site_snapshot *snap, int *area_err, struct site_stat *area_st)
+/* Reads what an entry's kind calls for: the lock folder's info.lock, a lock
+ * file's JSON, a record's status.xml and log.log (each reused from the
+ * previous scan while its lstat did not move). */
+static void read_entry(int fd, enum site_area area, const struct site_snapshot *prev,
+		       bool status_saved, struct site_entry *e)
 {
-	/* O_PATH: a lookup, not an open on the server, enough to stat and to
-	 * resolve names below; the folder is opened for reading only when it
-	 * is listed. */
-	int fd = openat(rootfd, area_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		*area_err = -errno;
-		if (errno == ENOTDIR || errno == ELOOP)
-			stat_at(rootfd, area_name, area_st);
-		return 0;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		*area_err = -errno;
-		close(fd);
-		return 0;
-	}
-	stat_from(area_st, &st);
-	*area_err = 0;
-	struct site_scan_memo *memo = &snap->memo;
-	const struct site_stat *prev_st = !prev ? NULL
-		: area == SITE_AREA_LOCKS ? (prev->locks_err ? NULL : &prev->locks)
-		: (prev->deployments_err ? NULL : &prev->deployments);
-	bool same = prev_st && same_stat(prev_st, area_st);
-	memo->area_seen_ms[area] = same ? prev->memo.area_seen_ms[area] : now_ms;
+	bool is_dir = e->st.type == S_IFDIR;
+	bool is_reg = e->st.type == S_IFREG;
 
-	/* A status.xml saved since the finished records were last checked
-	 * shows as a new lstat of active. Looked at before the records, so a
-	 * save during this scan shows at the next one. */
-	bool status_saved = true;
-	if (area == SITE_AREA_DEPLOYMENTS) {
-		stat_at(fd, "active", &memo->active);
-		bool active_same = prev && !prev->deployments_err &&
-				   same_or_absent(&prev->memo.active, &memo->active);
-		memo->active_seen_ms = active_same ? prev->memo.active_seen_ms : now_ms;
-		status_saved = full || !active_same || !prev->memo.active_settled;
-		memo->active_settled = status_saved ? now_ms - memo->active_seen_ms >= SCAN_SETTLE_MS
-						    : true;
+	switch (e->kind) {
+	case KUDU_NAME_LOCK_FOLDER:
+		if (is_dir)
+			scan_lock_folder(fd, e);
+		break;
+	case KUDU_NAME_STATUS_LOCK:
+	case KUDU_NAME_DEPLOYMENTS_LOCK:
+	case KUDU_NAME_SSHKEY_LOCK:
+	case KUDU_NAME_HOOKS_LOCK:
+		if (is_reg && !reuse_lock_file(e, previous(prev, area, e->name)))
+			scan_lock_file(fd, e);
+		break;
+	case KUDU_NAME_RECORD:
+	case KUDU_NAME_TEMP_RECORD:
+		if (is_dir && !reuse_record(fd, e, previous(prev, area, e->name), status_saved))
+			scan_record(fd, e);
+		break;
+	default:
+		break;
 	}
+}
 
-	int err = 0;
-	if (!full && same && prev->memo.area_settled[area] && !prev->truncated) {
-		int kept = keep_area(fd, area, prev, status_saved, snap);
-		if (kept != 0) {
-			memo->area_settled[area] = true;
-			close(fd);
-			return kept < 0 ? kept : 0;
-		}
-	}
-	/* Settled once listed SCAN_SETTLE_MS after its lstat was first seen:
-	 * an entry added in the same tick of the folder's clock as the change
-	 * before it leaves the same mtime, and is in that listing. */
-	memo->area_settled[area] = now_ms - memo->area_seen_ms[area] >= SCAN_SETTLE_MS;
-	size_t foreign_before = snap->n_foreign;
-	uint64_t sum_before = snap->foreign_sum;
+/* A status.xml saved since the finished records were last checked shows as
+ * a new lstat of deployments/active (Kudu rewrites it on every completed
+ * deployment). Looked at before the records, so a save during this scan
+ * shows at the next one. Returns whether finished records' status.xml must
+ * be read again. */
+static bool note_active(int fd, const struct site_snapshot *prev, bool full, uint64_t now_ms,
+			struct site_scan_memo *memo)
+{
+	stat_at(fd, "active", &memo->active);
+	bool active_same = prev && !prev->deployments_err &&
+			   same_or_absent(&prev->memo.active, &memo->active);
+	memo->active_seen_ms = active_same ? prev->memo.active_seen_ms : now_ms;
+	bool status_saved = full || !active_same || !prev->memo.active_settled;
+	memo->active_settled = status_saved ? now_ms - memo->active_seen_ms >= SCAN_SETTLE_MS
+					    : true;
+	return status_saved;
+}
 
-	/* Close-on-exec: a hook spawned on the loop thread while this worker
-	 * lists must not inherit a descriptor on the share. */
-	int dirfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = dirfd < 0 ? NULL : fdopendir(dirfd);
-	if (!dir) {
-		*area_err = -errno;
-		if (dirfd >= 0)
-			close(dirfd);
-		close(fd);
-		return 0;
-	}
-	size_t first = snap->n_entries;
+/* Every entry of the listing into snap: Kudu's kept with what their kind
+ * calls for, foreign ones counted (the first SITE_FOREIGN_KEPT kept for
+ * report). Returns 0 or -ENOMEM; a failed readdir sets *area_err. */
+static int list_entries(DIR *dir, int fd, enum site_area area, const struct site_snapshot *prev,
+			bool status_saved, struct site_snapshot *snap, int *area_err)
+{
 	struct dirent *d;
+	int err = 0;
+
 	/* readdir tells an error from the end only through errno, which the
 	 * reads inside the loop also set: clear it before every call. */
 	for (errno = 0; (d = readdir(dir)) != NULL; errno = 0) {
@@ -516,33 +502,72 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 		if (stat_err != 0)
 			continue; /* gone between readdir and lstat: the next scan sees it */
 		e->st = st_now;
-		bool is_dir = e->st.type == S_IFDIR;
-		bool is_reg = e->st.type == S_IFREG;
-		switch (e->kind) {
-		case KUDU_NAME_LOCK_FOLDER:
-			if (is_dir)
-				scan_lock_folder(fd, e);
-			break;
-		case KUDU_NAME_STATUS_LOCK:
-		case KUDU_NAME_DEPLOYMENTS_LOCK:
-		case KUDU_NAME_SSHKEY_LOCK:
-		case KUDU_NAME_HOOKS_LOCK:
-			if (is_reg && !reuse_lock_file(e, previous(prev, area, e->name)))
-				scan_lock_file(fd, e);
-			break;
-		case KUDU_NAME_RECORD:
-		case KUDU_NAME_TEMP_RECORD:
-			if (!is_dir)
-				break;
-			if (!reuse_record(fd, e, previous(prev, area, e->name), status_saved))
-				scan_record(fd, e);
-			break;
-		default:
-			break;
-		}
+		read_entry(fd, area, prev, status_saved, e);
 	}
 	if (!d && errno != 0 && err == 0)
 		*area_err = -errno;
+	return err;
+}
+
+static int scan_area(int rootfd, const char *area_name, enum site_area area,
+		     const struct site_snapshot *prev, bool full, uint64_t now_ms,
+		     struct site_snapshot *snap, int *area_err, struct site_stat *area_st)
+{
+	/* O_PATH: a lookup, not an open on the server, enough to stat and to
+	 * resolve names below; the folder is opened for reading only when it
+	 * is listed. */
+	int fd = openat(rootfd, area_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		*area_err = -errno;
+		if (errno == ENOTDIR || errno == ELOOP)
+			stat_at(rootfd, area_name, area_st);
+		return 0;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		*area_err = -errno;
+		close(fd);
+		return 0;
+	}
+	stat_from(area_st, &st);
+	*area_err = 0;
+	struct site_scan_memo *memo = &snap->memo;
+	const struct site_stat *prev_st = !prev ? NULL
+		: area == SITE_AREA_LOCKS ? (prev->locks_err ? NULL : &prev->locks)
+		: (prev->deployments_err ? NULL : &prev->deployments);
+	bool same = prev_st && same_stat(prev_st, area_st);
+	memo->area_seen_ms[area] = same ? prev->memo.area_seen_ms[area] : now_ms;
+	bool status_saved = area != SITE_AREA_DEPLOYMENTS ||
+			    note_active(fd, prev, full, now_ms, memo);
+
+	if (!full && same && prev->memo.area_settled[area] && !prev->truncated) {
+		int kept = keep_area(fd, area, prev, status_saved, snap);
+		if (kept != 0) {
+			memo->area_settled[area] = true;
+			close(fd);
+			return kept < 0 ? kept : 0;
+		}
+	}
+	/* Settled once listed SCAN_SETTLE_MS after its lstat was first seen:
+	 * an entry added in the same tick of the folder's clock as the change
+	 * before it leaves the same mtime, and is in that listing. */
+	memo->area_settled[area] = now_ms - memo->area_seen_ms[area] >= SCAN_SETTLE_MS;
+	size_t foreign_before = snap->n_foreign;
+	uint64_t sum_before = snap->foreign_sum;
+
+	/* Close-on-exec: a hook spawned on the loop thread while this worker
+	 * lists must not inherit a descriptor on the share. */
+	int dirfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = dirfd < 0 ? NULL : fdopendir(dirfd);
+	if (!dir) {
+		*area_err = -errno;
+		if (dirfd >= 0)
+			close(dirfd);
+		close(fd);
+		return 0;
+	}
+	size_t first = snap->n_entries;
+	int err = list_entries(dir, fd, area, prev, status_saved, snap, area_err);
 	closedir(dir);
 	if (area == SITE_AREA_DEPLOYMENTS)
 		scan_active(fd, snap);

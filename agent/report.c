@@ -208,6 +208,54 @@ static void print_timing_json(const struct report_timing *t, FILE *out)
 	fputs("}", out);
 }
 
+/* One entry of report --json's "entries", with what its kind carries. */
+static void print_entry_json(const struct site_snapshot *snap, const struct site_entry *e,
+			     const struct policy_entry *p, FILE *out)
+{
+	char path[NAME_MAX + 32];
+
+	site_entry_path(e, path, sizeof(path));
+	fputs("\"path\": ", out);
+	jsonw_string(out, path);
+	fputs(", \"kind\": ", out);
+	jsonw_string(out, kudu_name_describe(e->kind));
+	fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ",
+		fmt_type_name(e->st.type), (long long)(entry_age_ms(snap, e) / 1000));
+	jsonw_string(out, policy_verdict_name(p->verdict));
+	fprintf(out, ", \"would_remove\": %s, \"reason\": ", p->remove ? "true" : "false");
+	jsonw_string(out, p->reason);
+	if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
+		fputs(", \"lock\": {\"expiry\": ", out);
+		jsonw_time(out, e->info.expiry_ns);
+		fputs(", \"held_by_op\": ", out);
+		jsonw_string(out, e->info.op);
+		fputs(", \"held_by_worker\": ", out);
+		jsonw_string(out, e->info.worker);
+		fputs("}", out);
+	}
+	if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK && e->kind <= KUDU_NAME_HOOKS_LOCK) {
+		fputs(", \"lock\": {\"operation\": ", out);
+		jsonw_string(out, e->lock.operation);
+		fputs(", \"acquired\": ", out);
+		jsonw_time(out, e->lock.acquired_ns);
+		fputs(", \"instance\": ", out);
+		jsonw_string(out, e->lock.instance);
+		fputs("}", out);
+	}
+	if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) && e->status_err == 0) {
+		fputs(", \"status\": {\"id\": ", out);
+		jsonw_string(out, e->status.id);
+		fputs(", \"state\": ", out);
+		jsonw_string(out, kudu_state_name(e->status.state));
+		fprintf(out, ", \"complete\": %s, \"received\": ",
+			e->status.complete ? "true" : "false");
+		jsonw_time(out, e->status.received_ns);
+		fputs(", \"status_text\": ", out);
+		jsonw_string(out, e->status.status_text);
+		fputs("}", out);
+	}
+}
+
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
 		       const struct policy_decision *d, const struct report_timing *t, FILE *out)
 {
@@ -241,50 +289,8 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 	}
 	fputs("],\n  \"entries\": [", out);
 	for (size_t i = 0; i < snap->n_entries; i++) {
-		const struct site_entry *e = &snap->entries[i];
-		const struct policy_entry *p = &d->entries[i];
-		char path[NAME_MAX + 32];
-		site_entry_path(e, path, sizeof(path));
 		fputs(i ? ",\n    {" : "\n    {", out);
-		fputs("\"path\": ", out);
-		jsonw_string(out, path);
-		fputs(", \"kind\": ", out);
-		jsonw_string(out, kudu_name_describe(e->kind));
-		fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ",
-			fmt_type_name(e->st.type), (long long)(entry_age_ms(snap, e) / 1000));
-		jsonw_string(out, policy_verdict_name(p->verdict));
-		fprintf(out, ", \"would_remove\": %s, \"reason\": ", p->remove ? "true" : "false");
-		jsonw_string(out, p->reason);
-		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
-			fputs(", \"lock\": {\"expiry\": ", out);
-			jsonw_time(out, e->info.expiry_ns);
-			fputs(", \"held_by_op\": ", out);
-			jsonw_string(out, e->info.op);
-			fputs(", \"held_by_worker\": ", out);
-			jsonw_string(out, e->info.worker);
-			fputs("}", out);
-		}
-		if (e->lock_err == 0 && e->kind >= KUDU_NAME_STATUS_LOCK && e->kind <= KUDU_NAME_HOOKS_LOCK) {
-			fputs(", \"lock\": {\"operation\": ", out);
-			jsonw_string(out, e->lock.operation);
-			fputs(", \"acquired\": ", out);
-			jsonw_time(out, e->lock.acquired_ns);
-			fputs(", \"instance\": ", out);
-			jsonw_string(out, e->lock.instance);
-			fputs("}", out);
-		}
-		if ((e->kind == KUDU_NAME_RECORD || e->kind == KUDU_NAME_TEMP_RECORD) && e->status_err == 0) {
-			fputs(", \"status\": {\"id\": ", out);
-			jsonw_string(out, e->status.id);
-			fputs(", \"state\": ", out);
-			jsonw_string(out, kudu_state_name(e->status.state));
-			fprintf(out, ", \"complete\": %s, \"received\": ",
-				e->status.complete ? "true" : "false");
-			jsonw_time(out, e->status.received_ns);
-			fputs(", \"status_text\": ", out);
-			jsonw_string(out, e->status.status_text);
-			fputs("}", out);
-		}
+		print_entry_json(snap, &snap->entries[i], &d->entries[i], out);
 		fputs("}", out);
 	}
 	char session[NAME_MAX + 1];

@@ -1,6 +1,7 @@
 /* claim.c - the incident's claim on the share (see claim.h). */
 #include "claim.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,11 +351,24 @@ int claim_still_ours(const char *path, int fd)
 	return r;
 }
 
+/* Another agent taking over the same expired claim may have swapped its own
+ * in for a moment (claim_replace) and is about to swap ours back: while our
+ * file is still linked somewhere, look again a few times before leaving it. */
+#define RELEASE_LOOKS 20
+#define RELEASE_LOOK_US 5000
+
 void claim_release(const char *path, int fd)
 {
 	if (fd < 0)
 		return;
-	if (claim_still_ours(path, fd) == 0) {
+	int r = claim_still_ours(path, fd);
+	struct stat st;
+	for (int i = 1; i < RELEASE_LOOKS && r == -ESTALE && fstat(fd, &st) == 0 && st.st_nlink > 0;
+	     i++) {
+		usleep(RELEASE_LOOK_US);
+		r = claim_still_ours(path, fd);
+	}
+	if (r == 0) {
 		char name[NAME_MAX + 1];
 		int dfd = open_parent(path, name, sizeof(name));
 		if (dfd >= 0) {

@@ -332,7 +332,7 @@ int claim_rewrite(int fd, const struct claim *c)
 	return write_all(fd, c);
 }
 
-int claim_still_ours(const char *path, int fd)
+static int still_ours_now(const char *path, int fd)
 {
 	struct stat mine, there;
 	char name[NAME_MAX + 1];
@@ -351,23 +351,31 @@ int claim_still_ours(const char *path, int fd)
 	return r;
 }
 
-/* Another agent taking over the same expired claim may have swapped its own
- * in for a moment (claim_replace) and is about to swap ours back: while our
- * file is still linked somewhere, look again a few times before leaving it. */
-#define RELEASE_LOOKS 20
-#define RELEASE_LOOK_US 5000
+/* Another agent taking over the same expired claim swaps its own in and,
+ * finding ours newer than what it watched expire, swaps ours back
+ * (claim_replace): for that moment the name shows its file. While ours is
+ * still linked somewhere, look again a few times before calling it lost. */
+#define STILL_OURS_LOOKS 20
+#define STILL_OURS_LOOK_US 5000
+
+int claim_still_ours(const char *path, int fd)
+{
+	int r = still_ours_now(path, fd);
+	struct stat st;
+
+	for (int i = 1; i < STILL_OURS_LOOKS && r == -ESTALE && fstat(fd, &st) == 0 &&
+			st.st_nlink > 0; i++) {
+		usleep(STILL_OURS_LOOK_US);
+		r = still_ours_now(path, fd);
+	}
+	return r;
+}
 
 void claim_release(const char *path, int fd)
 {
 	if (fd < 0)
 		return;
 	int r = claim_still_ours(path, fd);
-	struct stat st;
-	for (int i = 1; i < RELEASE_LOOKS && r == -ESTALE && fstat(fd, &st) == 0 && st.st_nlink > 0;
-	     i++) {
-		usleep(RELEASE_LOOK_US);
-		r = claim_still_ours(path, fd);
-	}
 	if (r == 0) {
 		char name[NAME_MAX + 1];
 		int dfd = open_parent(path, name, sizeof(name));

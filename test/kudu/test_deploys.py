@@ -91,10 +91,17 @@ def test_a_dead_deployment_is_cleared_the_site_restarted_and_deploys_succeed_aga
     print(f"recovery: {ok[1] - died:.1f} s from the death to the next successful deploy, "
           f"{conflicts} deploys answered 409 meanwhile")
     assert conflicts >= 1
-    # The restart came through the real hook: a token, then one POST.
-    assert len(restart_posts(arm)) == 1
-    assert restart_posts(arm)[0]["path"].endswith("/restart")
-    assert kudu.restarts == 1
+    # The restart came through the real hook: a token, then one POST per
+    # incident. Where deleting the files frees Kudu's lock (the source), the
+    # pipeline may begin a deploy between the cleanup and the restart, and
+    # the restart kills it holding the lock: a second, real incident.
+    incidents = agent.count(r"stuck deployment: .*; cleaning up")
+    posts = restart_posts(arm)
+    assert len(posts) == incidents >= 1
+    assert all(p["path"].endswith("/restart") for p in posts)
+    assert kudu.restarts == len(posts)
+    if memory == "reported":
+        assert incidents == 1
     # The deploy that succeeded was begun after the death; where Kudu
     # remembers its lock, Kudu accepted none before the restart. (By Kudu's
     # own record: the pipeline may begin the request that succeeds a moment

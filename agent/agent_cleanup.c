@@ -26,10 +26,10 @@ void agent_settle(struct agent *a)
 
 	if (!incident_held(inc) || a->reap || a->kudu_work)
 		return;
-	/* An incident taken over after its removals: the hook the dead owner
-	 * did not start is still due, exactly once. */
-	if (agent_site_scope(a) && a->cfg.hook_command[0] && inc->mine.n_removed &&
-	    !inc->mine.hook_started && !inc->hook_queued && !a->opt.once) {
+	/* An incident taken over after its cleanup began: the hook the dead
+	 * owner did not mark is still due, at most once (its mark decides). */
+	if (agent_site_scope(a) && a->cfg.hook_command[0] && incident_hook_due(inc) &&
+	    !inc->hook_queued && !a->opt.once) {
 		inc->hook_queued = true;
 		hookq_add_list(&a->hooks, inc->mine.removed, inc->mine.n_removed,
 			       "finishing an incident taken over from another instance",
@@ -80,6 +80,7 @@ void agent_hook_done(struct hookq *q, bool failed)
 {
 	struct agent *a = container_of(q, struct agent, hooks);
 
+	incident_hook_ended(&a->inc, failed ? 1 : 0);
 	agent_metrics_update(a);
 	if (a->stopping) {
 		agent_begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
@@ -219,6 +220,7 @@ static struct cleanup_job *prepare_cleanup(struct agent *a, const struct site_sn
 		.claim_fd = -1, .claim_err = 0,
 		.incident = a->inc.mine.incident,
 		.on_removed = sweep ? NULL : on_removed, .ctx = &a->inc,
+		.fenced = sweep ? NULL : incident_fenced,
 	};
 	int err;
 	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
@@ -321,6 +323,7 @@ void agent_on_incident_done(struct incident *inc, enum incident_op op, int resul
 		hookq_starting_answer(&a->hooks, result);
 		break;
 	case INCIDENT_OP_RENEW:
+	case INCIDENT_OP_HOOK_END:
 	case INCIDENT_OP_RELEASE:
 	case INCIDENT_OP_LEAVE:
 		break;

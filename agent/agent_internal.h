@@ -57,7 +57,7 @@ struct scan_job {
 	int err;
 	struct site_snapshot snap;
 	char claim_dir[PATH_MAX];
-	struct claim_view claim;  /* looked at after the listing (see scan_work) */
+	struct incident_look look; /* the claim and hook marks, after the listing (scan_work) */
 	struct site_stat parent;  /* the root's parent, looked at while the root is missing */
 	const struct incident_notes *prev_notes; /* read-only while the job runs */
 	bool read_notes;

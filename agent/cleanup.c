@@ -65,6 +65,7 @@ struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
 	job->claim_fd = s->claim_fd;
 	job->claim_err = s->claim_err;
 	job->on_removed = s->on_removed;
+	job->fenced = s->fenced;
 	job->ctx = s->ctx;
 	snprintf(job->root, sizeof(job->root), "%s", s->site_root);
 	job->started_ns = clock_wall_ns();
@@ -140,7 +141,7 @@ static bool lost_claim(struct cleanup_job *job)
 	if (job->claim_fd < 0)
 		return false;
 	claim_path_for(job->archive_dir, path, sizeof(path));
-	if (claim_still_ours(path, job->claim_fd) == 0)
+	if (claim_still_ours(path, job->claim_fd) == 0 && !(job->fenced && job->fenced(job->ctx)))
 		return false;
 	if (!job->abandoned[0])
 		snprintf(job->abandoned, sizeof(job->abandoned),

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "json.h"
+#include "text.h"
 
 /* ---- what the archive tells every instance --------------------------------- */
 
@@ -39,27 +41,48 @@ static const struct incident_note *find_note(const struct incident_notes *list, 
 	return bsearch(&key, list->v, list->n, sizeof(key), by_session);
 }
 
-/* The JSON string value after "key": in buf, copied when it is a plain
- * token (the note writes ids as such). */
-static void note_string(const char *buf, const char *key, char *out, size_t size)
+struct note_ctx {
+	struct incident_note *note;
+	char state[16];
+	bool complete;
+};
+
+/* The note's fixed fields, through json.c: a string that does not fit is
+ * not believed (left empty), anything else is skipped. */
+static int note_member(struct json *j, unsigned depth, const char *key, void *arg)
 {
-	char pat[32];
-	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
-	out[0] = '\0';
-	const char *p = strstr(buf, pat);
-	if (!p)
-		return;
-	p += strlen(pat);
-	size_t n = strcspn(p, "\"\\\n");
-	if (p[n] == '"' && n < size) {
-		memcpy(out, p, n);
-		out[n] = '\0';
+	struct note_ctx *p = arg;
+	struct incident_note *note = p->note;
+	char *out = NULL;
+	size_t size = 0;
+
+	if (strcmp(key, "state") == 0)
+		out = p->state, size = sizeof(p->state);
+	else if (strcmp(key, "incident") == 0)
+		out = note->incident, size = sizeof(note->incident);
+	else if (strcmp(key, "instance") == 0)
+		out = note->instance, size = sizeof(note->instance);
+	else if (strcmp(key, "step") == 0)
+		out = note->step, size = sizeof(note->step);
+	else if (strcmp(key, "complete") == 0 && depth == 0) {
+		p->complete = json_literal(j, "true") == 0;
+		return p->complete ? 0 : json_skip_value(j, depth);
 	}
+	if (!out || depth != 0)
+		return json_skip_value(j, depth);
+	if (json_peek(j) != JSON_STRING)
+		return json_skip_value(j, depth);
+	struct text t;
+	text_init(&t, out, size);
+	int r = json_string(j, &t);
+	if (r == 0 && t.truncated)
+		out[0] = '\0';
+	return r;
 }
 
 static void read_note(int dir_fd, struct incident_note *note)
 {
-	char buf[2048];
+	char buf[65536];
 	int sfd = openat(dir_fd, note->session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0)
 		return;
@@ -68,18 +91,24 @@ static void read_note(int dir_fd, struct incident_note *note)
 	if (fd < 0)
 		return;
 	struct stat st;
-	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, buf, sizeof(buf) - 1, 0)
-								  : -1;
+	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+				      st.st_size < (off_t)sizeof(buf)
+			      ? pread(fd, buf, sizeof(buf), 0)
+			      : -1;
 	close(fd);
-	if (got <= 0)
+	if (got <= 0 || (size_t)got >= sizeof(buf))
 		return;
-	buf[got] = '\0';
-	/* Only the head is read: state, instance and incident come first. */
-	note->done = strstr(buf, "\"state\": \"done\"") != NULL;
-	note_string(buf, "incident", note->incident, sizeof(note->incident));
-	note_string(buf, "instance", note->instance, sizeof(note->instance));
-	note_string(buf, "step", note->step, sizeof(note->step));
-	note->complete = note->done && strstr(buf, "\"complete\": true") != NULL;
+	struct note_ctx p = { .note = note };
+	if (json_document(buf, (size_t)got, note_member, &p) < 0 ||
+	    !claim_id_ok(note->incident) || !claim_id_ok(note->instance)) {
+		/* Not a note of ours, or a half-written one: nothing is believed. */
+		memset(note->incident, 0, sizeof(note->incident));
+		memset(note->instance, 0, sizeof(note->instance));
+		note->step[0] = '\0';
+		return;
+	}
+	note->done = strcmp(p.state, "done") == 0;
+	note->complete = note->done && p.complete;
 }
 
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
@@ -148,7 +177,7 @@ bool incident_last_clear(const struct incident_notes *notes, const char *exclude
 		const struct incident_note *note = &notes->v[i];
 		bool took_a_step = strcmp(note->step, "clear") == 0 ||
 				   strcmp(note->step, "full-clear") == 0;
-		if (!note->complete || !took_a_step)
+		if (!note->complete || !took_a_step || !note->tied)
 			continue;
 		if (exclude && exclude[0] && strcmp(note->incident, exclude) == 0)
 			continue;
@@ -176,6 +205,16 @@ static bool learnt(struct incident *inc, const char *id)
 	return false;
 }
 
+void incident_tie_notes(const struct incident *inc, struct incident_notes *notes)
+{
+	for (size_t i = 0; i < notes->n; i++) {
+		struct incident_note *note = &notes->v[i];
+		note->tied = !inc;
+		for (unsigned k = 0; inc && k < 16 && !note->tied; k++)
+			note->tied = note->incident[0] && strcmp(inc->tied[k], note->incident) == 0;
+	}
+}
+
 void incident_learn(struct incident *inc, const struct incident_notes *prev,
 		    const struct incident_notes *fresh, bool first,
 		    void (*found)(struct incident *inc, const struct incident_note *note))
@@ -189,6 +228,21 @@ void incident_learn(struct incident *inc, const struct incident_notes *prev,
 			continue;
 		if (learnt(inc, note->incident) || first)
 			continue;
+		/* The share's word alone starts nothing: a note counts when its
+		 * incident is one this agent saw claimed while the site was
+		 * stuck, or when this agent saw the site stuck since the last
+		 * incident it learnt (one sight, one incident: a flood of
+		 * forged notes runs no hook, resets no cooldown). */
+		bool tied = false;
+		for (unsigned k = 0; k < 16 && !tied; k++)
+			tied = strcmp(inc->tied[k], note->incident) == 0;
+		if (!tied && !inc->stuck_seen)
+			continue;
+		if (!tied) {
+			snprintf(inc->tied[inc->tied_next], sizeof(inc->tied[0]), "%s", note->incident);
+			inc->tied_next = (inc->tied_next + 1) % 16;
+		}
+		inc->stuck_seen = false;
 		found(inc, note);
 	}
 }

@@ -70,7 +70,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
+.PHONY: model kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -125,6 +125,10 @@ e2e: deps-check $(BUILD)/lockwarden
 	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider -n $(E2E_JOBS) .
 
+# The claim protocol's model, explored exhaustively (test/model).
+model:
+	cd test/model && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -rs -s -p no:cacheprovider .
+
 # The daemon under faults (issue 3) and under attack (issue 4): the normal
 # build only, since several tests measure or limit resources.
 robust: deps-check $(BUILD)/lockwarden
@@ -147,7 +151,7 @@ san-check:
 	$(MAKE) SAN=1 unit e2e
 
 check: deps-check
-	$(MAKE) unit e2e robust packaging-check kudu-check fuzz-regress
+	$(MAKE) unit model e2e robust packaging-check kudu-check fuzz-regress
 	$(MAKE) san-check
 
 demo:

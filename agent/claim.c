@@ -625,12 +625,13 @@ static int write_mark(int fd, const char *incident, const char *instance, bool e
 			   "{\"lockwarden_hook\": 1, \"incident\": \"%s\", \"instance\": \"%s\", "
 			   "\"state\": \"%s\", \"exit\": %d}\n", incident, instance,
 			   ended ? "ended" : "started", status);
-	/* The ended text is never shorter than the started one ("ended" and a
-	 * status of at least as many digits as 0): no ftruncate needed. */
+	/* Both texts padded with spaces to one length: the ended one replaces
+	 * the started one whole, without ftruncate. */
 	if (len < 0 || (size_t)len >= sizeof(buf))
 		return -ENOSPC;
-	ssize_t w = pwrite(fd, buf, (size_t)len, 0);
-	return w < 0 ? -errno : w != len ? -EIO : 0;
+	memset(buf + len, ' ', sizeof(buf) - (size_t)len);
+	ssize_t w = pwrite(fd, buf, sizeof(buf), 0);
+	return w < 0 ? -errno : (size_t)w != sizeof(buf) ? -EIO : 0;
 }
 
 int claim_mark_hook(int dir_fd, const char *incident, const char *instance, int *fd_out)

@@ -64,11 +64,11 @@ static int note_member(struct json *j, unsigned depth, const char *key, void *ar
 		out = note->instance, size = sizeof(note->instance);
 	else if (strcmp(key, "step") == 0)
 		out = note->step, size = sizeof(note->step);
-	else if (strcmp(key, "complete") == 0 && depth == 0) {
+	else if (strcmp(key, "complete") == 0) {
 		p->complete = json_literal(j, "true") == 0;
 		return p->complete ? 0 : json_skip_value(j, depth);
 	}
-	if (!out || depth != 0)
+	if (!out)
 		return json_skip_value(j, depth);
 	if (json_peek(j) != JSON_STRING)
 		return json_skip_value(j, depth);

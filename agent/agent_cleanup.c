@@ -394,7 +394,7 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 			break;
 		}
 	}
-	if (!a->sweep && (incident_held(&a->inc) || a->inc.seen.err == -ENOENT)) {
+	if (!a->sweep && (incident_held(&a->inc) || incident_unclaimed(&a->inc))) {
 		struct cleanup_job *job = prepare_cleanup(a, snap, d, true);
 		if (job)
 			launch_cleanup(a, job);

@@ -353,7 +353,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	}
 	set_status(a, &d);
 	a->metrics.stuck = d.stuck;
-	if (d.stuck)
+	if (d.stuck || d.act)
 		incident_saw_stuck(&a->inc);
 	if (!d.act)
 		a->kudu_work = false;

@@ -632,15 +632,19 @@ bool incident_take_over_expired(struct incident *inc, uint64_t now)
 	return queue_job(inc, INCIDENT_OP_TAKE_OVER) == 0;
 }
 
+bool incident_unclaimed(const struct incident *inc)
+{
+	return inc->seen_known && (inc->seen.err == -ENOENT ||
+				   (inc->seen.err == 0 && inc->seen.c.released));
+}
+
 enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint)
 {
 	if (inc->job || inc->stopping)
 		return INCIDENT_BUSY;
 	if (incident_held(inc))
 		return queue_job(inc, INCIDENT_OP_CLAIM) == 0 ? INCIDENT_ASKED : INCIDENT_BUSY;
-	bool free_now = !inc->seen_known || inc->seen.err == -ENOENT ||
-			(inc->seen.err == 0 && inc->seen.c.released);
-	if (!free_now) {
+	if (inc->seen_known && !incident_unclaimed(inc)) {
 		if (inc->seen.err == 0 && strcmp(inc->said_other, inc->seen.c.incident) != 0) {
 			snprintf(inc->said_other, sizeof(inc->said_other), "%s", inc->seen.c.incident);
 			log_info("incident %s is instance %s's; leaving it to it", inc->seen.c.incident,

@@ -190,6 +190,8 @@ void incident_saw_stuck(struct incident *inc);
 bool incident_take_over_expired(struct incident *inc, uint64_t now_ms);
 
 enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint);
+/* The last look found no incident held (no claim, or the top released). */
+bool incident_unclaimed(const struct incident *inc);
 bool incident_held(const struct incident *inc);
 /* Fencing (any thread; ctx is the incident): true while the held claim's
  * last renewal is overdue: no new step. */

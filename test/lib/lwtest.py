@@ -892,3 +892,50 @@ class Pause:
 
     def release(self):
         (self.folder / "go").touch()
+
+
+# ---- the incident's claim (agent/claim.h) ------------------------------------
+
+CLAIM_PREFIX = ".lockwarden-claim-"
+HOOK_MARK_PREFIX = ".lockwarden-hook-"
+
+
+def claim_names(archive):
+    """The claim sequence's names in the archive folder, by number."""
+    archive = Path(archive)
+    if not archive.is_dir():
+        return []
+    out = []
+    for p in archive.iterdir():
+        tail = p.name[len(CLAIM_PREFIX):]
+        if p.name.startswith(CLAIM_PREFIX) and tail.isdigit() and not tail.startswith("0"):
+            out.append((int(tail), p))
+    return [p for _, p in sorted(out)]
+
+
+def top_claim(archive):
+    """The top claim as parsed JSON, or None (none, or not ours/not written)."""
+    names = claim_names(archive)
+    if not names:
+        return None
+    try:
+        return json.loads(names[-1].read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def claim_held(archive):
+    """An incident is held: the top claim exists and is not released (or
+    cannot be read: taken as held)."""
+    names = claim_names(archive)
+    if not names:
+        return False
+    top = top_claim(archive)
+    return top is None or top.get("state") != "released"
+
+
+def hook_marks(archive):
+    archive = Path(archive)
+    if not archive.is_dir():
+        return []
+    return sorted(p for p in archive.iterdir() if p.name.startswith(HOOK_MARK_PREFIX))

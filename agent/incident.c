@@ -536,9 +536,15 @@ static void check_marks(struct incident *inc, const struct incident_look *look, 
 			w->done = true;
 			continue;
 		}
-		const char *maker = m->err == 0 ? m->instance : w->owner;
 		if (incident_held(inc) && strcmp(inc->mine.incident, w->id) == 0)
 			continue; /* ours: we end it, or we found it (HOOK_MARK) */
+		/* Empty: made, not yet written; empty again a scan later, its
+		 * maker stopped right after hook.mark, whoever holds it now. */
+		if (m->err == -EINVAL && !w->empty_seen) {
+			w->empty_seen = true;
+			continue;
+		}
+		const char *maker = m->err == 0 ? m->instance : "?";
 		bool holder_live = top->err == 0 && !top->c.released &&
 				   strcmp(top->c.incident, w->id) == 0 &&
 				   strcmp(top->c.instance, maker) == 0 && top_live;

@@ -105,6 +105,7 @@ struct incident_watch {
 	char id[CLAIM_ID_MAX];
 	char owner[32];
 	bool done;                    /* its restart is settled (or said lost) */
+	bool empty_seen;              /* its mark was seen empty once (made, not written) */
 };
 
 struct incident {

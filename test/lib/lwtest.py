@@ -866,11 +866,12 @@ class Pause:
     "fdopendir") whose name ends in `name`. With `ms` it only sleeps there;
     otherwise it waits for release()."""
 
-    def __init__(self, shim, folder, call, name="", at=1, ms=None, every=False):
+    def __init__(self, shim, folder, call, name="", at=1, ms=None, every=False, has="",
+                 data=""):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.vars = {"LD_PRELOAD": str(shim), "LW_PAUSE_CALL": call, "LW_PAUSE_NAME": name,
-                     "LW_PAUSE_AT": str(at),
+                     "LW_PAUSE_AT": str(at), "LW_PAUSE_HAS": has, "LW_PAUSE_DATA": data,
                      # The sanitizer build wants its runtime first; the shim
                      # only wraps libc calls, so the order does not matter.
                      "ASAN_OPTIONS": "verify_asan_link_order=0:" +

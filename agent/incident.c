@@ -305,7 +305,7 @@ static void now_held(struct incident *inc, const struct claim_held *h)
 	inc->expiry_ms = inc->cfg->site_claim_expiry;
 	inc->renew_err = 0;
 	set_held(inc, h);
-	inc->hook_queued = inc->hook_marked = inc->hook_settled = false;
+	inc->hook_queued = inc->hook_marked = inc->hook_settled = inc->hook_ran = false;
 	inc->seen_known = false;
 	tie(inc, inc->mine.incident);
 	watch_incident(inc, inc->mine.incident, inc->instance);
@@ -364,6 +364,7 @@ static int take_over_done(struct incident *inc, struct incident_job *job)
 	inc->mine = job->c;
 	now_held(inc, &job->held);
 	inc->inherited_began = job->inherited && inc->mine.began;
+	inc->taken_ms = now;
 	if (job->inherited)
 		log_warning("took over incident %s from instance %s: its claim did not change for "
 			    "%llu s by this agent's clock (%u removal%s done, cleanup %s); judging the "
@@ -375,13 +376,14 @@ static int take_over_done(struct incident *inc, struct incident_job *job)
 			    "judging the tree afresh", CLAIM_NAME, (unsigned long long)job->top_seen,
 			    claim_describe(v), (unsigned long long)((now - inc->seen_since_ms) / 1000));
 	/* The share's word alone starts no hook: a cleanup the claim says
-	 * began is restarted only when this agent saw the site stuck. */
-	if (inc->inherited_began && !inc->stuck_seen && !inc->mine.n_removed) {
-		inc->inherited_began = false;
-		say_restart_lost(inc, inc->mine.incident, v->err == 0 ? v->c.instance : "?",
-				 "taken over after a cleanup began, which this agent never saw the "
-				 "site need; no hook from it");
-	} else if (inc->inherited_began && !inc->stuck_seen) {
+	 * began is restarted only when this agent saw the incident claimed
+	 * while it judged the site stuck, or saw the site stuck within the
+	 * bound an incident may stay claimed. */
+	uint64_t bound = inc->cfg->site_claim_expiry * INCIDENT_CLAIMED_MAX_EXPIRIES +
+			 inc->cfg->hook_timeout;
+	bool saw = is_tied(inc, inc->mine.incident) ||
+		   (inc->stuck_seen_ms && now - inc->stuck_seen_ms <= bound);
+	if (inc->inherited_began && !saw) {
 		inc->inherited_began = false;
 		say_restart_lost(inc, inc->mine.incident, v->err == 0 ? v->c.instance : "?",
 				 "taken over after removals this agent never saw the site need; "
@@ -590,6 +592,7 @@ void incident_observe(struct incident *inc, const struct incident_look *look, ui
 void incident_saw_stuck(struct incident *inc)
 {
 	inc->stuck_seen = true;
+	inc->stuck_seen_ms = uv_now(inc->loop);
 	if (inc->seen_known && inc->seen.err == 0 && !inc->seen.c.released)
 		tie(inc, inc->seen.c.incident);
 }
@@ -608,7 +611,7 @@ static void new_claim(struct incident *inc, uint64_t fingerprint)
 	snprintf(inc->mine.incident, sizeof(inc->mine.incident), "%s-%s-%ld.%u", stamp,
 		 inc->instance, (long)getpid() % 100000, ++inc->claims_made);
 	inc->mine.fingerprint = fingerprint;
-	inc->hook_queued = inc->hook_marked = inc->hook_settled = false;
+	inc->hook_queued = inc->hook_marked = inc->hook_settled = inc->hook_ran = false;
 	inc->inherited_began = false;
 }
 
@@ -683,8 +686,10 @@ int incident_hook_starting(struct incident *inc)
 {
 	if (!incident_held(inc))
 		return 0;
+	/* Marked by us and not yet run (a start that failed): ours to retry.
+	 * Run once, or marked by another: never again. */
 	if (inc->hook_settled)
-		return inc->hook_marked ? 0 : 1; /* a retry of ours, or marked before */
+		return inc->hook_marked && !inc->hook_ran ? 0 : 1;
 	int r = queue_job(inc, INCIDENT_OP_HOOK_MARK);
 	return r == 0 || r == -EBUSY ? INCIDENT_HOOK_ASKED : r;
 }
@@ -693,6 +698,7 @@ void incident_hook_ended(struct incident *inc, int exit_status)
 {
 	if (inc->mark_fd < 0 || !inc->hook_marked)
 		return;
+	inc->hook_ran = true;
 	inc->hook_exit = exit_status;
 	queue_job(inc, INCIDENT_OP_HOOK_END);
 }

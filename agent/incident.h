@@ -133,6 +133,7 @@ struct incident {
 	struct incident_watch watched[INCIDENT_WATCHED];
 	unsigned watched_next;
 	bool stuck_seen;              /* stuck in a scan since the last incident learnt */
+	uint64_t stuck_seen_ms;       /* monotonic: the last scan that found it stuck (0: never) */
 	char learnt[16][CLAIM_ID_MAX]; /* incidents learnt from the archive (a ring) */
 	unsigned learnt_next;
 	char tied[16][CLAIM_ID_MAX];  /* incidents tied to what this agent saw */
@@ -145,9 +146,11 @@ struct incident {
 	struct claim mine;
 	atomic_uint_fast64_t lease_ms; /* monotonic: when the last renewal that came back began */
 	bool inherited_began;         /* taken over after a cleanup began */
+	uint64_t taken_ms;            /* monotonic: when it was taken over */
 	bool hook_queued;             /* a site hook is queued for it */
 	bool hook_marked;             /* this agent made its hook mark */
 	bool hook_settled;            /* its mark exists (ours or another's) */
+	bool hook_ran;                /* ours ran to its end: one restart per incident */
 	int mark_fd;
 	int hook_exit;
 	unsigned claims_made;

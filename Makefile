@@ -115,7 +115,8 @@ STATIC_OBJ := $(patsubst agent/%.c,$(STATIC_BUILD)/agent/%.o,$(AGENT_SRC)) \
 STATIC_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DLOCKWARDEN_STATIC -DLOCKWARDEN_VERSION='"$(VERSION)"' \
 	-D_FORTIFY_SOURCE=2 $(CPPFLAGS) $(WARNINGS) $(HARDEN_CFLAGS) $(CFLAGS) \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-STATIC_LDFLAGS := -static-pie -Wl,-z,relro,-z,now -Wl,--fatal-warnings -s
+STATIC_LDFLAGS := -static-pie -Wl,-z,relro,-z,now -Wl,--fatal-warnings
+STRIP ?= strip
 STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs libuv-static inih)
 
 static: $(STATIC_BUILD)/lockwarden
@@ -131,8 +132,11 @@ $(STATIC_BUILD)/nss_none.o: packaging/static/nss_none.c | $(DEPS_STAMP)
 
 -include $(STATIC_OBJ:.o=.d)
 
+# lockwarden.full keeps the symbols, so that test/packaging/test_static.py
+# can tell what was linked in.
 $(STATIC_BUILD)/lockwarden: $(STATIC_OBJ)
-	$(CC) $(STATIC_LDFLAGS) $(LDFLAGS) -o $@ $^ $(STATIC_LIBS)
+	$(CC) $(STATIC_LDFLAGS) $(LDFLAGS) -o $@.full $^ $(STATIC_LIBS)
+	$(STRIP) --strip-all -o $@ $@.full
 
 # Each unit test links only the modules it tests, so one unfinished module
 # does not stop the others' tests.

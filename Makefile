@@ -103,7 +103,7 @@ $(BUILD)/lockwarden: $(AGENT_OBJ)
 # base image (glibc or musl, Debian, Ubuntu, Alpine, Azure Linux): no shared
 # library, no loader, no NSS. glibc's static libc with Debian's own static
 # libuv (libuv_a.a, libuv1-dev) and inih (libinih.a, libinih-dev), so the
-# build needs Debian's binary packages alone; packaging/static/README.md says
+# build needs Debian's binary packages alone; README.md (Base images) says
 # why not musl. LOCKWARDEN_STATIC compiles out the two dlopen()s of
 # libsystemd (notify.c, log.c); nss_none.c keeps glibc's NSS out (it says
 # how); and --fatal-warnings makes any of glibc's "requires at runtime the

@@ -243,7 +243,7 @@ def test_environment_beats_the_file(site, tmp_path):
     assert cp.get("site", "root") == str(other)
     assert cp.get("hook", "command") == "echo from env"
     # A key the environment does not set keeps the file's value.
-    assert ms(cp, "policy", "quiet_period") == 1000
+    assert ms(cp, "scan", "rescan_interval") == 500
 
 
 def test_site_root_precedence_file_env_flag(tmp_path):

@@ -213,8 +213,9 @@ static struct cleanup_job *prepare_cleanup(struct agent *a, const struct site_sn
 	struct cleanup_settings settings = {
 		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
 		.instance = a->instance,
-		/* --once finishes everything before it exits. */
-		.finish_folders = a->opt.once,
+		/* Every cleanup finishes what it moved aside: the policy no
+		 * longer sweeps .lockwarden-* names (it cannot tell ours). */
+		.finish_folders = true,
 		/* The claim's descriptor and outcome are set once it is made. */
 		.claim_fd = -1, .claim_err = 0,
 		.incident = a->inc.mine.incident,

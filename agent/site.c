@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "clock.h"
 #include "hash.h"
 
 struct site_entry *site_add_entry(struct site_snapshot *snap)
@@ -81,15 +80,4 @@ uint64_t site_foreign_hash(enum site_area area, const char *name, const struct s
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		h = hash_fnv1a_u64(h, (uint64_t)fields[i]);
 	return h;
-}
-
-int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns)
-{
-	int64_t off = snap->clock_offset_ns;
-
-	if (!snap->clock_offset_known ||
-	    (off <= SITE_CLOCK_TOLERANCE_MS * CLOCK_NS_PER_MS &&
-	     off >= -SITE_CLOCK_TOLERANCE_MS * CLOCK_NS_PER_MS))
-		return wall_ns;
-	return clock_sub_ns(wall_ns, off);
 }

@@ -186,7 +186,7 @@ def test_out_of_order_received_time_is_cleared_once_silent(site, agents, tmp_pat
     run = hook.runs()[0]
     assert run["LOCKWARDEN_DEPLOYMENT_ID"] == TEMP_STUCK
     assert run["LOCKWARDEN_STEP"] == "clear"
-    assert re.search(r"deployment temp-1a2b3c4d is Pending with no activity",
+    assert re.search(r"deployment temp-1a2b3c4d is Pending, watched with no change",
                      run["LOCKWARDEN_REASON"]), run["LOCKWARDEN_REASON"]
     for rel in (f"deployments/{RECORD_DONE}", "deployments/active", "deployments/tools",
                 "deployments/settings.xml"):

@@ -232,15 +232,13 @@ static bool judge_entry_of_kind(const struct policy_assessment *a, size_t index,
 		judge_record(a, index, e, out);
 		return true;
 	case KUDU_NAME_TRASH:
-		/* Folders, and files since files are renamed aside too. */
-		if (e->st.type != S_IFDIR && e->st.type != S_IFREG)
-			return false;
-		/* Our own unfinished removal: already out of Kudu's sight and
-		 * judged when it was renamed, so it is finished on sight. */
-		out->verdict = POLICY_LEFTOVER;
-		out->remove = a->observing;
+		/* The name proves nothing: only the agent's sweep removes trash,
+		 * when a committed note of the archive lists it (cleanup.h). */
+		out->verdict = POLICY_FOREIGN;
 		snprintf(out->reason, sizeof(out->reason),
-			 "lockwarden's own interrupted removal: finished by the running agent");
+			 "not Kudu's (a %s named like lockwarden's trash): removed only by the "
+			 "sweep of a committed cleanup whose archive note lists it",
+			 fmt_type_name(e->st.type));
 		return true;
 	case KUDU_NAME_UNKNOWN:
 		break;

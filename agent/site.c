@@ -93,3 +93,23 @@ int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns)
 		return wall_ns;
 	return clock_sub_ns(wall_ns, off);
 }
+
+const char *site_stat_change(const struct site_stat *was, const struct site_stat *now,
+			     bool renamed_by_us)
+{
+	if (was->present != now->present)
+		return now->present ? "appeared" : "gone";
+	if (!now->present)
+		return NULL;
+	if (was->type != now->type)
+		return "changed type";
+	if (was->dev != now->dev || was->ino != now->ino)
+		return "was replaced";
+	if (was->mtime_ns != now->mtime_ns)
+		return "was modified";
+	if (was->type != S_IFDIR && was->size != now->size)
+		return "changed size";
+	if (!renamed_by_us && was->ctime_ns != now->ctime_ns)
+		return "had its inode changed";
+	return NULL;
+}

@@ -380,8 +380,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	}
 	/* The trash of committed cleanups, finished apart from any decision
 	 * (after a restart too): the policy never plans it. */
-	if (snap->memo.full)
-		agent_sweep(a, snap);
+	agent_sweep(a, snap);
 	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
 		a->once_done = true;
 		if (!a->reap && !a->claiming) {

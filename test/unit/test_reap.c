@@ -41,6 +41,9 @@ extern char **environ;
 
 /* A fixed temp-record name, and what a Kudu record holds. */
 #define TEMP_NAME "temp-0badc0de"
+/* The token of every trash name the tests make. */
+#define TOKEN "0badc0de0badc0de"
+#define TRASH(name) REAP_TRASH_PREFIX TOKEN "-" name
 static const char *const record_inner[] = { "status.xml", "log.log", "manifest" };
 
 /* ---- The site tree fixture -------------------------------------------- */
@@ -245,6 +248,7 @@ static void site_stat_from(const struct stat *st, struct site_stat *out)
 		.dev = st->st_dev,
 		.ino = st->st_ino,
 		.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+		.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
 		.size = st->st_size,
 	};
 }
@@ -290,7 +294,7 @@ static int reap_one_target(const struct site_tree *s, const struct reap_target *
 			   struct reap_result *r)
 {
 	atomic_bool cancel = false;
-	return reap_run(s->root, s->root_dev, s->root_ino, t, 1, &cancel, r);
+	return reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 1, &cancel, r);
 }
 
 /* Every detail is one printable line whatever the names on disk hold. */
@@ -416,7 +420,7 @@ static void test_file_targets_removed(void **state)
 	target_judge(&t[0], s->locks_fd, "locks", "status.lock", NULL, 0);
 	target_judge(&t[1], s->dep_fd, "deployments", "pending", NULL, 0);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), 0);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), 0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(r[i].err, 0);
 		assert_int_equal(r[i].files_removed, 1);
@@ -448,7 +452,7 @@ static void test_folder_with_nested_content_removed(void **state)
 	/* status.xml, log.log, manifest, the zip, 1, 2, 3 */
 	assert_int_equal(r.files_removed, 7);
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME));
+	assert_false(exists_at(s->dep_fd, TRASH(TEMP_NAME)));
 	/* deployments/ is empty again */
 	struct fingerprint f = fingerprint(s->dep_fd);
 	assert_int_equal(f.entries, 0);
@@ -468,7 +472,7 @@ static void test_lock_folder_removed(void **state)
 	assert_int_equal(reap_one_target(s, &t, &r), 0);
 	assert_int_equal(r.files_removed, 1);
 	assert_false(exists_at(s->locks_fd, "deployment"));
-	assert_false(exists_at(s->locks_fd, REAP_TRASH_PREFIX "deployment"));
+	assert_false(exists_at(s->locks_fd, TRASH("deployment")));
 }
 
 static void test_leftover_trash_finished(void **state)
@@ -479,17 +483,17 @@ static void test_leftover_trash_finished(void **state)
 	atomic_bool cancel = false;
 
 	/* As an interrupted run leaves them: already renamed, partly emptied. */
-	int fd = mkdir_open(s->dep_fd, REAP_TRASH_PREFIX "temp-12345678");
+	int fd = mkdir_open(s->dep_fd, TRASH("temp-12345678"));
 	int sub = mkdir_open(fd, "artifact");
 	write_at(sub, "x.zip", "PK");
 	write_at(fd, "log.log", "...");
 	close(sub), close(fd);
-	fd = mkdir_open(s->locks_fd, REAP_TRASH_PREFIX "deployment");
+	fd = mkdir_open(s->locks_fd, TRASH("deployment"));
 	close(fd);
-	target_judge(&t[0], s->dep_fd, "deployments", REAP_TRASH_PREFIX "temp-12345678", NULL, 0);
-	target_judge(&t[1], s->locks_fd, "locks", REAP_TRASH_PREFIX "deployment", NULL, 0);
+	target_judge(&t[0], s->dep_fd, "deployments", TRASH("temp-12345678"), NULL, 0);
+	target_judge(&t[1], s->locks_fd, "locks", TRASH("deployment"), NULL, 0);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), 0);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), 0);
 	assert_int_equal(r[0].files_removed, 2);
 	assert_int_equal(r[1].files_removed, 0);
 	assert_int_equal(fingerprint(s->dep_fd).entries, 0);
@@ -502,21 +506,19 @@ static void test_trash_name_taken(void **state)
 	struct reap_target t;
 	struct reap_result r;
 
-	/* Two older leftovers hold the first two trash names. They are not
-	 * targets of this run, so they must stay as they are. */
-	int fd = mkdir_open(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME);
-	write_at(fd, "old", "older leftover");
+	/* An entry that already carries this cleanup's trash name is not this
+	 * cleanup's: the move is refused, the record stays, the entry too. */
+	int fd = mkdir_open(s->dep_fd, TRASH(TEMP_NAME));
+	write_at(fd, "old", "not ours");
 	close(fd);
-	write_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".1", "not even a folder");
 	make_record(s->dep_fd, TEMP_NAME);
 	target_judge_record(&t, s->dep_fd, TEMP_NAME);
-	int old = openat(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int old = openat(s->dep_fd, TRASH(TEMP_NAME), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fingerprint before = fingerprint(old);
 
-	assert_int_equal(reap_one_target(s, &t, &r), 0);
-	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".2"));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".1"));
+	assert_int_equal(reap_one_target(s, &t, &r), -EEXIST);
+	assert_detail_has(&r, "is taken by an entry that is not this cleanup's");
+	assert_true(exists_at(s->dep_fd, TEMP_NAME "/status.xml"));
 	assert_same_fingerprint(before, fingerprint(old));
 	close(old);
 }
@@ -615,18 +617,18 @@ static void change_folder_gone(const struct site_tree *s)
 }
 
 static const struct change_case change_cases[] = {
-	{ "file mtime", false, change_file_mtime, -ESTALE, "mtime changed" },
-	{ "file size", false, change_file_size, -ESTALE, "size changed" },
-	{ "file replaced", false, change_file_replaced, -ESTALE, "inode changed (replaced)" },
-	{ "file now a symlink", false, change_file_to_symlink, -ESTALE, "now a symlink" },
-	{ "file now a folder", false, change_file_to_folder, -ESTALE, "now a folder" },
-	{ "folder mtime", true, change_folder_mtime, -ESTALE, "mtime changed" },
+	{ "file mtime", false, change_file_mtime, -ESTALE, "was modified since judged" },
+	{ "file size", false, change_file_size, -ESTALE, "was modified since judged" },
+	{ "file replaced", false, change_file_replaced, -ESTALE, "was replaced since judged" },
+	{ "file now a symlink", false, change_file_to_symlink, -ESTALE, "changed type" },
+	{ "file now a folder", false, change_file_to_folder, -ESTALE, "changed type" },
+	{ "folder mtime", true, change_folder_mtime, -ESTALE, "was modified since judged" },
 	{ "status.xml appended", true, change_inner_status_appended, -ESTALE,
-	  "status.xml changed since judged (size changed)" },
+	  "status.xml was modified since judged" },
 	{ "manifest appeared", true, change_inner_manifest_appeared, -ESTALE,
-	  "manifest changed since judged (appeared)" },
-	{ "folder replaced", true, change_folder_replaced, -ESTALE, "inode changed (replaced)" },
-	{ "folder now a symlink", true, change_folder_to_symlink, -ESTALE, "now a symlink" },
+	  "had its inode changed since judged" },
+	{ "folder replaced", true, change_folder_replaced, -ESTALE, "was replaced since judged" },
+	{ "folder now a symlink", true, change_folder_to_symlink, -ESTALE, "changed type" },
 	{ "folder gone", true, change_folder_gone, -ENOENT, "already gone" },
 };
 
@@ -839,11 +841,11 @@ static void test_unremovable_entry_reported(void **state)
 
 	assert_int_equal(reap_one_target(s, &t, &r), -ENOTEMPTY);
 	assert_detail_has(&r, "1 could not be removed (first \"stuck\\x0aname\": Operation not permitted)");
-	assert_detail_has(&r, "left as " REAP_TRASH_PREFIX TEMP_NAME);
+	assert_detail_has(&r, "left as " TRASH(TEMP_NAME));
 	assert_int_equal(r.files_removed, 4);
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/stuck\nname"));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/status.xml"));
+	assert_true(exists_at(s->dep_fd, TRASH(TEMP_NAME) "/stuck\nname"));
+	assert_false(exists_at(s->dep_fd, TRASH(TEMP_NAME) "/status.xml"));
 }
 
 /* ---- Depth ----------------------------------------------------------------- */
@@ -956,7 +958,7 @@ static void test_cancel_before_start(void **state)
 	int base_fd = open(s->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fingerprint before = fingerprint(base_fd);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), -ECANCELED);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), -ECANCELED);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(r[i].err, -ECANCELED);
 		assert_detail_has(&r[i], "cancelled");
@@ -982,7 +984,7 @@ static void *cancel_watch_main(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += 30;
 	while (!atomic_load(&cw->reap_done)) {
-		if (exists_at(cw->dep_fd, REAP_TRASH_PREFIX TEMP_NAME)) {
+		if (exists_at(cw->dep_fd, TRASH(TEMP_NAME))) {
 			atomic_store(cw->cancel, true);
 			cw->saw_trash = true;
 			break;
@@ -1014,7 +1016,7 @@ static void test_cancel_during_removal(void **state)
 	target_judge(&t, s->dep_fd, "deployments", TEMP_NAME, NULL, 0);
 
 	assert_int_equal(pthread_create(&thread, NULL, cancel_watch_main, &cw), 0);
-	int rc = reap_run(s->root, s->root_dev, s->root_ino, &t, 1, &cancel, &r);
+	int rc = reap_run(s->root, s->root_dev, s->root_ino, TOKEN, &t, 1, &cancel, &r);
 	atomic_store(&cw.reap_done, true);
 	assert_int_equal(pthread_join(thread, NULL), 0);
 	if (rc == 0) {
@@ -1024,15 +1026,15 @@ static void test_cancel_during_removal(void **state)
 		skip();
 	}
 	assert_int_equal(rc, -ECANCELED);
-	assert_detail_has(&r, "cancelled; the rest is left in " REAP_TRASH_PREFIX TEMP_NAME);
+	assert_detail_has(&r, "cancelled; the rest is left in " TRASH(TEMP_NAME));
 	assert_true(r.files_removed < n_files);
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME));
+	assert_true(exists_at(s->dep_fd, TRASH(TEMP_NAME)));
 	unsigned long first = r.files_removed;
 
 	/* The next cleanup finishes the trash folder. */
 	atomic_store(&cancel, false);
-	target_judge(&t, s->dep_fd, "deployments", REAP_TRASH_PREFIX TEMP_NAME, NULL, 0);
+	target_judge(&t, s->dep_fd, "deployments", TRASH(TEMP_NAME), NULL, 0);
 	assert_int_equal(reap_one_target(s, &t, &r), 0);
 	assert_int_equal(first + r.files_removed, n_files);
 	assert_int_equal(fingerprint(s->dep_fd).entries, 0);
@@ -1057,7 +1059,7 @@ static void test_root_replaced(void **state)
 	int base_fd = open(s->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fingerprint before = fingerprint(base_fd);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), -ESTALE);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), -ESTALE);
 	for (int i = 0; i < 2; i++)
 		assert_detail_has(&r[i], "site root is no longer");
 	assert_same_fingerprint(before, fingerprint(base_fd));
@@ -1067,7 +1069,7 @@ static void test_root_replaced(void **state)
 	assert_int_equal(symlink("site-old", s->root), 0);
 	before = fingerprint(base_fd);
 	/* O_NOFOLLOW with O_DIRECTORY: Linux answers ENOTDIR (or ELOOP). */
-	int rc = reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r);
+	int rc = reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r);
 	assert_true(rc == -ENOTDIR || rc == -ELOOP);
 	assert_int_equal(r[1].err, rc);
 	assert_same_fingerprint(before, fingerprint(base_fd));
@@ -1151,10 +1153,10 @@ static void test_targets_independent(void **state)
 	append_at(fd, "log.log", "still running\n");
 	close(fd);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 3, &cancel, r), -ENOENT);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 3, &cancel, r), -ENOENT);
 	assert_int_equal(r[0].err, -ENOENT);
 	assert_int_equal(r[1].err, -ESTALE);
-	assert_detail_has(&r[1], "log.log changed since judged");
+	assert_detail_has(&r[1], "log.log was modified since judged");
 	assert_int_equal(r[2].err, 0);
 	assert_true(exists_at(s->dep_fd, TEMP_NAME "/log.log"));
 	assert_false(exists_at(s->locks_fd, "status.lock"));
@@ -1197,7 +1199,7 @@ static void test_tmpfs_mount_inside(void **state)
 	assert_int_equal(r.files_removed, 4);
 	/* Kudu's name is gone; what is left is plainly ours. */
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/artifact/mnt"));
+	assert_true(exists_at(s->dep_fd, TRASH(TEMP_NAME) "/artifact/mnt"));
 	close(mnt_fd);
 }
 
@@ -1294,17 +1296,18 @@ static void test_on_fuse_without_noreplace(void **state)
 	unlinkat(dep_fd, "probe", 0);
 	unlinkat(dep_fd, "probe2", 0);
 	make_record(dep_fd, TEMP_NAME);
-	int fd = mkdir_open(dep_fd, REAP_TRASH_PREFIX TEMP_NAME);
+	/* Another cleanup's trash (another token): never touched. */
+	int fd = mkdir_open(dep_fd, REAP_TRASH_PREFIX "1111111111111111-" TEMP_NAME);
 	write_at(fd, "old", "older leftover");
 	close(fd);
 	target_judge_record(&t, dep_fd, TEMP_NAME);
 	assert_int_equal(fstat(root_fd, &st), 0);
 
-	assert_int_equal(reap_run(root, st.st_dev, st.st_ino, &t, 1, &cancel, &r), 0);
+	assert_int_equal(reap_run(root, st.st_dev, st.st_ino, TOKEN, &t, 1, &cancel, &r), 0);
 	assert_int_equal(r.files_removed, 4);
 	assert_false(exists_at(dep_fd, TEMP_NAME));
-	assert_false(exists_at(dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".1"));
-	assert_true(exists_at(dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/old"));
+	assert_false(exists_at(dep_fd, TRASH(TEMP_NAME)));
+	assert_true(exists_at(dep_fd, REAP_TRASH_PREFIX "1111111111111111-" TEMP_NAME "/old"));
 	close(dep_fd);
 	close(root_fd);
 }
@@ -1395,8 +1398,8 @@ static void race_reset(const struct site_tree *s, const char *victim)
 	assert_int_equal(symlinkat(victim, s->dep_fd, "swap"), 0);
 	/* No trash may be left by a round: a renamed record is finished, and
 	 * anything swapped in is put back. */
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX "swap"));
+	assert_false(exists_at(s->dep_fd, TRASH(TEMP_NAME)));
+	assert_false(exists_at(s->dep_fd, TRASH("swap")));
 }
 
 static void test_race_swap_with_symlink(void **state)

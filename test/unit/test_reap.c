@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -354,7 +355,14 @@ static uint64_t fingerprint_at(int dir_fd, uint64_t path_hash, unsigned long *co
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		assert_int_equal(fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW), 0);
+		/* Fresh attributes: a FUSE mount's cache may still show the
+		 * link count of a moment ago. */
+		struct statx sx;
+		assert_int_equal(statx(dir_fd, de->d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC,
+				       STATX_BASIC_STATS, &sx), 0);
+		st = (struct stat){ .st_mode = sx.stx_mode, .st_ino = (ino_t)sx.stx_ino,
+				    .st_size = (off_t)sx.stx_size, .st_nlink = sx.stx_nlink,
+				    .st_mtim = { sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec } };
 		uint64_t h = fnv(path_hash, "/", 1);
 		h = fnv(h, de->d_name, strlen(de->d_name));
 		uint64_t name_h = h;
@@ -1453,6 +1461,326 @@ static void test_race_swap_with_symlink(void **state)
 	assert_same_fingerprint(outside, fingerprint(s->outside_fd));
 }
 
+/* ---- The transaction: move aside, roll back, commit ---------------------------
+ *
+ * The test binary defines statx, renameat2 and linkat itself: reap.c and
+ * rmtree.c, linked into it, call these, which record what was asked and then
+ * make the real system call. So a test sees the order of the put-backs and
+ * the flags of every attribute read, without any timing. */
+
+#define CALLS_MAX 256
+static struct {
+	bool on;
+	size_t n;
+	char name[CALLS_MAX][NAME_MAX + 1];
+	unsigned flags[CALLS_MAX];
+	char what[CALLS_MAX];           /* 's' statx, 'r' rename, 'l' link */
+} calls;
+
+static void record(char what, const char *name, unsigned flags)
+{
+	if (!calls.on || calls.n >= CALLS_MAX)
+		return;
+	calls.what[calls.n] = what;
+	calls.flags[calls.n] = flags;
+	snprintf(calls.name[calls.n], sizeof(calls.name[0]), "%s", name);
+	calls.n++;
+}
+
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
+{
+	record('s', path, (unsigned)flags);
+	long r = syscall(SYS_statx, dirfd, path, flags, mask, buf);
+	return r < 0 ? -1 : (int)r;
+}
+
+int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+	      unsigned int flags)
+{
+	record('r', newpath, flags);
+	long r = syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+	return r < 0 ? -1 : (int)r;
+}
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+{
+	record('l', newpath, (unsigned)flags);
+	long r = syscall(SYS_linkat, olddirfd, oldpath, newdirfd, newpath, flags);
+	return r < 0 ? -1 : (int)r;
+}
+
+/* The three targets of a stuck deployment, in the policy's order (the lock
+ * folder last), judged under the site root open at root_fd. */
+struct txn_site {
+	int root_fd, locks_fd, dep_fd;
+	struct reap_target t[3];
+	struct reap_result r[3];
+};
+
+static void txn_site_make(struct txn_site *x, int root_fd)
+{
+	static const char *const lock_inner[] = { "info.lock" };
+
+	x->root_fd = root_fd;
+	x->locks_fd = mkdir_open(root_fd, "locks");
+	x->dep_fd = mkdir_open(root_fd, "deployments");
+	write_at(x->dep_fd, "pending", "");
+	make_record(x->dep_fd, TEMP_NAME);
+	int fd = mkdir_open(x->locks_fd, "deployment");
+	write_at(fd, "info.lock", "{\"lockExpiry\":null}");
+	close(fd);
+	target_judge(&x->t[0], x->dep_fd, "deployments", "pending", NULL, 0);
+	target_judge_record(&x->t[1], x->dep_fd, TEMP_NAME);
+	target_judge(&x->t[2], x->locks_fd, "locks", "deployment", lock_inner, 1);
+}
+
+static void txn_site_close(struct txn_site *x)
+{
+	close(x->locks_fd);
+	close(x->dep_fd);
+}
+
+static void txn_begin(struct txn_site *x, const char *root, struct reap_txn *txn,
+		      atomic_bool *cancel)
+{
+	struct stat st;
+	assert_int_equal(fstat(x->root_fd, &st), 0);
+	assert_int_equal(reap_begin(txn, root, st.st_dev, st.st_ino, TOKEN, x->t, 3, cancel, x->r), 0);
+}
+
+/* Moved aside, then rolled back with every name free: all three are back
+ * under their own names, as they were, the last moved first, and no trash
+ * is left. Then the same again, while Kudu made pending (a file) and the
+ * temp record (a non-empty folder) again: Kudu's stay, ours are kept
+ * beside them; the lock folder, whose name stayed free, is back. */
+static void txn_rollback_scenario(const char *root, int root_fd)
+{
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+
+	txn_site_make(&x, root_fd);
+	struct fingerprint dep = fingerprint(x.dep_fd), locks = fingerprint(x.locks_fd);
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(x.r[i].state, REAP_MOVED);
+	assert_false(exists_at(x.dep_fd, "pending"));
+	assert_true(exists_at(x.dep_fd, TRASH("pending")));
+	assert_true(exists_at(x.dep_fd, TRASH(TEMP_NAME) "/status.xml"));
+	assert_true(exists_at(x.locks_fd, TRASH("deployment") "/info.lock"));
+
+	calls.n = 0;
+	calls.on = true;
+	reap_rollback(&txn);
+	calls.on = false;
+	reap_end(&txn);
+	/* The put-backs, in order: the lock folder first, pending last. */
+	const char *order[3] = { "deployment", TEMP_NAME, "pending" };
+	size_t k = 0;
+	for (size_t i = 0; i < calls.n && k < 3; i++)
+		if ((calls.what[i] == 'r' || calls.what[i] == 'l') &&
+		    strcmp(calls.name[i], order[k]) == 0)
+			k++;
+	assert_int_equal(k, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(x.r[i].state, REAP_PUT_BACK);
+	/* Everything as it was: names, inodes, contents (the folders' own
+	 * mtimes moved with the renames, and are not in the fingerprint). */
+	assert_same_fingerprint(dep, fingerprint(x.dep_fd));
+	assert_same_fingerprint(locks, fingerprint(x.locks_fd));
+
+	/* Again, with Kudu making two of the names while they are aside. */
+	target_judge(&x.t[0], x.dep_fd, "deployments", "pending", NULL, 0);
+	target_judge_record(&x.t[1], x.dep_fd, TEMP_NAME);
+	target_judge(&x.t[2], x.locks_fd, "locks", "deployment", (const char *const[]){ "info.lock" }, 1);
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), 0);
+	write_at(x.dep_fd, "pending", "kudu's new marker");
+	int fd = mkdir_open(x.dep_fd, TEMP_NAME);
+	write_at(fd, "status.xml", "<deployment><status>Building</status></deployment>");
+	close(fd);
+	reap_rollback(&txn);
+	reap_end(&txn);
+	assert_int_equal(x.r[0].state, REAP_KEPT_BESIDE);
+	assert_int_equal(x.r[1].state, REAP_KEPT_BESIDE);
+	assert_int_equal(x.r[2].state, REAP_PUT_BACK);
+	assert_string_equal(x.r[0].kept, KUDU_KEPT_PREFIX TOKEN "-pending");
+	assert_string_equal(x.r[1].kept, KUDU_KEPT_PREFIX TOKEN "-" TEMP_NAME);
+	fd = openat(x.dep_fd, "pending", O_RDONLY | O_CLOEXEC);
+	char buf[64] = "";
+	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+	close(fd);
+	assert_string_equal(buf, "kudu's new marker");
+	assert_true(exists_at(x.dep_fd, TEMP_NAME "/status.xml"));
+	assert_false(exists_at(x.dep_fd, TEMP_NAME "/log.log"));
+	assert_true(exists_at(x.dep_fd, KUDU_KEPT_PREFIX TOKEN "-" TEMP_NAME "/log.log"));
+	assert_true(exists_at(x.dep_fd, KUDU_KEPT_PREFIX TOKEN "-pending"));
+	assert_true(exists_at(x.locks_fd, "deployment/info.lock"));
+	assert_false(exists_at(x.dep_fd, TRASH("pending")));
+	assert_false(exists_at(x.dep_fd, TRASH(TEMP_NAME)));
+	txn_site_close(&x);
+}
+
+/* On tmpfs, which has RENAME_NOREPLACE and links. */
+static void test_txn_rollback(void **state)
+{
+	struct site_tree *s = *state;
+	char root[192];
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	mount_or_skip("tmpfs", root, "tmpfs", 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_rollback_scenario(root, fd);
+	close(fd);
+}
+
+/* A bindfs mount answers EINVAL to RENAME_NOREPLACE, as cifs does: the
+ * put-back goes by link (files) and by plain rename (folders), and still
+ * never replaces what Kudu made. */
+static void test_txn_rollback_on_fuse(void **state)
+{
+	struct site_tree *s = *state;
+	char src[160], mnt[160], root[192];
+
+	snprintf(src, sizeof(src), "%s/fuse-src", s->base);
+	snprintf(mnt, sizeof(mnt), "%s/fuse-mnt", s->base);
+	snprintf(root, sizeof(root), "%s/site", mnt);
+	assert_int_equal(mkdir(src, 0755), 0);
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	char *argv[] = { "bindfs", src, mnt, NULL };
+	if (run_command(argv) != 0) {
+		print_message("bindfs is not usable here: test skipped\n");
+		skip();
+	}
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	write_at(fd, "probe", "");
+	if (renameat2(fd, "probe", fd, "probe2", RENAME_NOREPLACE) == 0 || errno != EINVAL)
+		print_message("this bindfs supports RENAME_NOREPLACE: the fallback is not exercised\n");
+	unlinkat(fd, "probe", 0);
+	unlinkat(fd, "probe2", 0);
+	txn_rollback_scenario(root, fd);
+	close(fd);
+}
+
+/* A commit deletes what was moved; with trash_only a folder is left as
+ * trash for the sweep (named with the token), a file goes at once. */
+static void test_txn_commit(void **state)
+{
+	struct site_tree *s = *state;
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+	char root[192];
+
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_site_make(&x, fd);
+	x.t[1].trash_only = true;
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), 0);
+	assert_int_equal(reap_commit(&txn, NULL, NULL), 0);
+	reap_end(&txn);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(x.r[i].state, REAP_REMOVED);
+	assert_false(exists_at(x.dep_fd, "pending"));
+	assert_false(exists_at(x.dep_fd, TRASH("pending")));
+	assert_false(exists_at(x.dep_fd, TEMP_NAME));
+	assert_true(exists_at(x.dep_fd, TRASH(TEMP_NAME) "/status.xml"));
+	assert_false(exists_at(x.locks_fd, "deployment"));
+	assert_false(exists_at(x.locks_fd, TRASH("deployment")));
+	txn_site_close(&x);
+	close(fd);
+}
+
+/* A target changed between the scan and its move stops the moves: it is
+ * left as it is, those moved before it are still aside (for the caller's
+ * rollback), those after it untouched. */
+static void test_txn_move_stops_at_a_change(void **state)
+{
+	struct site_tree *s = *state;
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+	char root[192];
+
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_site_make(&x, fd);
+	int rec = openat(x.dep_fd, TEMP_NAME, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	append_at(rec, "log.log", "still building\n");
+	close(rec);
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), -ESTALE);
+	assert_int_equal(x.r[0].state, REAP_MOVED);
+	assert_int_equal(x.r[1].state, REAP_UNTOUCHED);
+	assert_int_equal(x.r[2].state, REAP_UNTOUCHED);
+	assert_detail_has(&x.r[1], "log.log was modified since judged");
+	reap_rollback(&txn);
+	reap_end(&txn);
+	assert_int_equal(x.r[0].state, REAP_PUT_BACK);
+	assert_true(exists_at(x.dep_fd, "pending"));
+	assert_true(exists_at(x.locks_fd, "deployment/info.lock"));
+	txn_site_close(&x);
+	close(fd);
+}
+
+/* Every re-check before a move reads attributes from the filesystem, not
+ * from a client's attribute cache (a cifs mount answers from its cache for
+ * up to actimeo): each statx of a target, of what carries its trash name,
+ * and of the judged files inside passes AT_STATX_FORCE_SYNC. */
+static void test_rechecks_force_sync(void **state)
+{
+	struct site_tree *s = *state;
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+	char root[192];
+	const char *const checked[] = { "pending", TEMP_NAME, "status.xml", "log.log",
+					 "manifest", "deployment", "info.lock", "" };
+	unsigned seen[8] = { 0 };
+
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_site_make(&x, fd);
+	txn_begin(&x, root, &txn, &cancel);
+	calls.n = 0;
+	calls.on = true;
+	assert_int_equal(reap_move_all(&txn), 0);
+	calls.on = false;
+	reap_rollback(&txn);
+	reap_end(&txn);
+	for (size_t i = 0; i < calls.n; i++) {
+		if (calls.what[i] != 's')
+			continue;
+		for (size_t k = 0; k < 8; k++) {
+			if (strcmp(calls.name[i], checked[k]) != 0)
+				continue;
+			seen[k]++;
+			/* "" is the area's own identity too (not a re-check);
+			 * the others are. */
+			if (k < 7 && !(calls.flags[i] & AT_STATX_FORCE_SYNC))
+				fail_msg("statx of %s without AT_STATX_FORCE_SYNC (flags %#x)",
+					 calls.name[i], calls.flags[i]);
+		}
+	}
+	for (size_t k = 0; k < 7; k++)
+		if (seen[k] == 0)
+			fail_msg("no statx of %s", checked[k]);
+	/* What carries each trash name, through its descriptor: 3 targets. */
+	size_t forced_self = 0;
+	for (size_t i = 0; i < calls.n; i++)
+		forced_self += calls.what[i] == 's' && calls.name[i][0] == '\0' &&
+			       (calls.flags[i] & AT_STATX_FORCE_SYNC);
+	assert_true(forced_self >= 3);
+	txn_site_close(&x);
+	close(fd);
+}
+
 /* ---- reap_target_from_entry ------------------------------------------------ */
 
 static void test_target_from_entry(void **state)
@@ -1536,6 +1864,11 @@ int main(void)
 		SITE_TEST(test_area_is_a_mount),
 		SITE_TEST(test_on_fuse_without_noreplace),
 		SITE_TEST(test_race_swap_with_symlink),
+		SITE_TEST(test_txn_rollback),
+		SITE_TEST(test_txn_rollback_on_fuse),
+		SITE_TEST(test_txn_commit),
+		SITE_TEST(test_txn_move_stops_at_a_change),
+		SITE_TEST(test_rechecks_force_sync),
 		cmocka_unit_test(test_target_from_entry),
 	};
 

@@ -17,8 +17,9 @@ import pytest
 from conftest import (ACT_TIMEOUT_S, BIN, HOUR_S, ONCE_CLEARED, ONCE_HOOK_FAILED,
                       ONCE_PARTIAL, ONCE_UNAVAILABLE, ONCE_UNREADABLE, RECORD_DONE,
                       STUCK_LEFTOVERS, TEMP_STUCK, Pause, age, age_tree, append_log,
-                      archive_dir_for, build_stuck_site, clean_env, gone, make_record, settle,
-                      start_agent, tree_state, wait_for, write_config)
+                      archive_dir_for, build_finished_site, build_stuck_site, clean_env, gone,
+                      make_record, run_cli, settle, start_agent, tree_state, wait_for,
+                      write_config)
 
 GUID_RUNNING = "abcdef0123456789abcdef0123456789"
 NOTE = ".note.json.tmp"      # written after the archive copy, before any removal
@@ -301,3 +302,47 @@ def test_once_on_an_unreadable_tree_exits_unreadable():
         assert all(os.path.lexists(site / rel) for rel in STUCK_LEFTOVERS)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ only trash we made
+
+def test_trash_names_we_did_not_make_are_never_removed(site, agents, tmp_path):
+    """Finding 4 of issue 18: the name alone was taken as proof, and
+    anything named .lockwarden-trash-* was deleted on sight. Now only trash
+    that a committed note of the archive lists is swept: a customer's folder
+    and a file that only look like ours stay, through idle scans and through
+    a real cleanup of a stuck deployment beside them, and report lists them
+    as not Kudu's."""
+    build_finished_site(site)
+    backup = site / "deployments" / ".lockwarden-trash-customer-backup"
+    backup.mkdir()
+    (backup / "file").write_text("the customer's backup\n")
+    (site / "locks" / ".lockwarden-trash-x").write_text("not ours\n")
+    age_tree(site, HOUR_S)
+    planted = {p: tree_state(site / p) for p in ("deployments/.lockwarden-trash-customer-backup",
+                                                  "locks/.lockwarden-trash-x")}
+    cfg = write_config(tmp_path / "lw.ini", site)
+    agent = start_agent(agents, cfg)
+    agent.wait_fresh_scans(4)
+    for rel, state in planted.items():
+        assert tree_state(site / rel) == state, f"{rel} was touched on an idle site"
+
+    # A real cleanup on the same tree: its own trash goes, the planted stays.
+    build_stuck_site(site)          # ages the whole tree again
+    planted = {rel: tree_state(site / rel) for rel in planted}
+    wait_for(lambda: gone(site, STUCK_LEFTOVERS), ACT_TIMEOUT_S, "the cleanup", agent.tail)
+    wait_for(lambda: not any(p.name.startswith(".lockwarden-trash-") and
+                             re.match(r"\.lockwarden-trash-[0-9a-f]{16}-", p.name)
+                             for area in ("locks", "deployments")
+                             for p in (site / area).iterdir()),
+             ACT_TIMEOUT_S, "the committed trash to be swept", agent.tail)
+    agent.wait_fresh_scans(2)
+    for rel, state in planted.items():
+        assert tree_state(site / rel) == state, f"{rel} was touched by the cleanup"
+    agent.stop()
+
+    r = run_cli(["report", "-c", cfg, "--json"])
+    doc = json.loads(r.stdout)
+    verdicts = {e["path"]: e["verdict"] for e in doc["entries"]}
+    for rel in planted:
+        assert verdicts.get(rel) == "not Kudu's", (rel, verdicts)

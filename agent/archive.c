@@ -291,8 +291,7 @@ static void item_outcome(const struct archive_item *it, char *out, size_t size)
 	}
 	switch (r ? r->state : REAP_UNTOUCHED) {
 	case REAP_UNTOUCHED:
-		snprintf(out, size, "%s%s", r && r->err ? "kept: " : "about to be removed",
-			 r && r->err ? r->detail : "");
+		snprintf(out, size, "%s", r && r->err ? r->detail : "about to be removed");
 		break;
 	case REAP_MOVED:
 		snprintf(out, size, "moved aside, not committed");

@@ -189,6 +189,8 @@ void agent_update_stuck_after(struct agent *a);
 /* agent_cleanup.c */
 /* The decision's removals: Kudu's leftovers need the incident's claim; our
  * own trash is swept only while no other instance is at work. */
+/* Starts the sweep of committed trash the snapshot shows, when it may run. */
+void agent_sweep(struct agent *a, const struct site_snapshot *snap);
 void agent_act(struct agent *a, const struct site_snapshot *snap,
 	       const struct policy_decision *d);
 /* After each decision and hook: what the incident still needs. */

@@ -348,6 +348,9 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 			agent_act(a, snap, &d);
 		}
 	}
+	/* The trash of committed cleanups, finished apart from any decision
+	 * (after a restart too): the policy never plans it. */
+	agent_sweep(a, snap);
 	/* One pass watches as the daemon does, until the tree says how it
 	 * ends: unreadable, nothing running, a change (alive), or stuck. */
 	if (a->opt.once && !a->once_done) {

@@ -225,12 +225,13 @@ static bool judge_entry_of_kind(const struct policy_assessment *a, size_t index,
 		judge_record(a, index, e, out);
 		return true;
 	case KUDU_NAME_TRASH:
-		/* A name proves nothing about who made it: the policy never
-		 * removes a .lockwarden-* entry (what the cleanup left aside is
-		 * swept outside the policy, by the token it recorded). */
+		/* The name proves nothing: only the agent's sweep removes trash,
+		 * when a committed note of the archive lists it (cleanup.h). */
 		out->verdict = POLICY_FOREIGN;
 		snprintf(out->reason, sizeof(out->reason),
-			 "named like lockwarden's trash: never removed by the policy");
+			 "not Kudu's (a %s named like lockwarden's trash): removed only by the "
+			 "sweep of a committed cleanup whose archive note lists it",
+			 fmt_type_name(e->st.type));
 		return true;
 	case KUDU_NAME_UNKNOWN:
 		break;

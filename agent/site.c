@@ -81,3 +81,23 @@ uint64_t site_foreign_hash(enum site_area area, const char *name, const struct s
 		h = hash_fnv1a_u64(h, (uint64_t)fields[i]);
 	return h;
 }
+
+const char *site_stat_change(const struct site_stat *was, const struct site_stat *now,
+			     bool renamed_by_us)
+{
+	if (was->present != now->present)
+		return now->present ? "appeared" : "gone";
+	if (!now->present)
+		return NULL;
+	if (was->type != now->type)
+		return "changed type";
+	if (was->dev != now->dev || was->ino != now->ino)
+		return "was replaced";
+	if (was->mtime_ns != now->mtime_ns)
+		return "was modified";
+	if (was->type != S_IFDIR && was->size != now->size)
+		return "changed size";
+	if (!renamed_by_us && was->ctime_ns != now->ctime_ns)
+		return "had its inode changed";
+	return NULL;
+}

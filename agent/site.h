@@ -124,6 +124,16 @@ struct site_entry *site_add_entry(struct site_snapshot *snap);
 void site_entry_clear(struct site_entry *e);
 void site_snapshot_free(struct site_snapshot *snap);
 
+/* What changed between was (judged) and now, in words ("gone", "was
+ * replaced", "was modified"...), or NULL when nothing that matters did: the
+ * one comparison of every re-check (evidence, removal, the silence cache).
+ * A folder's size is filesystem bookkeeping, not compared: its changes show
+ * in its mtime. The ctime is compared too (it moves on every write and
+ * cannot be set back, so a write that restores an mtime still shows),
+ * except when renamed_by_us: a rename moves the renamed entry's ctime. */
+const char *site_stat_change(const struct site_stat *was, const struct site_stat *now,
+			     bool renamed_by_us);
+
 /* The relative path of an entry, "locks/<name>" or "deployments/<name>". */
 void site_entry_path(const struct site_entry *e, char *out, size_t out_size);
 

@@ -83,7 +83,7 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                        hook={"command": hook.command()})
     # The second incident stops at its first removal (status.lock renamed
     # aside for the second time), after its archive and note are written.
-    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-status.lock", at=2)
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", "-status.lock", at=2)
     agent = start_agent(agents, cfg, env=pause.env())
     first_incident_cleared(agent, site, cfg, hook)
 

@@ -107,6 +107,8 @@ def test_stuck_deployment_made_blind_is_cleared_within_a_rescan(bind_site, agent
 
     # bindfs answers EINVAL to renameat2(RENAME_NOREPLACE): the folders were
     # still moved aside and emptied, nothing is left behind.
+    agent.wait_for_log(r"finished removing deployments/\.lockwarden-trash-[0-9a-f]{16}-" + TEMP_STUCK)
+    agent.wait_for_log(r"finished removing locks/\.lockwarden-trash-[0-9a-f]{16}-deployment")
     assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
     after = tree_state(backing)
     assert after == without(before, STUCK_PATHS), \

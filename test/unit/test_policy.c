@@ -574,6 +574,7 @@ static void test_lockwarden_names_are_never_removed(void **state)
 	assert_int_equal(d.n_removals, 6);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
+	(void)state;
 }
 
 static void test_observe_baseline_and_changes(void **state)

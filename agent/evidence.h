@@ -7,7 +7,8 @@
  * entry of locks/ and deployments/ (name and lstat: type, inode, mtime,
  * ctime, size), info.lock, and status.xml and log.log of every record,
  * finished or not, GUID records included (a record that is never a target
- * is still a sign of life); no Kudu entry may have appeared; the number of
+ * is still a sign of life), and the walk of everything inside each
+ * unfinished record (recordwalk.h: a write in artifact/ counts); no Kudu entry may have appeared; the number of
  * foreign entries must be the same. Any difference is a sign of life: the
  * cleanup is abandoned as a whole and the tree judged again.
  *
@@ -29,6 +30,8 @@ struct evidence_item {
 	char name[NAME_MAX + 1];   /* the entry's name in its area */
 	char inner[16];            /* "" for the entry itself, else a file inside it */
 	struct site_stat judged;
+	struct site_tree tree;     /* the entry of an unfinished record: everything
+				    * inside it (recordwalk.h), walked again */
 	bool forgotten;            /* removed by this cleanup: no longer evidence */
 };
 

@@ -93,3 +93,19 @@ int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns)
 		return wall_ns;
 	return clock_sub_ns(wall_ns, off);
 }
+
+const char *site_tree_why(const struct site_tree *t)
+{
+	switch (t->err) {
+	case -E2BIG:
+		return "more than " SITE_TREE_MAX_ENTRIES_TEXT " entries inside";
+	case -ELOOP:
+		return "folders deeper than " SITE_TREE_MAX_DEPTH_TEXT " levels inside";
+	case -EXDEV:
+		return "a mount point inside";
+	case -ESTALE:
+		return "a folder inside was replaced while it was looked at";
+	default:
+		return strerror(-t->err);
+	}
+}

@@ -28,6 +28,12 @@ static int open_level(int fd, const char *name, const struct rmtree_mount *paren
 			return -errno;
 		next = openat(fd, name, flags);
 	}
+	if (next < 0 && errno == ENOTDIR) {
+		/* With O_DIRECTORY a symlink answers ENOTDIR: say which. */
+		struct rmtree_stat link;
+		return rmtree_stat_at(fd, name, &link) == 0 && link.st.type == S_IFLNK ? -ELOOP
+										       : -ENOTDIR;
+	}
 	if (next < 0)
 		return -errno;
 	struct rmtree_stat s;

@@ -264,7 +264,7 @@ static int copy_rest(struct archive_session *s, struct archive_item *item, int s
 	struct copy_rest c = { .s = s, .item = item };
 	struct recordwalk_visitor v = { .ctx = &c, .entry = copy_rest_entry,
 					.leave = copy_rest_leave };
-	struct site_tree tree;
+	struct site_tree_sum tree;
 
 	for (size_t i = 0; i < sizeof(c.dst) / sizeof(c.dst[0]); i++)
 		c.dst[i] = -1;
@@ -397,7 +397,7 @@ static void print_left_out_json(FILE *f, const struct archive_item *it)
 	}
 	fputs("]", f);
 	if (it->walk_err) {
-		struct site_tree t = { .err = it->walk_err };
+		struct site_tree_sum t = { .err = it->walk_err };
 		fputs(", \"walk_stopped\": ", f);
 		jsonw_string(f, site_tree_why(&t));
 	}
@@ -415,7 +415,7 @@ static void print_left_out_text(FILE *f, const struct archive_item *it)
 	if (it->n_left_out > ARCHIVE_LEFT_OUT_LISTED)
 		fprintf(f, "    left out: %lu more\n", it->n_left_out - ARCHIVE_LEFT_OUT_LISTED);
 	if (it->walk_err) {
-		struct site_tree t = { .err = it->walk_err };
+		struct site_tree_sum t = { .err = it->walk_err };
 		fprintf(f, "    not copied past: %s\n", site_tree_why(&t));
 	}
 }

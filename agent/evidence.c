@@ -218,7 +218,7 @@ static int check_listing(const struct evidence *ev, enum site_area area, int are
  * file come or gone, is a sign of life. */
 static int check_tree(const struct evidence_item *it, int entry_fd, char *why, size_t why_size)
 {
-	struct site_tree now;
+	struct site_tree_sum now;
 	if (!it->tree.walked || entry_fd < 0)
 		return 0;
 	recordwalk(entry_fd, NULL, &now);

@@ -30,7 +30,7 @@ struct evidence_item {
 	char name[NAME_MAX + 1];   /* the entry's name in its area */
 	char inner[16];            /* "" for the entry itself, else a file inside it */
 	struct site_stat judged;
-	struct site_tree tree;     /* the entry of an unfinished record: everything
+	struct site_tree_sum tree;     /* the entry of an unfinished record: everything
 				    * inside it (recordwalk.h), walked again */
 	bool forgotten;            /* removed by this cleanup: no longer evidence */
 };

@@ -15,7 +15,7 @@
 struct walk {
 	const struct recordwalk_visitor *v;
 	struct rmtree_mount mount;
-	struct site_tree *out;
+	struct site_tree_sum *out;
 	char path[(SITE_TREE_MAX_DEPTH + 1) * (NAME_MAX + 1)];
 	size_t path_len;
 };
@@ -31,7 +31,7 @@ static void cannot_tell(struct walk *w, int err)
 /* Folds one entry into the summary. The folder's inode and the name place
  * it; the lstat says what it is now. The sum is order-free: two listings of
  * the same contents in another order give the same summary. */
-static void count(struct site_tree *t, ino_t dir_ino, const char *name, const struct site_stat *st)
+static void count(struct site_tree_sum *t, ino_t dir_ino, const char *name, const struct site_stat *st)
 {
 	uint64_t h = hash_fnv1a_u64(HASH_FNV1A_INIT, (uint64_t)dir_ino);
 	h = hash_fnv1a(h, name, strlen(name) + 1);
@@ -155,12 +155,12 @@ static int walk_folder(struct walk *w, int fd, ino_t ino, unsigned depth)
 	return r;
 }
 
-int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree *out)
+int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree_sum *out)
 {
 	struct walk w = { .v = visitor, .out = out };
 	struct rmtree_stat top;
 
-	*out = (struct site_tree){ .walked = true, .newest_mtime_ns = INT64_MIN,
+	*out = (struct site_tree_sum){ .walked = true, .newest_mtime_ns = INT64_MIN,
 				   .newest_ctime_ns = INT64_MIN };
 	int r = rmtree_stat_at(dir_fd, "", &top);
 	if (r < 0) {
@@ -171,7 +171,7 @@ int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site
 	return walk_folder(&w, dir_fd, top.st.ino, 1);
 }
 
-const char *recordwalk_difference(const struct site_tree *was, const struct site_tree *now)
+const char *recordwalk_difference(const struct site_tree_sum *was, const struct site_tree_sum *now)
 {
 	if (now->cannot_tell)
 		return "cannot be seen whole now";

@@ -40,9 +40,9 @@ struct recordwalk_visitor {
 /* Walks the record folder open at dir_fd (O_RDONLY|O_DIRECTORY) into out.
  * visitor may be NULL (the summary alone). Returns 0 (whether or not the
  * walk could tell), or a visitor's negative return. */
-int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree *out);
+int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree_sum *out);
 
 /* Whether two summaries differ: what changed in words, or NULL. */
-const char *recordwalk_difference(const struct site_tree *was, const struct site_tree *now);
+const char *recordwalk_difference(const struct site_tree_sum *was, const struct site_tree_sum *now);
 
 #endif

@@ -177,7 +177,7 @@ static void walk_record(int depfd, struct site_entry *e)
 {
 	int fd = openat(depfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		e->tree = (struct site_tree){ .walked = true, .cannot_tell = true, .err = -errno };
+		e->tree = (struct site_tree_sum){ .walked = true, .cannot_tell = true, .err = -errno };
 		return;
 	}
 	recordwalk(fd, NULL, &e->tree);

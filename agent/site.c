@@ -94,7 +94,7 @@ int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns)
 	return clock_sub_ns(wall_ns, off);
 }
 
-const char *site_tree_why(const struct site_tree *t)
+const char *site_tree_why(const struct site_tree_sum *t)
 {
 	switch (t->err) {
 	case -E2BIG:

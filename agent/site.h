@@ -39,7 +39,7 @@ struct site_stat {
 #define SITE_TREE_MAX_ENTRIES_TEXT "10000"
 #define SITE_TREE_MAX_DEPTH 16        /* folder levels below it */
 #define SITE_TREE_MAX_DEPTH_TEXT "16"
-struct site_tree {
+struct site_tree_sum {
 	bool walked;                /* taken: the record is not finished */
 	bool cannot_tell;           /* a bound exceeded or an entry unreadable */
 	int err;                    /* why: -E2BIG, -ELOOP (too deep), -EXDEV (a
@@ -53,7 +53,7 @@ struct site_tree {
 };
 
 /* Why a walk cannot tell, in words ("more than 10000 entries"). */
-const char *site_tree_why(const struct site_tree *t);
+const char *site_tree_why(const struct site_tree_sum *t);
 
 enum site_area {
 	SITE_AREA_LOCKS,        /* an entry of <root>/locks */
@@ -84,7 +84,7 @@ struct site_entry {
 	struct site_stat manifest_st;   /* manifest */
 	int status_err;
 	struct kudu_status status;
-	struct site_tree tree;          /* everything inside, while unfinished */
+	struct site_tree_sum tree;          /* everything inside, while unfinished */
 };
 
 /* What scan.c carries from one scan to the next so that an idle rescan

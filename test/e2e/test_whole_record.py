@@ -136,3 +136,37 @@ def test_a_record_too_big_to_see_whole_is_never_stuck(site, agents, tmp_path):
     agent.wait_fresh_scans(20)
     assert agent.removed() == []
     assert all(os.path.lexists(site / rel) for rel in STUCK_LEFTOVERS)
+
+
+def test_the_archive_cap_leaves_out_and_lists(site, agents, tmp_path):
+    """A record holding more than the archive's 64 MiB per cleanup: Kudu's
+    files and what fits are copied, the file that does not fit is left out
+    whole, and the note lists it (path, size, why); a symlink inside is
+    never followed, listed too."""
+    build_stuck_site(site)
+    rec = site / "deployments" / TEMP_STUCK
+    (rec / "artifact").mkdir()
+    (rec / "artifact" / "small.zip").write_bytes(b"PK small")
+    with open(rec / "artifact" / "big.zip", "wb") as f:
+        f.truncate(65 * 1024 * 1024)  # sparse: cheap to make, too big to keep
+    os.symlink("/etc", rec / "artifact" / "etc-link")
+    age_tree(site, HOUR_S)
+    settle(site)
+    cfg = write_config(tmp_path / "lw.ini", site, **FAST)
+    agent = start_agent(agents, cfg)
+    wait_for(lambda: gone(site, STUCK_LEFTOVERS), ACT_TIMEOUT_S, "the cleanup", agent.tail)
+    agent.wait_for_log(r"archive: what was removed is recorded in")
+    session = session_of(cfg)
+    copy = session / "deployments" / TEMP_STUCK
+    assert (copy / "artifact" / "small.zip").read_bytes() == b"PK small"
+    assert (copy / "status.xml").is_file() and (copy / "log.log").is_file()
+    assert not os.path.lexists(copy / "artifact" / "big.zip")
+    assert not os.path.lexists(copy / "artifact" / "etc-link")
+    note = json.loads((session / "note.json").read_text())
+    entry = next(e for e in note["entries"] if e["path"] == f"deployments/{TEMP_STUCK}")
+    left = {x["path"]: x for x in entry["left_out"]}
+    assert left["artifact/big.zip"]["size"] == 65 * 1024 * 1024, entry
+    assert "64 MiB" in left["artifact/big.zip"]["why"], entry
+    assert left["artifact/etc-link"]["why"] == "not a regular file", entry
+    assert entry["left_out_count"] == 2 and entry["removed"] is True, entry
+    assert "left out: artifact/big.zip" in (session / "note.txt").read_text()

@@ -11,10 +11,10 @@
  * It keeps rmtree.c's rules: every step is an *at() call relative to a
  * folder whose identity was checked after it was opened; a symlink is
  * looked at (lstat), never followed; nothing but folders is opened; nothing
- * on another mount is entered. It is bounded (site.h): past
- * SITE_TREE_MAX_ENTRIES entries or SITE_TREE_MAX_DEPTH levels, at a mount
- * inside, or when an entry cannot be read, it stops and the summary says it
- * cannot tell (tree->cannot_tell, tree->err), which the policy takes as
+ * on another mount is entered (a mount point counts by its own lstat). It
+ * is bounded (site.h): past SITE_TREE_MAX_ENTRIES entries or
+ * SITE_TREE_MAX_DEPTH levels, or when an entry cannot be read, it stops and
+ * the summary says it cannot tell (tree->cannot_tell, tree->err), which the policy takes as
  * "never stuck". At most SITE_TREE_MAX_DEPTH + 2 descriptors are open.
  *
  * Blocking: run it off the event loop. Functions return 0 or -errno.

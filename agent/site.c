@@ -101,8 +101,6 @@ const char *site_tree_why(const struct site_tree_sum *t)
 		return "more than " SITE_TREE_MAX_ENTRIES_TEXT " entries inside";
 	case -ELOOP:
 		return "folders deeper than " SITE_TREE_MAX_DEPTH_TEXT " levels inside";
-	case -EXDEV:
-		return "a mount point inside";
 	case -ESTALE:
 		return "a folder inside was replaced while it was looked at";
 	default:

@@ -42,8 +42,9 @@ struct site_stat {
 struct site_tree_sum {
 	bool walked;                /* taken: the record is not finished */
 	bool cannot_tell;           /* a bound exceeded or an entry unreadable */
-	int err;                    /* why: -E2BIG, -ELOOP (too deep), -EXDEV (a
-				     * mount inside), or the read's -errno */
+	int err;                    /* why: -E2BIG, -ELOOP (too deep), -ESTALE (a
+				     * folder replaced while opened), or the
+				     * read's -errno */
 	uint32_t entries;           /* every entry below the folder */
 	int64_t size;               /* the sizes of those that are not folders */
 	int64_t newest_mtime_ns;    /* INT64_MIN when empty */

@@ -380,12 +380,11 @@ static void item_outcome(const struct archive_item *it, bool done, char *out, si
 								 : strerror(-it->result->err));
 }
 
-/* What of a record was not copied: its count and bytes, the first few by
- * path, and where the walk stopped if it did. */
+/* What of a record was not copied (every entry says, 0 and [] for most):
+ * its count and bytes, the first few by path, and where the walk stopped
+ * if it did. */
 static void print_left_out_json(FILE *f, const struct archive_item *it)
 {
-	if (!it->n_left_out && !it->walk_err)
-		return;
 	fprintf(f, ", \"left_out_count\": %lu, \"left_out_bytes\": %lld, \"left_out\": [",
 		it->n_left_out, (long long)it->left_out_bytes);
 	for (unsigned long i = 0; i < it->n_left_out && i < ARCHIVE_LEFT_OUT_LISTED; i++) {

@@ -94,7 +94,8 @@ def test_a_write_inside_artifact_keeps_the_record(site, agents, tmp_path):
     assert (session / ZIP).read_bytes() == final, "the archive lacks artifact/build.zip"
     note = json.loads((session / "note.json").read_text())
     rec = next(e for e in note["entries"] if e["path"] == f"deployments/{TEMP_STUCK}")
-    assert rec["files_archived"] == 3 and "left_out" not in rec, rec
+    assert rec["files_archived"] == 3 and rec["left_out"] == [], rec
+    assert rec["left_out_count"] == 0 and "walk_stopped" not in rec, rec
 
 
 def test_a_write_inside_artifact_abandons_a_held_cleanup(site, agents, tmp_path, pause_shim):

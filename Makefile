@@ -150,8 +150,9 @@ $(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o $(BUILD)/age
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
 $(BUILD)/test_metrics: $(BUILD)/agent/metrics.o
 $(BUILD)/test_log: $(BUILD)/agent/log.o
-$(BUILD)/test_claim: $(BUILD)/agent/claim.o $(BUILD)/agent/incident_notes.o $(BUILD)/agent/archive.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
-$(BUILD)/test_silence: $(BUILD)/agent/silence.o $(BUILD)/agent/silence_read.o $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/scan.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(PARSER_OBJ) $(BUILD)/agent/log.o
+$(BUILD)/test_claim: $(BUILD)/agent/claim.o $(BUILD)/agent/incident_notes.o $(BUILD)/agent/archive.o $(BUILD)/agent/archdir.o $(BUILD)/agent/recordwalk.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
+$(BUILD)/test_archive: $(BUILD)/agent/archive.o $(BUILD)/agent/archdir.o $(BUILD)/agent/recordwalk.o $(BUILD)/agent/rmtree.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
+$(BUILD)/test_silence: $(BUILD)/agent/silence.o $(BUILD)/agent/silence_read.o $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/scan.o $(BUILD)/agent/recordwalk.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(PARSER_OBJ) $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c
 	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "rmtree.h"
+#include "recordwalk.h"
 
 static const char *const area_names[] = { "locks", "deployments" };
 
@@ -61,6 +62,8 @@ int evidence_from_snapshot(const struct site_snapshot *snap, struct evidence *ev
 		if (e->kind == KUDU_NAME_TRASH || site_is_foreign(e->kind, e->st.type))
 			continue;
 		r = add_item(ev, &cap, e, "", &e->st);
+		if (r == 0 && record_with_status(e))
+			ev->items[ev->n - 1].tree = e->tree;
 		if (r == 0 && e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR)
 			r = add_item(ev, &cap, e, "info.lock", &e->info_st);
 		if (r == 0 && record_with_status(e)) {
@@ -204,6 +207,19 @@ static int look(int dir_fd, const char *name, struct site_stat *now)
 	return r == -ENOENT ? 0 : r;
 }
 
+/* Walks an unfinished record again (its folder open at entry_fd) and
+ * compares the summary with the judged one: a write anywhere inside, a
+ * file come or gone, is a sign of life. */
+static int check_tree(const struct evidence_item *it, int entry_fd, char *why, size_t why_size)
+{
+	struct site_tree_sum now;
+	if (!it->tree.walked || entry_fd < 0)
+		return 0;
+	recordwalk(entry_fd, NULL, &now);
+	const char *what = recordwalk_difference(&it->tree, &now);
+	return what ? changed(why, why_size, "%s/%s %s", area_names[it->area], it->name, what) : 0;
+}
+
 /* Compares every item of area, opening each folder once for its inner
  * files; an entry moved aside by this cleanup is looked at under its trash
  * name (its ctime moved with the rename: not compared). */
@@ -242,6 +258,8 @@ static int check_items(const struct evidence *ev, enum site_area area, int area_
 		if (what)
 			r = changed(why, why_size, "%s/%s%s%s %s", area_names[area], it->name,
 				    it->inner[0] ? "/" : "", it->inner, what);
+		else if (r == 0 && it->inner[0] == '\0')
+			r = check_tree(it, entry_fd, why, why_size);
 	}
 	if (entry_fd >= 0)
 		close(entry_fd);

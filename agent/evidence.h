@@ -7,7 +7,8 @@
  * what the decision saw: every Kudu entry of locks/ and deployments/ (name
  * and lstat: type, inode, mtime, ctime, size), info.lock, and status.xml and
  * log.log of every record, finished or not, GUID records included (a record
- * that is never a target is still a sign of life). The entries this cleanup
+ * that is never a target is still a sign of life), and the walk of everything
+ * inside each unfinished record (recordwalk.h: a write in artifact/ counts). The entries this cleanup
  * moved aside are expected under their trash names, and nowhere else; no
  * Kudu entry may have appeared (one moved aside and made again by Kudu
  * included); the number of foreign entries must be the same, and no new
@@ -38,6 +39,8 @@ struct evidence_item {
 	struct site_stat judged;
 	const char *moved_to;      /* moved aside by this cleanup: its trash name (the
 				    * caller's string), else NULL */
+	struct site_tree_sum tree;     /* the entry of an unfinished record: everything
+				    * inside it (recordwalk.h), walked again */
 };
 
 struct evidence {

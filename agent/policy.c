@@ -132,11 +132,22 @@ static size_t find_lock_folder(const struct site_snapshot *snap)
 	return found;
 }
 
+/* An unfinished record whose walk cannot tell (recordwalk.h: too many
+ * entries, too deep, a mount or an unreadable entry inside) could hide its
+ * deployment's activity: it is never judged stuck, so nothing is. */
+static size_t blind_record(const struct site_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_entries; i++)
+		if (snap->entries[i].tree.cannot_tell)
+			return i;
+	return NO_INDEX;
+}
+
 /* What cannot be seen whole is not judged: an unreadable area could hide
  * the running deployment's activity. */
 static bool snapshot_blocked(const struct site_snapshot *snap)
 {
-	return snap->root_err != 0 || snap->truncated ||
+	return snap->root_err != 0 || snap->truncated || blind_record(snap) != NO_INDEX ||
 	       (snap->locks_err != 0 && snap->locks_err != -ENOENT) ||
 	       (snap->deployments_err != 0 && snap->deployments_err != -ENOENT);
 }
@@ -258,7 +269,14 @@ static void explain(const struct policy_assessment *a, const struct policy_param
 	describe_recurrence(a, ladder, sizeof(ladder));
 	fmt_age((int64_t)params->stuck_after_ms, stuck_after, sizeof(stuck_after));
 	fmt_age((int64_t)a->quiet_ms, watched, sizeof(watched));
-	if (a->blocked) {
+	size_t blind = a->blocked ? blind_record(a->snap) : NO_INDEX;
+	if (blind != NO_INDEX) {
+		char label[NAME_MAX * 4 + 1];
+		policy_record_label(&a->snap->entries[blind], label, sizeof(label));
+		snprintf(out, size,
+			 "deployment %s cannot be seen whole (%s): never judged stuck, nothing is removed",
+			 label, site_tree_why(&a->snap->entries[blind].tree));
+	} else if (a->blocked) {
 		snprintf(out, size,
 			 "the site tree cannot be read whole (%s): nothing is judged or removed",
 			 strerror(-blocked_errno(a->snap)));

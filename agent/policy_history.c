@@ -67,6 +67,11 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 		if (policy_is_record(e) && !policy_record_finished(e)) {
 			h = hash_stat(h, &e->status_st, true);
 			h = hash_stat(h, &e->log_st, true);
+			/* Everything inside (artifact/...): its walk's summary. */
+			h = hash_fnv1a_u64(h, e->tree.cannot_tell);
+			h = hash_fnv1a_u64(h, e->tree.entries);
+			h = hash_fnv1a_u64(h, (uint64_t)e->tree.size);
+			h = hash_fnv1a_u64(h, e->tree.sum);
 		}
 	}
 	h = hash_fnv1a_u64(h, snap->n_foreign);
@@ -105,6 +110,9 @@ int64_t policy_newest_activity_ns(const struct site_snapshot *snap)
 		if (policy_is_record(e) && !policy_record_finished(e)) {
 			consider_times(&newest, &e->status_st);
 			consider_times(&newest, &e->log_st);
+			consider_times(&newest, &(struct site_stat){
+				.present = e->tree.walked, .mtime_ns = e->tree.newest_mtime_ns,
+				.ctime_ns = e->tree.newest_ctime_ns });
 		}
 	}
 	return newest;

@@ -101,3 +101,17 @@ const char *site_stat_change(const struct site_stat *was, const struct site_stat
 		return "had its inode changed";
 	return NULL;
 }
+
+const char *site_tree_why(const struct site_tree_sum *t)
+{
+	switch (t->err) {
+	case -E2BIG:
+		return "more than " SITE_TREE_MAX_ENTRIES_TEXT " entries inside";
+	case -ELOOP:
+		return "folders deeper than " SITE_TREE_MAX_DEPTH_TEXT " levels inside";
+	case -ESTALE:
+		return "a folder inside was replaced while it was looked at";
+	default:
+		return strerror(-t->err);
+	}
+}

@@ -29,6 +29,33 @@ struct site_stat {
 	int64_t size;
 };
 
+/* A bounded walk of everything inside a record folder (recordwalk.h): Kudu
+ * writes more than status.xml and log.log there (an Oryx build writes
+ * artifact/<time>.zip), and a write anywhere inside is a sign of life.
+ * Taken by every scan of an unfinished record, again by the evidence check
+ * before each removal. Past a bound, or when an entry cannot be read, the
+ * walk cannot tell (err says why): such a record is never judged stuck. */
+#define SITE_TREE_MAX_ENTRIES 10000   /* entries below the record folder */
+#define SITE_TREE_MAX_ENTRIES_TEXT "10000"
+#define SITE_TREE_MAX_DEPTH 16        /* folder levels below it */
+#define SITE_TREE_MAX_DEPTH_TEXT "16"
+struct site_tree_sum {
+	bool walked;                /* taken: the record is not finished */
+	bool cannot_tell;           /* a bound exceeded or an entry unreadable */
+	int err;                    /* why: -E2BIG, -ELOOP (too deep), -ESTALE (a
+				     * folder replaced while opened), or the
+				     * read's -errno */
+	uint32_t entries;           /* every entry below the folder */
+	int64_t size;               /* the sizes of those that are not folders */
+	int64_t newest_mtime_ns;    /* INT64_MIN when empty */
+	int64_t newest_ctime_ns;
+	uint64_t sum;               /* order-free sum of a hash of each entry's
+				     * folder, name and lstat */
+};
+
+/* Why a walk cannot tell, in words ("more than 10000 entries"). */
+const char *site_tree_why(const struct site_tree_sum *t);
+
 enum site_area {
 	SITE_AREA_LOCKS,        /* an entry of <root>/locks */
 	SITE_AREA_DEPLOYMENTS,  /* an entry of <root>/deployments */
@@ -58,6 +85,7 @@ struct site_entry {
 	struct site_stat manifest_st;   /* manifest */
 	int status_err;
 	struct kudu_status status;
+	struct site_tree_sum tree;          /* everything inside, while unfinished */
 };
 
 /* What scan.c carries from one scan to the next so that an idle rescan

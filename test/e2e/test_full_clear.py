@@ -72,7 +72,7 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                                                                    hook, pause_shim, allow):
     build_stuck_site(site)
     (site / FOREIGN).write_text("left here by hand\n")
-    # An Oryx build's artifact inside a record: removed with it, not archived.
+    # An Oryx build's artifact inside a record: archived, then removed with it.
     artifact = site / "deployments" / RECORD_OLD / "artifact" / "20261129044308.zip"
     artifact.parent.mkdir()
     artifact.write_bytes(b"PK\x05\x06" + bytes(18))
@@ -99,7 +99,8 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
             assert (second / "deployments" / rid / "log.log").is_file(), rid
             assert (site / "deployments" / rid).is_dir(), f"{rid} went before the archive was done"
         assert (second / "deployments" / "active").read_text() == RECORD_DONE
-        assert not (second / "deployments" / RECORD_OLD / "artifact").exists()
+        assert (second / "deployments" / RECORD_OLD / "artifact" / artifact.name).read_bytes() \
+            == b"PK\x05\x06" + bytes(18)
     else:
         assert sorted(planned) == sorted(["locks/status.lock", "locks/deployment",
                                           "deployments/pending", f"deployments/{TEMP_AGAIN}"])

@@ -272,10 +272,11 @@ def test_every_descriptor_is_close_on_exec(site, agents, tmp_path, pause_shim):
     stderr is close-on-exec. Before, the listing's dup() was not."""
     build_stuck_site(site)
     cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "1h"})
-    # The second scan's listing of locks/: the first scan lists locks/,
-    # deployments/ and then the archive's notes (the folder the first
-    # scan's clock probe made), each through one fdopendir.
-    pause = Pause(pause_shim, tmp_path / "pause", "fdopendir", at=4)
+    # Inside the first scan's listing of deployments/: the temp record is
+    # opened to be read while that listing is open (by name, since how many
+    # folders are listed before it - the archive's pruning, the walk of
+    # each unfinished record - is not this test's business).
+    pause = Pause(pause_shim, tmp_path / "pause", "openat", TEMP_STUCK)
     agent = start_agent(agents, cfg, env=pause.env())
     pause.wait_paused(detail=agent.tail)
     try:

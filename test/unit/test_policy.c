@@ -548,6 +548,36 @@ static void test_unreadable_area_blocks(void **state)
 	}
 }
 
+/* Everything inside a running record (its walk: scan.c, recordwalk.c) is
+ * activity; a record its walk cannot see whole is never judged stuck. */
+static void test_whole_record(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_history w = { 0 };
+	build_stuck_tree(&snap);
+	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
+	temp->tree = (struct site_tree_sum){ .walked = true, .entries = 2, .size = 10,
+					     .newest_mtime_ns = temp->log_st.mtime_ns,
+					     .newest_ctime_ns = temp->log_st.ctime_ns, .sum = 7 };
+	assert_false(policy_observe(&w, &snap, 5000));
+	temp->tree.sum += 1; /* artifact/build.zip written, nothing else */
+	assert_true(policy_observe(&w, &snap, 6000));
+
+	struct policy_history watched_long = watched(1000 * M, 100 * M, false);
+	temp->tree.cannot_tell = true;
+	temp->tree.err = -E2BIG;
+	assert_int_equal(policy_decide(&snap, &watched_long, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.blocked);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_non_null(strstr(d.reason, "temp-1a2b3c4d cannot be seen whole (more than 10000 "
+					 "entries inside): never judged stuck"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
 /* Issue 18, finding 4: a name proves nothing about who made it. A
  * .lockwarden-trash-* entry is foreign to the policy: counted, reported,
  * never planned for removal, in a stuck tree or alone. */
@@ -1244,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_symlinked_lock_folder_is_foreign),
 		cmocka_unit_test(test_unreadable_area_blocks),
 		cmocka_unit_test(test_lockwarden_names_are_never_removed),
+		cmocka_unit_test(test_whole_record),
 		cmocka_unit_test(test_observe_baseline_and_changes),
 		cmocka_unit_test(test_observed_change_dated_at_the_scan),
 		cmocka_unit_test(test_host_clock_off_waits_stuck_after),

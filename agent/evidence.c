@@ -215,7 +215,7 @@ static int check_tree(const struct evidence_item *it, int entry_fd, char *why, s
 	struct site_tree_sum now;
 	if (!it->tree.walked || entry_fd < 0)
 		return 0;
-	recordwalk(entry_fd, NULL, &now);
+	recordwalk_fresh(entry_fd, &now);
 	const char *what = recordwalk_difference(&it->tree, &now);
 	return what ? changed(why, why_size, "%s/%s %s", area_names[it->area], it->name, what) : 0;
 }

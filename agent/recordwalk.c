@@ -18,6 +18,7 @@ struct walk {
 	struct site_tree_sum *out;
 	char path[(SITE_TREE_MAX_DEPTH + 1) * (NAME_MAX + 1)];
 	size_t path_len;
+	bool fresh;     /* a re-check: attributes read past the client's cache */
 };
 
 static void cannot_tell(struct walk *w, int err)
@@ -91,7 +92,7 @@ static int enter(struct walk *w, int fd, const char *name, const struct rmtree_s
 static int walk_entry(struct walk *w, int fd, ino_t ino, const char *name, unsigned depth)
 {
 	struct rmtree_stat s;
-	int r = rmtree_stat_at(fd, name, &s);
+	int r = w->fresh ? rmtree_stat_fresh(fd, name, &s) : rmtree_stat_at(fd, name, &s);
 
 	if (r == -ENOENT)
 		return 0; /* gone between the listing and the look */
@@ -154,9 +155,10 @@ static int walk_folder(struct walk *w, int fd, ino_t ino, unsigned depth)
 	return r;
 }
 
-int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree_sum *out)
+static int walk_record(int dir_fd, const struct recordwalk_visitor *visitor, bool fresh,
+		       struct site_tree_sum *out)
 {
-	struct walk w = { .v = visitor, .out = out };
+	struct walk w = { .v = visitor, .out = out, .fresh = fresh };
 	struct rmtree_stat top;
 
 	*out = (struct site_tree_sum){ .walked = true, .newest_mtime_ns = INT64_MIN,
@@ -168,6 +170,16 @@ int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site
 	}
 	rmtree_mount_of(&top, &w.mount);
 	return walk_folder(&w, dir_fd, top.st.ino, 1);
+}
+
+int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree_sum *out)
+{
+	return walk_record(dir_fd, visitor, false, out);
+}
+
+int recordwalk_fresh(int dir_fd, struct site_tree_sum *out)
+{
+	return walk_record(dir_fd, NULL, true, out);
 }
 
 const char *recordwalk_difference(const struct site_tree_sum *was, const struct site_tree_sum *now)

@@ -41,6 +41,10 @@ struct recordwalk_visitor {
  * visitor may be NULL (the summary alone). Returns 0 (whether or not the
  * walk could tell), or a visitor's negative return. */
 int recordwalk(int dir_fd, const struct recordwalk_visitor *visitor, struct site_tree_sum *out);
+/* The same summary with every attribute read with AT_STATX_FORCE_SYNC
+ * (rmtree_stat_fresh): the evidence's re-check, which a client's attribute
+ * cache must not fool. */
+int recordwalk_fresh(int dir_fd, struct site_tree_sum *out);
 
 /* Whether two summaries differ: what changed in words, or NULL. */
 const char *recordwalk_difference(const struct site_tree_sum *was, const struct site_tree_sum *now);

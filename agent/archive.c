@@ -10,10 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archdir.h"
 #include "clock.h"
+#include "json.h"
 #include "jsonw.h"
 #include "kudu.h"
 #include "log.h"
+#include "recordwalk.h"
 #include "rmtree.h"
 
 #define ARCHIVE_LIST_MAX 4096
@@ -43,40 +46,26 @@ void archive_instance_id(const char *website_instance_id, const char *hostname, 
 
 int archive_make_dirs(const char *dir)
 {
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	for (char *p = path + 1;; p++) {
-		if (*p == '/' || *p == '\0') {
-			char saved = *p;
-			*p = '\0';
-			if (mkdir(path, 0750) < 0 && errno != EEXIST)
-				return -errno;
-			*p = saved;
-			if (saved == '\0')
-				break;
-		}
-	}
-	return 0;
+	int fd;
+	int r = archdir_open(dir, true, &fd);
+	if (r == 0)
+		close(fd);
+	return r;
 }
 
 int archive_begin(const char *dir, const char *instance, int64_t now_ns,
 		  struct archive_session *s, char *err, size_t err_size)
 {
-	char stamp[32], name[96];
+	char stamp[32], name[96], why[160];
 	int r, dir_fd;
 
 	s->dir_fd = -1;
 	s->parent_fd = -1;
-	r = archive_make_dirs(dir);
+	s->budget_left = ARCHIVE_CLEANUP_MAX;
+	r = archdir_open(dir, true, &dir_fd);
 	if (r < 0) {
-		snprintf(err, err_size, "cannot create archive folder %s: %s", dir, strerror(-r));
-		return r;
-	}
-	dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_fd < 0) {
-		r = -errno;
-		snprintf(err, err_size, "cannot open archive folder %s: %s", dir, strerror(-r));
+		archdir_describe(r, why, sizeof(why));
+		snprintf(err, err_size, "cannot open archive folder %s: %s", dir, why);
 		return r;
 	}
 	fmt_stamp(now_ns, stamp, sizeof(stamp));
@@ -123,10 +112,11 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* Copies name of src_dir into dst_dir, if it is still the judged file. A
- * file is never opened in a way that could block (FIFO) or follow a link. */
+/* Copies name of src_dir into dst_dir, if it is still the judged file: its
+ * last max bytes when it is larger. A file is never opened in a way that
+ * could block (FIFO) or follow a link. */
 static int copy_verified(int src_dir, const char *name, const struct site_stat *judged,
-			 int dst_dir, bool *truncated)
+			 int dst_dir, off_t max, bool *truncated)
 {
 	struct stat st;
 	char buf[65536];
@@ -151,14 +141,14 @@ static int copy_verified(int src_dir, const char *name, const struct site_stat *
 		goto done;
 	}
 	/* The end of a log says how a deployment died; keep that part. */
-	if (st.st_size > ARCHIVE_FILE_MAX) {
+	if (st.st_size > max) {
 		*truncated = true;
-		if (lseek(in, st.st_size - ARCHIVE_FILE_MAX, SEEK_SET) < 0) {
+		if (lseek(in, st.st_size - max, SEEK_SET) < 0) {
 			r = -errno;
 			goto done;
 		}
 	}
-	for (off_t left = st.st_size > ARCHIVE_FILE_MAX ? ARCHIVE_FILE_MAX : st.st_size; left > 0;) {
+	for (off_t left = st.st_size > max ? max : st.st_size; left > 0;) {
 		ssize_t n = read(in, buf, (size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -191,6 +181,104 @@ static int session_subdir(int dir_fd, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
+static void spend(struct archive_session *s, int64_t size)
+{
+	s->budget_left = size >= s->budget_left ? 0 : s->budget_left - size;
+}
+
+static bool is_record(const struct reap_target *t)
+{
+	enum kudu_name kind = kudu_classify_deployment(t->name);
+	return strcmp(t->area, "deployments") == 0 && t->judged.type == S_IFDIR &&
+	       (kind == KUDU_NAME_RECORD || kind == KUDU_NAME_TEMP_RECORD);
+}
+
+/* The copy of a whole record: dst[d] is the copy of the folder at depth d
+ * being walked (dst[0] the record's own). */
+struct copy_rest {
+	struct archive_session *s;
+	struct archive_item *item;
+	int dst[SITE_TREE_MAX_DEPTH + 2];
+};
+
+static void leave_out(struct archive_item *item, const char *path, const struct site_stat *st)
+{
+	if (item->n_left_out < ARCHIVE_LEFT_OUT_LISTED) {
+		struct archive_left_out *l = &item->left_out[item->n_left_out];
+		snprintf(l->path, sizeof(l->path), "%s", path);
+		l->size = st->size;
+		l->not_file = st->type != S_IFREG;
+	}
+	item->n_left_out++;
+	if (st->type == S_IFREG && st->size > 0)
+		item->left_out_bytes = st->size > INT64_MAX - item->left_out_bytes
+			? INT64_MAX : item->left_out_bytes + st->size;
+}
+
+static int copy_rest_entry(void *ctx, int dir_fd, const char *name, const char *path,
+			   const struct site_stat *st, unsigned depth)
+{
+	struct copy_rest *c = ctx;
+	int parent = c->dst[depth - 1];
+	bool truncated = false;
+
+	if (st->type == S_IFDIR) {
+		c->dst[depth] = session_subdir(parent, name);
+		return c->dst[depth] < 0 ? c->dst[depth] : 0;
+	}
+	/* Kudu's own files were copied first, verified against the judged
+	 * ones, whatever the cap. */
+	for (size_t i = 0; depth == 1 && i < c->item->target->n_inner; i++)
+		if (strcmp(name, c->item->target->inner_name[i]) == 0)
+			return 0;
+	/* A symlink or a special file is not data to keep (and is never
+	 * opened); a file past the cap stays out whole rather than cut. */
+	if (st->type != S_IFREG || st->size > c->s->budget_left) {
+		leave_out(c->item, path, st);
+		return 0;
+	}
+	/* Verified against the walk's lstat: a file written meanwhile is a
+	 * sign of life (-ESTALE), and the cleanup is abandoned. */
+	int r = copy_verified(dir_fd, name, st, parent, st->size, &truncated);
+	if (r == -ENOENT || r == -ELOOP)
+		r = -ESTALE;
+	if (r == 0) {
+		c->item->files_archived++;
+		spend(c->s, st->size);
+	}
+	return r;
+}
+
+static void copy_rest_leave(void *ctx, unsigned depth)
+{
+	struct copy_rest *c = ctx;
+	if (c->dst[depth] >= 0)
+		close(c->dst[depth]);
+	c->dst[depth] = -1;
+}
+
+/* Copies everything inside the record open at src_fd into dst_fd, besides
+ * the Kudu files copied already, while the cleanup's ARCHIVE_CLEANUP_MAX
+ * lasts; what stays out is listed in the item. */
+static int copy_rest(struct archive_session *s, struct archive_item *item, int src_fd, int dst_fd)
+{
+	struct copy_rest c = { .s = s, .item = item };
+	struct recordwalk_visitor v = { .ctx = &c, .entry = copy_rest_entry,
+					.leave = copy_rest_leave };
+	struct site_tree_sum tree;
+
+	for (size_t i = 0; i < sizeof(c.dst) / sizeof(c.dst[0]); i++)
+		c.dst[i] = -1;
+	c.dst[0] = dst_fd;
+	int r = recordwalk(src_fd, &v, &tree);
+	for (size_t i = 1; i < sizeof(c.dst) / sizeof(c.dst[0]); i++)
+		if (c.dst[i] >= 0)
+			close(c.dst[i]);
+	if (r == 0 && tree.cannot_tell)
+		item->walk_err = tree.err;
+	return r;
+}
+
 int archive_copy_target(struct archive_session *s, const char *site_root, dev_t root_dev,
 			ino_t root_ino, struct archive_item *item)
 {
@@ -200,6 +288,9 @@ int archive_copy_target(struct archive_session *s, const char *site_root, dev_t 
 
 	item->files_archived = 0;
 	item->truncated = false;
+	item->n_left_out = 0;
+	item->left_out_bytes = 0;
+	item->walk_err = 0;
 	/* Our own trash was archived before it was renamed. */
 	if (strncmp(t->name, REAP_TRASH_PREFIX, strlen(REAP_TRASH_PREFIX)) == 0)
 		goto done;
@@ -223,7 +314,8 @@ int archive_copy_target(struct archive_session *s, const char *site_root, dev_t 
 		goto done;
 	}
 	if (t->judged.type != S_IFDIR) {
-		r = copy_verified(area_fd, t->name, &t->judged, dst_area, &item->truncated);
+		r = copy_verified(area_fd, t->name, &t->judged, dst_area, ARCHIVE_FILE_MAX,
+				  &item->truncated);
 		if (r == 0)
 			item->files_archived++;
 		goto done;
@@ -245,10 +337,15 @@ int archive_copy_target(struct archive_session *s, const char *site_root, dev_t 
 	for (size_t i = 0; i < t->n_inner && r == 0; i++) {
 		if (!t->inner[i].present || t->inner[i].type != S_IFREG)
 			continue;
-		r = copy_verified(src_fd, t->inner_name[i], &t->inner[i], dst_fd, &item->truncated);
-		if (r == 0)
+		r = copy_verified(src_fd, t->inner_name[i], &t->inner[i], dst_fd, ARCHIVE_FILE_MAX,
+				  &item->truncated);
+		if (r == 0) {
 			item->files_archived++;
+			spend(s, t->inner[i].size);
+		}
 	}
+	if (r == 0 && is_record(t))
+		r = copy_rest(s, item, src_fd, dst_fd);
 	if (r == 0 && fsync(dst_fd) < 0)
 		r = -errno;
 done:
@@ -266,58 +363,145 @@ done:
 	return r;
 }
 
-static void item_outcome(const struct archive_item *it, bool done, char *out, size_t size)
+const char *archive_state_name(enum archive_state state)
 {
-	if (it->archive_err)
+	switch (state) {
+	case ARCHIVE_MOVING: return "moving";
+	case ARCHIVE_COMMITTED: return "committed";
+	case ARCHIVE_DONE: return "done";
+	case ARCHIVE_ROLLED_BACK: return "rolled-back";
+	}
+	return "?";
+}
+
+static void item_outcome(const struct archive_item *it, char *out, size_t size)
+{
+	const struct reap_result *r = it->result;
+	char kept[NAME_MAX * 4 + 1];
+
+	if (it->archive_err) {
 		snprintf(out, size, "kept: could not archive it (%s)",
 			 it->archive_err == -ESTALE ? "changed since it was judged"
 						    : strerror(-it->archive_err));
-	else if (!done || !it->result)
-		snprintf(out, size, "about to be removed");
-	else if (it->result->err == 0 && it->result->detail[0])
-		snprintf(out, size, "removed (%s)", it->result->detail);
-	else if (it->result->err == 0)
-		snprintf(out, size, "removed (%lu %s)", it->result->files_removed,
-			 it->result->files_removed == 1 ? "entry" : "entries");
-	else
-		snprintf(out, size, "kept: %s", it->result->detail[0] ? it->result->detail
-								 : strerror(-it->result->err));
+		return;
+	}
+	switch (r ? r->state : REAP_UNTOUCHED) {
+	case REAP_UNTOUCHED:
+		snprintf(out, size, "%s", r && r->err ? r->detail : "about to be removed");
+		break;
+	case REAP_MOVED:
+		snprintf(out, size, "moved aside, not committed");
+		break;
+	case REAP_REMOVED:
+		if (r->err)
+			snprintf(out, size, "committed; the deletion failed, left as trash: %s",
+				 r->detail);
+		else if (r->detail[0])
+			snprintf(out, size, "removed (%s)", r->detail);
+		else
+			snprintf(out, size, "removed (%lu %s)", r->files_removed,
+				 r->files_removed == 1 ? "entry" : "entries");
+		break;
+	case REAP_PUT_BACK:
+		snprintf(out, size, "put back under its own name");
+		break;
+	case REAP_KEPT_BESIDE:
+		log_escape(r->kept, kept, sizeof(kept));
+		snprintf(out, size, "kept as %s: its name was made again meanwhile", kept);
+		break;
+	case REAP_LEFT_AS_TRASH:
+		snprintf(out, size, "could not be put back: left under its trash name");
+		break;
+	}
+}
+
+/* What of a record was not copied (every entry says, 0 and [] for most):
+ * its count and bytes, the first few by path, and where the walk stopped
+ * if it did. */
+static void print_left_out_json(FILE *f, const struct archive_item *it)
+{
+	fprintf(f, ", \"left_out_count\": %lu, \"left_out_bytes\": %lld, \"left_out\": [",
+		it->n_left_out, (long long)it->left_out_bytes);
+	for (unsigned long i = 0; i < it->n_left_out && i < ARCHIVE_LEFT_OUT_LISTED; i++) {
+		fputs(i ? ", {\"path\": " : "{\"path\": ", f);
+		jsonw_string(f, it->left_out[i].path);
+		fprintf(f, ", \"size\": %lld, \"why\": \"%s\"}", (long long)it->left_out[i].size,
+			it->left_out[i].not_file ? "not a regular file"
+						 : "over the cleanup's " ARCHIVE_CLEANUP_MAX_TEXT);
+	}
+	fputs("]", f);
+	if (it->walk_err) {
+		struct site_tree_sum t = { .err = it->walk_err };
+		fputs(", \"walk_stopped\": ", f);
+		jsonw_string(f, site_tree_why(&t));
+	}
+}
+
+static void print_left_out_text(FILE *f, const struct archive_item *it)
+{
+	char esc[1024];
+	for (unsigned long i = 0; i < it->n_left_out && i < ARCHIVE_LEFT_OUT_LISTED; i++) {
+		log_escape(it->left_out[i].path, esc, sizeof(esc));
+		fprintf(f, "    left out: %s (%lld bytes, %s)\n", esc, (long long)it->left_out[i].size,
+			it->left_out[i].not_file ? "not a regular file"
+						 : "over the cleanup's " ARCHIVE_CLEANUP_MAX_TEXT);
+	}
+	if (it->n_left_out > ARCHIVE_LEFT_OUT_LISTED)
+		fprintf(f, "    left out: %lu more\n", it->n_left_out - ARCHIVE_LEFT_OUT_LISTED);
+	if (it->walk_err) {
+		struct site_tree_sum t = { .err = it->walk_err };
+		fprintf(f, "    not copied past: %s\n", site_tree_why(&t));
+	}
 }
 
 static void print_note_json(FILE *f, const struct archive_note *n)
 {
 	fprintf(f, "{\n  \"lockwarden\": \"%s\",\n  \"state\": \"%s\",\n  \"time\": ",
-		LOCKWARDEN_VERSION, n->done ? "done" : "removing");
+		LOCKWARDEN_VERSION, archive_state_name(n->state));
 	jsonw_time(f, n->time_ns);
 	fputs(",\n  \"instance\": ", f);
 	jsonw_string(f, n->instance);
 	fputs(",\n  \"incident\": ", f);
 	jsonw_string(f, n->incident ? n->incident : "");
-	/* Read back from the head of the note by every instance (incident.c):
-	 * it stays before the long fields. */
+	fputs(",\n  \"token\": ", f);
+	jsonw_string(f, n->token ? n->token : "");
 	fputs(",\n  \"step\": ", f);
 	jsonw_string(f, n->step ? n->step : "");
-	fprintf(f, ",\n  \"complete\": %s", n->done && n->complete ? "true" : "false");
+	fprintf(f, ",\n  \"complete\": %s", n->complete ? "true" : "false");
 	fputs(",\n  \"site_root\": ", f);
 	jsonw_string(f, n->site_root);
 	fputs(",\n  \"deployment_id\": ", f);
 	jsonw_string(f, n->deployment_id);
 	fputs(",\n  \"reason\": ", f);
 	jsonw_string(f, n->reason);
-	fputs(",\n  \"entries\": [", f);
+	/* Every trash name this cleanup makes, written before the first move:
+	 * the sweep removes a trash name only when a committed note lists it. */
+	fputs(",\n  \"trash\": [", f);
+	for (size_t i = 0; i < n->n_items; i++) {
+		char path[NAME_MAX * 2 + 2];
+		const struct reap_result *r = n->items[i].result;
+		snprintf(path, sizeof(path), "%s/%s", n->items[i].target->area, r ? r->trash : "");
+		fputs(i ? ", " : "", f);
+		jsonw_string(f, path);
+	}
+	fputs("],\n  \"entries\": [", f);
 	for (size_t i = 0; i < n->n_items; i++) {
 		const struct archive_item *it = &n->items[i];
-		char path[NAME_MAX + 32], outcome[320];
+		const struct reap_result *r = it->result;
+		char path[NAME_MAX + 32], outcome[640];
 		snprintf(path, sizeof(path), "%s/%s", it->target->area, it->target->name);
-		item_outcome(it, n->done, outcome, sizeof(outcome));
+		item_outcome(it, outcome, sizeof(outcome));
 		fputs(i ? ",\n    {\"path\": " : "\n    {\"path\": ", f);
 		jsonw_string(f, path);
 		fputs(", \"what\": ", f);
 		jsonw_string(f, it->what ? it->what : "");
-		fprintf(f, ", \"files_archived\": %u, \"truncated\": %s, \"removed\": %s, \"outcome\": ",
+		fprintf(f, ", \"files_archived\": %u, \"truncated\": %s, \"removed\": %s, \"kept_as\": ",
 			it->files_archived, it->truncated ? "true" : "false",
-			n->done && !it->archive_err && it->result && it->result->err == 0 ? "true" : "false");
+			r && r->state == REAP_REMOVED && r->err == 0 ? "true" : "false");
+		jsonw_string(f, r && r->state == REAP_KEPT_BESIDE ? r->kept : "");
+		fputs(", \"outcome\": ", f);
 		jsonw_string(f, outcome);
+		print_left_out_json(f, it);
 		fputs("}", f);
 	}
 	fputs("\n  ]\n}\n", f);
@@ -328,15 +512,95 @@ static void print_note_text(FILE *f, const struct archive_note *n)
 	char when[40], esc[1024];
 	isotime_format(n->time_ns, "?", when, sizeof(when));
 	log_escape(n->reason, esc, sizeof(esc));
-	fprintf(f, "%s on %s%s%s: %s\n", when, n->instance, n->done ? "" : " (interrupted)",
+	fprintf(f, "%s on %s%s%s: %s\n", when, n->instance,
+		n->state == ARCHIVE_MOVING ? " (interrupted)"
+		: n->state == ARCHIVE_ROLLED_BACK ? " (abandoned, rolled back)" : "",
 		n->step && strcmp(n->step, "full-clear") == 0 ? " (full clear)" : "", esc);
 	for (size_t i = 0; i < n->n_items; i++) {
-		char path[NAME_MAX + 32], outcome[320];
+		char path[NAME_MAX + 32], outcome[640];
 		snprintf(path, sizeof(path), "%s/%s", n->items[i].target->area, n->items[i].target->name);
 		log_escape(path, esc, sizeof(esc));
-		item_outcome(&n->items[i], n->done, outcome, sizeof(outcome));
+		item_outcome(&n->items[i], outcome, sizeof(outcome));
 		fprintf(f, "  %s: %s\n", esc, outcome);
+		print_left_out_text(f, &n->items[i]);
 	}
+}
+
+/* ---- reading a note back ---------------------------------------------------- */
+
+static int read_trash_item(struct json *j, unsigned depth, void *ctx)
+{
+	struct archive_note_read *out = ctx;
+	char path[NAME_MAX * 2 + 2] = "";
+	int r = json_member_string(j, depth, path, sizeof(path));
+	if (r == 0 && out->want_trash && strcmp(path, out->want_trash) == 0)
+		out->lists_want = true;
+	return r;
+}
+
+static int read_note_member(struct json *j, unsigned depth, const char *key, void *ctx)
+{
+	struct archive_note_read *out = ctx;
+	char word[16];
+
+	if (strcmp(key, "incident") == 0)
+		return json_member_string(j, depth, out->incident, sizeof(out->incident));
+	if (strcmp(key, "instance") == 0)
+		return json_member_string(j, depth, out->instance, sizeof(out->instance));
+	if (strcmp(key, "step") == 0)
+		return json_member_string(j, depth, out->step, sizeof(out->step));
+	if (strcmp(key, "token") == 0)
+		return json_member_string(j, depth, out->token, sizeof(out->token));
+	if (strcmp(key, "complete") == 0) {
+		out->complete = j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0;
+		return json_skip_value(j, depth);
+	}
+	if (strcmp(key, "trash") == 0)
+		return json_array(j, depth, read_trash_item, out);
+	if (strcmp(key, "state") == 0) {
+		int r = json_member_string(j, depth, word, sizeof(word));
+		static const struct { const char *word; enum archive_state state; } states[] = {
+			{ "moving", ARCHIVE_MOVING }, { "removing", ARCHIVE_MOVING },
+			{ "committed", ARCHIVE_COMMITTED }, { "done", ARCHIVE_DONE },
+			{ "rolled-back", ARCHIVE_ROLLED_BACK },
+		};
+		for (size_t i = 0; r == 0 && i < sizeof(states) / sizeof(states[0]); i++)
+			if (strcmp(word, states[i].word) == 0) {
+				out->state = states[i].state;
+				out->has_state = true;
+			}
+		return r;
+	}
+	return json_skip_value(j, depth);
+}
+
+#define ARCHIVE_NOTE_READ_MAX (1024 * 1024)
+
+int archive_read_note(int dir_fd, const char *session, struct archive_note_read *out)
+{
+	const char *want = out->want_trash;
+	struct stat st;
+	char *buf = NULL;
+	ssize_t got = -1;
+	int r;
+
+	*out = (struct archive_note_read){ .want_trash = want };
+	int sfd = openat(dir_fd, session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	int fd = openat(sfd, "note.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	close(sfd);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= ARCHIVE_NOTE_READ_MAX &&
+	    (buf = malloc((size_t)st.st_size + 1)) != NULL)
+		got = pread(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	r = got < 0 ? -EINVAL : json_document(buf, (size_t)got, read_note_member, out);
+	free(buf);
+	if (r == 0 && !out->has_state)
+		r = -EINVAL;
+	return r;
 }
 
 /* Writes name through a temporary name and a rename, so a reader (or a
@@ -425,10 +689,11 @@ static int compare_desc(const void *a, const void *b)
 	return strcmp(((const struct session_name *)b)->name, ((const struct session_name *)a)->name);
 }
 
-/* The session folders of dir, newest first. */
-static int list_sessions(const char *dir, struct session_name **out, size_t *n_out)
+/* The session folders of the archive folder open at dir_fd, newest first. */
+static int list_sessions(int dir_fd, struct session_name **out, size_t *n_out)
 {
-	DIR *d = opendir(dir);
+	int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *de;
 	struct session_name *names = NULL;
 	size_t n = 0;
@@ -436,8 +701,13 @@ static int list_sessions(const char *dir, struct session_name **out, size_t *n_o
 
 	*out = NULL;
 	*n_out = 0;
-	if (!d)
-		return -errno;
+	if (!d) {
+		int r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	rewinddir(d);
 	while ((de = readdir(d)) != NULL && n < ARCHIVE_LIST_MAX) {
 		if (!archive_session_time(de->d_name, &ignored))
 			continue;
@@ -458,92 +728,148 @@ static int list_sessions(const char *dir, struct session_name **out, size_t *n_o
 	return 0;
 }
 
+/* Opens the archive folder (never created here) and lists its sessions. */
+static int open_sessions(const char *dir, int *dir_fd, struct session_name **names, size_t *n)
+{
+	int r = archdir_open(dir, false, dir_fd);
+	if (r < 0)
+		return r;
+	r = list_sessions(*dir_fd, names, n);
+	if (r < 0)
+		close(*dir_fd);
+	return r;
+}
+
+/* Removes the session folder name of the archive folder dir_fd (on mount
+ * m) with the one safe remover. A name that is not a folder on that mount
+ * (a symlink, a file, a mount point) is not a session: left. */
+static int remove_session(int dir_fd, const struct rmtree_mount *m, const char *name)
+{
+	struct rmtree_stat s, opened;
+	struct rmtree_outcome outcome;
+	char left[256];
+
+	int r = rmtree_stat_at(dir_fd, name, &s);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	if (s.st.type != S_IFDIR || !rmtree_on_mount(&s, m))
+		return 1;
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = rmtree_stat_at(fd, "", &opened);
+	if (r == 0 && (!rmtree_same_inode(&opened, &s) || !rmtree_on_mount(&opened, m)))
+		r = -ESTALE;
+	if (r == 0)
+		r = rmtree_empty(fd, &opened, m, NULL, &outcome);
+	close(fd);
+	if (r == 0 && unlinkat(dir_fd, name, AT_REMOVEDIR) < 0) {
+		r = -errno;
+		rmtree_describe(&outcome, left, sizeof(left));
+		if (left[0])
+			log_warning("archive: %s kept: %s", name, left);
+	}
+	return r;
+}
+
 int archive_prune(const char *dir, uint64_t keep_ms, int64_t now_ns, unsigned *pruned)
 {
 	struct session_name *names;
+	struct rmtree_stat st;
+	struct rmtree_mount mount;
 	size_t n;
-	char parent[PATH_MAX];
-	const char *base;
-	struct stat root_st;
-	int r, first_err = 0;
+	int dir_fd, first_err = 0;
 
 	*pruned = 0;
-	r = list_sessions(dir, &names, &n);
+	int r = open_sessions(dir, &dir_fd, &names, &n);
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
-	/* The archive's parent plays the site root and the archive folder the
-	 * area, so old sessions go through the very same safe removal. */
-	snprintf(parent, sizeof(parent), "%s", dir);
-	char *slash = strrchr(parent, '/');
-	if (!slash || slash[1] == '\0') {
+	r = rmtree_stat_at(dir_fd, "", &st);
+	if (r < 0) {
 		free(names);
-		return -EINVAL;
-	}
-	base = dir + (slash - parent) + 1;
-	if (slash == parent)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if (lstat(parent, &root_st) < 0) {
-		r = -errno;
-		free(names);
+		close(dir_fd);
 		return r;
 	}
+	rmtree_mount_of(&st, &mount);
+	int64_t keep_ns = keep_ms > (uint64_t)(INT64_MAX / CLOCK_NS_PER_MS)
+		? INT64_MAX : (int64_t)keep_ms * CLOCK_NS_PER_MS;
 	for (size_t i = 0; i < n; i++) {
 		int64_t t;
-		struct stat st;
-		char path[PATH_MAX + NAME_MAX + 2];
-		if (!archive_session_time(names[i].name, &t) || now_ns - t < (int64_t)keep_ms * 1000000LL)
+		/* The name's time is anyone's writing (year 1000 or 9999):
+		 * saturating arithmetic, never an overflow. */
+		if (!archive_session_time(names[i].name, &t) || clock_sub_ns(now_ns, t) < keep_ns)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i].name);
-		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-			continue;
-		struct reap_target target = { .area = base };
-		struct reap_result result = { 0 };
-		atomic_bool never = false;
-		snprintf(target.name, sizeof(target.name), "%s", names[i].name);
-		target.judged = (struct site_stat){
-			.present = true, .type = S_IFDIR, .dev = st.st_dev, .ino = st.st_ino,
-			.mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec),
-			.size = (int64_t)st.st_size,
-		};
-		r = reap_run(parent, root_st.st_dev, root_st.st_ino, &target, 1, &never, &result);
+		r = remove_session(dir_fd, &mount, names[i].name);
 		if (r == 0)
 			(*pruned)++;
-		else if (first_err == 0)
+		else if (r < 0 && first_err == 0)
 			first_err = r;
 	}
 	free(names);
+	close(dir_fd);
 	return first_err;
+}
+
+/* Reads up to size - 1 bytes of session/path in the archive folder dir_fd
+ * (written by lockwarden itself, but read as carefully as the share: no
+ * level followed if it is a link, nothing but a regular file opened).
+ * Returns the length, or -errno. */
+static ssize_t read_session_file(int dir_fd, const char *session, const char *path, char *buf,
+				 size_t size)
+{
+	const int dir_flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	char name[NAME_MAX + 1];
+	struct stat st;
+	ssize_t len;
+
+	int fd = openat(dir_fd, session, dir_flags);
+	for (const char *p = path; fd >= 0;) {
+		size_t n = strcspn(p, "/");
+		snprintf(name, sizeof(name), "%.*s", (int)n, p);
+		bool last = p[n] == '\0';
+		int next = openat(fd, name, last ? O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+						   O_CLOEXEC : dir_flags);
+		int saved = errno;
+		close(fd);
+		fd = next;
+		errno = saved;
+		if (last)
+			break;
+		p += n + 1;
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		len = -EINVAL;
+	else if ((len = read(fd, buf, size - 1)) < 0)
+		len = -errno;
+	close(fd);
+	if (len >= 0)
+		buf[len] = '\0';
+	return len;
 }
 
 int archive_list(const char *dir, FILE *out, bool json, size_t max)
 {
 	struct session_name *names;
 	size_t n;
-	int printed = 0;
-	int r = list_sessions(dir, &names, &n);
+	int dir_fd, printed = 0;
+	int r = open_sessions(dir, &dir_fd, &names, &n);
 
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n && (size_t)printed < max; i++) {
-		char path[PATH_MAX + 2 * NAME_MAX], buf[65536];
-		snprintf(path, sizeof(path), "%s/%s/%s", dir, names[i].name,
-			 json ? "note.json" : "note.txt");
-		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
+		char buf[65536];
+		if (read_session_file(dir_fd, names[i].name, json ? "note.json" : "note.txt", buf,
+				      sizeof(buf)) <= 0)
 			continue;
-		ssize_t len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
 		if (json && printed)
 			fputs(",\n", out);
 		fputs(buf, out);
 		printed++;
 	}
 	free(names);
+	close(dir_fd);
 	return printed;
 }
 
@@ -552,30 +878,22 @@ int archive_last_lock(const char *dir, struct kudu_info_lock *lock, char *sessio
 {
 	struct session_name *names;
 	size_t n;
-	int r = list_sessions(dir, &names, &n);
+	int dir_fd;
+	int r = open_sessions(dir, &dir_fd, &names, &n);
 
 	if (r < 0)
 		return r;
 	r = -ENOENT;
 	for (size_t i = 0; i < n && r == -ENOENT; i++) {
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s/locks/deployment/info.lock", dir, names[i].name);
-		/* Written by lockwarden itself, but read as carefully as the
-		 * share: no link followed, size-capped. */
-		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
-			continue;
 		char buf[4096];
-		ssize_t got = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (got <= 0)
-			continue;
-		buf[got] = '\0';
-		if (kudu_parse_info_lock(buf, (size_t)got, lock) == 0) {
+		ssize_t got = read_session_file(dir_fd, names[i].name, "locks/deployment/info.lock",
+						buf, sizeof(buf));
+		if (got > 0 && kudu_parse_info_lock(buf, (size_t)got, lock) == 0) {
 			snprintf(session, session_size, "%s", names[i].name);
 			r = 0;
 		}
 	}
 	free(names);
+	close(dir_fd);
 	return r;
 }

@@ -4,7 +4,8 @@
  * <dir>/<UTC time>-<instance>-<n>/ receives a copy of each target's Kudu
  * files (a record's status.xml, log.log and manifest; the lock folder's
  * info.lock; the lock files and pending themselves), each one verified to be
- * the very file that was judged (inode, mtime, size), and a note.json saying
+ * the very file that was judged (inode, mtime, size), then the rest of each
+ * record up to ARCHIVE_CLEANUP_MAX, and a note.json saying
  * what is about to go, when, why and by which instance. After the removal
  * the note is rewritten, atomically, with the outcome; note.txt says the
  * same for people. A target whose files could not be archived is not
@@ -25,6 +26,13 @@
 
 /* log.log can be large: its last ARCHIVE_FILE_MAX bytes are kept. */
 #define ARCHIVE_FILE_MAX (8 * 1024 * 1024)
+/* Besides Kudu's files, a record is copied whole (artifact/<time>.zip and
+ * whatever else is inside: recordwalk.h) while the cleanup has copied less
+ * than this in all; a file that does not fit is left out whole and listed
+ * in the note (the first ARCHIVE_LEFT_OUT_LISTED of each record). */
+#define ARCHIVE_CLEANUP_MAX (64 * 1024 * 1024)
+#define ARCHIVE_CLEANUP_MAX_TEXT "64 MiB"
+#define ARCHIVE_LEFT_OUT_LISTED 8
 #define ARCHIVE_SESSION_PREFIX_LEN 16 /* "20261126T035159Z" */
 
 struct archive_session {
@@ -32,6 +40,14 @@ struct archive_session {
 	int parent_fd;               /* the archive folder */
 	char name[96];               /* the session folder's name in it */
 	char path[PATH_MAX];         /* for messages */
+	int64_t budget_left;         /* of ARCHIVE_CLEANUP_MAX */
+};
+
+/* A file inside a record that the archive did not copy. */
+struct archive_left_out {
+	char path[240];              /* relative to the record */
+	int64_t size;
+	bool not_file;               /* a symlink or a special file: never opened */
 };
 
 /* One target of a cleanup, as the note tells it. */
@@ -41,8 +57,21 @@ struct archive_item {
 	int archive_err;             /* 0 archived; else why not (then not removed) */
 	unsigned files_archived;
 	bool truncated;              /* a file larger than ARCHIVE_FILE_MAX: its tail kept */
+	unsigned long n_left_out;    /* files inside a record not copied */
+	int64_t left_out_bytes;
+	struct archive_left_out left_out[ARCHIVE_LEFT_OUT_LISTED];
+	int walk_err;                /* the walk of the record stopped (site_tree_why) */
 	const struct reap_result *result; /* NULL before removal */
 };
+
+/* Where a cleanup's transaction stands, as its note says (reap.h). */
+enum archive_state {
+	ARCHIVE_MOVING,              /* before the targets are moved aside */
+	ARCHIVE_COMMITTED,           /* the evidence held: what was moved is deleted */
+	ARCHIVE_DONE,                /* committed, and the deletion ran */
+	ARCHIVE_ROLLED_BACK,         /* abandoned: every moved entry put back or kept */
+};
+const char *archive_state_name(enum archive_state state);
 
 struct archive_note {
 	int64_t time_ns;
@@ -55,13 +84,38 @@ struct archive_note {
 	 * "clear" or "full-clear". Every instance reads it back to tell a
 	 * recurrence (incident.h, incident_last_clear). */
 	const char *step;
-	bool done;                   /* false: written before the removal */
-	bool complete;               /* done, and every target was removed */
+	/* The token of this cleanup's trash names (kudu.h): the sweep removes
+	 * only trash whose token a note records as committed, and only the
+	 * names it lists. */
+	const char *token;
+	enum archive_state state;
+	bool complete;               /* committed, and every target was removed */
 	const struct archive_item *items;
 	size_t n_items;
 };
 
-/* mkdir -p for an absolute path, each component created 0750. */
+/* A note.json as read back (json.c, never a text search). */
+struct archive_note_read {
+	char incident[64];
+	char instance[32];
+	char step[16];
+	char token[KUDU_TOKEN_MAX + 1];
+	bool has_state;
+	enum archive_state state;    /* older notes: "removing" is MOVING, "done" DONE */
+	bool complete;
+	const char *want_trash;      /* in: "area/name" to look for in "trash" */
+	bool lists_want;             /* out: the note's "trash" lists want_trash */
+};
+
+/* Reads <archive folder>/<session>/note.json (dir_fd: the archive folder),
+ * at most 1 MiB. Returns 0, or -EINVAL when it is not a note. */
+int archive_read_note(int dir_fd, const char *session, struct archive_note_read *out);
+
+/* The archive folder (archdir.h: nothing on its path is followed) and
+ * everything in it is reached through descriptors. */
+
+/* mkdir -p for an absolute path, each component created 0750, no link
+ * followed (archdir_open). */
 int archive_make_dirs(const char *dir);
 
 /* Creates dir (mode 0750, parents too) and a new session folder in it.

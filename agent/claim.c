@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archdir.h"
 #include "archive.h"
 #include "clock.h"
 #include "isotime.h"
@@ -589,8 +590,8 @@ int claim_still_ours(const char *path, int fd)
 	if (!slash || fd < 0)
 		return -ESTALE;
 	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
+	int dfd = -1;
+	if (archdir_open(dir, false, &dfd) < 0)
 		return -ESTALE;
 	int r = -ESTALE;
 	/* Our own text, read back through our handle: a renewal on the claim's

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
+#include "archdir.h"
 #include "clock.h"
 #include "log.h"
 
@@ -21,11 +21,11 @@ static uint64_t mono_ms(void)
 
 int incident_open_archive(const char *dir, bool make)
 {
-	/* The one place the archive folder is opened for the claim. */
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && make && archive_make_dirs(dir) == 0)
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	/* The one place the archive folder is opened for the claim: level by
+	 * level, following nothing (archdir.h). */
+	int fd = -1;
+	int r = archdir_open(dir, make, &fd);
+	return r < 0 ? r : fd;
 }
 
 /* ---- the claim's operations, on the claim's own thread --------------------- */

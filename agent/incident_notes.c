@@ -14,8 +14,6 @@
 #include <unistd.h>
 
 #include "archive.h"
-#include "json.h"
-#include "text.h"
 
 /* ---- what the archive tells every instance --------------------------------- */
 
@@ -41,74 +39,26 @@ static const struct incident_note *find_note(const struct incident_notes *list, 
 	return bsearch(&key, list->v, list->n, sizeof(key), by_session);
 }
 
-struct note_ctx {
-	struct incident_note *note;
-	char state[16];
-	bool complete;
-};
-
-/* The note's fixed fields, through json.c: a string that does not fit is
- * not believed (left empty), anything else is skipped. */
-static int note_member(struct json *j, unsigned depth, const char *key, void *arg)
-{
-	struct note_ctx *p = arg;
-	struct incident_note *note = p->note;
-	char *out = NULL;
-	size_t size = 0;
-
-	if (strcmp(key, "state") == 0)
-		out = p->state, size = sizeof(p->state);
-	else if (strcmp(key, "incident") == 0)
-		out = note->incident, size = sizeof(note->incident);
-	else if (strcmp(key, "instance") == 0)
-		out = note->instance, size = sizeof(note->instance);
-	else if (strcmp(key, "step") == 0)
-		out = note->step, size = sizeof(note->step);
-	else if (strcmp(key, "complete") == 0) {
-		p->complete = json_literal(j, "true") == 0;
-		return p->complete ? 0 : json_skip_value(j, depth);
-	}
-	if (!out)
-		return json_skip_value(j, depth);
-	if (json_peek(j) != JSON_STRING)
-		return json_skip_value(j, depth);
-	struct text t;
-	text_init(&t, out, size);
-	int r = json_string(j, &t);
-	if (r == 0 && t.truncated)
-		out[0] = '\0';
-	return r;
-}
-
+/* The note's head, read with the JSON scanner (archive.c). */
 static void read_note(int dir_fd, struct incident_note *note)
 {
-	char buf[65536];
-	int sfd = openat(dir_fd, note->session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0)
+	struct archive_note_read r = { .want_trash = NULL };
+
+	if (archive_read_note(dir_fd, note->session, &r) < 0)
 		return;
-	int fd = openat(sfd, "note.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	close(sfd);
-	if (fd < 0)
-		return;
-	struct stat st;
-	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-				      st.st_size < (off_t)sizeof(buf)
-			      ? pread(fd, buf, sizeof(buf), 0)
-			      : -1;
-	close(fd);
-	if (got <= 0 || (size_t)got >= sizeof(buf))
-		return;
-	struct note_ctx p = { .note = note };
-	if (json_document(buf, (size_t)got, note_member, &p) < 0 ||
-	    !claim_id_ok(note->incident) || !claim_id_ok(note->instance)) {
-		/* Not a note of ours, or a half-written one: nothing is believed. */
-		memset(note->incident, 0, sizeof(note->incident));
-		memset(note->instance, 0, sizeof(note->instance));
-		note->step[0] = '\0';
-		return;
+	note->done = r.state == ARCHIVE_COMMITTED || r.state == ARCHIVE_DONE;
+	note->final = r.state == ARCHIVE_DONE || r.state == ARCHIVE_ROLLED_BACK;
+	snprintf(note->incident, sizeof(note->incident), "%s", r.incident);
+	snprintf(note->instance, sizeof(note->instance), "%s", r.instance);
+	snprintf(note->step, sizeof(note->step), "%s", r.step);
+	snprintf(note->token, sizeof(note->token), "%s", r.token);
+	note->complete = note->done && r.complete;
+	if (!claim_id_ok(note->incident) || !claim_id_ok(note->instance)) {
+		/* Ids that could not be ours (a name, a path, too long): the
+		 * note ties to no incident. */
+		note->incident[0] = note->instance[0] = '\0';
+		note->done = note->complete = false;
 	}
-	note->done = strcmp(p.state, "done") == 0;
-	note->complete = note->done && p.complete;
 }
 
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
@@ -154,8 +104,8 @@ void incident_read_notes(const char *dir, const struct incident_notes *prev,
 	}
 	for (size_t i = 0; i < out->n; i++) {
 		const struct incident_note *old = find_note(prev, out->v[i].session);
-		if (old && old->done)
-			out->v[i] = *old; /* a done note does not change: not read again */
+		if (old && old->final)
+			out->v[i] = *old; /* a final note does not change: not read again */
 		else
 			read_note(dfd, &out->v[i]);
 	}

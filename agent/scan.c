@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "recordwalk.h"
 #include "rmtree.h"
 
 static void stat_from(struct site_stat *out, const struct stat *st)
@@ -163,6 +164,23 @@ static void scan_record(int depfd, struct site_entry *e)
 	 * names (log.xml is Windows Kudu's, never written on Linux). */
 	stat_at(fd, "log.log", &e->log_st);
 	stat_at(fd, "manifest", &e->manifest_st);
+	/* While it runs, everything inside is looked at (recordwalk.h). */
+	if (!(e->status_err == 0 && kudu_status_finished(&e->status)))
+		recordwalk(fd, NULL, &e->tree);
+	close(fd);
+}
+
+/* The walk of an unfinished record kept from the previous scan: a write
+ * below its top level (artifact/) changes neither its folder nor
+ * status.xml, so it is walked again every scan. */
+static void walk_record(int depfd, struct site_entry *e)
+{
+	int fd = openat(depfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		e->tree = (struct site_tree_sum){ .walked = true, .cannot_tell = true, .err = -errno };
+		return;
+	}
+	recordwalk(fd, NULL, &e->tree);
 	close(fd);
 }
 
@@ -353,6 +371,7 @@ static bool refresh_entry(int areafd, struct site_entry *e, bool status_saved,
 			if (same_stat(&st, &e->st) && same_or_absent(&f1, &e->status_st)) {
 				/* log.log grows while it runs: nothing to read. */
 				e->log_st = f2;
+				walk_record(areafd, e);
 				return true;
 			}
 		}

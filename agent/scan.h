@@ -33,7 +33,8 @@
  *  - in a kept listing, what Kudu rewrites in place is looked at every
  *    scan: the lock folder and its info.lock, the lock files, pending,
  *    active, and the folder, status.xml and log.log of every unfinished
- *    record;
+ *    record, and everything inside it (a bounded walk, recordwalk.h: a
+ *    write below the top level changes neither the folder nor those files);
  *  - a finished record changes again only when it is redeployed: its
  *    status.xml is rewritten in place, and every status.xml save bumps
  *    deployments/active. So finished records' status.xml are checked only

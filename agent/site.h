@@ -21,13 +21,40 @@ struct site_stat {
 	mode_t type;        /* S_IFMT bits: S_IFREG, S_IFDIR, S_IFLNK, ... */
 	dev_t dev;
 	ino_t ino;
-	int64_t mtime_ns;   /* since the epoch, by the share's clock (clock_ns_from) */
+	int64_t mtime_ns;   /* since the epoch, by the writer's clock (clock_ns_from) */
 	/* The inode change time: set by the kernel on every write or rename, and
 	 * unlike mtime it cannot be set back from user space, so a backdated
 	 * mtime cannot hide activity. */
 	int64_t ctime_ns;
 	int64_t size;
 };
+
+/* A bounded walk of everything inside a record folder (recordwalk.h): Kudu
+ * writes more than status.xml and log.log there (an Oryx build writes
+ * artifact/<time>.zip), and a write anywhere inside is a sign of life.
+ * Taken by every scan of an unfinished record, again by the evidence check
+ * before each removal. Past a bound, or when an entry cannot be read, the
+ * walk cannot tell (err says why): such a record is never judged stuck. */
+#define SITE_TREE_MAX_ENTRIES 10000   /* entries below the record folder */
+#define SITE_TREE_MAX_ENTRIES_TEXT "10000"
+#define SITE_TREE_MAX_DEPTH 16        /* folder levels below it */
+#define SITE_TREE_MAX_DEPTH_TEXT "16"
+struct site_tree_sum {
+	bool walked;                /* taken: the record is not finished */
+	bool cannot_tell;           /* a bound exceeded or an entry unreadable */
+	int err;                    /* why: -E2BIG, -ELOOP (too deep), -ESTALE (a
+				     * folder replaced while opened), or the
+				     * read's -errno */
+	uint32_t entries;           /* every entry below the folder */
+	int64_t size;               /* the sizes of those that are not folders */
+	int64_t newest_mtime_ns;    /* INT64_MIN when empty */
+	int64_t newest_ctime_ns;
+	uint64_t sum;               /* order-free sum of a hash of each entry's
+				     * folder, name and lstat */
+};
+
+/* Why a walk cannot tell, in words ("more than 10000 entries"). */
+const char *site_tree_why(const struct site_tree_sum *t);
 
 enum site_area {
 	SITE_AREA_LOCKS,        /* an entry of <root>/locks */
@@ -58,6 +85,7 @@ struct site_entry {
 	struct site_stat manifest_st;   /* manifest */
 	int status_err;
 	struct kudu_status status;
+	struct site_tree_sum tree;          /* everything inside, while unfinished */
 };
 
 /* What scan.c carries from one scan to the next so that an idle rescan
@@ -77,11 +105,6 @@ struct site_scan_memo {
 struct site_snapshot {
 	int64_t scanned_ns;             /* wall clock when the scan began */
 	uint64_t scanned_mono_ms;       /* the monotonic clock at the same instant */
-	/* This host's wall clock minus the share's, as last measured
-	 * (shareclock.h). Unknown (not measured, or the archive folder is on
-	 * another filesystem): times are judged by this host's clock. */
-	bool clock_offset_known;
-	int64_t clock_offset_ns;
 
 	int root_err;                   /* 0, or why the root could not be opened */
 	struct site_stat root;
@@ -116,16 +139,6 @@ struct site_snapshot {
 #define SITE_MAX_ENTRIES 100000
 #define SITE_FOREIGN_KEPT 32
 
-/* An offset within this much is scan timing and the share's clock
- * resolution, not a clock that is off: not applied. */
-#define SITE_CLOCK_TOLERANCE_MS 2000
-
-/* The share's clock at this host's wall time wall_ns: wall_ns less the
- * measured offset when it is known and beyond the tolerance, wall_ns
- * itself otherwise. Saturating. The policy compares every file time and
- * lockExpiry with this, never with this host's clock. */
-int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns);
-
 /* Whether an entry of this kind and type is Kudu's at all (else foreign:
  * counted, and kept only as a sample). */
 bool site_is_foreign(enum kudu_name kind, mode_t type);
@@ -138,6 +151,16 @@ struct site_entry *site_add_entry(struct site_snapshot *snap);
 /* Zeroes an entry, parse fields set to -ENOENT, as site_add_entry does. */
 void site_entry_clear(struct site_entry *e);
 void site_snapshot_free(struct site_snapshot *snap);
+
+/* What changed between was (judged) and now, in words ("gone", "was
+ * replaced", "was modified"...), or NULL when nothing that matters did: the
+ * one comparison of every re-check (evidence, removal, the silence cache).
+ * A folder's size is filesystem bookkeeping, not compared: its changes show
+ * in its mtime. The ctime is compared too (it moves on every write and
+ * cannot be set back, so a write that restores an mtime still shows),
+ * except when renamed_by_us: a rename moves the renamed entry's ctime. */
+const char *site_stat_change(const struct site_stat *was, const struct site_stat *now,
+			     bool renamed_by_us);
 
 /* The relative path of an entry, "locks/<name>" or "deployments/<name>". */
 void site_entry_path(const struct site_entry *e, char *out, size_t out_size);

@@ -6,9 +6,11 @@ archive cannot be written, nothing is removed.
 import datetime
 import json
 import os
+import pathlib
 import shutil
 import stat
 import subprocess
+import tempfile
 
 import pytest
 
@@ -238,3 +240,52 @@ def test_read_only_archive_filesystem_means_nothing_is_removed(site, agents, tmp
     agent = start_agent(agents, cfg)
     assert_nothing_removed_while_archive_fails(agent, site, before,
                                                r"archive: .*Read-only file system")
+
+
+@pytest.fixture
+def elsewhere(tmp_path):
+    """Where a share user's symlink points: a folder on another filesystem
+    when there is one (/dev/shm), as a link to /etc or a mounted volume
+    would be, else beside the site."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and \
+        os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev else str(tmp_path)
+    d = tempfile.mkdtemp(prefix="lw-elsewhere-", dir=base)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("level", ["archive", "parent"])
+def test_archive_folder_replaced_by_a_symlink_is_never_followed(site, agents, tmp_path,
+                                                               elsewhere, level):
+    """A share user replaces the archive folder (or the folder above it)
+    with a symlink to another folder: root writes nothing there (no claim,
+    no session, no copy, no note: the target stays empty and untouched),
+    says why, and removes nothing, since nothing can be archived. Once the
+    folder is real again, the next try clears the deployment. Before, the
+    archive folder was opened by path, and everything went through the
+    link."""
+    stuck_with_manifest(site)
+    before = tree_state(site)
+    logs = tmp_path / "logs"
+    archive = logs / "lockwarden"
+    cfg = write_config(tmp_path / "lw.ini", site, archive={"dir": str(archive)}, **FAST)
+    link = archive if level == "archive" else logs
+    if level == "archive":
+        logs.mkdir()
+    os.symlink(elsewhere, link)
+    target_st = os.stat(elsewhere)
+
+    agent = start_agent(agents, cfg)
+    assert_nothing_removed_while_archive_fails(agent, site, before,
+                                               r"archive: .*symbolic links")
+    assert os.listdir(elsewhere) == [], "written through the symlink"
+    now = os.stat(elsewhere)
+    assert (now.st_mtime_ns, now.st_ctime_ns) == (target_st.st_mtime_ns, target_st.st_ctime_ns), \
+        "something was made and removed through the symlink"
+    assert os.path.islink(link)
+
+    os.unlink(link)
+    wait_for(lambda: gone(site, STUCK_LEFTOVERS), ACT_TIMEOUT_S, "the retried cleanup",
+             agent.tail)
+    assert len(notes(archive)) == 1
+    assert os.listdir(elsewhere) == []

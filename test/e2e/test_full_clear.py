@@ -72,7 +72,7 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                                                                    hook, pause_shim, allow):
     build_stuck_site(site)
     (site / FOREIGN).write_text("left here by hand\n")
-    # An Oryx build's artifact inside a record: removed with it, not archived.
+    # An Oryx build's artifact inside a record: archived, then removed with it.
     artifact = site / "deployments" / RECORD_OLD / "artifact" / "20261129044308.zip"
     artifact.parent.mkdir()
     artifact.write_bytes(b"PK\x05\x06" + bytes(18))
@@ -83,7 +83,7 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                        hook={"command": hook.command()})
     # The second incident stops at its first removal (status.lock renamed
     # aside for the second time), after its archive and note are written.
-    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-status.lock", at=2)
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", "-status.lock", at=2)
     agent = start_agent(agents, cfg, env=pause.env())
     first_incident_cleared(agent, site, cfg, hook)
 
@@ -99,7 +99,8 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
             assert (second / "deployments" / rid / "log.log").is_file(), rid
             assert (site / "deployments" / rid).is_dir(), f"{rid} went before the archive was done"
         assert (second / "deployments" / "active").read_text() == RECORD_DONE
-        assert not (second / "deployments" / RECORD_OLD / "artifact").exists()
+        assert (second / "deployments" / RECORD_OLD / "artifact" / artifact.name).read_bytes() \
+            == b"PK\x05\x06" + bytes(18)
     else:
         assert sorted(planned) == sorted(["locks/status.lock", "locks/deployment",
                                           "deployments/pending", f"deployments/{TEMP_AGAIN}"])
@@ -186,7 +187,7 @@ def test_out_of_order_received_time_is_cleared_once_silent(site, agents, tmp_pat
     run = hook.runs()[0]
     assert run["LOCKWARDEN_DEPLOYMENT_ID"] == TEMP_STUCK
     assert run["LOCKWARDEN_STEP"] == "clear"
-    assert re.search(r"deployment temp-1a2b3c4d is Pending with no activity",
+    assert re.search(r"deployment temp-1a2b3c4d is Pending, watched with no change",
                      run["LOCKWARDEN_REASON"]), run["LOCKWARDEN_REASON"]
     for rel in (f"deployments/{RECORD_DONE}", "deployments/active", "deployments/tools",
                 "deployments/settings.xml"):

@@ -6,13 +6,19 @@ made meanwhile within quiet_period and a margin.
 The site is a FUSE view (bindfs) over a tmpfs: the files are made quickly
 in the backing tmpfs, and every removal the agent makes goes through FUSE,
 which makes the sweep last seconds (the share in production is slower
-still). How long the sweep took is printed."""
+still). How long the sweep took is printed.
+
+A running record with that many entries is never judged stuck (its walk
+cannot see it whole: README, "What lockwarden does"), so the files are
+made once the cleanup has judged the small record and checked its
+evidence: the agent is held (test/lib/pause_shim.c) just before it moves
+the record aside, the files are made, and it goes on."""
 
 import re
 import time
 
-from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, build_stuck_site,
-                      clean_env, gone, tree_state, wait_for, write_config)
+from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, Pause, build_stuck_site,
+                      gone, tree_state, wait_for, write_config)
 from faults_util import (StopFirst, bindfs, count_entries, fill_folder,  # noqa: F401 (fixtures)
                          make_second_incident, tmpfs)
 
@@ -38,18 +44,22 @@ def log_index(agent, pattern):
 
 
 def test_big_record_is_swept_off_the_loop_while_watchdog_and_a_second_incident_go_on(
-        tmp_path, agents, notify_socket):
+        tmp_path, agents, notify_socket, pause_shim):
     with tmpfs(tmp_path / "backing", "1g") as backing, \
             bindfs(backing, tmp_path / "site") as site, StopFirst() as stops:
         build_stuck_site(backing)
-        fill_folder(backing / "deployments" / TEMP_STUCK, BIG_FILES)
-        big_entries = count_entries(backing / "deployments" / TEMP_STUCK)
         cfg = write_config(tmp_path / "lw.ini", site,
                            policy={"quiet_period": f"{QUIET_S:g}s"},
                            scan={"rescan_interval": f"{RESCAN_S * 1000:g}ms"})
-        env = clean_env(NOTIFY_SOCKET=notify_socket.env_value, WATCHDOG_USEC=WATCHDOG_USEC)
+        pause = Pause(pause_shim, tmp_path / "pause", "rename",
+                      f".lockwarden-trash-{TEMP_STUCK}")
+        env = pause.env(NOTIFY_SOCKET=notify_socket.env_value, WATCHDOG_USEC=WATCHDOG_USEC)
         agent = stops.add(agents.start(["run", "-c", cfg, "-v"], env=env,
                                        watchdog_pid_self=True))
+        pause.wait_paused(detail=agent.tail)
+        fill_folder(backing / "deployments" / TEMP_STUCK, BIG_FILES)
+        big_entries = count_entries(backing / "deployments" / TEMP_STUCK)
+        pause.release()
 
         agent.wait_for_log(rf"removed deployments/{TEMP_STUCK} \(moved aside")
         sweep_seen = time.monotonic()

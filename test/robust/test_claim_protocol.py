@@ -121,7 +121,7 @@ def test_a_takeover_racing_a_renewal_never_loses_the_restart(hosts, agents, tmp_
     Now the taker's name is simply the next one: the owner sees it, stops,
     and the incident gets exactly one restart."""
     build_stuck_site(hosts.site())
-    owner_hold = Pause(pause_shim, tmp_path / "owner", "rename", ".lockwarden-trash-pending")
+    owner_hold = Pause(pause_shim, tmp_path / "owner", "rename", "-temp-1a2b3c4d")
     owner = start(agents, config(tmp_path, hosts, 0, hook), 0, env=owner_hold.env())
     owner_hold.wait_paused(detail=owner.tail)
     assert claim_held(hosts.archive())
@@ -277,7 +277,7 @@ def test_renewals_go_on_while_every_pool_thread_is_blocked(hosts, agents, tmp_pa
     for three expiries; its claim is still renewed, so the other host never
     takes the incident over, and the restart runs once."""
     build_stuck_site(hosts.site())
-    hold = Pause(pause_shim, tmp_path / "owner", "rename", ".lockwarden-trash-pending")
+    hold = Pause(pause_shim, tmp_path / "owner", "rename", "-temp-1a2b3c4d")
     owner = start(agents, config(tmp_path, hosts, 0, hook), 0,
                   env=hold.env(UV_THREADPOOL_SIZE="1"))
     hold.wait_paused(detail=owner.tail)

@@ -108,20 +108,20 @@ static void test_not_a_claim(void **state)
 }
 
 static char dir[PATH_MAX];
-static int dfd = -1;
+static int adir = -1;
 
 static int make_dir(void **state)
 {
 	snprintf(dir, sizeof(dir), "/tmp/test_claim.XXXXXX");
 	assert_non_null(mkdtemp(dir));
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return dfd < 0 ? -1 : 0;
+	adir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return adir < 0 ? -1 : 0;
 }
 
 static int remove_dir(void **state)
 {
 	char cmd[PATH_MAX + 16];
-	close(dfd);
+	close(adir);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -131,7 +131,7 @@ static bool name_exists(unsigned n)
 	char name[64];
 	struct stat st;
 	snprintf(name, sizeof(name), CLAIM_NAME "-%u", n);
-	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return fstatat(adir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static struct claim fresh(const char *instance, const char *incident)
@@ -152,27 +152,27 @@ static void test_sequence_of_names(void **state)
 	struct claim_view v;
 	bool inherited;
 
-	claim_look(dfd, 0, &v);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -ENOENT);
 	a.began = true;
-	assert_int_equal(claim_take(dfd, 0, &a, &ha, &inherited), 0);
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
 	assert_false(inherited);
 	assert_true(ha.n == 1);
 	/* Two agents that saw the same top: exactly one makes the name. */
-	assert_int_equal(claim_take(dfd, 0, &other, &hc, &inherited), -EEXIST);
-	claim_look(dfd, 0, &v);
+	assert_int_equal(claim_take(adir, 0, &other, &hc, &inherited), -EEXIST);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, 0);
 	assert_true(v.top == 1);
 	assert_string_equal(v.c.incident, "A1");
 	uint64_t seen = v.hash;
 	claim_add_removed(&a, "locks/status.lock");
-	assert_int_equal(claim_write(dfd, &ha, &a), 0);
-	claim_look(dfd, 1, &v);
+	assert_int_equal(claim_write(adir, &ha, &a), 0);
+	claim_look(adir, 1, &v);
 	assert_true(v.hash != seen);            /* a renewal is a change */
-	assert_int_equal(claim_check(dfd, &ha), 0);
+	assert_int_equal(claim_check(adir, &ha), 0);
 
 	/* b takes over: the next name; A1 and what it did are inherited. */
-	assert_int_equal(claim_take(dfd, 1, &b, &hb, &inherited), 0);
+	assert_int_equal(claim_take(adir, 1, &b, &hb, &inherited), 0);
 	assert_true(inherited);
 	assert_true(hb.n == 2);
 	assert_string_equal(b.incident, "A1");
@@ -180,9 +180,9 @@ static void test_sequence_of_names(void **state)
 	assert_string_equal(b.removed, "locks/status.lock");
 	assert_false(name_exists(1));           /* claim.prune */
 	/* a is out: its check says so, and its write touches nothing. */
-	assert_int_equal(claim_check(dfd, &ha), -ESTALE);
-	assert_int_equal(claim_write(dfd, &ha, &a), -ESTALE);
-	assert_int_equal(claim_check(dfd, &hb), 0);
+	assert_int_equal(claim_check(adir, &ha), -ESTALE);
+	assert_int_equal(claim_write(adir, &ha, &a), -ESTALE);
+	assert_int_equal(claim_check(adir, &hb), 0);
 	char path[PATH_MAX];
 	claim_path_for(dir, path, sizeof(path));
 	assert_int_equal(claim_still_ours(path, hb.fd), 0);
@@ -190,12 +190,12 @@ static void test_sequence_of_names(void **state)
 	claim_leave(&ha);
 
 	/* The release stays as the top; the next incident goes over it. */
-	assert_int_equal(claim_release(dfd, &hb, &b), 0);
-	claim_look(dfd, 2, &v);
+	assert_int_equal(claim_release(adir, &hb, &b), 0);
+	claim_look(adir, 2, &v);
 	assert_int_equal(v.err, 0);
 	assert_true(v.c.released);
 	struct claim next = fresh("instc", "C2");
-	assert_int_equal(claim_take(dfd, 2, &next, &hc, &inherited), 0);
+	assert_int_equal(claim_take(adir, 2, &next, &hc, &inherited), 0);
 	assert_false(inherited);
 	assert_string_equal(next.incident, "C2");
 	assert_false(name_exists(2));
@@ -212,13 +212,13 @@ static void test_stale_look(void **state)
 	struct claim_held ha, hb;
 	bool inherited;
 
-	assert_int_equal(claim_take(dfd, 0, &a, &ha, &inherited), 0);
-	assert_int_equal(claim_take(dfd, 1, &a, &hb, &inherited), 0);   /* name 2 */
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
+	assert_int_equal(claim_take(adir, 1, &a, &hb, &inherited), 0);   /* name 2 */
 	claim_leave(&ha);
 	assert_false(name_exists(1));
-	assert_int_equal(claim_take(dfd, 0, &b, &ha, &inherited), -EAGAIN);
+	assert_int_equal(claim_take(adir, 0, &b, &ha, &inherited), -EAGAIN);
 	assert_false(name_exists(1));
-	assert_int_equal(claim_check(dfd, &hb), 0);
+	assert_int_equal(claim_check(adir, &hb), 0);
 	claim_leave(&hb);
 }
 
@@ -230,11 +230,11 @@ static void test_inherit_past_an_empty_name(void **state)
 	struct claim_held ha, hc;
 	bool inherited;
 	a.began = true;
-	assert_int_equal(claim_take(dfd, 0, &a, &ha, &inherited), 0);
-	int fd = openat(dfd, CLAIM_NAME "-2", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
+	int fd = openat(adir, CLAIM_NAME "-2", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(claim_take(dfd, 2, &c, &hc, &inherited), 0);
+	assert_int_equal(claim_take(adir, 2, &c, &hc, &inherited), 0);
 	assert_true(inherited);
 	assert_string_equal(c.incident, "A1");
 	assert_true(c.began);
@@ -248,14 +248,14 @@ static void test_rewrite_without_truncate(void **state)
 	struct claim_held h;
 	struct claim_view v;
 	bool inherited;
-	assert_int_equal(claim_take(dfd, 0, &a, &h, &inherited), 0);
+	assert_int_equal(claim_take(adir, 0, &a, &h, &inherited), 0);
 	for (int i = 0; i < 30; i++)
 		claim_add_removed(&a, i % 2 ? "deployments/temp-aaaaaaaa" : "locks/x");
-	assert_int_equal(claim_write(dfd, &h, &a), 0);
+	assert_int_equal(claim_write(adir, &h, &a), 0);
 	memset(a.removed, 0, sizeof(a.removed));
 	a.n_removed = 0;
-	assert_int_equal(claim_write(dfd, &h, &a), 0); /* shorter: padded */
-	claim_look(dfd, 0, &v);
+	assert_int_equal(claim_write(adir, &h, &a), 0); /* shorter: padded */
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, 0);
 	assert_int_equal(v.c.n_removed, 0);
 	claim_leave(&h);
@@ -266,27 +266,27 @@ static void test_hostile_files(void **state)
 	struct claim_view v;
 	char name[64];
 	snprintf(name, sizeof(name), CLAIM_NAME "-1");
-	assert_int_equal(symlinkat("/etc/passwd", dfd, name), 0);
-	claim_look(dfd, 0, &v);
+	assert_int_equal(symlinkat("/etc/passwd", adir, name), 0);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -ELOOP);
 	assert_true(v.top == 1);
 	snprintf(name, sizeof(name), CLAIM_NAME "-2");
-	assert_int_equal(mkfifoat(dfd, name, 0600), 0);
-	claim_look(dfd, 0, &v);
+	assert_int_equal(mkfifoat(adir, name, 0600), 0);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -ENXIO);
 	snprintf(name, sizeof(name), CLAIM_NAME "-3");
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	int fd = openat(adir, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 1 << 20), 0);
 	close(fd);
-	claim_look(dfd, 0, &v);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -EFBIG);
 	/* Names that are not the sequence's are not counted. */
-	fd = openat(dfd, CLAIM_NAME "-07", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	fd = openat(adir, CLAIM_NAME "-07", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	close(fd);
-	fd = openat(dfd, CLAIM_NAME "-9x", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	fd = openat(adir, CLAIM_NAME "-9x", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	close(fd);
-	claim_look(dfd, 0, &v);
+	claim_look(adir, 0, &v);
 	assert_true(v.top == 3);
 }
 
@@ -294,22 +294,22 @@ static void test_hook_mark(void **state)
 {
 	struct claim_mark m;
 	int fd, fd2;
-	claim_read_mark(dfd, "20261129T044308Z-a-1.1", &m);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
 	assert_int_equal(m.err, -ENOENT);
-	assert_int_equal(claim_mark_hook(dfd, "20261129T044308Z-a-1.1", "insta", &fd), 0);
+	assert_int_equal(claim_mark_hook(adir, "20261129T044308Z-a-1.1", "insta", &fd), 0);
 	/* However the first maker stalls, nobody makes it again. */
-	assert_int_equal(claim_mark_hook(dfd, "20261129T044308Z-a-1.1", "instb", &fd2), -EEXIST);
-	claim_read_mark(dfd, "20261129T044308Z-a-1.1", &m);
+	assert_int_equal(claim_mark_hook(adir, "20261129T044308Z-a-1.1", "instb", &fd2), -EEXIST);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
 	assert_int_equal(m.err, 0);
 	assert_string_equal(m.instance, "insta");
 	assert_false(m.ended);
 	assert_int_equal(claim_mark_end(fd, "20261129T044308Z-a-1.1", "insta", 0), 0);
-	claim_read_mark(dfd, "20261129T044308Z-a-1.1", &m);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
 	assert_true(m.ended);
-	assert_int_equal(claim_mark_hook(dfd, "../escape", "insta", &fd2), -EINVAL);
+	assert_int_equal(claim_mark_hook(adir, "../escape", "insta", &fd2), -EINVAL);
 	/* Pruned with the archive: older than keep by its name's time. */
-	assert_int_equal(claim_prune_marks(dfd, 1000, (1795000000LL + 1000000) * 1000000000LL), 1);
-	claim_read_mark(dfd, "20261129T044308Z-a-1.1", &m);
+	assert_int_equal(claim_prune_marks(adir, 1000, (1795000000LL + 1000000) * 1000000000LL), 1);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
 	assert_int_equal(m.err, -ENOENT);
 }
 
@@ -325,10 +325,64 @@ static void write_session(int64_t at_ns, const char *incident, const char *step,
 	struct archive_note note = {
 		.time_ns = at_ns, .instance = "inst0aaaaaaa", .incident = incident,
 		.site_root = "/home/site", .reason = "test", .deployment_id = "", .step = step,
-		.done = done, .complete = complete,
+		.state = done ? ARCHIVE_DONE : ARCHIVE_MOVING, .complete = complete,
 	};
 	assert_int_equal(archive_write_note(&s, &note), 0);
 	archive_end(&s);
+}
+
+/* A note says its token, its state and every trash name, and reads back
+ * through the JSON scanner; a rolled-back note is final and never "done". */
+static void test_note_token_state_and_trash(void **state)
+{
+	struct archive_session s;
+	char err[256];
+	struct reap_target targets[2] = { { .area = "deployments", .name = "temp-0badc0de" },
+					  { .area = "locks", .name = "deployment" } };
+	struct reap_result results[2] = { { .state = REAP_PUT_BACK },
+					  { .state = REAP_KEPT_BESIDE } };
+	struct archive_item items[2] = { { .target = &targets[0], .result = &results[0] },
+					 { .target = &targets[1], .result = &results[1] } };
+	snprintf(results[0].trash, sizeof(results[0].trash), "%s", ".lockwarden-trash-00ff00ff-temp-0badc0de");
+	snprintf(results[1].trash, sizeof(results[1].trash), "%s", ".lockwarden-trash-00ff00ff-deployment");
+	snprintf(results[1].kept, sizeof(results[1].kept), "%s", ".lockwarden-kept-00ff00ff-deployment");
+	for (int st = ARCHIVE_MOVING; st <= ARCHIVE_ROLLED_BACK; st++) {
+		assert_int_equal(archive_begin(dir, "inst0aaaaaaa", T0_NS + st * MIN_NS, &s, err,
+					       sizeof(err)), 0);
+		struct archive_note note = {
+			.time_ns = T0_NS, .instance = "inst0aaaaaaa", .incident = "I",
+			.site_root = "/home/site", .reason = "a \"quoted\" reason", .deployment_id = "",
+			.step = "clear", .token = "00ff00ff", .state = (enum archive_state)st,
+			.complete = true, .items = items, .n_items = 2,
+		};
+		assert_int_equal(archive_write_note(&s, &note), 0);
+		char session[96];
+		snprintf(session, sizeof(session), "%s", s.name);
+		archive_end(&s);
+
+		int note_dir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct archive_note_read r = { .want_trash = "locks/.lockwarden-trash-00ff00ff-deployment" };
+		assert_int_equal(archive_read_note(note_dir, session, &r), 0);
+		assert_int_equal(r.state, st);
+		assert_string_equal(r.token, "00ff00ff");
+		assert_string_equal(r.incident, "I");
+		assert_true(r.lists_want);
+		struct archive_note_read other = { .want_trash = "locks/.lockwarden-trash-00ff00ff-x" };
+		assert_int_equal(archive_read_note(note_dir, session, &other), 0);
+		assert_false(other.lists_want);
+		close(note_dir);
+	}
+	struct incident_notes notes;
+	incident_read_notes(dir, NULL, &notes);
+	assert_int_equal(notes.n, 4);
+	for (size_t i = 0; i < notes.n; i++) {
+		bool done = i == ARCHIVE_COMMITTED || i == ARCHIVE_DONE;
+		assert_int_equal(notes.v[i].done, done);
+		assert_int_equal(notes.v[i].final, i == ARCHIVE_DONE || i == ARCHIVE_ROLLED_BACK);
+		assert_string_equal(notes.v[i].token, "00ff00ff");
+	}
+	incident_notes_free(&notes);
+	(void)state;
 }
 
 static void test_last_clear_from_the_notes(void **state)
@@ -442,6 +496,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test_setup_teardown(test_note_token_state_and_trash, make_dir, remove_dir),
 		cmocka_unit_test(test_not_a_claim),
 		cmocka_unit_test_setup_teardown(test_last_clear_from_the_notes, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_forged_notes_start_nothing, make_dir, remove_dir),

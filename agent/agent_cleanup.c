@@ -28,11 +28,10 @@ void agent_settle(struct agent *a)
 	 * afresh first, and the one restart comes after what is left went. */
 	if (!incident_held(inc) || a->reap || a->kudu_work || a->metrics.stuck)
 		return;
-	/* Taken over: the owner's last removals look like activity for a
-	 * while; the tree is judged over stuck_after and quiet_period before
-	 * anything is called done. */
-	if (incident_hook_due(inc) &&
-	    agent_mono_now_ms(a) - inc->taken_ms < a->stuck_after_ms + a->cfg.policy_quiet_period)
+	/* Taken over while a deployment still claims to run (the dead
+	 * owner's cleanup left the lock or a record): that goes first, once
+	 * it is judged stuck; the one restart comes after. */
+	if (incident_hook_due(inc) && a->site_claims_running)
 		return;
 	/* An incident taken over after its cleanup began: the hook the dead
 	 * owner did not mark is still due, at most once (its mark decides). */

@@ -142,6 +142,7 @@ struct agent {
 	struct cleanup_job *claiming;
 	uint64_t claim_asked_ms;  /* monotonic time the claim was asked for */
 	bool act_again;           /* a claim was due while another claim job ran */
+	bool site_claims_running; /* the last decision saw a deployment claim to run */
 	uint64_t sweep_started_ms; /* monotonic start of the trash sweep in flight */
 	uint64_t prune_started_ms; /* ... and of the archive pruning */
 	char instance[32];        /* this instance, as the archive names it */

@@ -324,8 +324,11 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	}
 	set_status(a, &d);
 	a->metrics.stuck = d.stuck;
+	a->site_claims_running = d.claims_running;
 	if (d.stuck || d.act)
 		incident_saw_stuck(&a->inc);
+	else if (d.claims_running)
+		incident_saw_running(&a->inc);
 	if (!d.act)
 		a->kudu_work = false;
 

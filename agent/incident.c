@@ -364,7 +364,6 @@ static int take_over_done(struct incident *inc, struct incident_job *job)
 	inc->mine = job->c;
 	now_held(inc, &job->held);
 	inc->inherited_began = job->inherited && inc->mine.began;
-	inc->taken_ms = now;
 	if (job->inherited)
 		log_warning("took over incident %s from instance %s: its claim did not change for "
 			    "%llu s by this agent's clock (%u removal%s done, cleanup %s); judging the "
@@ -595,6 +594,11 @@ void incident_saw_stuck(struct incident *inc)
 	inc->stuck_seen_ms = uv_now(inc->loop);
 	if (inc->seen_known && inc->seen.err == 0 && !inc->seen.c.released)
 		tie(inc, inc->seen.c.incident);
+}
+
+void incident_saw_running(struct incident *inc)
+{
+	inc->stuck_seen = true;
 }
 
 static void new_claim(struct incident *inc, uint64_t fingerprint)

@@ -132,7 +132,7 @@ struct incident {
 	char said_other[CLAIM_ID_MAX];
 	struct incident_watch watched[INCIDENT_WATCHED];
 	unsigned watched_next;
-	bool stuck_seen;              /* stuck in a scan since the last incident learnt */
+	bool stuck_seen;              /* running or stuck in a scan since the last incident learnt */
 	uint64_t stuck_seen_ms;       /* monotonic: the last scan that found it stuck (0: never) */
 	char learnt[16][CLAIM_ID_MAX]; /* incidents learnt from the archive (a ring) */
 	unsigned learnt_next;
@@ -146,7 +146,6 @@ struct incident {
 	struct claim mine;
 	atomic_uint_fast64_t lease_ms; /* monotonic: when the last renewal that came back began */
 	bool inherited_began;         /* taken over after a cleanup began */
-	uint64_t taken_ms;            /* monotonic: when it was taken over */
 	bool hook_queued;             /* a site hook is queued for it */
 	bool hook_marked;             /* this agent made its hook mark */
 	bool hook_settled;            /* its mark exists (ours or another's) */
@@ -187,6 +186,9 @@ void incident_observe(struct incident *inc, const struct incident_look *look, ui
 /* The last decision found the site stuck: what is claimed now is tied to
  * something this agent saw. */
 void incident_saw_stuck(struct incident *inc);
+/* The last decision saw a deployment claim to run: an incident cleared
+ * after it (a note) may be one this agent saw begin. */
+void incident_saw_running(struct incident *inc);
 
 /* The top claim seen has been unchanged for claim_expiry (or hostile and
  * waited out, or claimed by others too long): take it over. Returns true

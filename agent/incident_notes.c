@@ -180,9 +180,10 @@ void incident_learn(struct incident *inc, const struct incident_notes *prev,
 			continue;
 		/* The share's word alone starts nothing: a note counts when its
 		 * incident is one this agent saw claimed while the site was
-		 * stuck, or when this agent saw the site stuck since the last
-		 * incident it learnt (one sight, one incident: a flood of
-		 * forged notes runs no hook, resets no cooldown). */
+		 * stuck, or when this agent saw a deployment claim to run (or
+		 * stuck) since the last incident it learnt (one sight, one
+		 * incident: a flood of forged notes runs no hook, resets no
+		 * cooldown). */
 		bool tied = false;
 		for (unsigned k = 0; k < 16 && !tied; k++)
 			tied = strcmp(inc->tied[k], note->incident) == 0;

@@ -251,7 +251,8 @@ void incident_read_notes(const char *dir, const struct incident_notes *prev,
 void incident_notes_free(struct incident_notes *n);
 
 /* Marks the notes whose incident this agent saw (held, took over, or
- * learnt after seeing the site stuck); report, which sees nothing over
+ * learnt after seeing the site stuck) or that this instance wrote (the
+ * ladder outlives the agent's restart); report, which sees nothing over
  * time, trusts them all (inc NULL). Only tied notes count for the ladder. */
 void incident_tie_notes(const struct incident *inc, struct incident_notes *notes);
 

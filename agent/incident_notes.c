@@ -159,7 +159,9 @@ void incident_tie_notes(const struct incident *inc, struct incident_notes *notes
 {
 	for (size_t i = 0; i < notes->n; i++) {
 		struct incident_note *note = &notes->v[i];
-		note->tied = !inc;
+		/* This instance's own notes too: the restart its hook causes
+		 * restarts the agent, and the ladder must outlive that. */
+		note->tied = !inc || (note->instance[0] && strcmp(note->instance, inc->instance) == 0);
 		for (unsigned k = 0; inc && k < 16 && !note->tied; k++)
 			note->tied = note->incident[0] && strcmp(inc->tied[k], note->incident) == 0;
 	}

@@ -293,3 +293,48 @@ def test_renewals_go_on_while_every_pool_thread_is_blocked(hosts, agents, tmp_pa
     runs = settle_runs(hook, [owner, other], 1)
     assert len(runs) == 1 and runs[0]["LOCKWARDEN_INSTANCE"] == INSTANCES[0]
     assert other.count(r"took over incident") == 0
+
+
+# ---- every step of the protocol: the owner killed there ---------------------------
+
+STEPS = [
+    ("claim.create", dict(call="openat", has=".lockwarden-claim-")),
+    ("claim.write", dict(call="pwrite", has=".lockwarden-claim-")),
+    ("cleanup removal", dict(call="rename", name="-temp-1a2b3c4d")),
+    ("hook.mark", dict(call="openat", has=".lockwarden-hook-")),
+    ("hook.started", dict(call="pwrite", has=".lockwarden-hook-")),
+    ("hook.end", dict(call="pwrite", has=".lockwarden-hook-", data="ended")),
+    ("claim.release", dict(call="pwrite", has=".lockwarden-claim-", data="released")),
+]
+
+
+@pytest.mark.parametrize("step,where", STEPS, ids=[s for s, _ in STEPS])
+def test_the_owner_killed_at_every_step(hosts, agents, tmp_path, hook, pause_shim, step, where):
+    """Three agents on two FUSE mounts of one folder; the owner killed at
+    one step of the protocol: exactly one restart, or a warning on every
+    other instance that one may have been lost - never a second one."""
+    build_stuck_site(hosts.site())
+    call = where.pop("call")
+    pause = Pause(pause_shim, tmp_path / "owner", call, **where)
+    owner = start(agents, config(tmp_path, hosts, 0, hook), 0, env=pause.env())
+    pause.wait_paused(detail=owner.tail)
+    others = [start(agents, config(tmp_path, hosts, 1, hook), 1),
+              start(agents, config(tmp_path, hosts, 0, hook), 2)]
+    for a in others:
+        a.wait_scan(2)
+    owner.send(signal.SIGKILL)
+    owner.wait_exit(10)
+    pause.release()
+
+    def settled():
+        if not gone(hosts.site(), STUCK_LEFTOVERS) or claim_held(hosts.archive()):
+            return False
+        return hook.count() >= 1 or all(a.count(r"restart may have been lost") for a in others)
+
+    wait_for(settled, ACT_TIMEOUT_S + 8 * EXPIRY_S, f"the incident settled after {step}",
+             tails(*others))
+    runs = settle_runs(hook, others, 1)
+    assert len(runs) <= 1, [r["LOCKWARDEN_INSTANCE"] for r in runs]
+    if not runs:
+        for a in others:
+            assert a.count(r"restart may have been lost") >= 1, tails(a)()

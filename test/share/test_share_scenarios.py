@@ -21,6 +21,7 @@ from conftest import (HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, age_tree, build_finis
                       build_stuck_site, clean_env, hook, kudu_time, make_file_lock,  # noqa: F401
                       make_lock, make_pending, make_record, start_agent, utc_in, wait_for,
                       write_config)
+from robust_util import STUCK_PATHS
 
 RESCAN_S = 1.0
 QUIET_S = 1.0
@@ -167,7 +168,7 @@ def test_a_deployment_that_dies_is_cleared_in_time(request, share, agents, tmp_p
     w.stop()
     died = time.monotonic()
     assert not w.errors, w.errors
-    wait_for(lambda: gone_on_share(share, STUCK_LEFTOVERS),
+    wait_for(lambda: gone_on_share(share, STUCK_PATHS),
              STUCK_AFTER_S + QUIET_S + 4 * RESCAN_S + MARGIN_S,
              "the dead deployment to be cleared", agent.tail)
     took = time.monotonic() - died
@@ -203,7 +204,7 @@ def test_a_live_deployment_is_never_touched(request, share, agents, tmp_path, ho
     assert not w.errors, w.errors
     assert agent.removed() == [], agent.tail()
     assert agent.count(r"stuck deployment") == 0, agent.tail()
-    assert all(os.path.lexists(site_local(share) / p) for p in STUCK_LEFTOVERS)
+    assert all(os.path.lexists(site_local(share) / p) for p in STUCK_PATHS)
 
 
 # ------------------------------------------------------ two agents, two hosts
@@ -263,7 +264,7 @@ def test_a_paused_share_removes_nothing_and_is_said(share, agents, tmp_path):
         assert agent.count(NOT_ANSWERING) == 1, agent.tail()
     finally:
         share.resume()
-    assert all(os.path.lexists(site_local(share) / p) for p in STUCK_LEFTOVERS)
+    assert all(os.path.lexists(site_local(share) / p) for p in STUCK_PATHS)
 
 
 def blocked_worker(agent, paused_at):

@@ -188,6 +188,9 @@ void agent_on_rescan_timer(uv_timer_t *t);
  * archive pruning) starts or returns: says once that the share is not
  * answering, and once that it answers again. */
 void agent_check_share(struct agent *a);
+/* The same, after a scan returned: answered when it read the site root (a
+ * real reply from the share); only that ends an outage said before. */
+void agent_check_share_reply(struct agent *a, bool answered);
 /* Sets a->stuck_after_ms from the configuration and, for auto, the history;
  * logs auto's value and why at start and whenever it changes. */
 void agent_update_stuck_after(struct agent *a);

@@ -185,8 +185,9 @@ class SmbMount:
     """One smbnetfs client (in the foreground, so its pid is known) mounting
     the server on `mountpoint`; `.root` is the share's top folder in it."""
 
-    def __init__(self, server, mountpoint, home, smb_timeout_ms=SMB_TIMEOUT_MS):
+    def __init__(self, server, mountpoint, home, smb_timeout_ms=SMB_TIMEOUT_MS, retries=None):
         self.server = server
+        self.retries = retries
         self.mountpoint = Path(mountpoint)
         self.home = Path(home)
         self.smb_timeout_ms = smb_timeout_ms
@@ -217,6 +218,7 @@ class SmbMount:
         conf.write_text(f"""smb_query_browsers "false"
 stat_workaround_depth 0
 smb_timeout {self.smb_timeout_ms}
+{"" if self.retries is None else f"max_retry_count {self.retries}"}
 auth "127.0.0.1" "{USER}" "{PASSWORD}"
 """)
         os.chmod(conf, 0o600)
@@ -281,11 +283,14 @@ class SambaSite:
     and `.local`, the share's folder on the server's disk (for setting up a
     tree fast and for looking without going through a client)."""
 
-    def __init__(self, workdir, smb_timeout_ms=SMB_TIMEOUT_MS):
+    def __init__(self, workdir, smb_timeout_ms=SMB_TIMEOUT_MS, retries=None):
+        """smb_timeout_ms and retries: this host's client's reply timeout and
+        retry count (smbnetfs's smb_timeout, max_retry_count): it fails a
+        call with EIO after smb_timeout_ms x (retries + 1) without a reply."""
         self.dir = Path(workdir)
         self.server = SambaServer(self.dir / "server")
         self.here_mount = SmbMount(self.server, self.dir / "here", self.dir / "home-here",
-                                   smb_timeout_ms)
+                                   smb_timeout_ms, retries)
         self.kudu_mount = SmbMount(self.server, self.dir / "kudu", self.dir / "home-kudu",
                                    smb_timeout_ms)
 

@@ -322,3 +322,48 @@ def test_report_during_a_pause_exits_at_its_time_limit(share, tmp_path):
     assert rc == 1
     assert "not answering" in err
     assert HANG_LIMIT_S - 0.5 <= took < HANG_LIMIT_S + 2.0, err
+
+
+# ------------------------------------------- the client's EIO is not a reply
+
+@pytest.fixture
+def samba_gives_up(tmp_path):
+    """A Samba share whose client (this host's) gives up on the server after
+    12 s without a reply, with no retry: longer than the agent's hang limit."""
+    from conftest import SambaShare, smbshare
+    reason = smbshare.unavailable_reason()
+    if reason:
+        pytest.skip(f"needs a samba share: {reason}")
+    s = SambaShare(tmp_path / "samba", smb_timeout_ms=12000, retries=0)
+    try:
+        why = s.start()
+        if why:
+            pytest.fail(f"the samba share could not be set up: {why}", pytrace=False)
+        yield s
+    finally:
+        s.stop()
+
+
+def test_the_clients_eio_is_not_the_share_answering(samba_gives_up, agents, tmp_path):
+    """Finding 7: "answers again" was logged when the client returned EIO
+    after its own timeout, with the server still paused. It is said only
+    once a scan reads the share again."""
+    share = samba_gives_up
+    build_finished_site(site_local(share))
+    agent = start_agent(agents, config(tmp_path, share))
+    agent.wait_scan(2)
+    share.pause()
+    try:
+        agent.wait_for_log(NOT_ANSWERING, timeout=HANG_LIMIT_S + RESCAN_S + MARGIN_S)
+        n = agent.scans_done()
+        # The blocked scan comes back with the client's EIO (12 s after it
+        # began), and the next ones fail at once: the server is still paused.
+        agent.wait_scan(n + 2, timeout=12 + 4 * RESCAN_S + MARGIN_S)
+        assert agent.count(r"answers again") == 0, agent.tail()
+    finally:
+        share.resume()
+    agent.wait_for_log(r"site root .* answers again after", timeout=3 * RESCAN_S + MARGIN_S)
+    agent.wait_fresh_scans(2)
+    assert agent.count(r"answers again") == 1, agent.tail()
+    assert agent.count(NOT_ANSWERING) == 1, agent.tail()
+    assert agent.removed() == []

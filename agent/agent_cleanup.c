@@ -127,10 +127,14 @@ static void reap_after(uv_work_t *req, int status)
 	struct cleanup_outcome out = { 0 };
 	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
 
-	if (job->sweep)
+	if (job->sweep) {
+		struct clock_now now;
+		clock_read(&now);
 		a->sweep = NULL;
-	else
+		a->sweep_ended_mono_ms = now.mono_ms;
+	} else {
 		a->reap = NULL;
+	}
 	agent_check_share(a);
 	if (status == 0) {
 		cleanup_log(job, *last_failure, &out);
@@ -391,7 +395,11 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 			break;
 		}
 	}
-	if (!a->sweep && (incident_held(&a->inc) || a->inc.seen.err == -ENOENT)) {
+	/* A scan begun before the last sweep returned still lists the trash
+	 * that sweep removed: sweeping it again said "already gone" right
+	 * after "finished removing". The next scan sweeps what is left. */
+	if (!a->sweep && snap->scanned_mono_ms > a->sweep_ended_mono_ms &&
+	    (incident_held(&a->inc) || a->inc.seen.err == -ENOENT)) {
 		struct cleanup_job *job = prepare_cleanup(a, snap, d, true);
 		if (job)
 			launch_cleanup(a, job);

@@ -149,6 +149,9 @@ struct agent {
 	uint64_t claim_asked_ms;  /* monotonic time the claim was asked for */
 	bool act_again;           /* a claim was due while another claim job ran */
 	uint64_t sweep_started_ms; /* monotonic start of the trash sweep in flight */
+	/* When the last trash sweep returned, on the clock of a snapshot's
+	 * scanned_mono_ms (clock_read, not uv_now). */
+	uint64_t sweep_ended_mono_ms;
 	uint64_t prune_started_ms; /* ... and of the archive pruning */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;

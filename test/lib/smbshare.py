@@ -310,6 +310,10 @@ class SambaSite:
         """None once the server and both mounts answer, or why not."""
         return (self.server.start() or self.here_mount.mount() or self.kudu_mount.mount())
 
+    @property
+    def paused(self):
+        return self.server.paused
+
     def pause(self):
         self.server.pause()
 

@@ -120,6 +120,25 @@ static void reap_work(uv_work_t *req)
 	cleanup_run(job, &a->cancel);
 }
 
+/* Trash the sweep found gone is what the sweep wanted. A scan can list
+ * trash already removed: the share's client shows a folder's old attributes
+ * for up to a second, and an unchanged folder is not listed again (scan.h).
+ * That is no failure to retry, nor to say after "finished removing". */
+static void forget_already_gone(struct cleanup_job *job)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < job->n; i++) {
+		if (job->results[i].err == -ENOENT) {
+			log_debug("trash %s/%s was already gone", job->targets[i].area,
+				  job->targets[i].name);
+			continue;
+		}
+		job->targets[kept] = job->targets[i];
+		job->results[kept++] = job->results[i];
+	}
+	job->n = kept;
+}
+
 static void reap_after(uv_work_t *req, int status)
 {
 	struct cleanup_job *job = container_of(req, struct cleanup_job, req);
@@ -137,6 +156,8 @@ static void reap_after(uv_work_t *req, int status)
 	}
 	agent_check_share(a);
 	if (status == 0) {
+		if (job->sweep)
+			forget_already_gone(job);
 		cleanup_log(job, *last_failure, &out);
 		agent_metrics_cleanup(a, &out);
 		*last_failure = out.failure_plan;

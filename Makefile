@@ -9,6 +9,8 @@
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS=30 each)
 #   make install  PREFIX=/usr/local DESTDIR= (binary, sample config, hooks)
 #   make deb      a Debian package in build/deb/ (packaging/deb.mk)
+#   make static   build/static/lockwarden: one static, stripped executable
+#                 for containers of any base (no shared library at all)
 #   make man      lockwarden(8) and lockwarden.ini(5) in build/man/
 #   make systemd-unit  build/systemd/lockwarden.service
 #   make sample   regenerate conf/lockwarden.ini from agent/config.def
@@ -70,7 +72,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
+.PHONY: static kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -97,6 +99,45 @@ $(BUILD)/agent/%.o: agent/%.c | $(DEPS_STAMP)
 $(BUILD)/lockwarden: $(AGENT_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# make static: one fully static, stripped executable for containers of any
+# base image (glibc or musl, Debian, Ubuntu, Alpine, Azure Linux): no shared
+# library, no loader, no NSS. glibc's static libc with Debian's own static
+# libuv (libuv_a.a, libuv1-dev) and inih (libinih.a, libinih-dev), so the
+# build needs Debian's binary packages alone; README.md (Base images) says
+# why not musl. LOCKWARDEN_STATIC compiles out the two dlopen()s of
+# libsystemd (notify.c, log.c); nss_none.c keeps glibc's NSS out (it says
+# how); and --fatal-warnings makes any of glibc's "requires at runtime the
+# shared libraries" link warnings an error, so a new getaddrinfo, getpwnam
+# or dlopen cannot slip in. Still a PIE with full RELRO (-static-pie).
+STATIC_BUILD := build/static
+STATIC_OBJ := $(patsubst agent/%.c,$(STATIC_BUILD)/agent/%.o,$(AGENT_SRC)) \
+	$(STATIC_BUILD)/nss_none.o
+STATIC_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DLOCKWARDEN_STATIC -DLOCKWARDEN_VERSION='"$(VERSION)"' \
+	-D_FORTIFY_SOURCE=2 $(CPPFLAGS) $(WARNINGS) $(HARDEN_CFLAGS) $(CFLAGS) \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+STATIC_LDFLAGS := -static-pie -Wl,-z,relro,-z,now -Wl,--fatal-warnings
+STRIP ?= strip
+STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs libuv-static inih)
+
+static: $(STATIC_BUILD)/lockwarden
+	@echo "$<: $$(stat -c %s $<) bytes, statically linked, stripped"
+
+$(STATIC_BUILD)/agent/%.o: agent/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(STATIC_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(STATIC_BUILD)/nss_none.o: packaging/static/nss_none.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(STATIC_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(STATIC_OBJ:.o=.d)
+
+# lockwarden.full keeps the symbols, so that test/packaging/test_static.py
+# can tell what was linked in.
+$(STATIC_BUILD)/lockwarden: $(STATIC_OBJ)
+	$(CC) $(STATIC_LDFLAGS) $(LDFLAGS) -o $@.full $^ $(STATIC_LIBS)
+	$(STRIP) --strip-all -o $@ $@.full
+
 # Each unit test links only the modules it tests, so one unfinished module
 # does not stop the others' tests.
 PARSER_OBJ := $(BUILD)/agent/kudu.o $(BUILD)/agent/json.o $(BUILD)/agent/xml.o \
@@ -104,13 +145,12 @@ PARSER_OBJ := $(BUILD)/agent/kudu.o $(BUILD)/agent/json.o $(BUILD)/agent/xml.o \
 $(BUILD)/test_kudu: $(PARSER_OBJ)
 $(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(BUILD)/agent/log.o
 $(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(PARSER_OBJ) $(BUILD)/agent/log.o
-$(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/log.o
+$(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/log.o $(PARSER_OBJ)
 $(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o
 $(BUILD)/test_hook: $(BUILD)/agent/hook.o $(BUILD)/agent/log.o
 $(BUILD)/test_metrics: $(BUILD)/agent/metrics.o
 $(BUILD)/test_log: $(BUILD)/agent/log.o
 $(BUILD)/test_claim: $(BUILD)/agent/claim.o $(BUILD)/agent/incident_notes.o $(BUILD)/agent/archive.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
-$(BUILD)/test_shareclock: $(BUILD)/agent/shareclock.o $(BUILD)/agent/archive.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
 $(BUILD)/test_silence: $(BUILD)/agent/silence.o $(BUILD)/agent/silence_read.o $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/scan.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(PARSER_OBJ) $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c
 	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka

@@ -78,22 +78,20 @@ static void on_watchdog_timer(uv_timer_t *t)
 /* event: "start" once, "settings" after a reload. */
 static void log_settings(const struct agent *a, const char *event)
 {
-	char stuck[32], quiet[32], rescan[32];
+	char stuck[32], rescan[32];
 	if (a->cfg.policy_stuck_after == CONFIG_DURATION_AUTO)
 		snprintf(stuck, sizeof(stuck), "auto");
 	else
 		config_format_duration(a->cfg.policy_stuck_after, stuck, sizeof(stuck));
-	config_format_duration(a->cfg.policy_quiet_period, quiet, sizeof(quiet));
 	config_format_duration(a->cfg.scan_rescan_interval, rescan, sizeof(rescan));
 	log_event(LOG_LEVEL_INFO, event,
 		  LOG_FIELDS(LOG_STR("version", LOCKWARDEN_VERSION), LOG_STR("site_root", a->cfg.site_root),
 			     LOG_INT("stuck_after_ms", a->stuck_after_ms),
-			     LOG_INT("quiet_period_ms", a->cfg.policy_quiet_period),
 			     LOG_BOOL("dry_run", a->cfg.policy_dry_run),
 			     LOG_BOOL("hook", a->cfg.hook_command[0] != '\0'),
 			     LOG_BOOL("once", a->opt.once)),
-		  "watching %s (stuck_after %s, quiet_period %s, rescan_interval %s%s%s)",
-		  a->cfg.site_root, stuck, quiet, rescan, a->cfg.policy_dry_run ? ", dry run" : "",
+		  "watching %s (stuck_after %s, rescan_interval %s%s%s)",
+		  a->cfg.site_root, stuck, rescan, a->cfg.policy_dry_run ? ", dry run" : "",
 		  a->cfg.hook_command[0] ? "" : ", no hook");
 }
 
@@ -118,11 +116,6 @@ static void reload(struct agent *a)
 		return;
 	}
 	bool new_root = strcmp(fresh.site_root, a->cfg.site_root) != 0;
-	if (strcmp(fresh.archive_dir, a->cfg.archive_dir) != 0) {
-		/* Another folder: the share's clock is measured there afresh. */
-		memset(&a->shareclock, 0, sizeof(a->shareclock));
-		a->clock_warned = false;
-	}
 	config_free(&a->cfg);
 	a->cfg = fresh;
 	log_set_level(a->cfg.log_level);

@@ -104,10 +104,11 @@ void agent_hook_done(struct hookq *q, bool failed)
 
 /* ---- the cleanup ----------------------------------------------------------- */
 
-/* --once: the cleanup is over; exit once the hook it calls for has run. */
+/* --once: the cleanup is over; exit once the hook it calls for has run. A
+ * cleanup that did not commit removed nothing and runs no hook. */
 static void once_cleanup_done(struct agent *a, const struct cleanup_outcome *out)
 {
-	a->exit_code = out->any_failed || out->abandoned ? AGENT_ONCE_PARTIAL : AGENT_ONCE_CLEARED;
+	a->exit_code = out->committed && !out->any_failed ? AGENT_ONCE_CLEARED : AGENT_ONCE_PARTIAL;
 	if (!hookq_busy(&a->hooks))
 		agent_begin_shutdown(a, a->exit_code);
 }
@@ -166,21 +167,27 @@ static void reap_after(uv_work_t *req, int status)
 			a->verify_lock = job->lock;
 		}
 	}
+	if (status == 0 && out.abandoned && !job->sweep) {
+		/* Rolled back on a sign of life: the tree is judged afresh,
+		 * and the agent watches it for stuck_after again before it
+		 * acts. */
+		memset(&a->history, 0, sizeof(a->history));
+	}
 	if (status == 0 && !a->stopping && !job->sweep) {
-		/* Instance scope: every instance, this one too, runs its hook
-		 * once the incident is cleared (agent_settle); --once cannot
-		 * wait. */
-		if (out.any_removed && a->cfg.hook_command[0] &&
+		/* The hook runs only after a committed cleanup. Instance scope:
+		 * every instance, this one too, runs its hook once the incident
+		 * is cleared (agent_settle); --once cannot wait. */
+		if (out.committed && a->cfg.hook_command[0] &&
 		    (agent_site_scope(a) || a->opt.once)) {
 			hookq_add(&a->hooks, job);
 			a->inc.hook_queued = true;
-		} else if (out.any_removed && !a->cfg.hook_command[0]) {
+		} else if (out.committed && !a->cfg.hook_command[0]) {
 			log_info("cleanup done; no hook configured");
 		}
 		/* Everything went: the incident ends now, unless its hook is
 		 * due (then when the hook is over). Otherwise the next scan
 		 * says what is left. */
-		if (out.any_removed && !out.any_failed && !out.abandoned) {
+		if (out.committed && !out.any_failed) {
 			a->kudu_work = false;
 			agent_settle(a);
 		}
@@ -228,17 +235,17 @@ static void log_incident(struct agent *a, const struct cleanup_job *job, bool re
 		agent_metrics_incident(a, job->incident);
 }
 
-/* Prepares a cleanup of the decision's Kudu leftovers (sweep false:
- * archived, folders only moved aside to trash) or a sweep of our own trash
- * folders (sweep true: emptied and removed, nothing to archive). The two run
+/* Prepares a cleanup of the decision's Kudu leftovers (d: archived, moved
+ * aside, committed or rolled back) or a sweep of the trash of committed
+ * cleanups (d NULL: emptied and removed, nothing to archive). The two run
  * side by side, so emptying a large record never delays the next cleanup. */
 static struct cleanup_job *prepare_cleanup(struct agent *a, const struct site_snapshot *snap,
-					   const struct policy_decision *d, bool sweep)
+					   const struct policy_decision *d)
 {
+	bool sweep = d == NULL;
 	struct cleanup_settings settings = {
 		.site_root = a->cfg.site_root, .archive_dir = a->cfg.archive_dir,
 		.instance = a->instance,
-		/* --once finishes everything before it exits. */
 		.finish_folders = a->opt.once,
 		/* The claim's descriptor and outcome are set once it is made. */
 		.claim_fd = -1, .claim_err = 0,
@@ -246,7 +253,8 @@ static struct cleanup_job *prepare_cleanup(struct agent *a, const struct site_sn
 		.on_removed = sweep ? NULL : on_removed, .ctx = &a->inc,
 	};
 	int err;
-	struct cleanup_job *job = cleanup_prepare(snap, d, sweep, &settings, &err);
+	struct cleanup_job *job = sweep ? cleanup_prepare_sweep(snap, &a->notes, &settings, &err)
+				       : cleanup_prepare(snap, d, &settings, &err);
 
 	if (!job && err < 0)
 		log_error("out of memory planning the cleanup");
@@ -406,7 +414,7 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 		 * from this scan now and starts when the claim is answered. */
 		switch (incident_claim(&a->inc, cleanup_plan_hash(names, n, NULL))) {
 		case INCIDENT_ASKED:
-			a->claiming = prepare_cleanup(a, snap, d, false);
+			a->claiming = prepare_cleanup(a, snap, d);
 			a->claim_asked_ms = agent_mono_now_ms(a);
 			break;
 		case INCIDENT_BUSY:
@@ -416,12 +424,18 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 			break;
 		}
 	}
-	/* A scan begun before the last sweep returned still lists the trash
-	 * that sweep removed: sweeping it again said "already gone" right
-	 * after "finished removing". The next scan sweeps what is left. */
-	if (!a->sweep && snap->scanned_mono_ms > a->sweep_ended_mono_ms &&
+}
+
+void agent_sweep(struct agent *a, const struct site_snapshot *snap)
+{
+	/* Only the trash of committed cleanups, and only while no other
+	 * instance is at work on the site. A scan begun before the last sweep
+	 * returned still lists the trash that sweep removed: the next scan
+	 * sweeps what is left. */
+	if (!a->sweep && !a->stopping && !a->cfg.policy_dry_run && !a->opt.once &&
+	    snap->scanned_mono_ms > a->sweep_ended_mono_ms &&
 	    (incident_held(&a->inc) || a->inc.seen.err == -ENOENT)) {
-		struct cleanup_job *job = prepare_cleanup(a, snap, d, true);
+		struct cleanup_job *job = prepare_cleanup(a, snap, NULL);
 		if (job)
 			launch_cleanup(a, job);
 	}

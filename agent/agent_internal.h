@@ -20,7 +20,6 @@
 #include "kudu.h"
 #include "metrics.h"
 #include "policy.h"
-#include "shareclock.h"
 #include "silence.h"
 #include "silence_read.h"
 #include "site.h"
@@ -62,8 +61,6 @@ struct scan_job {
 	const struct incident_notes *prev_notes; /* read-only while the job runs */
 	bool read_notes;
 	struct incident_notes notes;
-	char instance[32];
-	struct shareclock clock;  /* the agent's, measured again when due */
 	/* stuck_after = auto: completed records' log.log (silence_read.h). */
 	bool read_silence;
 	const struct silence_cache *prev_silence; /* read-only while the job runs */
@@ -122,9 +119,6 @@ struct agent {
 	uint64_t share_back_ms;   /* when it last answered again (0: never out) */
 	unsigned long scans;
 	struct policy_history history;
-	struct shareclock shareclock; /* this host's clock against the share's */
-	bool clock_warned;        /* said that this host's clock is off */
-	int64_t clock_warned_ns;  /* by how much */
 	/* stuck_after in effect (the policy's params): the configured value,
 	 * or auto's, worked out from the completed records' logs. */
 	uint64_t stuck_after_ms;
@@ -201,6 +195,8 @@ void agent_update_stuck_after(struct agent *a);
 /* agent_cleanup.c */
 /* The decision's removals: Kudu's leftovers need the incident's claim; our
  * own trash is swept only while no other instance is at work. */
+/* Starts the sweep of committed trash the snapshot shows, when it may run. */
+void agent_sweep(struct agent *a, const struct site_snapshot *snap);
 void agent_act(struct agent *a, const struct site_snapshot *snap,
 	       const struct policy_decision *d);
 /* After each decision and hook: what the incident still needs. */

@@ -141,6 +141,7 @@ void agent_metrics_cleanup(struct agent *a, const struct cleanup_outcome *out)
 {
 	a->metrics.removed += out->n_removed;
 	a->metrics.kept += out->n_kept;
+	a->metrics.abandoned += out->abandoned;
 	agent_metrics_update(a);
 }
 

@@ -17,10 +17,6 @@
 #include "notify.h"
 #include "scan.h"
 
-/* This host's clock off the share's by more than this is worth a warning
- * (within it, only the debug log says so). */
-#define CLOCK_WARN_MS (60 * 1000LL)
-
 /* ---- a share that does not answer ------------------------------------------ */
 
 /* During a storage failover the share stops answering: every call on it
@@ -119,7 +115,7 @@ void agent_check_share_reply(struct agent *a, bool answered)
 			  LOG_FIELDS(LOG_STR("state", "back"), LOG_STR("site_root", a->cfg.site_root),
 				     LOG_INT("out_ms", now_ms - a->share_out_ms)),
 			  "site root %s answers again after %s out; watching it afresh for "
-			  "quiet_period before any removal", a->cfg.site_root, took);
+			  "stuck_after before any removal", a->cfg.site_root, took);
 		a->share_back_ms = now_ms;
 		/* Nothing was seen while it was out: a change that came and went
 		 * meanwhile must not pass for quiet. */
@@ -138,17 +134,11 @@ static void scan_work(uv_work_t *req)
 	struct scan_job *job = container_of(req, struct scan_job, req);
 	struct clock_now now;
 
-	/* Both clocks at the one instant the scan begins: the policy compares
-	 * their movements between scans, and a slow scan must not look like a
-	 * wall-clock jump. */
+	/* Both clocks at the one instant the scan begins: the monotonic one
+	 * dates what the agent watched, the wall one is what file times in the
+	 * future are compared with. */
 	clock_read(&now);
 	job->err = scan_site(job->root, &now, job->prev, job->full, &job->snap);
-	/* The share's clock, measured beside the site root (shareclock.h). */
-	if (job->err == 0 && job->snap.root_err == 0)
-		shareclock_update(&job->clock, job->claim_dir, job->instance, job->snap.root.dev,
-				  true, &now);
-	job->snap.clock_offset_known = job->clock.known;
-	job->snap.clock_offset_ns = job->clock.offset_ns;
 	/* After the listing: an owner claims before it renames anything
 	 * aside, so trash listed while no claim exists is nobody's work in
 	 * progress. */
@@ -231,51 +221,6 @@ static void adopt_silence(struct agent *a, struct scan_job *job)
 		a->scan_again = true;
 }
 
-/* Says what a probe of the share's clock found, once per finding: the
- * archive folder on another filesystem, a probe that fails, this host's
- * clock off by more than a minute (and by how much when that changes), and
- * back in step. */
-static void note_share_clock(struct agent *a, const struct shareclock *now)
-{
-	const struct shareclock *was = &a->shareclock;
-	char off[32];
-
-	if (!now->probed || (was->probed && was->probed_ms == now->probed_ms))
-		return;
-	if (now->err == -EXDEV && (!was->probed || was->err != -EXDEV))
-		log_info("archive folder %s is not on the site root's filesystem: this host's clock "
-			 "cannot be measured against the share's; file times and lockExpiry are judged "
-			 "by this host's clock", a->cfg.archive_dir);
-	else if (now->err != 0 && now->err != -EXDEV && (!was->probed || was->err != now->err))
-		log_warning("cannot measure this host's clock against the share's (%s in %s: %s); "
-			    "%s", now->what, a->cfg.archive_dir, strerror(-now->err),
-			    now->known ? "keeping the last measure"
-				       : "file times and lockExpiry are judged by this host's clock");
-	if (now->err == 0)
-		log_debug("measured this host's clock against the share's: %+lld ms",
-			  (long long)clock_ns_to_ms(now->offset_ns));
-
-	int64_t mag = now->offset_ns < 0 ? -now->offset_ns : now->offset_ns;
-	int64_t moved = clock_sub_ns(now->offset_ns, a->clock_warned_ns);
-	if (now->known && mag > CLOCK_WARN_MS * CLOCK_NS_PER_MS &&
-	    (!a->clock_warned || moved > CLOCK_WARN_MS * CLOCK_NS_PER_MS ||
-	     moved < -CLOCK_WARN_MS * CLOCK_NS_PER_MS)) {
-		/* To the minute: the probe's own milliseconds are noise. */
-		int64_t mag_ms = clock_ns_to_ms(mag);
-		fmt_age(mag_ms / 60000 * 60000 + (mag_ms % 60000 >= 30000 ? 60000 : 0), off,
-			sizeof(off));
-		log_warning("this host's clock is %s %s the share's; file times and lockExpiry are "
-			    "judged by the share's clock", off,
-			    now->offset_ns < 0 ? "behind" : "ahead of");
-		a->clock_warned = true;
-		a->clock_warned_ns = now->offset_ns;
-	} else if (a->clock_warned && now->known && mag <= CLOCK_WARN_MS * CLOCK_NS_PER_MS) {
-		log_info("this host's clock agrees with the share's again");
-		a->clock_warned = false;
-	}
-	a->shareclock = *now;
-}
-
 static void set_status(struct agent *a, const struct policy_decision *d)
 {
 	char status[400];
@@ -333,13 +278,39 @@ static void say_recurrence(struct agent *a, const struct policy_params *params,
 		    "first), is taken only with [policy] allow_full_clear = true", since, within);
 }
 
+/* --once: how the pass ends when it starts nothing (nothing removed, or
+ * nothing removable); false while it must go on watching. */
+static bool once_ends(struct agent *a, const struct policy_decision *d)
+{
+	int code;
+
+	if (d->blocked) {
+		code = AGENT_ONCE_UNREADABLE;
+		log_error("once: the site tree cannot be read: %s", d->reason);
+	} else if (d->stuck) {
+		code = a->cfg.policy_dry_run ? AGENT_ONCE_STUCK_DRY_RUN : AGENT_ONCE_PARTIAL;
+		if (!a->cfg.policy_dry_run)
+			log_warning("once: stuck, but nothing could be removed: %s", d->reason);
+	} else if (!d->claims_running) {
+		code = AGENT_ONCE_NOTHING_STUCK;
+		log_info("once: nothing stuck: %s", d->reason);
+	} else if (a->history.seen_change) {
+		/* A change is life: this pass will not see it stop. */
+		code = AGENT_ONCE_NOTHING_STUCK;
+		log_info("once: nothing stuck: the deployment changed while watched, so it is alive: %s",
+			 d->reason);
+	} else {
+		return false;
+	}
+	a->once_done = true;
+	agent_begin_shutdown(a, code);
+	return true;
+}
+
 static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 {
 	agent_update_stuck_after(a);
-	struct policy_params params = {
-		.stuck_after_ms = a->stuck_after_ms,
-		.quiet_period_ms = a->cfg.policy_quiet_period,
-	};
+	struct policy_params params = { .stuck_after_ms = a->stuck_after_ms };
 	struct policy_decision d;
 
 	ladder_params(a, &params);
@@ -365,9 +336,8 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	if (!d.act)
 		a->kudu_work = false;
 
-	bool once_final = a->opt.once && now_ms - a->history.start_ms >= a->cfg.policy_quiet_period;
 	if (d.act && !snap->memo.full && !a->stopping && !a->cfg.policy_dry_run &&
-	    (!a->opt.once || once_final) && (!a->reap || !a->sweep)) {
+	    (!a->reap || !a->sweep)) {
 		/* An idle rescan re-reads only what Kudu's writes can have
 		 * changed (scan.h); what is removed rests on a scan that
 		 * re-read everything. It follows at once. */
@@ -377,7 +347,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		policy_decision_free(&d);
 		return;
 	}
-	if (d.act && !a->stopping && (!a->opt.once || once_final)) {
+	if (d.act && !a->stopping) {
 		say_recurrence(a, &params, &d);
 		if (a->cfg.policy_dry_run) {
 			agent_log_dry_run(a, snap, &d);
@@ -385,33 +355,23 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 			agent_act(a, snap, &d);
 		}
 	}
-	if (a->opt.once && (once_final || d.blocked) && !a->once_done) {
-		a->once_done = true;
-		if (!a->reap && !a->claiming) {
-			/* Nothing was started: the tree says how this pass ends. */
-			int code = d.blocked ? AGENT_ONCE_UNREADABLE
-				 : !d.stuck ? AGENT_ONCE_NOTHING_STUCK
-				 : a->cfg.policy_dry_run ? AGENT_ONCE_STUCK_DRY_RUN
-				 : AGENT_ONCE_PARTIAL;
-			if (d.blocked)
-				log_error("once: the site tree cannot be read: %s", d.reason);
-			else if (!d.stuck)
-				log_info("once: nothing stuck: %s", d.reason);
-			else if (!a->cfg.policy_dry_run)
-				log_warning("once: stuck, but nothing could be removed: %s", d.reason);
-			agent_begin_shutdown(a, code);
+	/* The trash of committed cleanups, finished apart from any decision
+	 * (after a restart too): the policy never plans it. */
+	agent_sweep(a, snap);
+	/* One pass watches as the daemon does, until the tree says how it
+	 * ends: unreadable, nothing running, a change (alive), or stuck. */
+	if (a->opt.once && !a->once_done) {
+		if (a->reap || a->claiming) {
+			/* The cleanup started: its end ends the pass. */
+			a->once_done = true;
+		} else if (once_ends(a, &d)) {
+			policy_decision_free(&d);
+			return;
 		}
-		policy_decision_free(&d);
-		return;
 	}
 
-	uint64_t next = d.next_check_ms;
-	if (a->opt.once) {
-		uint64_t left = a->cfg.policy_quiet_period - (now_ms - a->history.start_ms);
-		next = next < left ? next : left;
-	}
-	if (next != UINT64_MAX && !a->stopping)
-		uv_timer_start(&a->decide_timer, on_decide_timer, next, 0);
+	if (d.next_check_ms != UINT64_MAX && !a->stopping)
+		uv_timer_start(&a->decide_timer, on_decide_timer, d.next_check_ms, 0);
 	else
 		uv_timer_stop(&a->decide_timer);
 	policy_decision_free(&d);
@@ -448,7 +408,7 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 	case TREE_BACK:
 		log_event(LOG_LEVEL_INFO, "share",
 			  LOG_FIELDS(LOG_STR("state", "back"), LOG_STR("site_root", a->cfg.site_root)),
-			  "site root %s is back; watching it afresh for quiet_period before any removal",
+			  "site root %s is back; watching it afresh for stuck_after before any removal",
 			  a->cfg.site_root);
 		return true;
 	case TREE_SAME:
@@ -581,9 +541,6 @@ static void scan_after(uv_work_t *req, int status)
 	bool read = status == 0 && job->err == 0;
 
 	a->scan = NULL;
-	/* The clock was measured for the archive folder of its time. */
-	if (status == 0 && strcmp(job->claim_dir, a->cfg.archive_dir) == 0)
-		note_share_clock(a, &job->clock);
 	bool overdue = agent_mono_now_ms(a) - job->started_ms >=
 		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
 	agent_check_share_reply(a, read && job->snap.root_err == 0);
@@ -636,8 +593,6 @@ void agent_request_scan(struct agent *a)
 	job->prev_notes = &a->notes;
 	job->read_silence = a->cfg.policy_stuck_after == CONFIG_DURATION_AUTO;
 	job->prev_silence = &a->silence;
-	snprintf(job->instance, sizeof(job->instance), "%s", a->instance);
-	job->clock = a->shareclock;
 	job->full = a->full_next;
 	/* One pass keeps no cooldown and runs no instance-scope hook: it reads
 	 * the notes only for the ladder, on the full scan its removals rest on

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "json.h"
 #include "jsonw.h"
 #include "kudu.h"
 #include "log.h"
@@ -266,57 +267,104 @@ done:
 	return r;
 }
 
-static void item_outcome(const struct archive_item *it, bool done, char *out, size_t size)
+const char *archive_state_name(enum archive_state state)
 {
-	if (it->archive_err)
+	switch (state) {
+	case ARCHIVE_MOVING: return "moving";
+	case ARCHIVE_COMMITTED: return "committed";
+	case ARCHIVE_DONE: return "done";
+	case ARCHIVE_ROLLED_BACK: return "rolled-back";
+	}
+	return "?";
+}
+
+static void item_outcome(const struct archive_item *it, char *out, size_t size)
+{
+	const struct reap_result *r = it->result;
+	char kept[NAME_MAX * 4 + 1];
+
+	if (it->archive_err) {
 		snprintf(out, size, "kept: could not archive it (%s)",
 			 it->archive_err == -ESTALE ? "changed since it was judged"
 						    : strerror(-it->archive_err));
-	else if (!done || !it->result)
-		snprintf(out, size, "about to be removed");
-	else if (it->result->err == 0 && it->result->detail[0])
-		snprintf(out, size, "removed (%s)", it->result->detail);
-	else if (it->result->err == 0)
-		snprintf(out, size, "removed (%lu %s)", it->result->files_removed,
-			 it->result->files_removed == 1 ? "entry" : "entries");
-	else
-		snprintf(out, size, "kept: %s", it->result->detail[0] ? it->result->detail
-								 : strerror(-it->result->err));
+		return;
+	}
+	switch (r ? r->state : REAP_UNTOUCHED) {
+	case REAP_UNTOUCHED:
+		snprintf(out, size, "%s", r && r->err ? r->detail : "about to be removed");
+		break;
+	case REAP_MOVED:
+		snprintf(out, size, "moved aside, not committed");
+		break;
+	case REAP_REMOVED:
+		if (r->err)
+			snprintf(out, size, "committed; the deletion failed, left as trash: %s",
+				 r->detail);
+		else if (r->detail[0])
+			snprintf(out, size, "removed (%s)", r->detail);
+		else
+			snprintf(out, size, "removed (%lu %s)", r->files_removed,
+				 r->files_removed == 1 ? "entry" : "entries");
+		break;
+	case REAP_PUT_BACK:
+		snprintf(out, size, "put back under its own name");
+		break;
+	case REAP_KEPT_BESIDE:
+		log_escape(r->kept, kept, sizeof(kept));
+		snprintf(out, size, "kept as %s: its name was made again meanwhile", kept);
+		break;
+	case REAP_LEFT_AS_TRASH:
+		snprintf(out, size, "could not be put back: left under its trash name");
+		break;
+	}
 }
 
 static void print_note_json(FILE *f, const struct archive_note *n)
 {
 	fprintf(f, "{\n  \"lockwarden\": \"%s\",\n  \"state\": \"%s\",\n  \"time\": ",
-		LOCKWARDEN_VERSION, n->done ? "done" : "removing");
+		LOCKWARDEN_VERSION, archive_state_name(n->state));
 	jsonw_time(f, n->time_ns);
 	fputs(",\n  \"instance\": ", f);
 	jsonw_string(f, n->instance);
 	fputs(",\n  \"incident\": ", f);
 	jsonw_string(f, n->incident ? n->incident : "");
-	/* Read back from the head of the note by every instance (incident.c):
-	 * it stays before the long fields. */
+	fputs(",\n  \"token\": ", f);
+	jsonw_string(f, n->token ? n->token : "");
 	fputs(",\n  \"step\": ", f);
 	jsonw_string(f, n->step ? n->step : "");
-	fprintf(f, ",\n  \"complete\": %s", n->done && n->complete ? "true" : "false");
+	fprintf(f, ",\n  \"complete\": %s", n->complete ? "true" : "false");
 	fputs(",\n  \"site_root\": ", f);
 	jsonw_string(f, n->site_root);
 	fputs(",\n  \"deployment_id\": ", f);
 	jsonw_string(f, n->deployment_id);
 	fputs(",\n  \"reason\": ", f);
 	jsonw_string(f, n->reason);
-	fputs(",\n  \"entries\": [", f);
+	/* Every trash name this cleanup makes, written before the first move:
+	 * the sweep removes a trash name only when a committed note lists it. */
+	fputs(",\n  \"trash\": [", f);
+	for (size_t i = 0; i < n->n_items; i++) {
+		char path[NAME_MAX * 2 + 2];
+		const struct reap_result *r = n->items[i].result;
+		snprintf(path, sizeof(path), "%s/%s", n->items[i].target->area, r ? r->trash : "");
+		fputs(i ? ", " : "", f);
+		jsonw_string(f, path);
+	}
+	fputs("],\n  \"entries\": [", f);
 	for (size_t i = 0; i < n->n_items; i++) {
 		const struct archive_item *it = &n->items[i];
-		char path[NAME_MAX + 32], outcome[320];
+		const struct reap_result *r = it->result;
+		char path[NAME_MAX + 32], outcome[640];
 		snprintf(path, sizeof(path), "%s/%s", it->target->area, it->target->name);
-		item_outcome(it, n->done, outcome, sizeof(outcome));
+		item_outcome(it, outcome, sizeof(outcome));
 		fputs(i ? ",\n    {\"path\": " : "\n    {\"path\": ", f);
 		jsonw_string(f, path);
 		fputs(", \"what\": ", f);
 		jsonw_string(f, it->what ? it->what : "");
-		fprintf(f, ", \"files_archived\": %u, \"truncated\": %s, \"removed\": %s, \"outcome\": ",
+		fprintf(f, ", \"files_archived\": %u, \"truncated\": %s, \"removed\": %s, \"kept_as\": ",
 			it->files_archived, it->truncated ? "true" : "false",
-			n->done && !it->archive_err && it->result && it->result->err == 0 ? "true" : "false");
+			r && r->state == REAP_REMOVED && r->err == 0 ? "true" : "false");
+		jsonw_string(f, r && r->state == REAP_KEPT_BESIDE ? r->kept : "");
+		fputs(", \"outcome\": ", f);
 		jsonw_string(f, outcome);
 		fputs("}", f);
 	}
@@ -328,15 +376,94 @@ static void print_note_text(FILE *f, const struct archive_note *n)
 	char when[40], esc[1024];
 	isotime_format(n->time_ns, "?", when, sizeof(when));
 	log_escape(n->reason, esc, sizeof(esc));
-	fprintf(f, "%s on %s%s%s: %s\n", when, n->instance, n->done ? "" : " (interrupted)",
+	fprintf(f, "%s on %s%s%s: %s\n", when, n->instance,
+		n->state == ARCHIVE_MOVING ? " (interrupted)"
+		: n->state == ARCHIVE_ROLLED_BACK ? " (abandoned, rolled back)" : "",
 		n->step && strcmp(n->step, "full-clear") == 0 ? " (full clear)" : "", esc);
 	for (size_t i = 0; i < n->n_items; i++) {
-		char path[NAME_MAX + 32], outcome[320];
+		char path[NAME_MAX + 32], outcome[640];
 		snprintf(path, sizeof(path), "%s/%s", n->items[i].target->area, n->items[i].target->name);
 		log_escape(path, esc, sizeof(esc));
-		item_outcome(&n->items[i], n->done, outcome, sizeof(outcome));
+		item_outcome(&n->items[i], outcome, sizeof(outcome));
 		fprintf(f, "  %s: %s\n", esc, outcome);
 	}
+}
+
+/* ---- reading a note back ---------------------------------------------------- */
+
+static int read_trash_item(struct json *j, unsigned depth, void *ctx)
+{
+	struct archive_note_read *out = ctx;
+	char path[NAME_MAX * 2 + 2] = "";
+	int r = json_member_string(j, depth, path, sizeof(path));
+	if (r == 0 && out->want_trash && strcmp(path, out->want_trash) == 0)
+		out->lists_want = true;
+	return r;
+}
+
+static int read_note_member(struct json *j, unsigned depth, const char *key, void *ctx)
+{
+	struct archive_note_read *out = ctx;
+	char word[16];
+
+	if (strcmp(key, "incident") == 0)
+		return json_member_string(j, depth, out->incident, sizeof(out->incident));
+	if (strcmp(key, "instance") == 0)
+		return json_member_string(j, depth, out->instance, sizeof(out->instance));
+	if (strcmp(key, "step") == 0)
+		return json_member_string(j, depth, out->step, sizeof(out->step));
+	if (strcmp(key, "token") == 0)
+		return json_member_string(j, depth, out->token, sizeof(out->token));
+	if (strcmp(key, "complete") == 0) {
+		out->complete = j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0;
+		return json_skip_value(j, depth);
+	}
+	if (strcmp(key, "trash") == 0)
+		return json_array(j, depth, read_trash_item, out);
+	if (strcmp(key, "state") == 0) {
+		int r = json_member_string(j, depth, word, sizeof(word));
+		static const struct { const char *word; enum archive_state state; } states[] = {
+			{ "moving", ARCHIVE_MOVING }, { "removing", ARCHIVE_MOVING },
+			{ "committed", ARCHIVE_COMMITTED }, { "done", ARCHIVE_DONE },
+			{ "rolled-back", ARCHIVE_ROLLED_BACK },
+		};
+		for (size_t i = 0; r == 0 && i < sizeof(states) / sizeof(states[0]); i++)
+			if (strcmp(word, states[i].word) == 0) {
+				out->state = states[i].state;
+				out->has_state = true;
+			}
+		return r;
+	}
+	return json_skip_value(j, depth);
+}
+
+#define ARCHIVE_NOTE_READ_MAX (1024 * 1024)
+
+int archive_read_note(int dir_fd, const char *session, struct archive_note_read *out)
+{
+	const char *want = out->want_trash;
+	struct stat st;
+	char *buf = NULL;
+	ssize_t got = -1;
+	int r;
+
+	*out = (struct archive_note_read){ .want_trash = want };
+	int sfd = openat(dir_fd, session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	int fd = openat(sfd, "note.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	close(sfd);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= ARCHIVE_NOTE_READ_MAX &&
+	    (buf = malloc((size_t)st.st_size + 1)) != NULL)
+		got = pread(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	r = got < 0 ? -EINVAL : json_document(buf, (size_t)got, read_note_member, out);
+	free(buf);
+	if (r == 0 && !out->has_state)
+		r = -EINVAL;
+	return r;
 }
 
 /* Writes name through a temporary name and a rename, so a reader (or a
@@ -505,9 +632,13 @@ int archive_prune(const char *dir, uint64_t keep_ms, int64_t now_ns, unsigned *p
 		target.judged = (struct site_stat){
 			.present = true, .type = S_IFDIR, .dev = st.st_dev, .ino = st.st_ino,
 			.mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec),
+			.ctime_ns = clock_ns_from(st.st_ctim.tv_sec, st.st_ctim.tv_nsec),
 			.size = (int64_t)st.st_size,
 		};
-		r = reap_run(parent, root_st.st_dev, root_st.st_ino, &target, 1, &never, &result);
+		char token[REAP_TOKEN_SIZE];
+		reap_new_token(token);
+		r = reap_run(parent, root_st.st_dev, root_st.st_ino, token, &target, 1, &never,
+			     &result);
 		if (r == 0)
 			(*pruned)++;
 		else if (first_err == 0)

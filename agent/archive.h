@@ -44,6 +44,15 @@ struct archive_item {
 	const struct reap_result *result; /* NULL before removal */
 };
 
+/* Where a cleanup's transaction stands, as its note says (reap.h). */
+enum archive_state {
+	ARCHIVE_MOVING,              /* before the targets are moved aside */
+	ARCHIVE_COMMITTED,           /* the evidence held: what was moved is deleted */
+	ARCHIVE_DONE,                /* committed, and the deletion ran */
+	ARCHIVE_ROLLED_BACK,         /* abandoned: every moved entry put back or kept */
+};
+const char *archive_state_name(enum archive_state state);
+
 struct archive_note {
 	int64_t time_ns;
 	const char *instance;
@@ -55,11 +64,32 @@ struct archive_note {
 	 * "clear" or "full-clear". Every instance reads it back to tell a
 	 * recurrence (incident.h, incident_last_clear). */
 	const char *step;
-	bool done;                   /* false: written before the removal */
-	bool complete;               /* done, and every target was removed */
+	/* The token of this cleanup's trash names (kudu.h): the sweep removes
+	 * only trash whose token a note records as committed, and only the
+	 * names it lists. */
+	const char *token;
+	enum archive_state state;
+	bool complete;               /* committed, and every target was removed */
 	const struct archive_item *items;
 	size_t n_items;
 };
+
+/* A note.json as read back (json.c, never a text search). */
+struct archive_note_read {
+	char incident[64];
+	char instance[32];
+	char step[16];
+	char token[KUDU_TOKEN_MAX + 1];
+	bool has_state;
+	enum archive_state state;    /* older notes: "removing" is MOVING, "done" DONE */
+	bool complete;
+	const char *want_trash;      /* in: "area/name" to look for in "trash" */
+	bool lists_want;             /* out: the note's "trash" lists want_trash */
+};
+
+/* Reads <archive folder>/<session>/note.json (dir_fd: the archive folder),
+ * at most 1 MiB. Returns 0, or -EINVAL when it is not a note. */
+int archive_read_note(int dir_fd, const char *session, struct archive_note_read *out);
 
 /* mkdir -p for an absolute path, each component created 0750. */
 int archive_make_dirs(const char *dir);

@@ -1,20 +1,35 @@
-/* cleanup.h - a cleanup as one verified transaction.
+/* cleanup.h - a cleanup as one transaction that can be undone until it
+ * commits.
  *
  * The steps, on a worker thread (blocking):
- *  1. archive every target, each verified to be the very file judged;
- *  2. write the note saying what is about to go;
- *  3. before each target: check the whole evidence the decision rested on
- *     (evidence.h) - any sign of life abandons everything not yet removed,
- *     and the tree is judged again from the next scan;
- *  4. remove the target (reap.h: verified, renamed aside, compared again,
- *     put back if it changed); a target that changed abandons the rest too;
- *  5. complete the note with the outcome.
- * The policy orders the targets so that locks/deployment goes last: while it
- * exists Kudu answers 409 to every deploy, so nothing new can start while
- * the rest is removed.
+ *  1. archive every target, each verified to be the very file judged (a
+ *     target that cannot be archived stops the whole cleanup: nothing moves);
+ *  2. write the note: state "moving", the token and every trash name;
+ *  3. move every target aside in the policy's order, locks/deployment last
+ *     (reap.h: verified, renamed, compared again through a descriptor); the
+ *     claim is checked before;
+ *  4. check the whole evidence once more (evidence.h), expecting exactly the
+ *     names moved aside, under their trash names; and the claim again;
+ *  5. COMMIT: the note says "committed" first (on disk), then what was moved
+ *     is deleted (files now, folders emptied in the background unless
+ *     finish_folders), and the note says "done"; or
+ *     ROLL BACK: any sign of life, failure or cancel in 3-4 puts every moved
+ *     entry back under its own name, last moved first (a name Kudu made
+ *     again meanwhile keeps Kudu's entry; ours is kept beside it, reap.h),
+ *     and the note says "rolled-back". Nothing is removed, no hook runs,
+ *     and the tree is judged afresh.
+ * While the lock folder exists Kudu answers 409 to every deploy, so nothing
+ * new can start while the rest is moved; it moves last and, on a rollback,
+ * comes back first.
  *
- * A sweep of lockwarden's own trash is the same job without archive or
- * evidence (the trash was judged before it was renamed).
+ * A sweep removes trash this agent can prove it made: a name whose token a
+ * note of the archive records as committed ("committed" or "done") and
+ * whose note lists it, read again on the worker just before. Any other name
+ * with lockwarden's prefix is foreign: reported, never removed. A cleanup
+ * interrupted before its commit (a crash between the moves and the commit)
+ * leaves its trash under a token whose note says "moving": that trash is
+ * never swept; report lists it as not Kudu's and the note names what each
+ * trash name was, for a person to put back.
  */
 #ifndef LOCKWARDEN_CLEANUP_H
 #define LOCKWARDEN_CLEANUP_H
@@ -26,6 +41,7 @@
 #include <uv.h>
 
 #include "evidence.h"
+#include "incident.h"
 #include "policy.h"
 #include "reap.h"
 
@@ -47,7 +63,7 @@ struct cleanup_settings {
 
 struct cleanup_job {
 	uv_work_t req;            /* the owner's; req.data is free for it */
-	bool sweep;               /* our own trash: no archive, no evidence, no hook */
+	bool sweep;               /* our own committed trash: no archive, no evidence, no hook */
 	char root[PATH_MAX];
 	dev_t root_dev;
 	ino_t root_ino;
@@ -55,7 +71,9 @@ struct cleanup_job {
 	size_t n;
 	struct reap_target *targets;
 	struct reap_result *results;
-	char (*what)[192];        /* each target's verdict reason, for the note */
+	char (*what)[192];        /* each target's verdict reason, for the note; for a
+				   * sweep, the session whose note lists it */
+	char token[REAP_TOKEN_SIZE]; /* of this cleanup's trash names */
 	char reason[320];
 	char deployment_id[KUDU_TEXT_MAX];
 	enum policy_step step;    /* the note's step and the hook's LOCKWARDEN_STEP */
@@ -75,13 +93,20 @@ struct cleanup_job {
 	char archive_error[256];  /* why nothing could be archived, "" when fine */
 	char archive_path[PATH_MAX]; /* the session folder, "" when none */
 	char abandoned[256];      /* the sign of life that stopped it, "" when none */
+	char failed[256];         /* what else stopped it before the commit, "" when none */
+	bool committed;
 };
 
-/* The job for the decision's removals of one kind (sweep or not), or NULL
- * with *err 0 when there are none, or -ENOMEM. */
+/* The job for the decision's removals, or NULL with *err 0 when there are
+ * none, or -ENOMEM. */
 struct cleanup_job *cleanup_prepare(const struct site_snapshot *snap,
-				    const struct policy_decision *d, bool sweep,
+				    const struct policy_decision *d,
 				    const struct cleanup_settings *s, int *err);
+/* The sweep of the snapshot's trash whose token notes records as committed,
+ * or NULL (*err as above). */
+struct cleanup_job *cleanup_prepare_sweep(const struct site_snapshot *snap,
+					  const struct incident_notes *notes,
+					  const struct cleanup_settings *s, int *err);
 void cleanup_free(struct cleanup_job *job);
 
 /* Runs the job (blocking). cancel, set from another thread, stops at the
@@ -89,13 +114,14 @@ void cleanup_free(struct cleanup_job *job);
 void cleanup_run(struct cleanup_job *job, atomic_bool *cancel);
 
 struct cleanup_outcome {
-	bool any_removed;
+	bool committed;           /* the transaction committed: the hook may run */
+	bool any_removed;         /* committed, or (a sweep) trash removed */
 	bool any_failed;
-	bool abandoned;
+	bool abandoned;           /* a sign of life rolled it back */
 	uint64_t failure_plan;    /* a hash of what failed, to say a repeated failure once */
 	bool lock_removed;        /* the lock folder was among what went */
 	unsigned n_removed;       /* Kudu entries removed (not trash swept) */
-	unsigned n_kept;          /* entries kept: one changed, or the cleanup was abandoned */
+	unsigned n_kept;          /* entries kept beside a name Kudu made again */
 };
 
 /* Logs what the job did. A failure identical to last_failure (the previous

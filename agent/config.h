@@ -21,10 +21,11 @@
  * worked out at run time. As a duration it means "never", so a reader that
  * forgot the case errs on the side of removing nothing. */
 #define CONFIG_DURATION_AUTO UINT64_MAX
-/* [policy] stuck_after's built-in default (config.def says "25m"; a unit
- * test keeps the two equal). stuck_after = auto is never longer than this
- * and falls back to it without usable history. */
-#define CONFIG_STUCK_AFTER_DEFAULT_MS (25 * 60 * 1000ULL)
+/* [policy] stuck_after's built-in default (config.def says "45m"; a unit
+ * test keeps the two equal): above the longest live silence on record
+ * (README "How long a live deployment stays silent"). stuck_after = auto
+ * is never longer than this and falls back to it without usable history. */
+#define CONFIG_STUCK_AFTER_DEFAULT_MS (45 * 60 * 1000ULL)
 
 #define CONFIG_DEFAULT_PATH "/etc/lockwarden/lockwarden.ini"
 #define CONFIG_ERROR_MAX 512
@@ -81,11 +82,9 @@ int config_load(struct config *cfg, const char *path, char *const *envp,
 		const struct config_overrides *over, char *err, size_t err_size);
 
 /* A configuration can be valid and still unwise. Writes one line for each
- * such finding into out[0..max) (for example quiet_period shorter than
- * rescan_interval: on the share inotify sees nothing, so a change can stay
- * unseen for a whole rescan and quiet_period pass without a look) and
- * returns how many. The caller logs them: check-config and the daemon at
- * start. */
+ * such finding into out[0..max) (for example quiet_period set: it no longer
+ * has any effect) and returns how many. The caller logs them: check-config
+ * and the daemon at start. */
 #define CONFIG_WARNINGS_MAX 4
 size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max);
 

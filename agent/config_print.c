@@ -50,19 +50,19 @@ static size_t ladder_warning(const struct config *cfg, char (*out)[CONFIG_ERROR_
 
 size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max)
 {
-	char quiet[32], rescan[32], quiet_from[CONFIG_SHOWN_MAX + 32];
 	size_t n = 0;
 
-	if (n < max && cfg->policy_quiet_period < cfg->scan_rescan_interval) {
+	/* Kept in config.def so that old files load; the rule it served
+	 * (watched quiet before any removal) is now stuck_after itself. */
+	if (n < max && cfg->policy_quiet_period_source != CONFIG_FROM_DEFAULT) {
+		char quiet[32], quiet_from[CONFIG_SHOWN_MAX + 32];
+
 		config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
-		config_format_duration(cfg->scan_rescan_interval, rescan, sizeof(rescan));
 		value_origin(cfg, cfg->policy_quiet_period_source, cfg->policy_quiet_period_line,
 			     quiet_from, sizeof(quiet_from));
 		snprintf(out[n++], CONFIG_ERROR_MAX,
-			 "[policy] quiet_period = %s%s is shorter than [scan] rescan_interval = %s: "
-			 "on the share inotify sees nothing, so a change can stay unseen for a whole "
-			 "rescan and quiet_period pass without the agent having looked",
-			 quiet, quiet_from, rescan);
+			 "[policy] quiet_period = %s%s: quiet_period no longer has any effect: nothing "
+			 "is removed before stuck_after has been watched", quiet, quiet_from);
 	}
 	/* A floor set for auto while stuck_after is fixed: probably a half-done
 	 * change, and the floor does nothing. */

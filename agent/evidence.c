@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "log.h"
+#include "rmtree.h"
 
 static const char *const area_names[] = { "locks", "deployments" };
 
@@ -57,6 +57,7 @@ int evidence_from_snapshot(const struct site_snapshot *snap, struct evidence *ev
 	 * it, so the check opens a folder once for all of them. */
 	for (size_t i = 0; i < snap->n_entries && r == 0; i++) {
 		const struct site_entry *e = &snap->entries[i];
+		ev->n_trash += e->kind == KUDU_NAME_TRASH;
 		if (e->kind == KUDU_NAME_TRASH || site_is_foreign(e->kind, e->st.type))
 			continue;
 		r = add_item(ev, &cap, e, "", &e->st);
@@ -106,43 +107,23 @@ static struct evidence_item *find_entry(const struct evidence *ev, enum site_are
 	return NULL;
 }
 
-void evidence_forget(struct evidence *ev, enum site_area area, const char *name)
+void evidence_moved(struct evidence *ev, enum site_area area, const char *name,
+		    const char *trash)
 {
 	struct evidence_item *it = find_entry(ev, area, name);
 	for (; it && it < ev->items + ev->n && it->area == area && strcmp(it->name, name) == 0;
 	     it++)
-		it->forgotten = true;
+		it->moved_to = trash;
 }
 
-static void stat_now(const struct stat *st, struct site_stat *out)
+/* Whether name in area is the trash name of an entry this cleanup moved. */
+static bool moved_here(const struct evidence *ev, enum site_area area, const char *name)
 {
-	*out = (struct site_stat){
-		.present = true, .type = st->st_mode & S_IFMT, .dev = st->st_dev, .ino = st->st_ino,
-		.mtime_ns = clock_ns_from(st->st_mtim.tv_sec, st->st_mtim.tv_nsec),
-		.ctime_ns = clock_ns_from(st->st_ctim.tv_sec, st->st_ctim.tv_nsec),
-		.size = (int64_t)st->st_size,
-	};
-}
-
-/* What differs, or NULL. ctime too: it moves on every write and rename and
- * cannot be set back, so a write that restores an mtime still shows. */
-static const char *difference(const struct site_stat *was, const struct site_stat *now)
-{
-	if (was->present != now->present)
-		return now->present ? "appeared" : "gone";
-	if (!now->present)
-		return NULL;
-	if (was->type != now->type)
-		return "changed type";
-	if (was->dev != now->dev || was->ino != now->ino)
-		return "was replaced";
-	if (was->mtime_ns != now->mtime_ns)
-		return "was modified";
-	if (was->type != S_IFDIR && was->size != now->size)
-		return "changed size";
-	if (was->ctime_ns != now->ctime_ns)
-		return "had its inode changed";
-	return NULL;
+	for (size_t i = 0; i < ev->n; i++)
+		if (ev->items[i].area == area && ev->items[i].moved_to &&
+		    strcmp(ev->items[i].moved_to, name) == 0)
+			return true;
+	return false;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -173,9 +154,10 @@ static mode_t dirent_type(int dir_fd, const struct dirent *de)
 }
 
 /* Lists area: no Kudu entry appeared, and as many foreign ones as before.
- * Adds the foreign entries it counts to *foreign. */
+ * Adds the foreign entries it counts to *foreign, the trash names that are
+ * not this cleanup's to *trash. */
 static int check_listing(const struct evidence *ev, enum site_area area, int area_fd,
-			 size_t *foreign, char *why, size_t why_size)
+			 size_t *foreign, size_t *trash, char *why, size_t why_size)
 {
 	int fd = fcntl(area_fd, F_DUPFD_CLOEXEC, 0);
 	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
@@ -194,14 +176,16 @@ static int check_listing(const struct evidence *ev, enum site_area area, int are
 			continue;
 		enum kudu_name kind = area == SITE_AREA_LOCKS ? kudu_classify_lock(name)
 							      : kudu_classify_deployment(name);
-		if (kind == KUDU_NAME_TRASH)
+		if (kind == KUDU_NAME_TRASH) {
+			*trash += !moved_here(ev, area, name);
 			continue;
+		}
 		if (site_is_foreign(kind, dirent_type(area_fd, de))) {
 			(*foreign)++;
 			continue;
 		}
 		const struct evidence_item *it = find_entry(ev, area, name);
-		if (!it || it->forgotten)
+		if (!it || it->moved_to)
 			r = changed(why, why_size, "%s/%s appeared", area_names[area], name);
 	}
 	if (r == 0 && errno != 0)
@@ -210,7 +194,19 @@ static int check_listing(const struct evidence *ev, enum site_area area, int are
 	return r;
 }
 
-/* Compares every item of area, opening each folder once for its inner files. */
+/* The attributes of name in dir_fd, read afresh; absent when it is not there. */
+static int look(int dir_fd, const char *name, struct site_stat *now)
+{
+	struct rmtree_stat st;
+	int r = rmtree_stat_fresh(dir_fd, name, &st);
+
+	*now = r == 0 ? st.st : (struct site_stat){ .present = false };
+	return r == -ENOENT ? 0 : r;
+}
+
+/* Compares every item of area, opening each folder once for its inner
+ * files; an entry moved aside by this cleanup is looked at under its trash
+ * name (its ctime moved with the rename: not compared). */
 static int check_items(const struct evidence *ev, enum site_area area, int area_fd, char *why,
 		       size_t why_size)
 {
@@ -220,33 +216,29 @@ static int check_items(const struct evidence *ev, enum site_area area, int area_
 
 	for (size_t i = 0; i < ev->n && r == 0; i++) {
 		const struct evidence_item *it = &ev->items[i];
+		const char *name = it->moved_to ? it->moved_to : it->name;
 		struct site_stat now = { .present = false };
-		struct stat st;
-		if (it->area != area || it->forgotten)
+		if (it->area != area)
 			continue;
 		if (it->inner[0] == '\0') {
 			if (entry_fd >= 0)
 				close(entry_fd);
 			entry_fd = -1;
 			opened = it;
-			if (fstatat(area_fd, it->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-				stat_now(&st, &now);
-			else if (errno != ENOENT)
-				r = -errno;
+			r = look(area_fd, name, &now);
 			if (r == 0 && now.present && now.type == S_IFDIR)
-				entry_fd = openat(area_fd, it->name,
+				entry_fd = openat(area_fd, name,
 						  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		} else if (entry_fd >= 0 && opened && strcmp(opened->name, it->name) == 0) {
-			if (fstatat(entry_fd, it->inner, &st, AT_SYMLINK_NOFOLLOW) == 0)
-				stat_now(&st, &now);
-			else if (errno != ENOENT)
-				r = -errno;
+			r = look(entry_fd, it->inner, &now);
 		} else {
 			/* Its folder is gone or was not opened: that showed
 			 * already, on the folder's own item. */
 			continue;
 		}
-		const char *what = r == 0 ? difference(&it->judged, &now) : NULL;
+		const char *what = r == 0 ? site_stat_change(&it->judged, &now,
+							    it->moved_to && !it->inner[0])
+					  : NULL;
 		if (what)
 			r = changed(why, why_size, "%s/%s%s%s %s", area_names[area], it->name,
 				    it->inner[0] ? "/" : "", it->inner, what);
@@ -259,7 +251,7 @@ static int check_items(const struct evidence *ev, enum site_area area, int area_
 int evidence_check(const char *root, const struct evidence *ev, char *why, size_t why_size)
 {
 	struct stat st;
-	size_t foreign = 0;
+	size_t foreign = 0, trash = 0;
 	int r = 0;
 
 	why[0] = '\0';
@@ -282,7 +274,8 @@ int evidence_check(const char *root, const struct evidence *ev, char *why, size_
 		    st.st_ino != was->ino)
 			r = changed(why, why_size, "%s/ was replaced", area_names[area]);
 		if (r == 0)
-			r = check_listing(ev, (enum site_area)area, fd, &foreign, why, why_size);
+			r = check_listing(ev, (enum site_area)area, fd, &foreign, &trash, why,
+					  why_size);
 		if (r == 0)
 			r = check_items(ev, (enum site_area)area, fd, why, why_size);
 		close(fd);
@@ -290,6 +283,8 @@ int evidence_check(const char *root, const struct evidence *ev, char *why, size_
 	if (r == 0 && foreign != ev->n_foreign)
 		r = changed(why, why_size, "entries that are not Kudu's came or went (%zu, now %zu)",
 			    ev->n_foreign, foreign);
+	if (r == 0 && trash > ev->n_trash)
+		r = changed(why, why_size, "an entry named like lockwarden's trash appeared");
 	close(root_fd);
 	return r;
 }

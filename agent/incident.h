@@ -166,9 +166,11 @@ struct incident_note {
 	char session[96];
 	char incident[64];        /* "" in notes of older versions */
 	char instance[32];
-	bool done;
+	bool done;                /* committed: what it moved aside is no longer Kudu's */
+	bool final;               /* done or rolled back: the note will not change */
 	char step[16];            /* policy_step_name's word, "" in older notes */
 	bool complete;            /* done, and everything it named was removed */
+	char token[17];           /* its trash names' token, "" in older notes */
 };
 
 struct incident_notes {

@@ -39,47 +39,20 @@ static const struct incident_note *find_note(const struct incident_notes *list, 
 	return bsearch(&key, list->v, list->n, sizeof(key), by_session);
 }
 
-/* The JSON string value after "key": in buf, copied when it is a plain
- * token (the note writes ids as such). */
-static void note_string(const char *buf, const char *key, char *out, size_t size)
-{
-	char pat[32];
-	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
-	out[0] = '\0';
-	const char *p = strstr(buf, pat);
-	if (!p)
-		return;
-	p += strlen(pat);
-	size_t n = strcspn(p, "\"\\\n");
-	if (p[n] == '"' && n < size) {
-		memcpy(out, p, n);
-		out[n] = '\0';
-	}
-}
-
+/* The note's head, read with the JSON scanner (archive.c). */
 static void read_note(int dir_fd, struct incident_note *note)
 {
-	char buf[2048];
-	int sfd = openat(dir_fd, note->session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0)
+	struct archive_note_read r = { .want_trash = NULL };
+
+	if (archive_read_note(dir_fd, note->session, &r) < 0)
 		return;
-	int fd = openat(sfd, "note.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	close(sfd);
-	if (fd < 0)
-		return;
-	struct stat st;
-	ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, buf, sizeof(buf) - 1, 0)
-								  : -1;
-	close(fd);
-	if (got <= 0)
-		return;
-	buf[got] = '\0';
-	/* Only the head is read: state, instance and incident come first. */
-	note->done = strstr(buf, "\"state\": \"done\"") != NULL;
-	note_string(buf, "incident", note->incident, sizeof(note->incident));
-	note_string(buf, "instance", note->instance, sizeof(note->instance));
-	note_string(buf, "step", note->step, sizeof(note->step));
-	note->complete = note->done && strstr(buf, "\"complete\": true") != NULL;
+	note->done = r.state == ARCHIVE_COMMITTED || r.state == ARCHIVE_DONE;
+	note->final = r.state == ARCHIVE_DONE || r.state == ARCHIVE_ROLLED_BACK;
+	snprintf(note->incident, sizeof(note->incident), "%s", r.incident);
+	snprintf(note->instance, sizeof(note->instance), "%s", r.instance);
+	snprintf(note->step, sizeof(note->step), "%s", r.step);
+	snprintf(note->token, sizeof(note->token), "%s", r.token);
+	note->complete = note->done && r.complete;
 }
 
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
@@ -125,8 +98,8 @@ void incident_read_notes(const char *dir, const struct incident_notes *prev,
 	}
 	for (size_t i = 0; i < out->n; i++) {
 		const struct incident_note *old = find_note(prev, out->v[i].session);
-		if (old && old->done)
-			out->v[i] = *old; /* a done note does not change: not read again */
+		if (old && old->final)
+			out->v[i] = *old; /* a final note does not change: not read again */
 		else
 			read_note(dfd, &out->v[i]);
 	}

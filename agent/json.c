@@ -259,18 +259,32 @@ static int json_object(struct json *j, unsigned depth, json_member_fn fn, void *
 	return r;
 }
 
-static int json_array_skip(struct json *j, unsigned depth)
+static int json_array_items(struct json *j, unsigned depth, json_item_fn fn, void *ctx)
 {
 	int r = json_open(j, depth, ']');
 
 	if (r != 0)
 		return r < 0 ? r : 0;
 	do {
-		r = json_skip_value(j, depth);
+		json_skip_space(j);
+		r = fn ? fn(j, depth, ctx) : json_skip_value(j, depth);
 		if (r < 0)
 			return r;
 	} while ((r = json_next(j, ']')) == 1);
 	return r;
+}
+
+static int json_array_skip(struct json *j, unsigned depth)
+{
+	return json_array_items(j, depth, NULL, NULL);
+}
+
+int json_array(struct json *j, unsigned depth, json_item_fn fn, void *ctx)
+{
+	json_skip_space(j);
+	if (j->p < j->end && *j->p == '[')
+		return json_array_items(j, depth + 1, fn, ctx);
+	return json_skip_value(j, depth);
 }
 
 /* Skips one value of any type; depth is that of the enclosing container. */

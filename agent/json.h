@@ -51,6 +51,10 @@ int json_literal(struct json *j, const char *word);
 /* Skips one value of any type; depth is that of the enclosing container. */
 int json_skip_value(struct json *j, unsigned depth);
 
+/* A member that should be an array: fn is called at each item and must
+ * consume exactly one value; a member of another type is skipped. */
+typedef int (*json_item_fn)(struct json *j, unsigned depth, void *ctx);
+int json_array(struct json *j, unsigned depth, json_item_fn fn, void *ctx);
 /* A member that should be a string: decoded into buf when it is one,
  * skipped when it is of another type. */
 int json_member_string(struct json *j, unsigned depth, char *buf, size_t size);

@@ -8,6 +8,8 @@
 #include "kudu.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -318,6 +320,32 @@ bool kudu_status_finished(const struct kudu_status *st)
 bool kudu_is_trash(const char *name)
 {
 	return strncmp(name, KUDU_TRASH_PREFIX, strlen(KUDU_TRASH_PREFIX)) == 0;
+}
+
+bool kudu_trash_token(const char *name, char *token)
+{
+	size_t plen = strlen(KUDU_TRASH_PREFIX), n = 0;
+
+	if (!kudu_is_trash(name))
+		return false;
+	name += plen;
+	while (n <= KUDU_TOKEN_MAX && ((name[n] >= '0' && name[n] <= '9') ||
+				       (name[n] >= 'a' && name[n] <= 'f')))
+		n++;
+	if (n < KUDU_TOKEN_MIN || n > KUDU_TOKEN_MAX || name[n] != '-' || name[n + 1] == '\0')
+		return false;
+	memcpy(token, name, n);
+	token[n] = '\0';
+	return true;
+}
+
+void kudu_token_name(const char *prefix, const char *token, const char *name, char *out,
+		     size_t out_size)
+{
+	size_t fixed = strlen(prefix) + strlen(token) + 1;
+	int room = fixed < NAME_MAX ? (int)(NAME_MAX - fixed) : 0;
+
+	snprintf(out, out_size, "%s%s-%.*s", prefix, token, room, name);
 }
 
 /* Names are compared byte for byte: the share is case-sensitive for Linux

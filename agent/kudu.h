@@ -107,10 +107,23 @@ enum kudu_name kudu_classify_lock(const char *name);
 enum kudu_name kudu_classify_deployment(const char *name);
 const char *kudu_name_describe(enum kudu_name kind); /* "lock folder", "temp record", ... */
 
-/* What lockwarden renames an entry to before deleting it: out of Kudu's
- * sight in one step, and recognised as ours on the next scan (also after a
- * crash). Defined once here for the policy, removal and the archive. */
+/* What lockwarden renames an entry to before deleting it, out of Kudu's
+ * sight in one step: ".lockwarden-trash-<token>-<name>", where the token
+ * (KUDU_TOKEN_MIN..KUDU_TOKEN_MAX lowercase hex digits) names the cleanup
+ * that made it. The name alone proves nothing (anyone can make one): trash
+ * is swept only when an archive note records its token as committed and
+ * lists it. Every other name with the prefix is foreign. Defined once here
+ * for the policy, removal and the archive. */
 #define KUDU_TRASH_PREFIX ".lockwarden-trash-"
+#define KUDU_KEPT_PREFIX ".lockwarden-kept-"
+#define KUDU_TOKEN_MIN 8
+#define KUDU_TOKEN_MAX 16
 bool kudu_is_trash(const char *name);
+/* The token of a trash name, copied to token (KUDU_TOKEN_MAX + 1 bytes);
+ * false when name is not of the form above. */
+bool kudu_trash_token(const char *name, char *token);
+/* prefix + token + "-" + name, name cut so the result fits NAME_MAX. */
+void kudu_token_name(const char *prefix, const char *token, const char *name, char *out,
+		     size_t out_size);
 
 #endif

@@ -2,7 +2,9 @@
 #include "log.h"
 
 #include <ctype.h>
+#ifndef LOCKWARDEN_STATIC
 #include <dlfcn.h>
+#endif
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -61,11 +63,15 @@ static void journal_load(void)
 	if (journal_tried)
 		return;
 	journal_tried = 1;
+#ifndef LOCKWARDEN_STATIC
 	if (access(JOURNAL_SOCKET, W_OK) != 0)
 		return;
 	void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
 	if (lib)
 		journal_sendv = (__typeof__(sd_journal_sendv) *)dlsym(lib, "sd_journal_sendv");
+#endif
+	/* The static build loads no library (notify.c says why): its lines go
+	 * to stderr, which systemd passes on to the journal all the same. */
 }
 
 void log_open(void)

@@ -87,8 +87,11 @@ int metrics_format(const struct metrics *m, const char *version, const char *ins
 		    "Stuck deployments found (in a dry run too).", m->incidents);
 	put_counter(&o, "lockwarden_removed_total", "Kudu entries removed.", m->removed);
 	put_counter(&o, "lockwarden_kept_total",
-		    "Entries kept because something changed under the agent during a cleanup.",
+		    "Entries a rolled-back cleanup kept beside a name Kudu made again meanwhile.",
 		    m->kept);
+	put_counter(&o, "lockwarden_cleanups_abandoned_total",
+		    "Cleanups rolled back, nothing removed, because the deployment showed a sign of life.",
+		    m->abandoned);
 	put_family(&o, "lockwarden_hook_runs_total", "counter",
 		   "Restart hook runs that finished, by result.");
 	put(&o, "lockwarden_hook_runs_total{result=\"ok\"} %" PRIu64 "\n", m->hook_ok);
@@ -107,6 +110,7 @@ int metrics_format(const struct metrics *m, const char *version, const char *ins
 bool metrics_changed(const struct metrics *a, const struct metrics *b)
 {
 	return a->incidents != b->incidents || a->removed != b->removed || a->kept != b->kept ||
+	       a->abandoned != b->abandoned ||
 	       a->hook_ok != b->hook_ok || a->hook_failed != b->hook_failed ||
 	       a->hook_timeout != b->hook_timeout || a->start_ns != b->start_ns ||
 	       a->stuck != b->stuck || a->share_up != b->share_up;

@@ -19,7 +19,8 @@
 struct metrics {
 	uint64_t incidents;        /* stuck deployments found (dry runs too) */
 	uint64_t removed;          /* Kudu entries removed */
-	uint64_t kept;             /* entries kept: something changed during the cleanup */
+	uint64_t kept;             /* entries kept beside a name Kudu made again */
+	uint64_t abandoned;        /* cleanups rolled back on a sign of life */
 	uint64_t hook_ok, hook_failed, hook_timeout; /* hook runs that finished */
 	int64_t start_ns;          /* wall clock when the agent started */
 	int64_t last_scan_ns;      /* wall clock when the last scan began; 0: none yet */

@@ -6,10 +6,18 @@
  * (it pulls in libgcrypt, libzstd, liblzma, ...) for nothing, a third of the
  * agent's budget. So the library is opened with dlopen() the first time a
  * message is to be sent, and only if NOTIFY_SOCKET is set.
+ *
+ * The static build (make static, LOCKWARDEN_STATIC) is for containers and
+ * links no loader: a dlopen() there would need the very glibc the static
+ * file is meant to do without, and fail in ways that say nothing. It sends
+ * nothing, and says once, when it finds NOTIFY_SOCKET, that under systemd
+ * the dynamic build (the .deb) is the one to use.
  */
 #include "notify.h"
 
+#ifndef LOCKWARDEN_STATIC
 #include <dlfcn.h>
+#endif
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +37,19 @@ static struct {
 	__typeof__(sd_watchdog_enabled) *watchdog_enabled;
 } sd;
 
+#ifdef LOCKWARDEN_STATIC
+static bool load(void)
+{
+	if (sd.tried)
+		return false;
+	sd.tried = true;
+	if (getenv("NOTIFY_SOCKET"))
+		log_warning("NOTIFY_SOCKET is set, but this static build cannot talk to systemd "
+			    "(no readiness, no watchdog): under systemd use the dynamic build "
+			    "(the Debian package)");
+	return false;
+}
+#else
 static bool load(void)
 {
 	if (sd.tried)
@@ -52,6 +73,7 @@ static bool load(void)
 	}
 	return true;
 }
+#endif
 
 static void send_state(const char *state)
 {

@@ -33,7 +33,6 @@ const char *policy_step_name(enum policy_step s)
 {
 	switch (s) {
 	case POLICY_STEP_NONE: return "none";
-	case POLICY_STEP_LOCK: return "lock";
 	case POLICY_STEP_CLEAR: return "clear";
 	case POLICY_STEP_FULL_CLEAR: return "full-clear";
 	}
@@ -142,58 +141,25 @@ static bool snapshot_blocked(const struct site_snapshot *snap)
 	       (snap->deployments_err != 0 && snap->deployments_err != -ENOENT);
 }
 
-/* lockExpiry has passed (or is null) by the share's clock and, for a lock
- * seen before, by the monotonic clock since then too. */
-static void assess_lock(struct policy_assessment *a, const struct policy_history *history,
-			int64_t now_share_ns, uint64_t now_mono_ms)
+/* Shown, never acted on: lockExpiry has passed by this host's clock. A
+ * missing, null or unreadable lockExpiry is unknown, not expired. */
+static bool lock_expired(const struct policy_assessment *a, int64_t now_wall_ns)
 {
 	const struct site_entry *lf;
 
-	a->lock_mono_left_ms = 0;
 	if (a->lock_folder == NO_INDEX)
-		return;
+		return false;
 	lf = &a->snap->entries[a->lock_folder];
-	if (a->observing && policy_same_lock(history, lf)) {
-		uint64_t since_ms = policy_mono_since(now_mono_ms, history->lock_seen_ms);
-		int64_t since = since_ms > INT64_MAX ? INT64_MAX : (int64_t)since_ms;
-		a->lock_mono_left_ms = clock_sub_ns(history->lock_left_ms, since);
-	}
-	a->lock_expired = lf->info_err == 0 &&
-			  (lf->info.expiry_ns == KUDU_TIME_NONE ||
-			   (lf->info.expiry_ns <= now_share_ns && a->lock_mono_left_ms <= 0));
+	return lf->info_err == 0 && lf->info.expiry_ns != KUDU_TIME_NONE &&
+	       lf->info.expiry_ns <= now_wall_ns;
 }
 
-/* When was the tree last active? File times by the share's clock (a
- * future one counts as now), and what the agent saw change. */
-static void assess_activity(struct policy_assessment *a, const struct policy_history *history,
-			    int64_t now_share_ns, uint64_t now_mono_ms)
-{
-	int64_t newest_ns = policy_newest_activity_ns(a->snap);
-
-	a->activity_age_ms = -1;
-	if (newest_ns != INT64_MIN)
-		a->activity_age_ms = newest_ns >= now_share_ns
-			? 0 : clock_ns_to_ms(clock_sub_ns(now_share_ns, newest_ns));
-	a->quiet_ms = 0;
-	if (a->observing) {
-		a->quiet_ms = policy_mono_since(now_mono_ms, history->last_change_ms);
-		if (a->quiet_ms > INT64_MAX)
-			a->quiet_ms = INT64_MAX;
-		if (history->seen_change &&
-		    (a->activity_age_ms < 0 || (uint64_t)a->activity_age_ms > a->quiet_ms))
-			a->activity_age_ms = (int64_t)a->quiet_ms;
-	}
-	fmt_age(a->activity_age_ms, a->age, sizeof(a->age));
-}
-
-/* Found again within escalate_within of the previous cleanup? Only the
- * whole cleanup escalates: a lock folder whose lockExpiry passed while the
- * tree is still active is Kudu's own rule, not a stuck deployment. */
+/* Found again within escalate_within of the previous cleanup? */
 static void assess_recurrence(struct policy_assessment *a, const struct policy_params *params,
 			      int64_t now_wall_ns)
 {
 	a->since_clear_ms = -1;
-	if (!a->full || !params->previous_clear_known || params->previous_clear_ns > now_wall_ns)
+	if (!a->stuck || !params->previous_clear_known || params->previous_clear_ns > now_wall_ns)
 		return;
 	int64_t since_ms = clock_ns_to_ms(clock_sub_ns(now_wall_ns, params->previous_clear_ns));
 	if ((uint64_t)since_ms >= params->escalate_within_ms)
@@ -205,8 +171,10 @@ static void assess_recurrence(struct policy_assessment *a, const struct policy_p
 
 static void assess(struct policy_assessment *a, const struct site_snapshot *snap,
 		   const struct policy_history *history, const struct policy_params *params,
-		   int64_t now_share_ns, uint64_t now_mono_ms)
+		   int64_t now_wall_ns, uint64_t now_mono_ms)
 {
+	int64_t newest_ns = policy_newest_activity_ns(snap);
+
 	memset(a, 0, sizeof(*a));
 	a->snap = snap;
 	a->observing = history && history->started;
@@ -215,21 +183,20 @@ static void assess(struct policy_assessment *a, const struct site_snapshot *snap
 	a->newest = find_newest_record(snap);
 	a->newest_running = a->newest != NO_INDEX && !policy_record_finished(&snap->entries[a->newest]);
 	a->claims = (a->lock_folder != NO_INDEX || a->newest_running) && !a->blocked;
-	assess_lock(a, history, now_share_ns, now_mono_ms);
-	assess_activity(a, history, now_share_ns, now_mono_ms);
-
-	/* After a jump of the wall clock, a file time's age means nothing. */
-	a->trust_times = !(a->observing && history->clock_jumped);
-	bool idle_by_times = a->trust_times && a->activity_age_ms >= 0 &&
-			     (uint64_t)a->activity_age_ms >= params->stuck_after_ms;
-	/* Having observed stuck_after pass with no change at all is proof of
-	 * no activity whatever the share's clock wrote (times in the future). */
-	bool idle_by_history = a->observing && a->quiet_ms >= params->stuck_after_ms;
-	a->quiet = a->observing ? a->quiet_ms >= params->quiet_period_ms : params->plan_as_if_quiet;
-	a->idle = a->claims && (idle_by_times || idle_by_history);
-	a->stuck = !a->blocked && (a->idle || a->lock_expired);
-	a->full = a->idle && a->quiet;
-	a->lock_only = !a->full && !a->blocked && a->lock_expired && a->quiet;
+	a->lock_expired = lock_expired(a, now_wall_ns);
+	/* The file times' age is for a person to read; a future one shows as 0. */
+	a->activity_age_ms = -1;
+	if (newest_ns != INT64_MIN)
+		a->activity_age_ms = newest_ns >= now_wall_ns
+			? 0 : clock_ns_to_ms(clock_sub_ns(now_wall_ns, newest_ns));
+	fmt_age(a->activity_age_ms, a->age, sizeof(a->age));
+	if (a->observing) {
+		a->quiet_ms = policy_mono_since(now_mono_ms, history->last_change_ms);
+		if (a->quiet_ms > INT64_MAX)
+			a->quiet_ms = INT64_MAX;
+	}
+	/* The one rule: watched unchanged for stuck_after by this agent. */
+	a->stuck = a->claims && a->observing && a->quiet_ms >= params->stuck_after_ms;
 }
 
 /* ---- step 3: explain (the one-line reason) ----------------------------------- */
@@ -285,43 +252,31 @@ static int blocked_errno(const struct site_snapshot *snap)
 static void explain(const struct policy_assessment *a, const struct policy_params *params,
 		    char *out, size_t size)
 {
-	char claim[512], stuck_after[32], when[40], observed[32], ladder[96];
+	char claim[512], stuck_after[32], watched[32], ladder[96];
 
 	describe_claim(a, claim, sizeof(claim));
 	describe_recurrence(a, ladder, sizeof(ladder));
 	fmt_age((int64_t)params->stuck_after_ms, stuck_after, sizeof(stuck_after));
+	fmt_age((int64_t)a->quiet_ms, watched, sizeof(watched));
 	if (a->blocked) {
 		snprintf(out, size,
 			 "the site tree cannot be read whole (%s): nothing is judged or removed",
 			 strerror(-blocked_errno(a->snap)));
-	} else if (a->lock_only) {
-		isotime_format(a->snap->entries[a->lock_folder].info.expiry_ns, "none", when,
-				 sizeof(when));
-		snprintf(out, size,
-			 "%s, but its lockExpiry (%s) has passed, so Kudu treats it as free; nothing changed for %s",
-			 claim, when, a->age);
-	} else if (a->idle && !a->trust_times) {
-		fmt_age((int64_t)a->quiet_ms, observed, sizeof(observed));
-		snprintf(out, size,
-			 "%s with no change in the %s the agent watched (stuck_after %s; the wall clock "
-			 "jumped, so mtimes were not believed)%s", claim, observed, stuck_after, ladder);
-	} else if (a->idle) {
-		snprintf(out, size, "%s with no activity for %s (stuck_after %s)%s", claim, a->age,
-			 stuck_after, ladder);
+	} else if (a->stuck) {
+		snprintf(out, size, "%s, watched with no change for %s (stuck_after %s)%s", claim,
+			 watched, stuck_after, ladder);
+	} else if (a->claims && a->observing) {
+		snprintf(out, size, "%s; watched with no change for %s of stuck_after %s "
+			 "(newest file time %s old)", claim, watched, stuck_after, a->age);
 	} else if (a->claims) {
-		snprintf(out, size, "%s; last activity %s ago (stuck after %s)", claim, a->age,
-			 stuck_after);
+		snprintf(out, size, "%s; nothing watched yet (newest file time %s old; stuck only "
+			 "once watched with no change for stuck_after %s)", claim, a->age, stuck_after);
 	} else {
 		snprintf(out, size, "no deployment is running");
 	}
 }
 
 /* ---- step 4: the next check ---------------------------------------------------- */
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
 
 /* Milliseconds until a threshold is reached, never 0 (a timer of 0 would
  * spin) and rounded up so the threshold has surely passed. */
@@ -330,41 +285,11 @@ static uint64_t until(uint64_t threshold_ms, uint64_t elapsed_ms)
 	return elapsed_ms >= threshold_ms ? 1 : threshold_ms - elapsed_ms;
 }
 
-/* A held lock becomes free when both clocks agree it expired; the lock
- * folder can go once quiet_period is observed too. */
-static uint64_t until_lock_expiry(const struct policy_assessment *a, const struct policy_params *params,
-				  int64_t now_share_ns)
+static uint64_t next_check(const struct policy_assessment *a, const struct policy_params *params)
 {
-	const struct site_entry *lf = &a->snap->entries[a->lock_folder];
-
-	if (lf->info_err != 0 || lf->info.expiry_ns == KUDU_TIME_NONE)
-		return UINT64_MAX;
-	int64_t left_ns = clock_sub_ns(lf->info.expiry_ns, now_share_ns);
-	int64_t wall_left_ms = clock_ns_to_ms(clock_add_ns(left_ns, CLOCK_NS_PER_MS - 1));
-	int64_t later_ms = wall_left_ms > a->lock_mono_left_ms ? wall_left_ms : a->lock_mono_left_ms;
-	uint64_t left_ms = later_ms > 0 ? (uint64_t)later_ms : 1;
-	uint64_t quiet_left = until(params->quiet_period_ms, a->quiet_ms);
-
-	return left_ms > quiet_left ? left_ms : quiet_left;
-}
-
-static uint64_t next_check(const struct policy_assessment *a, const struct policy_params *params,
-			   int64_t now_share_ns)
-{
-	uint64_t next = UINT64_MAX;
-
-	if (a->claims && !a->idle) {
-		if (a->activity_age_ms >= 0 && a->trust_times)
-			next = min_u64(next, until(params->stuck_after_ms,
-						   (uint64_t)a->activity_age_ms));
-		if (a->observing)
-			next = min_u64(next, until(params->stuck_after_ms, a->quiet_ms));
-	}
-	if (a->stuck && a->observing && !a->quiet)
-		next = min_u64(next, until(params->quiet_period_ms, a->quiet_ms));
-	if (a->lock_folder != NO_INDEX && !a->lock_expired && a->observing)
-		next = min_u64(next, until_lock_expiry(a, params, now_share_ns));
-	return next;
+	if (a->claims && a->observing && !a->stuck)
+		return until(params->stuck_after_ms, a->quiet_ms);
+	return UINT64_MAX;
 }
 
 /* ---- the decision ---------------------------------------------------------------- */
@@ -374,9 +299,6 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 		  uint64_t now_mono_ms, struct policy_decision *out)
 {
 	struct policy_assessment a;
-	/* Every time read from the share is compared with the share's clock:
-	 * this host's wall clock may be hours off (site.h, shareclock.h). */
-	int64_t now_share_ns = site_share_time_ns(snap, now_wall_ns);
 
 	memset(out, 0, sizeof(*out));
 	out->next_check_ms = UINT64_MAX;
@@ -391,9 +313,10 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 	}
 	out->n_entries = snap->n_entries;
 
-	assess(&a, snap, history, params, now_share_ns, now_mono_ms);
-	/* Session names are dated by the cleaning instances' own clocks, not
-	 * the share's: this host's clock is the nearest to theirs. */
+	assess(&a, snap, history, params, now_wall_ns, now_mono_ms);
+	/* Session names are dated by the cleaning instances' own clocks: this
+	 * host's clock is the nearest to theirs. The ladder only chooses how
+	 * much a cleanup takes, never whether there is one. */
 	assess_recurrence(&a, params, now_wall_ns);
 	out->blocked = a.blocked;
 	out->claims_running = a.lock_folder != NO_INDEX || a.newest_running;
@@ -407,7 +330,7 @@ int policy_decide(const struct site_snapshot *snap, const struct policy_history 
 	policy_plan(&a, out);
 	explain(&a, params, out->reason, sizeof(out->reason));
 	if (!a.blocked && !out->act)
-		out->next_check_ms = next_check(&a, params, now_share_ns);
+		out->next_check_ms = next_check(&a, params);
 	return 0;
 }
 

@@ -1,50 +1,45 @@
 /* policy.h - whether a deployment is stuck, and what a cleanup removes.
  *
  * Pure: a function of one snapshot, of what the agent has observed so far
- * (policy_history) and of the two clocks passed in. It never reads a clock, a
+ * (policy_history) and of the clocks passed in. It never reads a clock, a
  * file or the environment. This is where every dangerous decision is made,
  * so it is the most tested file of the project.
  *
- * Every time from the share (file times, lockExpiry) is compared with the
- * share's clock: now_wall_ns less the offset the scan measured
- * (site_share_time_ns; the offset is an input like the clocks, unknown
- * meaning this host's clock), so one instance whose clock is hours off
- * judges as the others do.
- *
- * The rule (issue 2, ../shared/KUDU.md):
+ * The rule (issue 18, ../shared/KUDU.md): file times can prove life, never
+ * death.
  *  - A deployment claims to be running when locks/deployment/ exists, or the
  *    newest record's status.xml is not finished. The newest record is the
  *    one with the latest activity: its receivedTime (never later than its
  *    status.xml was written), status.xml and log.log mtimes. Kudu instances'
  *    clocks differ, so receivedTime alone can put a finished record ahead
  *    of one still writing its log.
- *  - It is idle when it claims to be running and the tree shows no activity
- *    for stuck_after. The last activity is the later of the newest mtime or
- *    ctime of what a running deployment touches (a future time counts as
- *    now: the share's clock is not ours; ctime because mtime can be set back
- *    by anyone and ctime cannot) and the last change the agent saw between
- *    two scans. Once the agent has itself observed stuck_after pass without
- *    a change, file times cannot hold it back (clock skew).
- *  - A lock whose lockExpiry has passed (or is null) is free by Kudu's own
- *    rule: the lock folder alone may go after quiet_period. "Passed" by
- *    the share's clock and, for a lock the agent saw before its expiry, by the
- *    monotonic time since then too.
- *  - Stuck means exactly: idle, or holding an expired lock. Either calls for
- *    a cleanup (the whole one when idle, the lock folder alone otherwise).
- *  - Nothing is removed until the agent has observed quiet_period without a
- *    change, whatever the file times say.
- *  - The ladder: an idle deployment found again within escalate_within of
+ *  - It is stuck only when it claims to run and this agent has itself
+ *    watched everything its verdict rests on (policy_fingerprint) stay
+ *    unchanged for stuck_after, on its monotonic clock. The first scan
+ *    starts the watch; a change is dated at the scan that saw it.
+ *  - File times may only add evidence of life: an mtime or ctime in the
+ *    future of the scan's wall time counts as a change seen at that scan.
+ *    No file time, no lockExpiry and no clock (this host's, the share's,
+ *    Kudu's) can make the agent act sooner: on SMB ctime equals mtime and
+ *    an open handle's mtime stays frozen for other clients, so an old file
+ *    time proves nothing about now.
+ *  - An expired lockExpiry is Kudu's own business (Kudu treats the lock as
+ *    free and starts the next deploy itself): it is shown, never acted on.
+ *    The lock folder goes only with a stuck deployment, last.
+ *  - The ladder: a stuck deployment found again within escalate_within of
  *    the previous cleanup has recurred. With allow_full_clear its cleanup
  *    removes Kudu's deployment state too (every record, active, pending),
  *    never tools/, settings.xml or what is not Kudu's.
+ *  - Nothing named .lockwarden-* is ever planned for removal: the name alone
+ *    proves nothing about who made it (it is foreign, counted, reported).
  *
  * Times from the share may be anything an int64_t holds (clock_ns_from
  * saturates); every difference taken here saturates too (clock_sub_ns).
  *
  * policy_decide works in four steps, each its own function: assess (the
- * facts: what claims to run, how old the last activity is, idle, expired,
- * quiet), plan (a verdict per entry and the removals in order), explain
- * (the one-line reason) and next check (when time alone could change it).
+ * facts: what claims to run, how long it was watched unchanged), plan (a
+ * verdict per entry and the removals in order), explain (the one-line
+ * reason) and next check (when time alone could change it).
  */
 #ifndef LOCKWARDEN_POLICY_H
 #define LOCKWARDEN_POLICY_H
@@ -57,10 +52,6 @@
 
 struct policy_params {
 	uint64_t stuck_after_ms;
-	uint64_t quiet_period_ms;
-	/* report: plan the cleanup as if quiet_period had been observed
-	 * without a change, to show what would go. Never proof of idleness. */
-	bool plan_as_if_quiet;
 
 	/* The ladder (the manual procedure's last step). previous_clear_ns is
 	 * the wall time of this site's previous cleanup that took the usual
@@ -77,32 +68,13 @@ struct policy_params {
 };
 
 /* What the agent has observed scan after scan, carried by its owner. (Not
- * "watch": that word is for inotify, watch.c.) */
+ * "watch": that word is for inotify, watch.c.) Zeroed: nothing observed. */
 struct policy_history {
 	bool started;             /* at least one scan was observed */
 	uint64_t start_ms;        /* monotonic time of the first observed scan */
 	bool seen_change;         /* a change was seen since start */
-	uint64_t last_change_ms;  /* monotonic time the last change is dated at */
+	uint64_t last_change_ms;  /* monotonic time of the scan that saw the last change */
 	uint64_t fingerprint;     /* of the last observed snapshot */
-	int64_t last_scan_wall_ns;/* when the previous scan began, by the share's clock
-				   * (site_share_time_ns) */
-	uint64_t last_scan_ms;    /* monotonic time it was observed */
-	/* The clock times are judged by moved unlike the monotonic clock
-	 * between two scans:
-	 * file time ages are not believed (the agent judges by what it saw)
-	 * until a change shows an mtime that agrees with the wall clock. */
-	bool clock_jumped;
-
-	/* The lock folder's info.lock as first seen: how far its lockExpiry
-	 * was then, by the share's clock, and when that was on the monotonic
-	 * clock. The lock counts as expired only once both clocks agree, so a
-	 * wall clock that jumps ahead cannot expire a live lock early. */
-	bool lock_known;
-	ino_t lock_ino;
-	int64_t lock_mtime_ns;
-	int64_t lock_expiry_ns;
-	uint64_t lock_seen_ms;
-	int64_t lock_left_ms;
 };
 
 /* A hash of everything whose change counts as activity: the identity of
@@ -113,14 +85,11 @@ struct policy_history {
 uint64_t policy_fingerprint(const struct site_snapshot *snap);
 
 /* Folds one scan, finished at monotonic now_ms, into h. The first scan
- * starts the history and is not a change. Returns true when it saw a change.
- *
- * A change happened after the previous scan began and before this one did.
- * It is dated by the newest activity time (mtime or ctime) when that falls inside this
- * window (the change itself, seen through the share's clock), and at this
- * scan otherwise (a removal leaves no mtime; a clock far off is not
- * believed). So a deployment that stops writing is judged from its last
- * write, not from the scan that happened to notice it. */
+ * starts the watch and is not a change. Returns true when it saw a change:
+ * a fingerprint unlike the last one, or a file time in the future of the
+ * scan's wall time (snap->scanned_ns). The change is dated at now_ms, never
+ * earlier: a file time may say when something was written, but a clock
+ * that is off would then date it back and make the agent act sooner. */
 bool policy_observe(struct policy_history *h, const struct site_snapshot *snap,
 		    uint64_t now_ms);
 
@@ -137,14 +106,13 @@ const char *policy_verdict_name(enum policy_verdict v); /* "live", ..., "not Kud
 /* Which step of the manual procedure a cleanup takes. */
 enum policy_step {
 	POLICY_STEP_NONE,       /* nothing of Kudu's is removed */
-	POLICY_STEP_LOCK,       /* the expired lock folder alone */
 	POLICY_STEP_CLEAR,      /* the usual step: locks, pending, temp-* */
 	POLICY_STEP_FULL_CLEAR, /* the last step: deployments/ but tools/ and settings.xml */
 };
-/* "none", "lock", "clear", "full-clear": the archive note's words. */
+/* "none", "clear", "full-clear": the archive note's words. */
 const char *policy_step_name(enum policy_step s);
 /* The hook's LOCKWARDEN_STEP: "full-clear" for the last step, "clear"
- * for every other cleanup. */
+ * otherwise. */
 const char *policy_step_hook_name(enum policy_step s);
 
 struct policy_entry {
@@ -156,8 +124,11 @@ struct policy_entry {
 struct policy_decision {
 	bool blocked;             /* the site root is unusable: nothing may be removed */
 	bool claims_running;
-	bool lock_expired;        /* the lock folder's lockExpiry has passed or is null */
-	bool stuck;               /* idle past stuck_after, or the lock expired (see above) */
+	/* The lock folder's lockExpiry has passed by this host's clock: shown,
+	 * never acted on. A missing, null or unreadable lockExpiry is unknown,
+	 * not expired. */
+	bool lock_expired;
+	bool stuck;               /* claims to run, watched unchanged for stuck_after */
 	bool act;                 /* remove the entries marked remove, now */
 	/* A stuck deployment found again within escalate_within of the
 	 * previous cleanup (policy_params); the cleanup takes the last step
@@ -165,8 +136,10 @@ struct policy_decision {
 	bool recurred;
 	enum policy_step step;    /* what the removals amount to */
 	int64_t since_clear_ms;   /* age of the previous cleanup when recurred, else -1 */
-	int64_t activity_age_ms;  /* -1 when nothing tells */
-	uint64_t quiet_ms;        /* observed without a change (0 before the first scan) */
+	/* The newest file time's age by this host's clock, for a person to
+	 * read (report); never evidence. -1 when nothing tells. */
+	int64_t activity_age_ms;
+	uint64_t quiet_ms;        /* watched without a change (0 before the first scan) */
 	/* How long until the decision could change with nothing new on disk:
 	 * the agent re-scans then. UINT64_MAX: not by time alone. */
 	uint64_t next_check_ms;
@@ -181,8 +154,9 @@ struct policy_decision {
 	size_t n_removals;
 };
 
-/* Decides on snap. history may be NULL (report: nothing observed). now_wall_ns
- * is the wall clock, now_mono_ms the monotonic clock of policy_history.
+/* Decides on snap. history may be NULL (report: nothing observed, so never
+ * stuck). now_wall_ns is the wall clock (for what is shown, and the
+ * ladder), now_mono_ms the monotonic clock of policy_history.
  * Returns 0, or -ENOMEM (out is then empty, policy_decision_free safe). */
 int policy_decide(const struct site_snapshot *snap, const struct policy_history *history,
 		  const struct policy_params *params, int64_t now_wall_ns,

@@ -1,17 +1,12 @@
 /* policy_history.c - what counts as activity in a snapshot (the
  * fingerprint, the newest file time) and the history of observed scans
- * (policy_observe). Pure; see policy.h. */
+ * (policy_observe): when this agent last saw a change. Pure; see policy.h. */
 #include "policy_internal.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
-#include "clock.h"
 #include "hash.h"
-
-/* Wall and monotonic time may drift apart this much between two scans (a
- * slow scan, NTP slewing) before the wall clock counts as having jumped. */
-#define CLOCK_JUMP_MS 5000
 
 /* ---- activity fingerprint ------------------------------------------------ */
 
@@ -117,44 +112,6 @@ int64_t policy_newest_activity_ns(const struct site_snapshot *snap)
 
 /* ---- the history of observed scans --------------------------------------- */
 
-static const struct site_entry *readable_lock(const struct site_snapshot *snap)
-{
-	for (size_t i = 0; i < snap->n_entries; i++) {
-		const struct site_entry *e = &snap->entries[i];
-		if (e->kind == KUDU_NAME_LOCK_FOLDER && e->st.type == S_IFDIR && e->info_err == 0)
-			return e;
-	}
-	return NULL;
-}
-
-bool policy_same_lock(const struct policy_history *h, const struct site_entry *lock)
-{
-	return h->lock_known && lock && h->lock_ino == lock->info_st.ino &&
-	       h->lock_mtime_ns == lock->info_st.mtime_ns && h->lock_expiry_ns == lock->info.expiry_ns;
-}
-
-/* Remembers a lock the first time it is seen (see policy_history). */
-static void observe_lock(struct policy_history *h, const struct site_snapshot *snap,
-			 uint64_t now_ms)
-{
-	const struct site_entry *lock = readable_lock(snap);
-
-	if (!lock) {
-		h->lock_known = false;
-		return;
-	}
-	if (policy_same_lock(h, lock))
-		return;
-	h->lock_known = true;
-	h->lock_ino = lock->info_st.ino;
-	h->lock_mtime_ns = lock->info_st.mtime_ns;
-	h->lock_expiry_ns = lock->info.expiry_ns;
-	h->lock_seen_ms = now_ms;
-	h->lock_left_ms = lock->info.expiry_ns == KUDU_TIME_NONE
-		? 0 : clock_ns_to_ms(clock_sub_ns(lock->info.expiry_ns,
-						  site_share_time_ns(snap, snap->scanned_ns)));
-}
-
 /* Monotonic milliseconds from since_ms to now_ms, 0 when a caller's clocks
  * disagree (never a wrapped-around huge value). */
 uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms)
@@ -162,36 +119,17 @@ uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms)
 	return now_ms >= since_ms ? now_ms - since_ms : 0;
 }
 
-/* The clock times are judged by (the share's, as this host's wall clock
- * less the measured offset) moved unlike the monotonic clock since the
- * previous scan. A jump of this host's clock that a new measure of the
- * offset made up for is none; one it did not (the offset lost, or not
- * measured again yet) is. */
-static bool clock_jumped(const struct policy_history *h, int64_t share_ns, uint64_t now_ms)
-{
-	int64_t wall_ms = clock_ns_to_ms(clock_sub_ns(share_ns, h->last_scan_wall_ns));
-	int64_t mono_ms = now_ms >= h->last_scan_ms ? (int64_t)policy_mono_since(now_ms, h->last_scan_ms)
-						    : -(int64_t)policy_mono_since(h->last_scan_ms, now_ms);
-	int64_t drift_ms = clock_sub_ns(wall_ms, mono_ms);
-
-	return drift_ms > CLOCK_JUMP_MS || drift_ms < -CLOCK_JUMP_MS;
-}
-
 bool policy_observe(struct policy_history *h, const struct site_snapshot *snap, uint64_t now_ms)
 {
 	uint64_t fp = policy_fingerprint(snap);
-	int64_t window_start_ns = h->last_scan_wall_ns;
-	int64_t share_ns = site_share_time_ns(snap, snap->scanned_ns);
-
-	if (h->started && clock_jumped(h, share_ns, now_ms))
-		h->clock_jumped = true;
-	h->last_scan_wall_ns = share_ns;
-	h->last_scan_ms = now_ms;
-	observe_lock(h, snap, now_ms);
+	/* A file time ahead of the scan's wall time is a write this agent
+	 * cannot date: it counts as life now, at every scan until this host's
+	 * clock passes it (a clock behind the share's only delays a cleanup). */
+	bool future = policy_newest_activity_ns(snap) > snap->scanned_ns;
 
 	if (!h->started) {
-		/* The first look is the baseline, not a change: what was already
-		 * there is judged by its file times. */
+		/* The first look starts the watch; what was already there is
+		 * not judged by its file times, however old they are. */
 		h->started = true;
 		h->start_ms = now_ms;
 		h->last_change_ms = now_ms;
@@ -199,24 +137,13 @@ bool policy_observe(struct policy_history *h, const struct site_snapshot *snap, 
 		h->fingerprint = fp;
 		return false;
 	}
-	if (fp == h->fingerprint)
+	if (fp == h->fingerprint && !future)
 		return false;
 	h->fingerprint = fp;
 	h->seen_change = true;
-	/* Dated at this scan, the later and safer end of the window, unless
-	 * a file time inside the window says when it happened. */
-	uint64_t at_ms = now_ms;
-	int64_t newest_ns = policy_newest_activity_ns(snap);
-	if (newest_ns != INT64_MIN && newest_ns >= window_start_ns && newest_ns <= share_ns) {
-		uint64_t back_ms = (uint64_t)clock_ns_to_ms(clock_sub_ns(share_ns, newest_ns));
-		if (back_ms < now_ms)
-			at_ms = now_ms - back_ms;
-		/* A fresh change stamped by a clock that agrees with ours. */
-		h->clock_jumped = false;
-	}
-	if (at_ms < h->last_change_ms)
-		at_ms = h->last_change_ms;
-	h->last_change_ms = at_ms;
+	/* Dated at this scan, the later end of the window since the previous
+	 * one: never dated back by a file time. */
+	if (now_ms > h->last_change_ms)
+		h->last_change_ms = now_ms;
 	return true;
 }
-

@@ -22,17 +22,11 @@ struct policy_assessment {
 	size_t newest;            /* index of the newest record with a readable status */
 	bool newest_running;      /* that record is not finished */
 	bool claims;              /* a deployment claims to be running (and not blocked) */
-	bool lock_expired;
-	int64_t lock_mono_left_ms;/* monotonic time still to wait for a lock seen earlier */
-	int64_t activity_age_ms;  /* -1 when nothing tells */
-	uint64_t quiet_ms;        /* observed without a change */
-	bool trust_times;         /* file time ages mean something (no clock jump) */
-	bool idle;                /* claims with no activity for stuck_after */
-	bool stuck;               /* idle, or the lock expired */
-	bool quiet;               /* quiet_period observed (or assumed, for report) */
-	bool full;                /* the whole cleanup: idle and quiet */
-	bool lock_only;           /* only the expired lock folder goes */
-	bool recurred;            /* the whole cleanup, within escalate_within of the last */
+	bool lock_expired;        /* shown only (policy_decision) */
+	int64_t activity_age_ms;  /* the newest file time's age, shown only; -1 when none */
+	uint64_t quiet_ms;        /* watched without a change */
+	bool stuck;               /* claims, watched unchanged for stuck_after */
+	bool recurred;            /* stuck within escalate_within of the last cleanup */
 	int64_t since_clear_ms;   /* the previous cleanup's age when recurred, else -1 */
 	bool full_clear;          /* recurred and allow_full_clear: the last step */
 	char age[32];             /* activity age, formatted */
@@ -45,8 +39,6 @@ bool policy_record_finished(const struct site_entry *e);
 /* The newest mtime or ctime among what a running deployment touches;
  * INT64_MIN when nothing is there. */
 int64_t policy_newest_activity_ns(const struct site_snapshot *snap);
-/* The lock folder's info.lock is the one the history remembers. */
-bool policy_same_lock(const struct policy_history *h, const struct site_entry *lock);
 /* Monotonic milliseconds from since_ms to now_ms, 0 when they disagree. */
 uint64_t policy_mono_since(uint64_t now_ms, uint64_t since_ms);
 /* The latest of a record's receivedTime (never later than its status.xml

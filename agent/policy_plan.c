@@ -33,28 +33,21 @@ static void judge_lock_folder(const struct policy_assessment *a, const struct si
 	log_escape(e->info.op, op, sizeof(op));
 	log_escape(e->info.worker, worker, sizeof(worker));
 	isotime_format(e->info.expiry_ns, "none", when, sizeof(when));
-	out->remove = a->full || a->lock_only;
+	/* An expired lockExpiry is said, never acted on: Kudu frees such a
+	 * lock by its own rule, and the deployment holding it may still run. */
+	out->remove = a->stuck;
+	out->verdict = a->stuck ? POLICY_STUCK : POLICY_LIVE;
 	if (e->info_err != 0) {
-		out->verdict = a->idle ? POLICY_STUCK : POLICY_LIVE;
-		snprintf(out->reason, sizeof(out->reason),
-			 "lock folder with %s info.lock (%s); last activity %s ago",
+		snprintf(out->reason, sizeof(out->reason), "lock folder with %s info.lock (%s)%s",
 			 e->info_err == -ENOENT ? "no" : "an unreadable",
 			 e->info_err == -ENOENT ? "Kudu may be writing it" : strerror(-e->info_err),
-			 a->age);
+			 a->stuck ? "; removed last with the stuck deployment" : "");
 		return;
 	}
-	if (a->lock_expired) {
-		out->verdict = POLICY_STUCK;
-		snprintf(out->reason, sizeof(out->reason),
-			 "held by '%s' on %s; lockExpiry %s has passed, so Kudu treats it as free",
-			 op, worker[0] ? worker : "?", when);
-		return;
-	}
-	out->verdict = a->idle ? POLICY_STUCK : POLICY_LIVE;
-	snprintf(out->reason, sizeof(out->reason),
-		 "held by '%s' on %s until %s; last activity %s ago%s", op,
-		 worker[0] ? worker : "?", when, a->age,
-		 a->idle ? "" : " (not stuck yet)");
+	snprintf(out->reason, sizeof(out->reason), "held by '%s' on %s, lockExpiry %s%s%s", op,
+		 worker[0] ? worker : "?", when,
+		 a->lock_expired ? " (passed: Kudu treats it as free)" : "",
+		 a->stuck ? "; removed last with the stuck deployment" : " (not stuck)");
 }
 
 static void judge_lock_file(const struct policy_assessment *a, const struct site_entry *e,
@@ -82,7 +75,7 @@ static void judge_lock_file(const struct policy_assessment *a, const struct site
 		snprintf(op, sizeof(op), "?");
 		snprintf(when, sizeof(when), "?");
 	}
-	if (a->full) {
+	if (a->stuck) {
 		out->verdict = POLICY_STUCK;
 		out->remove = true;
 		snprintf(out->reason, sizeof(out->reason),
@@ -105,19 +98,19 @@ static void judge_unfinished_record(const struct policy_assessment *a, size_t in
 	const char *state = e->status_err == 0 ? kudu_state_name(e->status.state)
 					       : "status.xml unreadable";
 
-	if (a->full && temp) {
+	if (a->stuck && temp) {
 		out->verdict = POLICY_STUCK;
 		out->remove = true;
 		snprintf(out->reason, sizeof(out->reason),
 			 "temp record not finished (%s); removed with the stuck deployment", state);
-	} else if (a->idle && index == a->newest) {
+	} else if (a->stuck && index == a->newest) {
 		out->verdict = POLICY_STUCK;
 		snprintf(out->reason, sizeof(out->reason),
-			 "%s, no activity for %s: the stuck deployment's record%s", state, a->age,
+			 "%s, no change watched: the stuck deployment's record%s", state,
 			 temp ? "" : ", kept (Kudu marks it Failed once the lock is free)");
 	} else if (a->claims && index == a->newest) {
 		out->verdict = POLICY_LIVE;
-		snprintf(out->reason, sizeof(out->reason), "%s, last activity %s ago", state,
+		snprintf(out->reason, sizeof(out->reason), "%s, newest file time %s old", state,
 			 a->age);
 	} else {
 		out->verdict = POLICY_LEFTOVER;
@@ -173,7 +166,7 @@ static void judge_record(const struct policy_assessment *a, size_t index, const 
 
 static void judge_pending(const struct policy_assessment *a, struct policy_entry *out)
 {
-	if (a->full) {
+	if (a->stuck) {
 		out->verdict = POLICY_STUCK;
 		out->remove = true;
 		snprintf(out->reason, sizeof(out->reason),
@@ -232,15 +225,13 @@ static bool judge_entry_of_kind(const struct policy_assessment *a, size_t index,
 		judge_record(a, index, e, out);
 		return true;
 	case KUDU_NAME_TRASH:
-		/* Folders, and files since files are renamed aside too. */
-		if (e->st.type != S_IFDIR && e->st.type != S_IFREG)
-			return false;
-		/* Our own unfinished removal: already out of Kudu's sight and
-		 * judged when it was renamed, so it is finished on sight. */
-		out->verdict = POLICY_LEFTOVER;
-		out->remove = a->observing;
+		/* The name proves nothing: only the agent's sweep removes trash,
+		 * when a committed note of the archive lists it (cleanup.h). */
+		out->verdict = POLICY_FOREIGN;
 		snprintf(out->reason, sizeof(out->reason),
-			 "lockwarden's own interrupted removal: finished by the running agent");
+			 "not Kudu's (a %s named like lockwarden's trash): removed only by the "
+			 "sweep of a committed cleanup whose archive note lists it",
+			 fmt_type_name(e->st.type));
 		return true;
 	case KUDU_NAME_UNKNOWN:
 		break;
@@ -264,8 +255,7 @@ static void judge_entry(const struct policy_assessment *a, size_t index, struct 
  * files, the queued marker and the temp records go, and a cleanup abandoned
  * half-way (a sign of life) leaves the lock, never a lockless half-state.
  * The full clear's active (before the records it names) and records come
- * before the lock folder too. Our own trash, already out of Kudu's sight,
- * comes after. */
+ * before the lock folder too. */
 #define REMOVAL_RANK_LAST 7
 static int removal_rank(const struct site_entry *e)
 {
@@ -284,13 +274,9 @@ static int removal_rank(const struct site_entry *e)
 static enum policy_step plan_step(const struct policy_assessment *a,
 				  const struct policy_decision *out)
 {
-	bool kudus = false;
-	for (size_t i = 0; i < out->n_removals; i++)
-		kudus = kudus || a->snap->entries[out->removals[i]].kind != KUDU_NAME_TRASH;
-	if (!kudus)
+	if (out->n_removals == 0)
 		return POLICY_STEP_NONE;
-	return a->full_clear ? POLICY_STEP_FULL_CLEAR : a->full ? POLICY_STEP_CLEAR
-							       : POLICY_STEP_LOCK;
+	return a->full_clear ? POLICY_STEP_FULL_CLEAR : POLICY_STEP_CLEAR;
 }
 
 /* The deployment the hook is told about: the record that claims to run,
@@ -331,9 +317,9 @@ void policy_plan(const struct policy_assessment *a, struct policy_decision *out)
 				if (out->entries[i].remove && removal_rank(&snap->entries[i]) == rank)
 					out->removals[out->n_removals++] = i;
 	}
-	/* Our own trash is finished without waiting, but only by an agent that
-	 * is observing (report never changes anything). */
-	out->act = a->observing && out->n_removals > 0;
+	/* Only a stuck deployment, which only an observing agent can find,
+	 * is acted on (report never changes anything). */
+	out->act = a->stuck && out->n_removals > 0;
 	out->step = plan_step(a, out);
 	plan_deployment_id(a, out);
 }

@@ -25,7 +25,6 @@
 #include "verify.h"
 #include "policy.h"
 #include "scan.h"
-#include "shareclock.h"
 #include "site.h"
 #include "silence.h"
 #include "silence_read.h"
@@ -42,8 +41,9 @@ static int64_t entry_mtime_ns(const struct site_entry *e)
 	return t;
 }
 
-/* How long ago the entry was last active by the share's clock; a time in
- * the future counts as now. Saturated: the share's times can be anything. */
+/* How long ago the entry was last written by its file times and this
+ * host's clock, for a person to read (never evidence); a time in the
+ * future shows as 0. Saturated: the share's times can be anything. */
 static int64_t entry_age_ms(const struct site_snapshot *snap, const struct site_entry *e)
 {
 	int64_t age_ms = clock_ns_to_ms(clock_sub_ns(snap->scanned_ns, entry_mtime_ns(e)));
@@ -213,7 +213,7 @@ static void print_timing_json(const struct report_timing *t, FILE *out)
 
 /* One entry of report --json's "entries", with what its kind carries. */
 static void print_entry_json(const struct site_snapshot *snap, const struct site_entry *e,
-			     const struct policy_entry *p, FILE *out)
+			     const struct policy_entry *p, bool would_remove, FILE *out)
 {
 	char path[NAME_MAX + 32];
 
@@ -225,7 +225,7 @@ static void print_entry_json(const struct site_snapshot *snap, const struct site
 	fprintf(out, ", \"type\": \"%s\", \"age_s\": %lld, \"verdict\": ",
 		fmt_type_name(e->st.type), (long long)(entry_age_ms(snap, e) / 1000));
 	jsonw_string(out, policy_verdict_name(p->verdict));
-	fprintf(out, ", \"would_remove\": %s, \"reason\": ", p->remove ? "true" : "false");
+	fprintf(out, ", \"would_remove\": %s, \"reason\": ", would_remove ? "true" : "false");
 	jsonw_string(out, p->reason);
 	if (e->kind == KUDU_NAME_LOCK_FOLDER && e->info_err == 0) {
 		fputs(", \"lock\": {\"expiry\": ", out);
@@ -260,7 +260,8 @@ static void print_entry_json(const struct site_snapshot *snap, const struct site
 }
 
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
-		       const struct policy_decision *d, const struct report_timing *t, FILE *out)
+		       const struct policy_decision *d, const struct policy_decision *w,
+		       const struct report_timing *t, bool silent, FILE *out)
 {
 	/* "schema" changes only when a field changes meaning or goes away
 	 * (README "report --json"); new fields may appear within a schema. */
@@ -270,30 +271,31 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 	fputs(",\n  \"scanned_at\": ", out);
 	jsonw_time(out, snap->scanned_ns);
 	fprintf(out, ",\n  \"readable\": %s,\n  \"claims_running\": %s,\n  \"stuck\": %s,\n"
-		"  \"lock_expired\": %s,\n  \"activity_age_s\": ",
+		"  \"silent_by_file_times\": %s,\n  \"lock_expired\": %s,\n  \"activity_age_s\": ",
 		d->blocked ? "false" : "true", d->claims_running ? "true" : "false",
-		d->stuck ? "true" : "false", d->lock_expired ? "true" : "false");
+		d->stuck ? "true" : "false", silent ? "true" : "false",
+		d->lock_expired ? "true" : "false");
 	if (d->activity_age_ms < 0)
 		fputs("null", out);
 	else
 		fprintf(out, "%lld", (long long)(d->activity_age_ms / 1000));
 	fputs(",\n  \"deployment_id\": ", out);
 	jsonw_string(out, d->deployment_id);
-	fprintf(out, ",\n  \"recurred\": %s,\n  \"step\": ", d->recurred ? "true" : "false");
-	jsonw_string(out, policy_step_name(d->step));
+	fprintf(out, ",\n  \"recurred\": %s,\n  \"step\": ", w->recurred ? "true" : "false");
+	jsonw_string(out, policy_step_name(w->step));
 	fputs(",\n  \"reason\": ", out);
 	jsonw_string(out, d->reason);
 	fputs(",\n  \"would_remove\": [", out);
-	for (size_t i = 0; i < d->n_removals; i++) {
+	for (size_t i = 0; i < w->n_removals; i++) {
 		char path[NAME_MAX + 32];
-		site_entry_path(&snap->entries[d->removals[i]], path, sizeof(path));
+		site_entry_path(&snap->entries[w->removals[i]], path, sizeof(path));
 		fputs(i ? ", " : "", out);
 		jsonw_string(out, path);
 	}
 	fputs("],\n  \"entries\": [", out);
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		fputs(i ? ",\n    {" : "\n    {", out);
-		print_entry_json(snap, &snap->entries[i], &d->entries[i], out);
+		print_entry_json(snap, &snap->entries[i], &d->entries[i], w->entries[i].remove, out);
 		fputs("}", out);
 	}
 	char session[NAME_MAX + 1];
@@ -312,21 +314,16 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 }
 
 static void print_text(const struct config *cfg, const struct site_snapshot *snap,
-		       const struct policy_decision *d, const struct report_timing *t, FILE *out)
+		       const struct policy_decision *d, const struct policy_decision *w,
+		       const struct report_timing *t, bool silent, FILE *out)
 {
-	char when[40], quiet[32];
+	char when[40];
 
 	isotime_format(snap->scanned_ns, "-", when, sizeof(when));
 	fprintf(out, "lockwarden report for %s at %s\n", cfg->site_root, when);
 	if (snap->root_err) {
 		fprintf(out, "cannot read the site root: %s\n", strerror(-snap->root_err));
 		return;
-	}
-	if (site_share_time_ns(snap, snap->scanned_ns) != snap->scanned_ns) {
-		int64_t off = snap->clock_offset_ns, mag_ms = clock_ns_to_ms(off < 0 ? -off : off);
-		char by[32];
-		fprintf(out, "this host's clock is %s %s the share's; times are judged by the "
-			"share's clock\n", fmt_age(mag_ms, by, sizeof(by)), off < 0 ? "behind" : "ahead of");
 	}
 	if (snap->locks_err)
 		fprintf(out, "locks/: %s\n", strerror(-snap->locks_err));
@@ -342,7 +339,8 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		if (len > width)
 			width = len < 60 ? len : 60;
 	}
-	fprintf(out, "\n%-*s %-22s %6s  %-10s %s\n", width, "ENTRY", "WHAT", "AGE", "VERDICT", "WHY");
+	fprintf(out, "\n%-*s %-22s %9s  %-10s %s\n", width, "ENTRY", "WHAT", "FILE AGE", "VERDICT",
+		"WHY");
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
 		const struct policy_entry *p = &d->entries[i];
@@ -350,7 +348,7 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		site_entry_path(e, path, sizeof(path));
 		log_escape(path, escaped, sizeof(escaped));
 		fmt_age(entry_age_ms(snap, e), age, sizeof(age));
-		fprintf(out, "%-*s %-22s %6s  %-10s %s\n", width, escaped, kudu_name_describe(e->kind), age,
+		fprintf(out, "%-*s %-22s %9s  %-10s %s\n", width, escaped, kudu_name_describe(e->kind), age,
 			policy_verdict_name(p->verdict), p->reason);
 		entry_details(e, details, sizeof(details));
 		if (details[0])
@@ -362,8 +360,10 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "... and %zu more entries that are not Kudu's (counted, not listed)\n",
 			snap->n_foreign - SITE_FOREIGN_KEPT);
 
-	config_format_duration(cfg->policy_quiet_period, quiet, sizeof(quiet));
-	fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : d->stuck ? "STUCK" : "OK", d->reason);
+	fprintf(out, "(FILE AGE: by the newest file time and this host's clock, for a person to "
+		"read; never evidence that a deployment is dead)\n");
+	fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : silent ? "SILENT BY FILE TIMES"
+		: d->claims_running ? "RUNNING" : "OK", d->reason);
 	fprintf(out, "history: %s\n", t->line);
 	if (t->is_auto)
 		fprintf(out, "stuck_after auto: %s\n", t->auto_why);
@@ -373,16 +373,17 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 			"cleanup %s removed (same holder and lockExpiry), so Kudu still holds it; restart "
 			"the site with its Kudu (scm) container by hand, or wait for its lockExpiry.\n",
 			session);
-	if (d->n_removals) {
-		fprintf(out, "a cleanup would remove, in this order:\n");
-		for (size_t i = 0; i < d->n_removals; i++) {
+	if (w->n_removals) {
+		fprintf(out, "once stuck_after (%s) has been watched unchanged, a cleanup would remove, "
+			"in this order:\n", t->stuck_label);
+		for (size_t i = 0; i < w->n_removals; i++) {
 			char path[NAME_MAX + 32], escaped[sizeof(path) * 4];
-			site_entry_path(&snap->entries[d->removals[i]], path, sizeof(path));
+			site_entry_path(&snap->entries[w->removals[i]], path, sizeof(path));
 			log_escape(path, escaped, sizeof(escaped));
 			fprintf(out, "  %s\n", escaped);
 		}
-		fprintf(out, "the running agent removes them once it has itself watched the tree for %s"
-			" (quiet_period) without a change.\n", quiet);
+		fprintf(out, "a report watches nothing: only the running agent, having itself seen none "
+			"of this change for stuck_after, removes it.\n");
 	}
 	print_claim_text(cfg, snap->scanned_ns, out);
 	fprintf(out, "\npast cleanups, newest first (from %s):\n", cfg->archive_dir);
@@ -414,44 +415,44 @@ static void report_ladder(const struct config *cfg, struct policy_params *params
 static int report_body(const struct config *cfg, bool json, FILE *out)
 {
 	struct site_snapshot snap = { 0 };
-	struct policy_decision d;
+	struct policy_decision d, w;
 	struct report_timing timing;
-	struct policy_params params = {
-		.quiet_period_ms = cfg->policy_quiet_period,
-		.plan_as_if_quiet = true,
-	};
+	struct policy_params params = { 0 };
 	struct clock_now now;
 	int rc;
-
-	struct shareclock clock = { 0 };
-	char probe[32];
 
 	report_ladder(cfg, &params);
 	clock_read(&now);
 	rc = scan_site(cfg->site_root, &now, NULL, true, &snap);
-	/* Judged as the agent judges: by the share's clock, measured in the
-	 * archive folder if it is there (a report creates no folder). Its own
-	 * probe name: the agent of this host may be probing at this moment. */
-	if (rc == 0 && snap.root_err == 0) {
-		snprintf(probe, sizeof(probe), "report-%ld", (long)getpid());
-		shareclock_update(&clock, cfg->archive_dir, probe, snap.root.dev, false, &now);
-		snap.clock_offset_known = clock.known;
-		snap.clock_offset_ns = clock.offset_ns;
-	}
 	if (rc == 0) {
 		report_timing(cfg, &snap, &timing);
 		params.stuck_after_ms = timing.stuck_after_ms;
 	}
+	/* What the report says: nothing watched, so never stuck. */
 	if (rc < 0 || policy_decide(&snap, NULL, &params, now.wall_ns, 0, &d) < 0) {
 		fprintf(stderr, "lockwarden: out of memory\n");
 		site_snapshot_free(&snap);
 		return 1;
 	}
+	/* What a cleanup would take once the agent had watched this very tree
+	 * unchanged for stuck_after: the same decision with that history. */
+	struct policy_history watched = { .started = true };
+	if (policy_decide(&snap, &watched, &params, now.wall_ns, params.stuck_after_ms, &w) < 0) {
+		fprintf(stderr, "lockwarden: out of memory\n");
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+		return 1;
+	}
+	/* A hint for a person, and for a health check (exit 2): the file
+	 * times say nothing was written for stuck_after. */
+	bool silent = !d.blocked && d.claims_running && d.activity_age_ms >= 0 &&
+		      (uint64_t)d.activity_age_ms >= params.stuck_after_ms;
 	if (json)
-		print_json(cfg, &snap, &d, &timing, out);
+		print_json(cfg, &snap, &d, &w, &timing, silent, out);
 	else
-		print_text(cfg, &snap, &d, &timing, out);
-	int code = d.blocked ? 1 : d.stuck ? 2 : 0;
+		print_text(cfg, &snap, &d, &w, &timing, silent, out);
+	int code = d.blocked ? 1 : silent ? 2 : 0;
+	policy_decision_free(&w);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
 	return code;

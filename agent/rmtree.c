@@ -27,9 +27,9 @@
 /* Stats name relative to dir_fd without following it, or dir_fd itself when
  * name is "". statx rather than fstatat: it also says which mount the entry
  * is on, which is how a bind mount of the same disk is told apart. */
-int rmtree_stat_at(int dir_fd, const char *name, struct rmtree_stat *out)
+static int stat_at(int dir_fd, const char *name, int sync, struct rmtree_stat *out)
 {
-	int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_AS_STAT;
+	int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | sync;
 	struct statx sx;
 
 	if (name[0] == '\0')
@@ -49,6 +49,16 @@ int rmtree_stat_at(int dir_fd, const char *name, struct rmtree_stat *out)
 	out->mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
 			  (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 	return 0;
+}
+
+int rmtree_stat_at(int dir_fd, const char *name, struct rmtree_stat *out)
+{
+	return stat_at(dir_fd, name, AT_STATX_SYNC_AS_STAT, out);
+}
+
+int rmtree_stat_fresh(int dir_fd, const char *name, struct rmtree_stat *out)
+{
+	return stat_at(dir_fd, name, AT_STATX_FORCE_SYNC, out);
 }
 
 /* True when an entry (not the site root itself) is on the site's mount. */

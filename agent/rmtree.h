@@ -52,6 +52,12 @@ struct rmtree_outcome {
 /* statx of name relative to dir_fd without following it, or of dir_fd itself
  * when name is "". */
 int rmtree_stat_at(int dir_fd, const char *name, struct rmtree_stat *out);
+/* The same, asking the filesystem rather than the client's attribute cache
+ * (AT_STATX_FORCE_SYNC): a cifs client answers from its cache for up to
+ * actimeo (1 s by default), so a write Kudu made just before would not
+ * show. Every re-check before acting uses this one; the scan and the walk
+ * that empties trash already committed use rmtree_stat_at. */
+int rmtree_stat_fresh(int dir_fd, const char *name, struct rmtree_stat *out);
 /* The mount that s (a folder opened to act in) is on. */
 void rmtree_mount_of(const struct rmtree_stat *s, struct rmtree_mount *out);
 /* True when s (not the root of the removal itself) is on mount m. */

@@ -80,7 +80,7 @@ struct silence_auto {
 void silence_auto_compute(const struct silence_history *h, uint64_t floor_ms, uint64_t cap_ms,
 			  struct silence_auto *out);
 
-/* Why: "6m30s (3 x longest silence 2m10s in <id>, floor 5m, cap 25m)", or
+/* Why: "27m (3 x longest silence 9m in <id>, floor 25m, cap 45m)", or
  * the reason it is the floor, the cap or the default. */
 void silence_auto_explain(const struct silence_history *h, const struct silence_auto *a,
 			  uint64_t floor_ms, uint64_t cap_ms, char *out, size_t size);

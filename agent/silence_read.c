@@ -24,13 +24,6 @@ static bool completed_record(const struct site_entry *e)
 	       strlen(e->name) < KUDU_TEXT_MAX;
 }
 
-static bool same_stat(const struct site_stat *a, const struct site_stat *b)
-{
-	return a->present == b->present && a->type == b->type && a->dev == b->dev &&
-	       a->ino == b->ino && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
-	       a->size == b->size;
-}
-
 /* prev's entry for e, when it is the same record as the scan saw it. */
 static const struct silence_cache_entry *known(const struct silence_cache *prev,
 					       const struct site_entry *e)
@@ -44,8 +37,8 @@ static const struct silence_cache_entry *known(const struct silence_cache *prev,
 
 		if (cmp == 0)
 			return c->dev == e->st.dev && c->ino == e->st.ino &&
-			       same_stat(&c->status_st, &e->status_st) &&
-			       same_stat(&c->log_st, &e->log_st) ? c : NULL;
+			       !site_stat_change(&c->status_st, &e->status_st, false) &&
+			       !site_stat_change(&c->log_st, &e->log_st, false) ? c : NULL;
 		if (cmp < 0)
 			lo = mid + 1;
 		else

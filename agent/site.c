@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "clock.h"
 #include "hash.h"
 
 struct site_entry *site_add_entry(struct site_snapshot *snap)
@@ -83,13 +82,22 @@ uint64_t site_foreign_hash(enum site_area area, const char *name, const struct s
 	return h;
 }
 
-int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns)
+const char *site_stat_change(const struct site_stat *was, const struct site_stat *now,
+			     bool renamed_by_us)
 {
-	int64_t off = snap->clock_offset_ns;
-
-	if (!snap->clock_offset_known ||
-	    (off <= SITE_CLOCK_TOLERANCE_MS * CLOCK_NS_PER_MS &&
-	     off >= -SITE_CLOCK_TOLERANCE_MS * CLOCK_NS_PER_MS))
-		return wall_ns;
-	return clock_sub_ns(wall_ns, off);
+	if (was->present != now->present)
+		return now->present ? "appeared" : "gone";
+	if (!now->present)
+		return NULL;
+	if (was->type != now->type)
+		return "changed type";
+	if (was->dev != now->dev || was->ino != now->ino)
+		return "was replaced";
+	if (was->mtime_ns != now->mtime_ns)
+		return "was modified";
+	if (was->type != S_IFDIR && was->size != now->size)
+		return "changed size";
+	if (!renamed_by_us && was->ctime_ns != now->ctime_ns)
+		return "had its inode changed";
+	return NULL;
 }

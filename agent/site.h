@@ -21,7 +21,7 @@ struct site_stat {
 	mode_t type;        /* S_IFMT bits: S_IFREG, S_IFDIR, S_IFLNK, ... */
 	dev_t dev;
 	ino_t ino;
-	int64_t mtime_ns;   /* since the epoch, by the share's clock (clock_ns_from) */
+	int64_t mtime_ns;   /* since the epoch, by the writer's clock (clock_ns_from) */
 	/* The inode change time: set by the kernel on every write or rename, and
 	 * unlike mtime it cannot be set back from user space, so a backdated
 	 * mtime cannot hide activity. */
@@ -77,11 +77,6 @@ struct site_scan_memo {
 struct site_snapshot {
 	int64_t scanned_ns;             /* wall clock when the scan began */
 	uint64_t scanned_mono_ms;       /* the monotonic clock at the same instant */
-	/* This host's wall clock minus the share's, as last measured
-	 * (shareclock.h). Unknown (not measured, or the archive folder is on
-	 * another filesystem): times are judged by this host's clock. */
-	bool clock_offset_known;
-	int64_t clock_offset_ns;
 
 	int root_err;                   /* 0, or why the root could not be opened */
 	struct site_stat root;
@@ -116,16 +111,6 @@ struct site_snapshot {
 #define SITE_MAX_ENTRIES 100000
 #define SITE_FOREIGN_KEPT 32
 
-/* An offset within this much is scan timing and the share's clock
- * resolution, not a clock that is off: not applied. */
-#define SITE_CLOCK_TOLERANCE_MS 2000
-
-/* The share's clock at this host's wall time wall_ns: wall_ns less the
- * measured offset when it is known and beyond the tolerance, wall_ns
- * itself otherwise. Saturating. The policy compares every file time and
- * lockExpiry with this, never with this host's clock. */
-int64_t site_share_time_ns(const struct site_snapshot *snap, int64_t wall_ns);
-
 /* Whether an entry of this kind and type is Kudu's at all (else foreign:
  * counted, and kept only as a sample). */
 bool site_is_foreign(enum kudu_name kind, mode_t type);
@@ -138,6 +123,16 @@ struct site_entry *site_add_entry(struct site_snapshot *snap);
 /* Zeroes an entry, parse fields set to -ENOENT, as site_add_entry does. */
 void site_entry_clear(struct site_entry *e);
 void site_snapshot_free(struct site_snapshot *snap);
+
+/* What changed between was (judged) and now, in words ("gone", "was
+ * replaced", "was modified"...), or NULL when nothing that matters did: the
+ * one comparison of every re-check (evidence, removal, the silence cache).
+ * A folder's size is filesystem bookkeeping, not compared: its changes show
+ * in its mtime. The ctime is compared too (it moves on every write and
+ * cannot be set back, so a write that restores an mtime still shows),
+ * except when renamed_by_us: a rename moves the renamed entry's ctime. */
+const char *site_stat_change(const struct site_stat *was, const struct site_stat *now,
+			     bool renamed_by_us);
 
 /* The relative path of an entry, "locks/<name>" or "deployments/<name>". */
 void site_entry_path(const struct site_entry *e, char *out, size_t out_size);

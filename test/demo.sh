@@ -101,8 +101,7 @@ cat > "$work/lockwarden.ini" <<INI
 [site]
 root = $site
 [policy]
-stuck_after = 2s
-quiet_period = 3s
+stuck_after = 3s
 [scan]
 rescan_interval = 1s
 [hook]
@@ -140,7 +139,7 @@ set +e
 echo "(report exit code: $?)"
 set -e
 
-say "Running the daemon: it must watch the tree quietly for quiet_period (3s) before it acts"
+say "Running the daemon: it must watch the tree unchanged for stuck_after (3s) before it acts"
 "$bin" run -c "$work/lockwarden.ini" 2> "$work/agent.log" &
 agent_pid=$!
 "$bin" run -c "$work/lockwarden-json.ini" 2> "$work/agent-json.log" &

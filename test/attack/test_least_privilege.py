@@ -70,7 +70,7 @@ def test_root_owned_files_in_the_tree_are_reported_not_forced(user_dir, outside,
 
     agent = start_as(agents, user_dir, AGENT_USER, ["run", "-c", cfg, "-v"])
     wait_for(lambda: gone(site, STUCK_LEFTOVERS), ACT_TIMEOUT_S, "the cleanup", agent.tail)
-    line = agent.wait_for_log(r"could not remove deployments/\.lockwarden-trash-" + TEMP_STUCK
+    line = agent.wait_for_log(r"could not remove deployments/\.lockwarden-trash-[0-9a-f]{16}-" + TEMP_STUCK
                               + r": .*Permission denied").string
     assert "20240101000000.zip" in line, line
     agent.wait_fresh_scans(2)

@@ -95,12 +95,19 @@ def rebuild_incident(site, victim):
 
 
 def outcome(log, name):
+    """How one round ended for name, by the transaction's words: removed
+    (committed), put back or kept beside (rolled back), or the cleanup
+    stopped (rolled back before reaching it)."""
     if re.search(r"\bremoved deployments/" + re.escape(name) + r"\b", log):
         return "removed"
-    if re.search(r"\bkept deployments/" + re.escape(name) + r"\b", log):
-        return "kept"
+    if re.search(r"\bput deployments/" + re.escape(name) + r" back\b", log):
+        return "put back"
+    if re.search(r"\bdeployments/" + re.escape(name) + r" was made again\b", log):
+        return "kept beside"
     if re.search(r"could not remove deployments/" + re.escape(name) + r"\b", log):
         return "failed"
+    if re.search(r"cleanup abandoned|cleanup stopped before its commit", log):
+        return "rolled back"
     return "not judged"
 
 
@@ -156,7 +163,8 @@ def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, 
             for name in (TEMP_STUCK, TRASH):
                 key = (name, outcome(done.stderr, name))
                 counts[key] = counts.get(key, 0) + 1
-            failures.extend(re.findall(r"(?:kept|could not remove) deployments/.*", done.stderr))
+            failures.extend(re.findall(r"(?:kept|could not remove|put) deployments/.*",
+                                       done.stderr))
             guard.check()
             restore(dep, victim)
             rebuild_incident(site, victim)
@@ -181,26 +189,21 @@ def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, 
 ORDER = ["locks/status.lock", "locks/deployments.lock", "deployments/pending",
          f"deployments/{TEMP_STUCK}", "locks/deployment"]
 STOPS = [("openat", ".note.json.tmp", 0)] + \
-    [("rename", TRASH_PREFIX + rel.split("/")[1], i) for i, rel in enumerate(ORDER)]
+    [("rename", "-" + rel.split("/")[1], i) for i, rel in enumerate(ORDER)]
 WRITES = {"log": f"deployments/{TEMP_STUCK}", "pending": "deployments/pending"}
 
 
 def expected_round(stop_index, after_archive, write):
-    """What one round must end with, by the transaction's rules: targets
-    before the stop are gone (each was checked before the write); the write
-    shows at the next check, which abandons everything after it; the target
-    stopped at is put back if the write was to it, else it goes (its checks
-    came before the write and it did not change). A write to a target that
-    is already gone changes nothing."""
+    """What one round must end with, by the transaction's rules (all or
+    nothing): the targets before the stop are aside under their trash names.
+    A write to an entry still under its own name is a sign of life: the
+    cleanup is rolled back, nothing is removed. A write to a name already
+    moved aside finds nothing to write to: the cleanup commits, everything
+    goes. Returns (removed, abandoned)."""
     written = WRITES[write]
-    if after_archive:
-        return [], True
-    removed = ORDER[:stop_index]
-    if written in removed:
-        return list(ORDER), False          # the write found nothing to write to
-    if ORDER[stop_index] != written:
-        removed = ORDER[:stop_index + 1]
-    return removed, True
+    if not after_archive and written in ORDER[:stop_index]:
+        return list(ORDER), False
+    return [], True
 
 
 def make_write(site, write):
@@ -219,9 +222,9 @@ def make_write(site, write):
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_a_write_in_any_window_abandons_the_rest(tmp_path, pause_shim, write):
     """For every step of the cleanup, one `run --once` stopped exactly there
-    while the deployment writes: the removed entries are exactly those the
-    rules allow, everything else is kept whole (with the write), what was
-    removed was archived first, and the exit code says cleared or partial.
+    while the deployment writes: either everything goes (committed, archived
+    first) or nothing does, every entry back under its own name, whole (with
+    the write), and the exit code says cleared or partial.
     No timing is hoped for: the pause shim holds the agent at the step."""
     for call, name, index in STOPS:
         base = tmp_path / f"{write}-{index}-{call}"
@@ -232,10 +235,12 @@ def test_a_write_in_any_window_abandons_the_rest(tmp_path, pause_shim, write):
         proc = subprocess.Popen([BIN, "run", "-c", str(cfg), "--once", "-v"], env=pause.env(),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
+        state = {rel: tree_state(site / rel) for rel in ORDER}
         try:
             pause.wait_paused()
             wrote = make_write(site, write)
-            state = {rel: tree_state(site / rel) for rel in ORDER if os.path.lexists(site / rel)}
+            if wrote:
+                state[WRITES[write]] = tree_state(site / WRITES[write])
             pause.release()
             _, log = proc.communicate(timeout=30)
         finally:
@@ -251,7 +256,9 @@ def test_a_write_in_any_window_abandons_the_rest(tmp_path, pause_shim, write):
         assert ("cleanup abandoned" in log) == abandoned, f"{where}\n{log}"
         assert proc.returncode == (ONCE_PARTIAL if abandoned else ONCE_CLEARED), f"{where}\n{log}"
         sessions = notes(archive_dir_for(cfg))
-        assert len(sessions) == (1 if removed else 0), f"{where}: {sessions}"
+        # One session either way: what committed, or what was rolled back.
+        assert len(sessions) == 1, f"{where}: {sessions}"
+        assert sessions[0][1]["state"] == ("done" if removed else "rolled-back"), where
         for rel in removed:
             assert (sessions[0][0] / rel).exists(), f"{where}: {rel} removed unarchived"
         assert not any(p.name.startswith(TRASH_PREFIX)

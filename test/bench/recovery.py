@@ -29,7 +29,7 @@ from pipeline import Pipeline  # noqa: E402
 
 RESTART_SITE = os.path.join(HERE, "..", "..", "packaging", "hooks", "restart-site")
 STUCK_AFTER_S = 3
-DEFAULT_STUCK_AFTER_S = 25 * 60     # config.def's default
+DEFAULT_STUCK_AFTER_S = 45 * 60     # config.def's default
 PIPELINE_RETRY_S = 0.5
 POLL_TIMEOUT_S = 2.0
 BUILD_S = 0.5
@@ -129,7 +129,7 @@ def bench_recovery(bench):
                   "%.1f / %.1f / %.1f s, %d-%d deploys got 409" % (secs[0], med, secs[-1],
                                                                    n409[0], n409[-1]))
         projected = med - STUCK_AFTER_S + DEFAULT_STUCK_AFTER_S
-        bench.row("  projected, default stuck_after 25m",
+        bench.row("  projected, default stuck_after 45m",
                   "%.0f s (%.1f min), every deploy meanwhile 409" % (projected, projected / 60))
     ke = results["kudu-expiry"]
     if ke:

@@ -83,7 +83,7 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
                        hook={"command": hook.command()})
     # The second incident stops at its first removal (status.lock renamed
     # aside for the second time), after its archive and note are written.
-    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-status.lock", at=2)
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", "-status.lock", at=2)
     agent = start_agent(agents, cfg, env=pause.env())
     first_incident_cleared(agent, site, cfg, hook)
 
@@ -186,7 +186,7 @@ def test_out_of_order_received_time_is_cleared_once_silent(site, agents, tmp_pat
     run = hook.runs()[0]
     assert run["LOCKWARDEN_DEPLOYMENT_ID"] == TEMP_STUCK
     assert run["LOCKWARDEN_STEP"] == "clear"
-    assert re.search(r"deployment temp-1a2b3c4d is Pending with no activity",
+    assert re.search(r"deployment temp-1a2b3c4d is Pending, watched with no change",
                      run["LOCKWARDEN_REASON"]), run["LOCKWARDEN_REASON"]
     for rel in (f"deployments/{RECORD_DONE}", "deployments/active", "deployments/tools",
                 "deployments/settings.xml"):

@@ -154,32 +154,30 @@ def test_hostile_names_and_output_stay_one_json_line_each(site, hook, agents, tm
     assert any("bad bytes" in o["message"] for o in lines)
 
 
-def test_an_entry_that_changed_under_the_agent_is_a_kept_event(site, agents, tmp_path,
-                                                               pause_shim):
+def test_an_entry_that_changed_under_the_agent_is_put_back(site, agents, tmp_path,
+                                                           pause_shim):
     """The write lands between the last check and the rename (held there by
-    the pause shim): the entry is put back, and the json log says `kept`,
-    not `removed`."""
+    the pause shim): the cleanup is rolled back, and the json log says
+    `abandoned` and `put_back` for every entry it had moved, never
+    `removed`; the metrics file counts the abandoned cleanup."""
     build_stuck_site(site)
     metrics = tmp_path / "lockwarden.prom"
     cfg = write_config(tmp_path / "lw.ini", site, log={"format": "json"},
                        metrics={"file": str(metrics)})
-    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-pending")
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", "-pending")
     agent = start_agent(agents, cfg, env=pause.env())
     pause.wait_paused(detail=agent.tail)
     target = site / "deployments" / "pending"
     os.utime(target, (time.time(), time.time()))
     pause.release()
-    agent.wait_for_log(r'"event":"kept"')
+    agent.wait_for_log(r'"event":"abandoned"')
     lines = json_lines(agent)
-    kept = {o["entry"]: o["why"] for o in events(lines, "kept") if o["level"] != "debug"}
-    assert "put back" in kept["deployments/pending"]
-    # What the cleanup had not reached yet is kept too, and says why.
-    assert all("abandoned" in why for entry, why in kept.items()
-               if entry != "deployments/pending")
-    assert events(lines, "abandoned")
-    # The metrics file counts each kept entry.
+    put_back = {o["entry"] for o in events(lines, "put_back")}
+    assert {"deployments/pending", "locks/status.lock", "locks/deployments.lock"} <= put_back
+    (abandoned,) = events(lines, "abandoned")
+    assert "deployments/pending" in abandoned["why"] and abandoned["incident"]
     wait_for(lambda: metrics.exists() and
-             f"\nlockwarden_kept_total {len(kept)}\n" in metrics.read_text(),
-             ACT_TIMEOUT_S, f"lockwarden_kept_total {len(kept)}", agent.tail)
-    assert "deployments/pending" not in [o["entry"] for o in events(lines, "removed")]
+             "\nlockwarden_cleanups_abandoned_total 1\n" in metrics.read_text(),
+             ACT_TIMEOUT_S, "lockwarden_cleanups_abandoned_total 1", agent.tail)
+    assert not events(lines, "removed")
     assert target.exists()

@@ -1,5 +1,8 @@
 """`lockwarden report`: the inspection of the manual procedure. It names
-every entry with a verdict, exits 2 when a deployment is stuck, 0 when
+every entry with a verdict and what a cleanup would remove once stuck_after
+has been watched unchanged. One scan watches nothing, so it never says
+stuck: it exits 2 when a deployment claims to run and its file times are all
+older than stuck_after (silent by file times, a hint for a person), 0 when
 not, 1 when the site cannot be read, and changes nothing."""
 
 import json
@@ -15,7 +18,7 @@ from conftest import (EX_FAILURE, EX_OK, EX_STUCK, HOUR_S, ONCE_CLEARED, RECORD_
                       start_agent, tree_hash, write_config)
 
 STUCK_SITE_ENTRIES = {
-    # path: must the verdict be "stuck"?
+    # path: would a cleanup remove it (once stuck_after has been watched)?
     "locks/deployment": True,
     "locks/status.lock": True,
     "locks/deployments.lock": True,
@@ -68,7 +71,9 @@ def test_report_text_names_every_entry_and_its_verdict(stuck_cfg, site):
     assert r.returncode == EX_STUCK, r.stdout + r.stderr
     for path in STUCK_SITE_ENTRIES:
         assert os.path.basename(path) in r.stdout, f"{path} not in the report:\n{r.stdout}"
-    assert "stuck" in r.stdout
+    assert re.search(r"^SILENT BY FILE TIMES: ", r.stdout, re.M), r.stdout
+    assert not re.search(r"^STUCK", r.stdout, re.M), r.stdout
+    assert "once stuck_after (2s) has been watched unchanged, a cleanup would remove" in r.stdout
     assert "kept" in r.stdout or "keep" in r.stdout
     assert tree_hash(site) == before
 
@@ -78,10 +83,12 @@ def test_report_json_lists_entries_with_verdicts(stuck_cfg, site):
     r, doc = report_json(stuck_cfg)
     assert r.returncode == EX_STUCK, r.stdout + r.stderr
     entries = by_path(doc)
-    for path, stuck in STUCK_SITE_ENTRIES.items():
+    assert doc["stuck"] is False and doc["silent_by_file_times"] is True, doc
+    for path, removed in STUCK_SITE_ENTRIES.items():
         assert path in entries, f"{path} missing from {sorted(entries)}"
         verdict = entries[path]["verdict"]
-        assert (verdict == "stuck") == stuck, f"{path}: verdict {verdict!r}"
+        assert verdict != "stuck", f"{path}: verdict {verdict!r}"
+        assert entries[path]["would_remove"] == removed, f"{path}: {entries[path]}"
         assert entries[path]["reason"].strip(), f"{path}: empty reason"
     assert tree_hash(site) == before
 

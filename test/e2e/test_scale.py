@@ -122,7 +122,7 @@ def test_a_dead_owner_whose_clock_is_ahead_is_still_taken_over(site, hook, agent
     agent watched counts."""
     build_stuck_site(site)
     cfg = config(tmp_path, site, hook)
-    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-status.lock")
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", "-status.lock")
     owner = start(agents, cfg, 0, env=faketime_env("+2h", pause.env()))
     pause.wait_paused(detail=owner.tail)
     kill_owner_then_check(agents, site, cfg, hook, tmp_path, owner, pause)
@@ -157,9 +157,9 @@ def kill_owner_then_check(agents, site, cfg, hook, tmp_path, owner, pause=None,
 
 
 @pytest.mark.parametrize("where,call,name,at", [
-    ("after claiming, before removing", "rename", ".lockwarden-trash-status.lock", 1),
-    ("mid-removal", "rename", ".lockwarden-trash-pending", 1),
-    ("after removal, before the hook", "openat", ".note.json.tmp", 2),
+    ("after claiming, before removing", "rename", "-status.lock", 1),
+    ("mid-removal", "rename", "-pending", 1),
+    ("after removal, before the hook", "openat", ".note.json.tmp", 3),
 ])
 def test_owner_killed_before_the_hook(site, hook, agents, tmp_path, pause_shim, where, call,
                                       name, at):
@@ -237,7 +237,7 @@ def test_the_claim_vanishing_under_the_owner_stops_its_removals(site, hook, agen
     nothing more until it is back, then finishes, with one hook."""
     build_stuck_site(site)
     cfg = config(tmp_path, site, hook)
-    pause = Pause(pause_shim, tmp_path / "pause", "rename", ".lockwarden-trash-pending")
+    pause = Pause(pause_shim, tmp_path / "pause", "rename", "-pending")
     owner = start(agents, cfg, 0, env=pause.env())
     pause.wait_paused(detail=owner.tail)
     archive = archive_dir_for(cfg)

@@ -135,7 +135,8 @@ static void check_ladder(const struct site_snapshot *snap, const struct policy_d
 		enum kudu_name kind = snap->entries[d->removals[i]].kind;
 		if (kind == KUDU_NAME_TOOLS || kind == KUDU_NAME_SETTINGS ||
 		    kind == KUDU_NAME_SSHKEY_LOCK || kind == KUDU_NAME_HOOKS_LOCK ||
-		    kind == KUDU_NAME_UNKNOWN || d->entries[d->removals[i]].verdict == POLICY_FOREIGN)
+		    kind == KUDU_NAME_UNKNOWN || kind == KUDU_NAME_TRASH ||
+		    d->entries[d->removals[i]].verdict == POLICY_FOREIGN)
 			abort();
 		if (d->step != POLICY_STEP_FULL_CLEAR &&
 		    (kind == KUDU_NAME_ACTIVE || d->entries[d->removals[i]].verdict == POLICY_CLEARED))
@@ -153,7 +154,10 @@ static void check(const struct site_snapshot *snap, const struct policy_decision
 			abort();
 	if (d->blocked && (d->n_removals || d->act))
 		abort();
-	if (!has_history && d->act)
+	/* The one rule: nothing watched is never stuck, and only stuck acts. */
+	if (!has_history && (d->act || d->stuck))
+		abort();
+	if (d->act && !d->stuck)
 		abort();
 	if (d->act && d->n_removals == 0)
 		abort();
@@ -179,8 +183,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t b = take_u8(&r);
 
 	params.stuck_after_ms = durations_ms[b % 6];
-	params.quiet_period_ms = durations_ms[(b / 6) % 6];
-	params.plan_as_if_quiet = b & 0x80;
 
 	int64_t wall = take_time(&r, 1800000000LL * 1000000000LL);
 	uint64_t mono = take_u64(&r);
@@ -220,6 +222,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (policy_decide(&snap, &history, &params, wall, mono, &d) == 0) {
 			check(&snap, &d, true);
 			check_ladder(&snap, &d, &params, wall);
+			/* Stuck only after stuck_after watched, whatever the times. */
+			if (d.stuck && d.quiet_ms < params.stuck_after_ms)
+				abort();
 			policy_decision_free(&d);
 		}
 		if (policy_decide(&snap, NULL, &params, wall, mono, &d) == 0) {

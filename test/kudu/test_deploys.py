@@ -6,7 +6,7 @@ packaging/hooks/restart-site run against the Kudu stand-in
 whose restart restarts the Kudu stand-in.
 
 The agent's timings are set here explicitly (defaults may change):
-stuck_after 3 s, quiet_period 1 s, rescan_interval 1 s.
+stuck_after 3 s, rescan_interval 1 s.
 """
 
 import time
@@ -20,9 +20,9 @@ from conftest import RESTART_SITE, wait_idle
 from pipeline import Pipeline, deploy, request
 
 STUCK_AFTER_S = 3
-TIMINGS = {"policy": {"stuck_after": f"{STUCK_AFTER_S}s", "quiet_period": "1s"},
+TIMINGS = {"policy": {"stuck_after": f"{STUCK_AFTER_S}s"},
            "scan": {"rescan_interval": "1s"}}
-# From a death to the next success: stuck_after + quiet_period + a rescan,
+# From a death to the next success: stuck_after watched + a rescan,
 # the hook, a retry; generous for a busy 2-core machine.
 RECOVERY_TIMEOUT_S = 30
 
@@ -144,7 +144,7 @@ def test_two_pipelines_racing_get_their_normal_409_and_the_agent_does_nothing(
     a = Pipeline(kudu.url, retry_s=0.1, poll_timeout_s=20, name="pipeline-a").start()
     b = Pipeline(kudu.url, retry_s=0.1, poll_timeout_s=20, name="pipeline-b").start()
     try:
-        # Long enough for stuck_after and quiet_period to pass many times.
+        # Long enough for stuck_after to pass many times.
         wait_for(lambda: (time.monotonic() - t0 > 2 * STUCK_AFTER_S
                           and a.outcomes().count("success") >= 1
                           and b.outcomes().count("success") >= 1

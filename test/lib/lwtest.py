@@ -118,6 +118,13 @@ def stop_process(pid, timeout=10):
 
 # ------------------------------------------------------------ Kudu's times
 
+def log_time(line):
+    """The wall time (epoch seconds) one agent log line is stamped with."""
+    stamp = line.split(" ", 1)[0]
+    when = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return when.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
 def kudu_time(when):
     """A datetime (UTC) in .NET's round-trip format: 7 fractional digits, Z."""
     when = when.astimezone(datetime.timezone.utc)
@@ -393,7 +400,7 @@ def gone(root, rel_paths):
 # ------------------------------------------------------------------ config
 
 DEFAULT_TEST_CONFIG = {
-    "policy": {"stuck_after": "2s", "quiet_period": "1s"},
+    "policy": {"stuck_after": "2s"},
     "scan": {"rescan_interval": "500ms"},
     "hook": {"timeout": "10s", "cooldown": "0s"},
     "log": {"level": "info"},
@@ -544,6 +551,19 @@ class Agent:
         wait_for(lambda: set(paths) <= set(self.removed()), timeout,
                  f"the agent to log the removal of {sorted(paths)}", self.tail)
         return self.removed()
+
+    def scan_times(self):
+        """The wall time (epoch seconds, by the agent's own clock) of each
+        `scan N done` line, in order (needs -v)."""
+        return [log_time(line) for line in self.log_lines() if SCAN_DONE_RE.search(line)]
+
+    def line_time(self, pattern):
+        """The wall time of the first log line matching pattern, by the
+        agent's own clock; None when there is none."""
+        for line in self.log_lines():
+            if re.search(pattern, line):
+                return log_time(line)
+        return None
 
     def scans_done(self):
         n = 0

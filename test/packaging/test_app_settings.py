@@ -299,7 +299,7 @@ def test_lockwarden_ignores_a_symlinked_file(tmp_path):
     link.symlink_to(f)
     proc = lw({"LOCKWARDEN_ENV_FILE": str(link)})
     assert "a symbolic link" in proc.stderr
-    assert check_config_value(proc.stdout, "stuck_after") == "25m"  # the default
+    assert check_config_value(proc.stdout, "stuck_after") == "45m"  # the default
 
 
 @needs_bin
@@ -318,7 +318,7 @@ def test_lockwarden_empty_setting_reads_nothing(tmp_path):
     (fake / "1").mkdir(parents=True)
     (fake / "1" / "environ").write_bytes(environ_bytes({"LOCKWARDEN_POLICY_STUCK_AFTER": "23m"}))
     proc = lw({"LOCKWARDEN_ENV_FILE": "", "LOCKWARDEN_PROC": str(fake)})
-    assert check_config_value(proc.stdout, "stuck_after") == "25m"  # the default
+    assert check_config_value(proc.stdout, "stuck_after") == "45m"  # the default
 
 
 @needs_bin
@@ -329,5 +329,5 @@ def test_lockwarden_as_another_user_reads_nothing_and_says_nothing(tmp_path):
     f = write_env_file(tmp_path / "environ", {"LOCKWARDEN_POLICY_STUCK_AFTER": "22m"})
     proc = lw({"LOCKWARDEN_ENV_FILE": str(f)}, "--insecure-config", user="65534")
     assert proc.returncode == 0, proc.stderr
-    assert check_config_value(proc.stdout, "stuck_after") == "25m"  # the default
+    assert check_config_value(proc.stdout, "stuck_after") == "45m"  # the default
     assert "app settings" not in proc.stderr

@@ -386,7 +386,7 @@ def test_restart_site_cannot_connect(stand_in):
 def test_restart_site_without_curl_or_python(stand_in, tmp_path):
     proc = run_site(site_env(stand_in, PATH=toolbox(tmp_path, with_python=False)))
     assert proc.returncode == 69
-    assert "neither curl nor python3 is installed" in proc.stderr
+    assert "no HTTP client: neither curl, python3 nor wget is installed" in proc.stderr
     assert stand_in.requests == []
 
 

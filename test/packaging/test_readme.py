@@ -141,11 +141,55 @@ def test_readme_dockerfile_snippet_follows_dockerfile_rules(index):
     assert errors == [], "\n".join(errors)
 
 
+STAGE = REPO / "packaging" / "container" / "stage.sh"
+
+
 def test_readme_snippet_installs_what_the_entrypoint_needs():
     snippet = "\n".join(readme_snippets())
     assert "/usr/lib/lockwarden/container/entrypoint.sh" in snippet
-    assert "/etc/profile.d/lockwarden-app-settings.sh" in snippet
     assert 'ENTRYPOINT ["/usr/lib/lockwarden/container/entrypoint.sh"]' in snippet
+    # The build stage stages everything with stage.sh, which installs the
+    # entrypoint, the login profile, the hooks and the sshd settings that
+    # make the entrypoint's sshd listen on 2222.
+    assert "packaging/container/stage.sh" in snippet
+    staged = STAGE.read_text()
+    for path in ("/usr/bin/lockwarden", "/usr/lib/lockwarden/container/entrypoint.sh",
+                 "/etc/profile.d/lockwarden-app-settings.sh",
+                 "/etc/ssh/sshd_config.d/app-service.conf",
+                 "/usr/lib/lockwarden/hooks/restart-site",
+                 "/usr/lib/lockwarden/hooks/restart-container"):
+        assert path in staged, path
+    assert "build/static/lockwarden" in staged
+    assert "Port 2222" in (REPO / "packaging" / "container" / "sshd_config").read_text()
+
+
+def test_readme_snippet_installs_into_any_base_in_three_lines():
+    """The final stage is the user's image plus three instructions: no
+    package manager (apt, apk, tdnf differ by base), nothing but the static
+    build copied in, the entrypoint, and the app (after the base's own
+    entrypoint)."""
+    snippet = next(s for s in readme_snippets() if "ENTRYPOINT" in s)
+    found, errors = instructions(snippet)
+    assert errors == []
+    last_from = max(i for i, (_, word, _) in enumerate(found) if word.upper() == "FROM")
+    build, final = found[:last_from], found[last_from + 1:]
+    assert [word.upper() for _, word, _ in final] == ["COPY", "ENTRYPOINT", "CMD"], final
+    assert re.match(r"--from=\S+ /out/ /$", final[0][2])
+    assert any("make" in args and "static" in args for _, word, args in build if word == "RUN")
+    # The source: a build context path that the README says how to fill.
+    assert any(word == "COPY" and args.startswith("lockwarden/") for _, word, args in build)
+    text = readme_text()
+    assert "git clone --branch" in text
+    assert "Keep your base image's own entrypoint" in text
+
+
+def test_readme_has_the_base_image_table():
+    text = README.read_text()
+    section = text[text.index("## Base images: what to install and what was tested"):]
+    section = section[:section.index("\n## ", 5)]
+    for base in ("Debian 12", "Debian 13", "Debian 11", "Ubuntu", "Alpine", "Azure Linux"):
+        assert f"| {base}" in section, base
+    assert "tested, and how" in section
 
 
 def test_example_dockerfile_follows_dockerfile_rules():

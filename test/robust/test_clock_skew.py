@@ -1,8 +1,10 @@
-"""Issue 3, item 8: clock skew. The share's clock is not the agent's: Kudu
-may stamp files hours in the future or far in the past, a lock may claim to
-hold for years, and the agent's own wall clock may jump. None of this may
-get a live deployment removed, and a stuck one is still cleared once the
-agent has itself watched stuck_after pass without a change."""
+"""Issue 3, item 8, and issue 18: clock skew. The share's clock is not the
+agent's: Kudu may stamp files hours in the future or far in the past, a lock
+may claim to hold for years, and the agent's own wall clock may jump. None
+of this may get a live deployment removed: the agent acts only once it has
+itself watched stuck_after pass without a change. A file time in the future
+counts as a change at every scan, so it delays a cleanup until the agent's
+clock passes it; one in the past changes nothing."""
 
 import datetime
 import glob
@@ -17,15 +19,13 @@ from robust_util import (STUCK_PATHS, add_stuck_deployment, append_log_at, log_t
                          present)
 
 RESCAN_S = 0.5
-QUIET_S = 1.0
 STUCK_AFTER_S = 3.0
 DAY_S = 24 * HOUR_S
 
 
 def skew_config(tmp_path, root):
     return write_config(tmp_path / "lw.ini", root,
-                        policy={"stuck_after": f"{int(STUCK_AFTER_S * 1000)}ms",
-                                "quiet_period": f"{int(QUIET_S * 1000)}ms"},
+                        policy={"stuck_after": f"{int(STUCK_AFTER_S * 1000)}ms"},
                         scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"})
 
 
@@ -73,10 +73,10 @@ def assert_live_kept(site, agent, writer):
     assert writer.error is None, writer.error
 
 
-def wait_stuck_after_and_quiet(agent):
+def wait_stuck_after(agent):
     since = time.monotonic()
-    wait_for(lambda: time.monotonic() - since >= STUCK_AFTER_S + QUIET_S + 1, 15,
-             "stuck_after + quiet_period of activity")
+    wait_for(lambda: time.monotonic() - since >= STUCK_AFTER_S + 1, 15,
+             "stuck_after of activity")
     agent.wait_fresh_scans(2)
 
 
@@ -102,25 +102,34 @@ def test_skewed_mtimes_live_deployment_kept_then_cleared_by_the_agents_watch(
     writer = SkewedWriter(site / "deployments" / TEMP_STUCK, skew_s).start()
     try:
         agent = start_agent(agents, skew_config(tmp_path, site))
-        wait_stuck_after_and_quiet(agent)
+        wait_stuck_after(agent)
         assert_live_kept(site, agent, writer)
     finally:
         writer.stop()
-    measure_clearing(site, agent, writer.last, f"mtimes {skew_s:+d}s, writes stopped")
+    if skew_s < 0:
+        measure_clearing(site, agent, writer.last, f"mtimes {skew_s:+d}s, writes stopped")
+        return
+    # Stamped 3 h ahead: still in the future after the writes stop, so each
+    # scan counts a change and the deployment stays for as long as they are.
+    since = time.monotonic()
+    wait_for(lambda: time.monotonic() - since >= 2 * STUCK_AFTER_S, 15, "2 x stuck_after")
+    agent.wait_fresh_scans(2)
+    assert_live_kept(site, agent, writer)
 
 
 def test_lock_expiry_years_ahead_does_not_hold_a_stuck_deployment(site, agents, tmp_path):
     build_finished_site(site)
     add_stuck_deployment(site, expiry=utc_in(5 * 365 * DAY_S))
-    started = time.monotonic()
     agent = start_agent(agents, skew_config(tmp_path, site))
-    wait_for(lambda: gone(site, STUCK_PATHS), QUIET_S + 2 * RESCAN_S + 10,
+    wait_for(lambda: gone(site, STUCK_PATHS), STUCK_AFTER_S + 2 * RESCAN_S + 10,
              "the stuck deployment to be cleared", agent.tail)
-    print(f"lockExpiry 5 years ahead: cleared {time.monotonic() - started:.3f}s after the "
-          f"agent started (quiet_period {QUIET_S}s)")
     m = agent.wait_for_log(r"stuck deployment: (.*); cleaning up")
-    assert "no activity for" in m.group(1) and "stuck_after" in m.group(1), m.string
-    assert "lockExpiry" not in m.group(1), m.string
+    took = log_time(m.string) - log_time(next(line for line in agent.log_lines()
+                                               if "scan 1 done" in line))
+    print(f"lockExpiry 5 years ahead: cleared {took:.3f}s after the agent's first scan "
+          f"(stuck_after {STUCK_AFTER_S}s)")
+    assert took >= STUCK_AFTER_S - 0.2, agent.tail()
+    assert "watched with no change" in m.group(1) and "stuck_after" in m.group(1), m.string
     assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
 
 
@@ -167,7 +176,7 @@ def test_wall_clock_jumping_hours_ahead_keeps_a_live_deployment(site, agents, tm
         except AssertionError:
             pytest.skip("libfaketime did not move the running agent's clock "
                         f"(LD_PRELOAD={lib}, FAKETIME_TIMESTAMP_FILE): cannot test a jump")
-        wait_stuck_after_and_quiet(agent)
+        wait_stuck_after(agent)
         print(f"wall clock jumped +3h; live deployment watched "
               f"{time.monotonic() - jumped_at:.1f}s after the jump")
         assert_live_kept(site, agent, writer)

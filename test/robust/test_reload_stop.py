@@ -29,12 +29,12 @@ def reload_and_wait(agent, cfg_path):
 def test_reload_to_a_new_root_moves_the_watches_there(tmp_path, agents):
     """With a rescan_interval of a minute, only inotify can make the agent
     look at the new root promptly: a stuck deployment made there after the
-    reload is cleared within quiet_period and a margin, and the old root is
+    reload is cleared within stuck_after and a margin, and the old root is
     no longer judged at all."""
     old_root, new_root = tmp_path / "old", tmp_path / "new"
     build_finished_site(old_root)
     make_skeleton(new_root)
-    timings = {"policy": {"stuck_after": "2s", "quiet_period": "1s"},
+    timings = {"policy": {"stuck_after": "2s"},
                "scan": {"rescan_interval": "60s"}}
     cfg = write_config(tmp_path / "lw.ini", old_root, **timings)
     agent = start_agent(agents, cfg)
@@ -51,33 +51,33 @@ def test_reload_to_a_new_root_moves_the_watches_there(tmp_path, agents):
     old_state = tree_state(old_root)
     created = time.monotonic()
     build_stuck_site(new_root)
-    wait_for(lambda: gone(new_root, STUCK_LEFTOVERS), 1 + 4,
+    wait_for(lambda: gone(new_root, STUCK_LEFTOVERS), 2 + 4,
              "the stuck tree in the new root to be cleared through its watches", agent.tail)
     print(f"[reload] new root cleared {time.monotonic() - created:.2f} s after the stuck tree "
-          "was made (quiet_period 1 s, rescan_interval 60 s)")
+          "was made (stuck_after 2 s watched, rescan_interval 60 s)")
     assert agent.wait_removed(STUCK_LEFTOVERS) == STUCK_LEFTOVERS
     # The old root was made stuck first: had it still been judged, it would
     # have been cleared by now.
     assert tree_state(old_root) == old_state, state_diff(old_state, tree_state(old_root))
 
 
-def test_reload_with_a_shorter_quiet_period_takes_effect(site, agents, tmp_path):
+def test_reload_with_a_shorter_stuck_after_takes_effect(site, agents, tmp_path):
     build_stuck_site(site)
     before = tree_state(site)
-    cfg = write_config(tmp_path / "lw.ini", site, policy={"quiet_period": "1h"})
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "1h"})
     agent = start_agent(agents, cfg)
     agent.wait_fresh_scans(3)
-    assert tree_state(site) == before, "removed before the 1 h quiet_period"
+    assert tree_state(site) == before, "removed before the 1 h stuck_after"
 
-    write_config(cfg, site, policy={"quiet_period": "1s"})
+    write_config(cfg, site, policy={"stuck_after": "1s"})
     reloaded = time.monotonic()
     mark = reload_and_wait(agent, cfg)
-    agent.wait_for_log(r"watching .*quiet_period 1s", timeout=5, start=mark)
-    # The agent has watched the tree for longer than 1 s already: the new
-    # quiet period is over at once, the cleanup follows the next scan.
-    wait_for(lambda: gone(site, STUCK_LEFTOVERS), 3, "the cleanup under the new quiet_period",
+    agent.wait_for_log(r"watching .*stuck_after 1s", timeout=5, start=mark)
+    # The agent has watched the tree unchanged for longer than 1 s already:
+    # the new stuck_after is over at once, the cleanup follows the next scan.
+    wait_for(lambda: gone(site, STUCK_LEFTOVERS), 3, "the cleanup under the new stuck_after",
              agent.tail)
-    print(f"[reload] cleared {time.monotonic() - reloaded:.2f} s after SIGHUP set quiet_period 1s")
+    print(f"[reload] cleared {time.monotonic() - reloaded:.2f} s after SIGHUP set stuck_after 1s")
     wait_cleared(agent, site, STUCK_LEFTOVERS, "the trash to be emptied")
     assert tree_state(site) == without(before, STUCK_LEFTOVERS)
 

@@ -240,10 +240,64 @@ static void write_session(int64_t at_ns, const char *incident, const char *step,
 	struct archive_note note = {
 		.time_ns = at_ns, .instance = "inst0aaaaaaa", .incident = incident,
 		.site_root = "/home/site", .reason = "test", .deployment_id = "", .step = step,
-		.done = done, .complete = complete,
+		.state = done ? ARCHIVE_DONE : ARCHIVE_MOVING, .complete = complete,
 	};
 	assert_int_equal(archive_write_note(&s, &note), 0);
 	archive_end(&s);
+}
+
+/* A note says its token, its state and every trash name, and reads back
+ * through the JSON scanner; a rolled-back note is final and never "done". */
+static void test_note_token_state_and_trash(void **state)
+{
+	struct archive_session s;
+	char err[256];
+	struct reap_target targets[2] = { { .area = "deployments", .name = "temp-0badc0de" },
+					  { .area = "locks", .name = "deployment" } };
+	struct reap_result results[2] = { { .state = REAP_PUT_BACK },
+					  { .state = REAP_KEPT_BESIDE } };
+	struct archive_item items[2] = { { .target = &targets[0], .result = &results[0] },
+					 { .target = &targets[1], .result = &results[1] } };
+	snprintf(results[0].trash, sizeof(results[0].trash), "%s", ".lockwarden-trash-00ff00ff-temp-0badc0de");
+	snprintf(results[1].trash, sizeof(results[1].trash), "%s", ".lockwarden-trash-00ff00ff-deployment");
+	snprintf(results[1].kept, sizeof(results[1].kept), "%s", ".lockwarden-kept-00ff00ff-deployment");
+	for (int st = ARCHIVE_MOVING; st <= ARCHIVE_ROLLED_BACK; st++) {
+		assert_int_equal(archive_begin(dir, "inst0aaaaaaa", T0_NS + st * MIN_NS, &s, err,
+					       sizeof(err)), 0);
+		struct archive_note note = {
+			.time_ns = T0_NS, .instance = "inst0aaaaaaa", .incident = "I",
+			.site_root = "/home/site", .reason = "a \"quoted\" reason", .deployment_id = "",
+			.step = "clear", .token = "00ff00ff", .state = (enum archive_state)st,
+			.complete = true, .items = items, .n_items = 2,
+		};
+		assert_int_equal(archive_write_note(&s, &note), 0);
+		char session[96];
+		snprintf(session, sizeof(session), "%s", s.name);
+		archive_end(&s);
+
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct archive_note_read r = { .want_trash = "locks/.lockwarden-trash-00ff00ff-deployment" };
+		assert_int_equal(archive_read_note(dfd, session, &r), 0);
+		assert_int_equal(r.state, st);
+		assert_string_equal(r.token, "00ff00ff");
+		assert_string_equal(r.incident, "I");
+		assert_true(r.lists_want);
+		struct archive_note_read other = { .want_trash = "locks/.lockwarden-trash-00ff00ff-x" };
+		assert_int_equal(archive_read_note(dfd, session, &other), 0);
+		assert_false(other.lists_want);
+		close(dfd);
+	}
+	struct incident_notes notes;
+	incident_read_notes(dir, NULL, &notes);
+	assert_int_equal(notes.n, 4);
+	for (size_t i = 0; i < notes.n; i++) {
+		bool done = i == ARCHIVE_COMMITTED || i == ARCHIVE_DONE;
+		assert_int_equal(notes.v[i].done, done);
+		assert_int_equal(notes.v[i].final, i == ARCHIVE_DONE || i == ARCHIVE_ROLLED_BACK);
+		assert_string_equal(notes.v[i].token, "00ff00ff");
+	}
+	incident_notes_free(&notes);
+	(void)state;
 }
 
 static void test_last_clear_from_the_notes(void **state)
@@ -302,6 +356,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test_setup_teardown(test_note_token_state_and_trash, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_last_clear_from_the_notes, make_dir, remove_dir),
 		cmocka_unit_test(test_not_a_claim),
 		cmocka_unit_test_setup_teardown(test_create_once_renew_release, make_dir, remove_dir),

@@ -108,9 +108,8 @@ static void assert_all_from(const struct config *c, enum config_source source)
 static void assert_defaults(const struct config *c)
 {
 	assert_string_equal(c->site_root, "/home/site");
-	assert_int_equal(c->policy_stuck_after, 25 * 60 * 1000);
-	assert_int_equal(c->policy_quiet_period, 2 * 60 * 1000);
-	assert_int_equal(c->policy_auto_floor, 5 * 60 * 1000);
+	assert_int_equal(c->policy_stuck_after, 45 * 60 * 1000);
+	assert_int_equal(c->policy_auto_floor, 25 * 60 * 1000);
 	assert_false(c->policy_allow_full_clear);
 	assert_int_equal(c->policy_escalate_within, 60 * 60 * 1000);
 	assert_false(c->policy_dry_run);
@@ -934,9 +933,9 @@ static void test_print_round_trip(void **state)
 				     err, sizeof(err)), 0);
 	text = printed(&cfg);
 	/* each key says where its value came from */
-	assert_non_null(strstr(text, "\n[policy]\n; no activity this long while a deployment "
-			       "claims to run means it is stuck; auto: learned from the site's completed "
-			       "deployments\n; from " FIXTURES
+	assert_non_null(strstr(text, "\n[policy]\n; stuck when a deployment claims to run and "
+			       "the agent itself watched it unchanged this long; auto: learned from the "
+			       "site's completed deployments\n; from " FIXTURES
 			       "valid-full.ini:8\nstuck_after = 1h30m\n"));
 	assert_non_null(strstr(text, "\n; from environment LOCKWARDEN_POLICY_QUIET_PERIOD\n"
 			       "quiet_period = 45s\n"));
@@ -949,9 +948,9 @@ static void test_print_round_trip(void **state)
 	config_free(&cfg);
 }
 
-/* Valid but unwise: quiet_period shorter than rescan_interval is told,
- * with where quiet_period was set; equal or longer is not. So is a full
- * clear allowed with an escalate_within no longer than stuck_after. */
+/* Valid but unwise: quiet_period set at all is told (it no longer has any
+ * effect), with where it was set. So is a full clear allowed with an
+ * escalate_within no longer than stuck_after. */
 static void test_warnings(void **state)
 {
 	static const struct {
@@ -962,9 +961,10 @@ static void test_warnings(void **state)
 		{ "", 0, NULL },
 		{ "[policy]\nquiet_period = 1s\n", 1,
 		  "[policy] quiet_period = 1s (" },
-		{ "[policy]\nquiet_period = 5s\n", 0, NULL },
-		{ "[scan]\nrescan_interval = 3m\n", 1,
-		  "[policy] quiet_period = 2m is shorter than [scan] rescan_interval = 3m" },
+		{ "[policy]\nquiet_period = 2m\n", 1,
+		  "quiet_period no longer has any effect: nothing is removed before stuck_after has "
+		  "been watched" },
+		{ "[scan]\nrescan_interval = 3m\n", 0, NULL },
 		{ "[policy]\nauto_floor = 10m\n", 1,
 		  "[policy] auto_floor = 10m (" },
 		{ "[policy]\nauto_floor = 10m\nstuck_after = auto\n", 0, NULL },

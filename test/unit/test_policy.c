@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "config.h"
+#include "kudu.h"
 #include "policy.h"
 #include "site.h"
 
@@ -19,7 +21,7 @@
 #define NS(ms) ((int64_t)(ms) * 1000000LL)
 #define NOW_WALL NS(1800000000000LL)  /* 2027-01-15, by the share's clock too */
 
-static const struct policy_params params = { .stuck_after_ms = 15 * M, .quiet_period_ms = 2 * M };
+static const struct policy_params params = { .stuck_after_ms = 15 * M };
 static ino_t next_ino = 100;
 
 static struct site_stat st_of(mode_t type, int64_t age_ms)
@@ -147,7 +149,7 @@ static void test_stuck_tree_cleanup_plan(void **state)
 	struct site_snapshot snap;
 	struct policy_decision d;
 	build_stuck_tree(&snap);
-	struct policy_history w = watched(1000 * M, 2 * M, false);
+	struct policy_history w = watched(1000 * M, 15 * M, false);
 
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.claims_running);
@@ -173,7 +175,7 @@ static void test_stuck_tree_cleanup_plan(void **state)
 	assert_int_equal(d.entries[index_of(&snap, "temp-0000000a")].verdict, POLICY_FOREIGN);
 	assert_int_equal(d.entries[index_of(&snap, "temp-5e6f7a8b")].verdict, POLICY_KEPT);
 	assert_int_equal(d.entries[index_of(&snap, "deployment")].verdict, POLICY_STUCK);
-	assert_non_null(strstr(d.reason, "no activity for 1h"));
+	assert_non_null(strstr(d.reason, "watched with no change for 15m"));
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
 }
@@ -186,7 +188,7 @@ static void test_active_temp_record_never_removed(void **state)
 	add_lock(&snap, 60 * M, 10 * M);
 	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, 60 * M);
 	snprintf(snap.active_id, sizeof(snap.active_id), "temp-1a2b3c4d");
-	struct policy_history w = watched(1000 * M, 5 * M, false);
+	struct policy_history w = watched(1000 * M, 15 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.act);
 	assert_false(removes(&snap, &d, "temp-1a2b3c4d"));
@@ -195,40 +197,96 @@ static void test_active_temp_record_never_removed(void **state)
 	site_snapshot_free(&snap);
 }
 
-/* Quiet by mtimes is not enough: the agent must have watched quiet_period. */
-static void test_quiet_period_is_watched_not_read(void **state)
+/* Issue 18: file times can prove life, never death. Every file time is an
+ * hour old, yet nothing is stuck until the agent has itself watched the
+ * tree unchanged for stuck_after. */
+static void test_file_times_never_prove_death(void **state)
 {
+	static const struct {
+		uint64_t quiet_ms;
+		bool stuck;
+		uint64_t next_check_ms;
+	} rows[] = {
+		{ 0, false, 15 * M },
+		{ 30 * S, false, 15 * M - 30 * S },
+		{ 2 * M, false, 13 * M },         /* the old quiet_period: no longer enough */
+		{ 15 * M - 1, false, 1 },
+		{ 15 * M, true, UINT64_MAX },
+	};
 	struct site_snapshot snap;
 	struct policy_decision d;
 	build_stuck_tree(&snap);
-	struct policy_history w = watched(1000 * M, 30 * S, false);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_true(d.stuck);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct policy_history w = watched(1000 * M, rows[i].quiet_ms, false);
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+		if (d.stuck != rows[i].stuck || d.act != rows[i].stuck ||
+		    (d.n_removals != 0) != rows[i].stuck || d.next_check_ms != rows[i].next_check_ms)
+			fail_msg("watched %llu ms: stuck %d act %d removals %zu next %llu",
+				 (unsigned long long)rows[i].quiet_ms, d.stuck, d.act, d.n_removals,
+				 (unsigned long long)d.next_check_ms);
+		assert_int_equal(d.activity_age_ms, 60 * M); /* shown, not believed */
+		policy_decision_free(&d);
+	}
+
+	/* Nothing watched at all (report) is never stuck, whatever the file times. */
+	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_true(d.claims_running);
+	assert_false(d.stuck);
 	assert_false(d.act);
 	assert_int_equal(d.n_removals, 0);
-	assert_int_equal(d.next_check_ms, 90 * S);
-	policy_decision_free(&d);
-
-	/* Nothing watched at all (report) never acts either. */
-	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
-	assert_true(d.stuck);
-	assert_false(d.act);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
 }
 
-static void test_report_plans_as_if_quiet(void **state)
+/* The first scan starts the watch, however old the tree looks: a tree whose
+ * every file time is hours old waits stuck_after from the first scan. */
+static void test_first_scan_starts_the_watch(void **state)
 {
 	struct site_snapshot snap;
 	struct policy_decision d;
-	struct policy_params p = params;
-	p.plan_as_if_quiet = true;
+	struct policy_history w = { 0 };
+	build_stuck_tree(&snap);
+	for (size_t i = 0; i < snap.n_entries; i++)
+		snap.entries[i].st.mtime_ns = snap.entries[i].st.ctime_ns = NOW_WALL - NS(5 * 60 * M);
+
+	assert_false(policy_observe(&w, &snap, 1000 * M));
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_int_equal(d.quiet_ms, 0);
+	assert_false(d.stuck);
+	assert_int_equal(d.next_check_ms, 15 * M);
+	policy_decision_free(&d);
+	/* Rescans every 5 s until stuck_after: nothing before. */
+	for (uint64_t t = 5 * S; t < 15 * M; t += 5 * S) {
+		snap.scanned_ns = NOW_WALL + NS(t);
+		assert_false(policy_observe(&w, &snap, 1000 * M + t));
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL + NS(t), 1000 * M + t,
+					       &d), 0);
+		if (d.stuck || d.act)
+			fail_msg("stuck after %llu ms watched", (unsigned long long)t);
+		policy_decision_free(&d);
+	}
+	snap.scanned_ns = NOW_WALL + NS(15 * M);
+	assert_false(policy_observe(&w, &snap, 1015 * M));
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL + NS(15 * M), 1015 * M, &d), 0);
+	assert_true(d.stuck);
+	assert_true(d.act);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
+/* report shows what a cleanup would take by deciding as if the tree had
+ * been watched unchanged for stuck_after (report.c). */
+static void test_report_plans_as_if_watched(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_history as_if = { .started = true };
 	build_stuck_tree(&snap);
 	add(&snap, SITE_AREA_DEPLOYMENTS, ".lockwarden-trash-temp-0badf00d", KUDU_NAME_TRASH,
 	    S_IFDIR, 1 * M);
-	assert_int_equal(policy_decide(&snap, NULL, &p, NOW_WALL, 0, &d), 0);
-	assert_false(d.act);
-	assert_int_equal(d.n_removals, 6); /* the plan, without our own trash */
+	assert_int_equal(policy_decide(&snap, &as_if, &params, NOW_WALL, params.stuck_after_ms, &d),
+			 0);
+	assert_int_equal(d.n_removals, 6); /* the plan, never a .lockwarden-* name */
 	assert_false(removes(&snap, &d, ".lockwarden-trash-temp-0badf00d"));
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
@@ -248,9 +306,9 @@ static void test_recent_activity_is_live(void **state)
 	assert_false(d.stuck);
 	assert_false(d.act);
 	assert_int_equal(d.n_removals, 0);
-	assert_int_equal(d.activity_age_ms, 5 * S);
-	/* The held lock expires in 10 minutes: that is the next moment. */
-	assert_int_equal(d.next_check_ms, 10 * M);
+	assert_int_equal(d.activity_age_ms, 10 * S);
+	/* stuck_after from the change the agent saw, whatever the lock says. */
+	assert_int_equal(d.next_check_ms, 15 * M - 5 * S);
 	assert_int_equal(d.entries[index_of(&snap, "deployment")].verdict, POLICY_LIVE);
 	assert_int_equal(d.entries[index_of(&snap, "temp-1a2b3c4d")].verdict, POLICY_LIVE);
 	assert_int_equal(d.entries[index_of(&snap, "pending")].verdict, POLICY_LIVE);
@@ -267,90 +325,134 @@ static void test_observed_change_is_activity(void **state)
 	build_stuck_tree(&snap);
 	struct policy_history w = watched(1000 * M, 3 * M, true);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_int_equal(d.activity_age_ms, 3 * M);
 	assert_false(d.stuck);
 	assert_false(d.act);
-	/* Stuck in 12 minutes, but the lock expires in 10: checked then. */
-	assert_int_equal(d.next_check_ms, 10 * M);
-	policy_decision_free(&d);
-	snap.entries[index_of(&snap, "deployment")].info.expiry_ns = NOW_WALL + NS(60 * M);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	/* Stuck_after from the change; the lock's expiry in 10 minutes is no
+	 * moment of its own any more. */
 	assert_int_equal(d.next_check_ms, 12 * M);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
 }
 
-/* Clock skew: mtimes an hour in the future count as now, until the agent has
- * itself watched stuck_after pass without a change. */
-static void test_future_mtimes_need_watched_stuck_after(void **state)
+/* A file time in the future of the scan's wall time is a change seen at that
+ * scan (mtime or ctime), at every scan until the wall clock passes it: it
+ * can only delay a cleanup. */
+static void test_future_file_time_is_a_change(void **state)
 {
 	struct site_snapshot snap;
 	struct policy_decision d;
+	struct policy_history w = { 0 };
 	build_stuck_tree(&snap);
-	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL + NS(60 * M);
+	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
+	assert_false(policy_observe(&w, &snap, 1000 * M));
 
-	struct policy_history w = watched(1000 * M, 14 * M, false);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_int_equal(d.activity_age_ms, 0);
+	temp->log_st.mtime_ns = NOW_WALL + NS(20 * M);
+	assert_true(policy_observe(&w, &snap, 1000 * M + 5 * S));
+	assert_int_equal(w.last_change_ms, 1000 * M + 5 * S);
+	/* Unchanged since, but still ahead of the scan: a change again. */
+	for (uint64_t t = 10 * S; t <= 16 * M; t += 5 * S)
+		assert_true(policy_observe(&w, &snap, 1000 * M + t));
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1016 * M, &d), 0);
 	assert_false(d.stuck);
-	assert_false(d.act);
-	assert_int_equal(d.next_check_ms, 1 * M);
+	assert_int_equal(d.activity_age_ms, 0);
 	policy_decision_free(&d);
 
-	w = watched(1000 * M, 15 * M, false);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_true(d.stuck);
-	assert_true(d.act);
-	policy_decision_free(&d);
+	/* Once the scan's wall time passes it, it is an old time like any other. */
+	snap.scanned_ns = NOW_WALL + NS(20 * M);
+	assert_false(policy_observe(&w, &snap, 1020 * M));
+	assert_int_equal(w.last_change_ms, 1016 * M);
+
+	/* A ctime ahead counts the same. */
+	temp->log_st.ctime_ns = NOW_WALL + NS(60 * M);
+	assert_true(policy_observe(&w, &snap, 1021 * M));
 	site_snapshot_free(&snap);
 }
 
-/* An expired lock is free by Kudu's rule: it goes after quiet_period even
- * with recent activity, but alone: the records may still be in use. */
-static void test_expired_lock_goes_alone(void **state)
+/* Issue 18, finding 1: an expired lockExpiry is no ground for any removal.
+ * A deployment running past 25 minutes holds an expired lock while alive;
+ * Kudu's "expired is free" lets Kudu start the next deploy, and removing
+ * the folder (and restarting) gains nothing but risk. */
+static void test_expired_lock_is_never_acted_on(void **state)
 {
-	struct site_snapshot snap;
-	struct policy_decision d;
-	build_stuck_tree(&snap);
-	struct site_entry *lock = &snap.entries[index_of(&snap, "deployment")];
-	lock->info.expiry_ns = NOW_WALL - NS(1 * S);
-	snap.entries[index_of(&snap, "temp-1a2b3c4d")].log_st.mtime_ns = NOW_WALL - NS(3 * M);
-
-	struct policy_history w = watched(1000 * M, 2 * M, false);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_true(d.lock_expired);
-	assert_true(d.act);
-	assert_int_equal(d.n_removals, 1);
-	assert_string_equal(snap.entries[d.removals[0]].name, "deployment");
-	assert_non_null(strstr(d.reason, "lockExpiry"));
-	policy_decision_free(&d);
-
-	/* Not yet quiet long enough: wait for the rest of quiet_period. */
-	w = watched(1000 * M, 90 * S, false);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_false(d.act);
-	assert_int_equal(d.next_check_ms, 30 * S);
-	policy_decision_free(&d);
-
-	/* A null lockExpiry means the same to Kudu. */
-	lock->info.expiry_ns = KUDU_TIME_NONE;
-	w = watched(1000 * M, 2 * M, false);
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_true(d.lock_expired);
-	assert_true(d.act);
-	policy_decision_free(&d);
-
-	/* An unreadable info.lock is not an expired one. */
-	lock->info_err = -EINVAL;
-	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_false(d.lock_expired);
-	assert_false(d.act);
-	policy_decision_free(&d);
-	site_snapshot_free(&snap);
+	static const struct {
+		const char *what;
+		int64_t expiry_in_ms;    /* from now; KUDU_TIME_NONE: null or missing */
+		int info_err;
+		uint64_t quiet_ms;
+		bool lock_expired, stuck;
+	} rows[] = {
+		{ "expired 1 s ago, quiet for the old quiet_period", -1 * S, 0, 2 * M, true, false },
+		{ "expired an hour ago, quiet 14m59s", -60 * M, 0, 15 * M - S, true, false },
+		{ "expired, watched stuck_after: the whole cleanup", -1 * S, 0, 15 * M, true, true },
+		{ "null lockExpiry, quiet 2m: unknown, not expired", KUDU_TIME_NONE, 0, 2 * M,
+		  false, false },
+		{ "unparseable info.lock, quiet 2m", -1 * S, -EINVAL, 2 * M, false, false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		build_stuck_tree(&snap);
+		struct site_entry *lock = &snap.entries[index_of(&snap, "deployment")];
+		lock->info.expiry_ns = rows[i].expiry_in_ms == KUDU_TIME_NONE
+			? KUDU_TIME_NONE : NOW_WALL + NS(rows[i].expiry_in_ms);
+		lock->info_err = rows[i].info_err;
+		struct policy_history w = watched(1000 * M, rows[i].quiet_ms, false);
+		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+		if (d.lock_expired != rows[i].lock_expired || d.stuck != rows[i].stuck ||
+		    d.act != rows[i].stuck)
+			fail_msg("%s: lock_expired %d stuck %d act %d", rows[i].what, d.lock_expired,
+				 d.stuck, d.act);
+		if (rows[i].stuck) {
+			/* Never the lock alone: the usual cleanup, the lock last. */
+			assert_int_equal(d.n_removals, 6);
+			assert_string_equal(snap.entries[d.removals[5]].name, "deployment");
+			assert_int_equal(d.step, POLICY_STEP_CLEAR);
+		} else {
+			assert_int_equal(d.n_removals, 0);
+			assert_int_equal(d.step, POLICY_STEP_NONE);
+			assert_int_equal(d.entries[index_of(&snap, "deployment")].verdict, POLICY_LIVE);
+		}
+		policy_decision_free(&d);
+		site_snapshot_free(&snap);
+	}
 }
 
-/* The decision timer: a held lock expiring in 40 s is checked then. */
-static void test_next_check_at_lock_expiry(void **state)
+/* An info.lock as Kudu writes it but with no lockExpiry key: unknown, never
+ * expired (main took it as expired and removed a lock 20 s old). */
+static void test_info_lock_without_expiry_is_not_expired(void **state)
+{
+	static const char *texts[] = {
+		"{\"heldByPID\":42,\"heldByTID\":7,\"heldByOp\":\"Performing deployment\","
+		"\"heldByWorker\":\"abc123\"}",
+		"{\"lockExpiry\":null,\"heldByPID\":42,\"heldByOp\":\"Performing deployment\"}",
+		"{\"lockExpiry\":\"\",\"heldByPID\":42,\"heldByOp\":\"Performing deployment\"}",
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct site_snapshot snap;
+		struct policy_decision d;
+		struct policy_history w = { 0 };
+		base_tree(&snap, 20 * S);
+		struct site_entry *lock = add_lock(&snap, 20 * S, 0);
+		assert_int_equal(kudu_parse_info_lock(texts[i], strlen(texts[i]), &lock->info), 0);
+		add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, 20 * S);
+		assert_false(policy_observe(&w, &snap, 1000 * M));
+		for (uint64_t t = 0; t <= 5 * M; t += 5 * S) {
+			snap.scanned_ns = NOW_WALL + NS(t);
+			(void)policy_observe(&w, &snap, 1000 * M + t);
+			assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL + NS(t),
+						       1000 * M + t, &d), 0);
+			if (d.lock_expired || d.stuck || d.act)
+				fail_msg("%s at %llu ms: lock_expired %d stuck %d", texts[i],
+					 (unsigned long long)t, d.lock_expired, d.stuck);
+			policy_decision_free(&d);
+		}
+		site_snapshot_free(&snap);
+	}
+}
+
+/* The decision timer: a held lock expiring in 40 s is no moment of its own;
+ * the next check is when stuck_after will have been watched. */
+static void test_next_check_ignores_lock_expiry(void **state)
 {
 	struct site_snapshot snap;
 	struct policy_decision d;
@@ -359,7 +461,7 @@ static void test_next_check_at_lock_expiry(void **state)
 	struct policy_history w = watched(1000 * M, 5 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_false(d.act);
-	assert_int_equal(d.next_check_ms, 40 * S);
+	assert_int_equal(d.next_check_ms, 10 * M);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
 }
@@ -397,7 +499,7 @@ static void test_unfinished_newest_record_without_lock(void **state)
 	base_tree(&snap, 60 * M);
 	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_DEPLOYING, false, 60 * M);
 	add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false, 70 * M);
-	struct policy_history w = watched(1000 * M, 2 * M, false);
+	struct policy_history w = watched(1000 * M, 15 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.stuck);
 	assert_true(d.act);
@@ -446,19 +548,33 @@ static void test_unreadable_area_blocks(void **state)
 	}
 }
 
-static void test_own_trash_finished_when_watching(void **state)
+/* Issue 18, finding 4: a name proves nothing about who made it. A
+ * .lockwarden-trash-* entry is foreign to the policy: counted, reported,
+ * never planned for removal, in a stuck tree or alone. */
+static void test_lockwarden_names_are_never_removed(void **state)
 {
 	struct site_snapshot snap;
 	struct policy_decision d;
 	base_tree(&snap, 60 * M);
-	add(&snap, SITE_AREA_DEPLOYMENTS, ".lockwarden-trash-temp-1a2b3c4d", KUDU_NAME_TRASH,
+	add(&snap, SITE_AREA_DEPLOYMENTS, ".lockwarden-trash-customer-backup", KUDU_NAME_TRASH,
 	    S_IFDIR, 1 * S);
-	struct policy_history w = watched(1000 * M, 1 * S, false);
+	struct policy_history w = watched(1000 * M, 60 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-	assert_true(d.act);
-	assert_int_equal(d.n_removals, 1);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_int_equal(d.entries[0].verdict, POLICY_FOREIGN);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
+
+	build_stuck_tree(&snap);
+	add(&snap, SITE_AREA_LOCKS, ".lockwarden-trash-deployment", KUDU_NAME_TRASH, S_IFREG, 1 * S);
+	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.act);
+	assert_false(removes(&snap, &d, ".lockwarden-trash-deployment"));
+	assert_int_equal(d.n_removals, 6);
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+	(void)state;
 }
 
 static void test_observe_baseline_and_changes(void **state)
@@ -496,9 +612,9 @@ static void test_observe_baseline_and_changes(void **state)
 	site_snapshot_free(&snap);
 }
 
-/* A change is dated by the mtime that explains it, when that falls between
- * the two scans, and at the scan that saw it otherwise. */
-static void test_observed_change_dated_by_mtime_in_window(void **state)
+/* A change is dated at the scan that saw it, never back by a file time:
+ * a clock that is off would otherwise date it back and act sooner. */
+static void test_observed_change_dated_at_the_scan(void **state)
 {
 	struct site_snapshot snap;
 	struct policy_history w = { 0 };
@@ -506,179 +622,91 @@ static void test_observed_change_dated_by_mtime_in_window(void **state)
 	snap.scanned_ns = NOW_WALL - NS(5 * S);
 	assert_false(policy_observe(&w, &snap, 100 * S));
 
-	/* The log grew 3.2 s before the next scan began, 1.8 s after the
-	 * previous one: the change is dated 3.2 s back. */
+	/* The log grew 3.2 s before the next scan began: dated at the scan. */
 	snap.scanned_ns = NOW_WALL;
 	struct site_entry *temp = &snap.entries[index_of(&snap, "temp-1a2b3c4d")];
 	temp->log_st.size += 10;
 	temp->log_st.mtime_ns = NOW_WALL - NS(3200);
 	assert_true(policy_observe(&w, &snap, 105 * S));
-	assert_int_equal(w.last_change_ms, 105 * S - 3200);
+	assert_int_equal(w.last_change_ms, 105 * S);
 
-	/* A removal leaves no newer mtime: dated at the scan. */
+	/* A write stamped an hour back (a share clock behind): at the scan too. */
 	snap.scanned_ns = NOW_WALL + NS(5 * S);
-	snap.n_entries--;
+	temp->log_st.size += 10;
+	temp->log_st.mtime_ns = NOW_WALL - NS(60 * M);
 	assert_true(policy_observe(&w, &snap, 110 * S));
 	assert_int_equal(w.last_change_ms, 110 * S);
 
-	/* An mtime from the future (the share's clock ahead) is not believed. */
+	/* A removal leaves no mtime: dated at the scan. */
 	snap.scanned_ns = NOW_WALL + NS(10 * S);
-	temp->log_st.size += 10;
-	temp->log_st.mtime_ns = NOW_WALL + NS(60 * M);
+	snap.n_entries--;
 	assert_true(policy_observe(&w, &snap, 115 * S));
 	assert_int_equal(w.last_change_ms, 115 * S);
 	site_snapshot_free(&snap);
 }
 
-/* A wall clock that jumps ahead does not expire a lock the agent saw with
- * time to go: the monotonic clock must agree. */
-static void test_wall_clock_jump_does_not_expire_a_seen_lock(void **state)
-{
-	struct site_snapshot snap;
-	struct policy_decision d;
-	struct policy_history w = { 0 };
-	base_tree(&snap, 10 * S);        /* a build that wrote 10 s ago */
-	add_lock(&snap, 10 * S, 20 * M); /* 20 minutes to go when first seen */
-	assert_false(policy_observe(&w, &snap, 1000 * M));
-	assert_true(w.lock_known);
-	assert_int_equal(w.lock_left_ms, 20 * M);
-
-	/* Three minutes later by the monotonic clock, three hours by the wall:
-	 * neither the lock nor the mtimes (now "3 hours old") count. */
-	int64_t jumped = NOW_WALL + NS(3 * 60 * M);
-	snap.scanned_ns = jumped;
-	assert_false(policy_observe(&w, &snap, 1003 * M));
-	assert_true(w.clock_jumped);
-	assert_int_equal(policy_decide(&snap, &w, &params, jumped, 1003 * M, &d), 0);
-	assert_false(d.lock_expired);
-	assert_false(d.stuck);
-	assert_false(d.act);
-	assert_int_equal(d.next_check_ms, 12 * M); /* stuck_after watched, from its start */
-	policy_decision_free(&d);
-
-	/* Fifteen minutes watched without a change: stuck, whatever the clock. */
-	assert_int_equal(policy_decide(&snap, &w, &params, jumped, 1015 * M, &d), 0);
-	assert_true(d.stuck);
-	assert_true(d.act);
-	assert_non_null(strstr(d.reason, "jumped"));
-	policy_decision_free(&d);
-
-	/* Twenty minutes after it was seen, both clocks agree on the lock. */
-	assert_int_equal(policy_decide(&snap, &w, &params, jumped, 1020 * M, &d), 0);
-	assert_true(d.lock_expired);
-	policy_decision_free(&d);
-
-	/* A change stamped by a clock that agrees with ours ends the doubt. */
-	snap.entries[0].info_st.mtime_ns = jumped + NS(4 * M);
-	snap.entries[0].info_st.size += 1;
-	snap.scanned_ns = jumped + NS(5 * M);
-	assert_true(policy_observe(&w, &snap, 1005 * M));
-	assert_false(w.clock_jumped);
-
-	/* A lock first seen already expired goes by the wall clock alone. */
-	struct policy_history fresh = { 0 };
-	snap.scanned_ns = jumped;
-	assert_false(policy_observe(&fresh, &snap, 5000 * M));
-	assert_int_equal(policy_decide(&snap, &fresh, &params, jumped, 5002 * M, &d), 0);
-	assert_true(d.lock_expired);
-	policy_decision_free(&d);
-	site_snapshot_free(&snap);
-}
-
-/* Table: this host's wall clock off the share's (issue 10). File times and
- * lockExpiry are the share's (NOW_WALL is the share's now); the agent's wall
- * clock is NOW_WALL + skew, and the scan measured offset (or not). The
- * agent's first scan (policy_observe), and the decision on it. */
-static void test_share_clock_offset_table(void **state)
+/* Issue 18, finding 3, with no share-clock probe at all: this host's wall
+ * clock hours ahead of the share's (file times and lockExpiry) or hours
+ * behind. A build wrote 10 s before the agent started and is then silent;
+ * scans every 5 s. Ahead: the lock reads expired and the tree 2 h old,
+ * still nothing before stuck_after watched. Behind: every file time is in
+ * the future, so each scan is a change and nothing is stuck at all. */
+static void test_host_clock_off_waits_stuck_after(void **state)
 {
 	static const struct {
 		const char *what;
-		int64_t skew_ms;         /* this host's wall clock - the share's */
-		bool known;              /* the scan measured the offset */
-		int64_t offset_ms;       /* what it measured */
-		int64_t expiry_in_ms;    /* lockExpiry, from the share's now */
-		int64_t age_ms;          /* of every file time, by the share's clock */
-		bool lock_expired, stuck;
-		int64_t lock_left_ms;    /* as the history remembers it */
+		int64_t skew_ms;           /* this host's wall clock - the share's */
+		uint64_t stuck_at_ms;      /* watched when first stuck; 0: never in 20m */
+		bool lock_expired;
 	} rows[] = {
-		{ "2 h ahead, fresh lock, quiet 10 minutes", 2 * 60 * M, true, 2 * 60 * M,
-		  20 * M, 10 * M, false, false, 20 * M },
-		{ "2 h ahead, the deployment silent 20 minutes", 2 * 60 * M, true, 2 * 60 * M,
-		  20 * M, 20 * M, false, true, 20 * M },
-		{ "2 h behind, lock expired an hour ago", -2 * 60 * M, true, -2 * 60 * M,
-		  -60 * M, 10 * S, true, true, 0 },
-		{ "2 h behind, fresh lock", -2 * 60 * M, true, -2 * 60 * M,
-		  20 * M, 10 * S, false, false, 20 * M },
-		{ "offset unknown, 2 h ahead: judged by this host's clock", 2 * 60 * M, false, 0,
-		  20 * M, 10 * M, true, true, 0 },
-		{ "offset unknown, 2 h behind: judged by this host's clock", -2 * 60 * M, false, 0,
-		  -60 * M, 10 * S, false, false, 60 * M },
-		{ "1.5 s ahead, within the tolerance: not applied", 1500, true, 1500,
-		  1000, 10 * S, true, true, 0 },
-		{ "2.5 s ahead, beyond the tolerance: applied", 2500, true, 2500,
-		  1000, 10 * S, false, false, 1000 },
+		{ "in step", 0, 15 * M, false },
+		{ "2 h ahead", 2 * 60 * M, 15 * M, true },
+		{ "26 min ahead: the fresh lock reads expired", 26 * M, 15 * M, true },
+		{ "2 h behind: file times in the future", -2 * 60 * M, 0, false },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct site_snapshot snap;
 		struct policy_decision d;
 		struct policy_history h = { 0 };
-		int64_t wall = NOW_WALL + NS(rows[i].skew_ms);
-		base_tree(&snap, rows[i].age_ms);
-		add_lock(&snap, rows[i].age_ms, rows[i].expiry_in_ms);
-		add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, rows[i].age_ms);
-		snap.scanned_ns = wall;
-		snap.clock_offset_known = rows[i].known;
-		snap.clock_offset_ns = NS(rows[i].offset_ms);
-		assert_false(policy_observe(&h, &snap, 1000 * M));
-		assert_int_equal(policy_decide(&snap, &h, &params, wall, 1000 * M, &d), 0);
-		int64_t left = h.lock_left_ms < 0 ? 0 : h.lock_left_ms;
-		if (d.lock_expired != rows[i].lock_expired || d.stuck != rows[i].stuck ||
-		    left != rows[i].lock_left_ms)
-			fail_msg("%s: lock_expired %d stuck %d lock_left %lld ms", rows[i].what,
-				 d.lock_expired, d.stuck, (long long)h.lock_left_ms);
-		policy_decision_free(&d);
+		uint64_t stuck_at = 0;
+		base_tree(&snap, 10 * S);
+		add_lock(&snap, 10 * S, 20 * M);
+		add_record(&snap, "temp-1a2b3c4d", KUDU_STATE_BUILDING, false, 10 * S);
+		for (uint64_t t = 0; t <= 20 * M && !stuck_at; t += 5 * S) {
+			int64_t wall = NOW_WALL + NS(rows[i].skew_ms) + NS(t);
+			snap.scanned_ns = wall;
+			(void)policy_observe(&h, &snap, 1000 * M + t);
+			assert_int_equal(policy_decide(&snap, &h, &params, wall, 1000 * M + t, &d), 0);
+			if (t == 0 && d.lock_expired != rows[i].lock_expired)
+				fail_msg("%s: lock_expired %d", rows[i].what, d.lock_expired);
+			if (d.stuck != d.act)
+				fail_msg("%s: stuck %d act %d", rows[i].what, d.stuck, d.act);
+			if (d.stuck)
+				stuck_at = t;
+			policy_decision_free(&d);
+		}
+		if (stuck_at != rows[i].stuck_at_ms)
+			fail_msg("%s: stuck at %llu ms watched", rows[i].what,
+				 (unsigned long long)stuck_at);
 		site_snapshot_free(&snap);
 	}
 }
 
-/* A jump of this host's clock that a new measure of the offset made up for
- * is no jump: file times stay believed. One it did not is. */
-static void test_offset_made_up_jump_is_no_jump(void **state)
-{
-	struct site_snapshot snap;
-	struct policy_history h = { 0 };
-	base_tree(&snap, 10 * S);
-	add_lock(&snap, 10 * S, 20 * M);
-	assert_false(policy_observe(&h, &snap, 1000 * M));
-
-	/* One minute on; this host's clock jumped 2 h ahead, and was measured. */
-	snap.scanned_ns = NOW_WALL + NS(1 * M) + NS(2 * 60 * M);
-	snap.clock_offset_known = true;
-	snap.clock_offset_ns = NS(2 * 60 * M);
-	assert_false(policy_observe(&h, &snap, 1001 * M));
-	assert_false(h.clock_jumped);
-
-	/* It jumps back; the offset is not measured again yet. */
-	snap.scanned_ns = NOW_WALL + NS(2 * M);
-	assert_false(policy_observe(&h, &snap, 1002 * M));
-	assert_true(h.clock_jumped);
-	site_snapshot_free(&snap);
-}
-
-/* Table: thresholds at their edges, stuck_after 15m, quiet_period 2m. */
+/* Table: thresholds at their edges, stuck_after 15m: only what was watched
+ * counts, never how old the file times are. */
 static void test_threshold_table(void **state)
 {
 	static const struct {
 		int64_t mtime_age_ms;
 		uint64_t quiet_ms;
-		bool stuck, act;
+		bool stuck;
 	} rows[] = {
-		{ 15 * M - 1, 2 * M, false, false },
-		{ 15 * M, 2 * M, true, true },
-		{ 15 * M, 2 * M - 1, true, false },
-		{ 24 * 60 * M, 0, true, false },
-		{ 0, 15 * M - 1, false, false },
-		{ 0, 15 * M, true, true },
+		{ 15 * M, 2 * M, false },
+		{ 24 * 60 * M, 0, false },
+		{ 24 * 60 * M, 15 * M - 1, false },
+		{ 0, 15 * M - 1, false },
+		{ 0, 15 * M, true },
+		{ 24 * 60 * M, 15 * M, true },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct site_snapshot snap;
@@ -687,7 +715,7 @@ static void test_threshold_table(void **state)
 		add_lock(&snap, rows[i].mtime_age_ms, 10 * M);
 		struct policy_history w = watched(1000 * M, rows[i].quiet_ms, false);
 		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
-		if (d.stuck != rows[i].stuck || d.act != rows[i].act)
+		if (d.stuck != rows[i].stuck || d.act != rows[i].stuck)
 			fail_msg("row %zu: stuck %d act %d", i, d.stuck, d.act);
 		policy_decision_free(&d);
 		site_snapshot_free(&snap);
@@ -696,7 +724,7 @@ static void test_threshold_table(void **state)
 
 /* Table: one row per situation, through the four steps of a decision:
  * assess (claims, stuck), plan (act, removals), explain (the reason) and
- * the next check. stuck_after 15m, quiet_period 2m. */
+ * the next check. stuck_after 15m. */
 static void test_decision_steps_table(void **state)
 {
 	enum { NO_LOCK = 0, LOCK = 1, EXPIRED_LOCK = 2 };
@@ -715,19 +743,19 @@ static void test_decision_steps_table(void **state)
 		{ "nothing runs", NO_LOCK, 60 * M, false, 0, 5 * M,
 		  false, false, false, 0, "no deployment is running", UINT64_MAX },
 		{ "fresh lock", LOCK, 10 * S, false, 0, 5 * M,
-		  true, false, false, 0, "last activity 10s ago (stuck after 15m)", 10 * M },
-		{ "idle lock, quiet", LOCK, 60 * M, false, 0, 2 * M,
-		  true, true, true, 1, "no activity for 1h (stuck_after 15m)", UINT64_MAX },
-		{ "idle lock, not quiet yet", LOCK, 60 * M, false, 0, 1 * M,
-		  true, true, false, 0, "no activity for 1h", 1 * M },
-		{ "expired lock, recent activity", EXPIRED_LOCK, 3 * M, false, 0, 2 * M,
-		  true, true, true, 1, "has passed, so Kudu treats it as free", UINT64_MAX },
-		{ "unreadable locks/", LOCK, 60 * M, false, -EACCES, 2 * M,
+		  true, false, false, 0, "watched with no change for 5m of stuck_after 15m", 10 * M },
+		{ "idle lock, watched stuck_after", LOCK, 60 * M, false, 0, 15 * M,
+		  true, true, true, 1, "watched with no change for 15m (stuck_after 15m)", UINT64_MAX },
+		{ "idle lock by file times, watched 1m", LOCK, 60 * M, false, 0, 1 * M,
+		  true, false, false, 0, "(newest file time 1h old)", 14 * M },
+		{ "expired lock, watched 2m", EXPIRED_LOCK, 3 * M, false, 0, 2 * M,
+		  true, false, false, 0, "watched with no change for 2m", 13 * M },
+		{ "unreadable locks/", LOCK, 60 * M, false, -EACCES, 15 * M,
 		  true, false, false, 0, "cannot be read whole", UINT64_MAX },
 		{ "record building, no lock", NO_LOCK, 5 * M, true, 0, 5 * M,
-		  true, false, false, 0, "is Building; last activity 5m ago", 10 * M },
-		{ "record idle, no lock", NO_LOCK, 20 * M, true, 0, 3 * M,
-		  true, true, true, 1, "is Building with no activity for 20m", UINT64_MAX },
+		  true, false, false, 0, "is Building; watched with no change for 5m", 10 * M },
+		{ "record idle, no lock", NO_LOCK, 20 * M, true, 0, 15 * M,
+		  true, true, true, 1, "is Building, watched with no change for 15m", UINT64_MAX },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct site_snapshot snap;
@@ -771,10 +799,9 @@ static void test_ancient_lock_expiry_is_expired(void **state)
 	struct site_entry *lock = add_lock(&snap, 10 * S, 0);
 	lock->info.expiry_ns = NS_1700;
 	assert_false(policy_observe(&w, &snap, 1000 * M));
-	assert_true(w.lock_left_ms <= 0);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1003 * M, &d), 0);
 	assert_true(d.lock_expired);
-	assert_true(d.act);
+	assert_false(d.act); /* shown, never acted on */
 	policy_decision_free(&d);
 	/* Report (nothing watched) says the same. */
 	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
@@ -791,15 +818,15 @@ static void test_hostile_times_saturate(void **state)
 	static const struct {
 		const char *what;
 		int64_t mtime_ns, ctime_ns, expiry_ns;
-		bool stuck;                 /* by the mtimes alone, nothing watched */
+		bool stuck;                 /* nothing watched: never */
 		int64_t activity_age_ms;    /* -2: any age >= stuck_after */
 	} rows[] = {
-		{ "1700 mtime", NS_1700, 0, NS(1 * S), true, -2 },
-		{ "INT64_MIN+1 mtime", INT64_MIN + 1, INT64_MIN + 1, NS(1 * S), true, -2 },
+		{ "1700 mtime", NS_1700, 0, NS(1 * S), false, -2 },
+		{ "INT64_MIN+1 mtime", INT64_MIN + 1, INT64_MIN + 1, NS(1 * S), false, -2 },
 		{ "INT64_MAX mtime (2300, saturated)", INT64_MAX, 0, NS(1 * S), false, 0 },
 		{ "INT64_MAX ctime", NS(0), INT64_MAX, NS(1 * S), false, 0 },
-		{ "expiry INT64_MAX", NS_1700, 0, INT64_MAX, true, -2 },
-		{ "expiry INT64_MIN+1", NS_1700, 0, INT64_MIN + 1, true, -2 },
+		{ "expiry INT64_MAX", NS_1700, 0, INT64_MAX, false, -2 },
+		{ "expiry INT64_MIN+1", NS_1700, 0, INT64_MIN + 1, false, -2 },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct site_snapshot snap;
@@ -938,7 +965,10 @@ static void test_claim_follows_activity_table(void **state)
 		add(&snap, SITE_AREA_DEPLOYMENTS, "pending", KUDU_NAME_PENDING, S_IFREG, 60 * M);
 		add_record_times(&snap, "temp-1a2b3c4d", KUDU_STATE_PENDING, false,
 				 rows[i].u_received_ms, rows[i].u_received_ms, rows[i].u_log_ms);
-		struct policy_history w = watched(1000 * M, 5 * M, false);
+		/* Watched unchanged for stuck_after where the row is stuck; a
+		 * change 10 s ago where it is live. */
+		struct policy_history w = watched(1000 * M, rows[i].stuck ? 15 * M : 10 * S,
+						  !rows[i].stuck);
 		assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 		if (d.claims_running != rows[i].claims || d.stuck != rows[i].stuck)
 			fail_msg("%s: claims %d stuck %d (%s)", rows[i].what, d.claims_running,
@@ -977,7 +1007,7 @@ static void test_deployment_id_names_the_removed_record(void **state)
 	add_record_times(&snap, "temp-00000001", KUDU_STATE_FAILED, false, 90 * M, 90 * M, 90 * M);
 	add_record_times(&snap, "temp-00000002", KUDU_STATE_PENDING, false, 80 * M, 80 * M, 45 * M);
 	add_record_times(&snap, "temp-00000003", KUDU_STATE_PENDING, false, 70 * M, 70 * M, 50 * M);
-	struct policy_history w = watched(1000 * M, 5 * M, false);
+	struct policy_history w = watched(1000 * M, 15 * M, false);
 	assert_int_equal(policy_decide(&snap, &w, &params, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.act);
 	assert_true(removes(&snap, &d, "temp-00000002"));
@@ -1003,18 +1033,18 @@ static void test_ladder_table(void **state)
 		enum policy_step step;
 		const char *reason;      /* "" : no ladder words */
 	} rows[] = {
-		{ "first incident", NONE, 0, true, 2 * M, false, true, POLICY_STEP_CLEAR, "" },
-		{ "again 30m later, allowed", AGO, 30 * M, true, 2 * M, true, true,
+		{ "first incident", NONE, 0, true, 15 * M, false, true, POLICY_STEP_CLEAR, "" },
+		{ "again 30m later, allowed", AGO, 30 * M, true, 15 * M, true, true,
 		  POLICY_STEP_FULL_CLEAR, "found again 30m after the previous cleanup: full clear" },
-		{ "again 30m later, not allowed", AGO, 30 * M, false, 2 * M, true, true,
+		{ "again 30m later, not allowed", AGO, 30 * M, false, 15 * M, true, true,
 		  POLICY_STEP_CLEAR, "found again 30m after the previous cleanup" },
-		{ "again at escalate_within exactly", AGO, 60 * M, true, 2 * M, false, true,
+		{ "again at escalate_within exactly", AGO, 60 * M, true, 15 * M, false, true,
 		  POLICY_STEP_CLEAR, "" },
-		{ "again just inside escalate_within", AGO, 60 * M - 1, true, 2 * M, true, true,
+		{ "again just inside escalate_within", AGO, 60 * M - 1, true, 15 * M, true, true,
 		  POLICY_STEP_FULL_CLEAR, "full clear" },
-		{ "previous cleanup stamped in the future", AGO, -5 * M, true, 2 * M, false, true,
+		{ "previous cleanup stamped in the future", AGO, -5 * M, true, 15 * M, false, true,
 		  POLICY_STEP_CLEAR, "" },
-		{ "again, but not quiet yet", AGO, 30 * M, true, 1 * M, false, false,
+		{ "again, but not watched stuck_after yet", AGO, 30 * M, true, 14 * M, false, false,
 		  POLICY_STEP_NONE, "" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -1054,7 +1084,7 @@ static void test_full_clear_plan(void **state)
 	p.allow_full_clear = true;
 	p.previous_clear_known = true;
 	p.previous_clear_ns = NOW_WALL - NS(20 * M);
-	struct policy_history w = watched(1000 * M, 2 * M, false);
+	struct policy_history w = watched(1000 * M, 15 * M, false);
 
 	assert_int_equal(policy_decide(&snap, &w, &p, NOW_WALL, 1000 * M, &d), 0);
 	assert_true(d.act);
@@ -1095,31 +1125,103 @@ static void test_full_clear_plan(void **state)
 	site_snapshot_free(&snap);
 }
 
-/* An expired lock while the tree is active is Kudu's own rule, not a
- * stuck deployment found again: the lock folder alone goes, whatever the
- * ladder says. */
-static void test_lock_only_never_escalates(void **state)
+/* ---- issue 18: the long build, with the defaults --------------------------- */
+
+/* The times Kudu writes the build's log.log in the trace below: every 30 s
+ * for the first 10 minutes, then nothing for 30 minutes (a quiet npm or pip
+ * install), then every 30 s until it ends at minute 45. */
+#define TRACE_END_MS (45 * M)
+static int64_t trace_last_write_ms(int64_t t_ms, unsigned *writes)
 {
-	struct site_snapshot snap;
-	struct policy_decision d;
-	struct policy_params p = params;
-	base_tree(&snap, 3 * M);
-	add_lock(&snap, 3 * M, -1 * S);
-	add(&snap, SITE_AREA_DEPLOYMENTS, "active", KUDU_NAME_ACTIVE, S_IFREG, 3 * M);
-	add_record(&snap, "0123456789abcdef0123456789abcdef", KUDU_STATE_SUCCESS, true, 90 * M);
-	p.escalate_within_ms = 60 * M;
-	p.allow_full_clear = true;
-	p.previous_clear_known = true;
-	p.previous_clear_ns = NOW_WALL - NS(10 * M);
-	struct policy_history w = watched(1000 * M, 2 * M, false);
-	assert_int_equal(policy_decide(&snap, &w, &p, NOW_WALL, 1000 * M, &d), 0);
-	assert_true(d.act);
-	assert_false(d.recurred);
-	assert_int_equal(d.step, POLICY_STEP_LOCK);
-	assert_int_equal(d.n_removals, 1);
-	assert_true(removes(&snap, &d, "deployment"));
-	policy_decision_free(&d);
-	site_snapshot_free(&snap);
+	int64_t last = 0;
+	*writes = 0;
+	for (int64_t w = 0; w <= t_ms && w < TRACE_END_MS; w += 30 * S) {
+		if (w > 10 * M && w < 40 * M)
+			continue;
+		last = w;
+		(*writes)++;
+	}
+	return last;
+}
+
+static struct site_stat trace_stat(mode_t type, ino_t ino, int64_t at_ms, int64_t size)
+{
+	struct site_stat st = { .present = true, .type = type, .dev = 1, .ino = ino,
+				.mtime_ns = NOW_WALL + NS(at_ms), .ctime_ns = NOW_WALL + NS(at_ms),
+				.size = size };
+	return st;
+}
+
+/* The tree at share time t_ms: the lock taken at 0 (lockExpiry at minute
+ * 25, never renewed, as Kudu does), a temp record Building, and after
+ * minute 45 the lock gone and the record finished. */
+static void trace_tree(struct site_snapshot *snap, int64_t t_ms)
+{
+	unsigned writes;
+	int64_t last = trace_last_write_ms(t_ms, &writes);
+	bool done = t_ms >= TRACE_END_MS;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->root = trace_stat(S_IFDIR, 2, -100 * M, 0);
+	snap->locks = trace_stat(S_IFDIR, 3, 0, 0);
+	snap->deployments = trace_stat(S_IFDIR, 4, 0, 0);
+	if (!done) {
+		struct site_entry *lock = add(snap, SITE_AREA_LOCKS, "deployment",
+					      KUDU_NAME_LOCK_FOLDER, S_IFDIR, 0);
+		lock->st = trace_stat(S_IFDIR, 10, 0, 0);
+		lock->info_st = trace_stat(S_IFREG, 11, 0, 180);
+		lock->info_err = 0;
+		lock->info.expiry_ns = NOW_WALL + NS(25 * M);
+		snprintf(lock->info.op, sizeof(lock->info.op), "Performing deployment");
+	}
+	struct site_entry *rec = add_record(snap, "temp-1a2b3c4d",
+					    done ? KUDU_STATE_SUCCESS : KUDU_STATE_BUILDING, done, 0);
+	int64_t status_at = done ? TRACE_END_MS : t_ms >= 40 * M ? 40 * M : t_ms >= 10 * M ? 10 * M : 0;
+	rec->st = trace_stat(S_IFDIR, 20, 0, 0);
+	rec->status_st = trace_stat(S_IFREG, 21, status_at, 900);
+	rec->log_st = trace_stat(S_IFREG, 22, last, (int64_t)writes * 100);
+	rec->status.received_ns = NOW_WALL;
+}
+
+/* Issue 18's long build: 45 minutes with a silent step of 30 minutes and its
+ * lockExpiry passed at minute 25, never touched, with the defaults
+ * (stuck_after 45m), whenever the agent starts and whatever this host's
+ * clock says. A rescan every 5 s, then an hour after the build ended. */
+static void test_long_build_trace_with_defaults(void **state)
+{
+	static const int64_t starts_ms[] = { 0, 10 * M, 12 * M, 30 * M };
+	static const int64_t skews_ms[] = { 0, 2 * 60 * M, -2 * 60 * M };
+	const struct policy_params defaults = { .stuck_after_ms = CONFIG_STUCK_AFTER_DEFAULT_MS };
+
+	for (size_t si = 0; si < sizeof(starts_ms) / sizeof(starts_ms[0]); si++) {
+		for (size_t k = 0; k < sizeof(skews_ms) / sizeof(skews_ms[0]); k++) {
+			struct policy_history h = { 0 };
+			bool saw_expired = false;
+			for (int64_t t = starts_ms[si]; t <= TRACE_END_MS + 60 * M; t += 5 * S) {
+				struct site_snapshot snap;
+				struct policy_decision d;
+				int64_t wall = NOW_WALL + NS(skews_ms[k]) + NS(t);
+				trace_tree(&snap, t);
+				snap.scanned_ns = wall;
+				(void)policy_observe(&h, &snap, 1000 * M + (uint64_t)t);
+				assert_int_equal(policy_decide(&snap, &h, &defaults, wall,
+							       1000 * M + (uint64_t)t, &d), 0);
+				if (d.stuck || d.act || d.n_removals)
+					fail_msg("agent from minute %lld, clock %+lld min: at %lld s "
+						 "stuck %d act %d (%s)", (long long)(starts_ms[si] / M),
+						 (long long)(skews_ms[k] / M), (long long)(t / S), d.stuck,
+						 d.act, d.reason);
+				saw_expired = saw_expired || (d.lock_expired && t < TRACE_END_MS);
+				policy_decision_free(&d);
+				site_snapshot_free(&snap);
+			}
+			/* The lock's expiry passed while it ran (shown, not acted on). */
+			if (skews_ms[k] >= 0)
+				assert_true(saw_expired);
+		}
+	}
+	/* The default itself is above the longest live silence on record. */
+	assert_true(CONFIG_STUCK_AFTER_DEFAULT_MS > 30 * M);
 }
 
 int main(void)
@@ -1128,23 +1230,23 @@ int main(void)
 		cmocka_unit_test(test_empty_tree_is_idle),
 		cmocka_unit_test(test_stuck_tree_cleanup_plan),
 		cmocka_unit_test(test_active_temp_record_never_removed),
-		cmocka_unit_test(test_quiet_period_is_watched_not_read),
-		cmocka_unit_test(test_report_plans_as_if_quiet),
+		cmocka_unit_test(test_file_times_never_prove_death),
+		cmocka_unit_test(test_first_scan_starts_the_watch),
+		cmocka_unit_test(test_report_plans_as_if_watched),
 		cmocka_unit_test(test_recent_activity_is_live),
 		cmocka_unit_test(test_observed_change_is_activity),
-		cmocka_unit_test(test_future_mtimes_need_watched_stuck_after),
-		cmocka_unit_test(test_expired_lock_goes_alone),
-		cmocka_unit_test(test_next_check_at_lock_expiry),
+		cmocka_unit_test(test_future_file_time_is_a_change),
+		cmocka_unit_test(test_expired_lock_is_never_acted_on),
+		cmocka_unit_test(test_info_lock_without_expiry_is_not_expired),
+		cmocka_unit_test(test_next_check_ignores_lock_expiry),
 		cmocka_unit_test(test_leftover_status_lock_is_harmless),
 		cmocka_unit_test(test_unfinished_newest_record_without_lock),
 		cmocka_unit_test(test_symlinked_lock_folder_is_foreign),
 		cmocka_unit_test(test_unreadable_area_blocks),
-		cmocka_unit_test(test_own_trash_finished_when_watching),
+		cmocka_unit_test(test_lockwarden_names_are_never_removed),
 		cmocka_unit_test(test_observe_baseline_and_changes),
-		cmocka_unit_test(test_observed_change_dated_by_mtime_in_window),
-		cmocka_unit_test(test_wall_clock_jump_does_not_expire_a_seen_lock),
-		cmocka_unit_test(test_share_clock_offset_table),
-		cmocka_unit_test(test_offset_made_up_jump_is_no_jump),
+		cmocka_unit_test(test_observed_change_dated_at_the_scan),
+		cmocka_unit_test(test_host_clock_off_waits_stuck_after),
 		cmocka_unit_test(test_threshold_table),
 		cmocka_unit_test(test_decision_steps_table),
 		cmocka_unit_test(test_ancient_lock_expiry_is_expired),
@@ -1154,7 +1256,7 @@ int main(void)
 		cmocka_unit_test(test_deployment_id_names_the_removed_record),
 		cmocka_unit_test(test_ladder_table),
 		cmocka_unit_test(test_full_clear_plan),
-		cmocka_unit_test(test_lock_only_never_escalates),
+		cmocka_unit_test(test_long_build_trace_with_defaults),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -41,6 +42,9 @@ extern char **environ;
 
 /* A fixed temp-record name, and what a Kudu record holds. */
 #define TEMP_NAME "temp-0badc0de"
+/* The token of every trash name the tests make. */
+#define TOKEN "0badc0de0badc0de"
+#define TRASH(name) REAP_TRASH_PREFIX TOKEN "-" name
 static const char *const record_inner[] = { "status.xml", "log.log", "manifest" };
 
 /* ---- The site tree fixture -------------------------------------------- */
@@ -245,6 +249,7 @@ static void site_stat_from(const struct stat *st, struct site_stat *out)
 		.dev = st->st_dev,
 		.ino = st->st_ino,
 		.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+		.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
 		.size = st->st_size,
 	};
 }
@@ -290,7 +295,7 @@ static int reap_one_target(const struct site_tree *s, const struct reap_target *
 			   struct reap_result *r)
 {
 	atomic_bool cancel = false;
-	return reap_run(s->root, s->root_dev, s->root_ino, t, 1, &cancel, r);
+	return reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 1, &cancel, r);
 }
 
 /* Every detail is one printable line whatever the names on disk hold. */
@@ -350,7 +355,14 @@ static uint64_t fingerprint_at(int dir_fd, uint64_t path_hash, unsigned long *co
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		assert_int_equal(fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW), 0);
+		/* Fresh attributes: a FUSE mount's cache may still show the
+		 * link count of a moment ago. */
+		struct statx sx;
+		assert_int_equal(statx(dir_fd, de->d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC,
+				       STATX_BASIC_STATS, &sx), 0);
+		st = (struct stat){ .st_mode = sx.stx_mode, .st_ino = (ino_t)sx.stx_ino,
+				    .st_size = (off_t)sx.stx_size, .st_nlink = sx.stx_nlink,
+				    .st_mtim = { sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec } };
 		uint64_t h = fnv(path_hash, "/", 1);
 		h = fnv(h, de->d_name, strlen(de->d_name));
 		uint64_t name_h = h;
@@ -416,7 +428,7 @@ static void test_file_targets_removed(void **state)
 	target_judge(&t[0], s->locks_fd, "locks", "status.lock", NULL, 0);
 	target_judge(&t[1], s->dep_fd, "deployments", "pending", NULL, 0);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), 0);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), 0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(r[i].err, 0);
 		assert_int_equal(r[i].files_removed, 1);
@@ -448,7 +460,7 @@ static void test_folder_with_nested_content_removed(void **state)
 	/* status.xml, log.log, manifest, the zip, 1, 2, 3 */
 	assert_int_equal(r.files_removed, 7);
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME));
+	assert_false(exists_at(s->dep_fd, TRASH(TEMP_NAME)));
 	/* deployments/ is empty again */
 	struct fingerprint f = fingerprint(s->dep_fd);
 	assert_int_equal(f.entries, 0);
@@ -468,7 +480,7 @@ static void test_lock_folder_removed(void **state)
 	assert_int_equal(reap_one_target(s, &t, &r), 0);
 	assert_int_equal(r.files_removed, 1);
 	assert_false(exists_at(s->locks_fd, "deployment"));
-	assert_false(exists_at(s->locks_fd, REAP_TRASH_PREFIX "deployment"));
+	assert_false(exists_at(s->locks_fd, TRASH("deployment")));
 }
 
 static void test_leftover_trash_finished(void **state)
@@ -479,17 +491,17 @@ static void test_leftover_trash_finished(void **state)
 	atomic_bool cancel = false;
 
 	/* As an interrupted run leaves them: already renamed, partly emptied. */
-	int fd = mkdir_open(s->dep_fd, REAP_TRASH_PREFIX "temp-12345678");
+	int fd = mkdir_open(s->dep_fd, TRASH("temp-12345678"));
 	int sub = mkdir_open(fd, "artifact");
 	write_at(sub, "x.zip", "PK");
 	write_at(fd, "log.log", "...");
 	close(sub), close(fd);
-	fd = mkdir_open(s->locks_fd, REAP_TRASH_PREFIX "deployment");
+	fd = mkdir_open(s->locks_fd, TRASH("deployment"));
 	close(fd);
-	target_judge(&t[0], s->dep_fd, "deployments", REAP_TRASH_PREFIX "temp-12345678", NULL, 0);
-	target_judge(&t[1], s->locks_fd, "locks", REAP_TRASH_PREFIX "deployment", NULL, 0);
+	target_judge(&t[0], s->dep_fd, "deployments", TRASH("temp-12345678"), NULL, 0);
+	target_judge(&t[1], s->locks_fd, "locks", TRASH("deployment"), NULL, 0);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), 0);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), 0);
 	assert_int_equal(r[0].files_removed, 2);
 	assert_int_equal(r[1].files_removed, 0);
 	assert_int_equal(fingerprint(s->dep_fd).entries, 0);
@@ -502,21 +514,19 @@ static void test_trash_name_taken(void **state)
 	struct reap_target t;
 	struct reap_result r;
 
-	/* Two older leftovers hold the first two trash names. They are not
-	 * targets of this run, so they must stay as they are. */
-	int fd = mkdir_open(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME);
-	write_at(fd, "old", "older leftover");
+	/* An entry that already carries this cleanup's trash name is not this
+	 * cleanup's: the move is refused, the record stays, the entry too. */
+	int fd = mkdir_open(s->dep_fd, TRASH(TEMP_NAME));
+	write_at(fd, "old", "not ours");
 	close(fd);
-	write_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".1", "not even a folder");
 	make_record(s->dep_fd, TEMP_NAME);
 	target_judge_record(&t, s->dep_fd, TEMP_NAME);
-	int old = openat(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int old = openat(s->dep_fd, TRASH(TEMP_NAME), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fingerprint before = fingerprint(old);
 
-	assert_int_equal(reap_one_target(s, &t, &r), 0);
-	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".2"));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".1"));
+	assert_int_equal(reap_one_target(s, &t, &r), -EEXIST);
+	assert_detail_has(&r, "is taken by an entry that is not this cleanup's");
+	assert_true(exists_at(s->dep_fd, TEMP_NAME "/status.xml"));
 	assert_same_fingerprint(before, fingerprint(old));
 	close(old);
 }
@@ -615,18 +625,18 @@ static void change_folder_gone(const struct site_tree *s)
 }
 
 static const struct change_case change_cases[] = {
-	{ "file mtime", false, change_file_mtime, -ESTALE, "mtime changed" },
-	{ "file size", false, change_file_size, -ESTALE, "size changed" },
-	{ "file replaced", false, change_file_replaced, -ESTALE, "inode changed (replaced)" },
-	{ "file now a symlink", false, change_file_to_symlink, -ESTALE, "now a symlink" },
-	{ "file now a folder", false, change_file_to_folder, -ESTALE, "now a folder" },
-	{ "folder mtime", true, change_folder_mtime, -ESTALE, "mtime changed" },
+	{ "file mtime", false, change_file_mtime, -ESTALE, "was modified since judged" },
+	{ "file size", false, change_file_size, -ESTALE, "was modified since judged" },
+	{ "file replaced", false, change_file_replaced, -ESTALE, "was replaced since judged" },
+	{ "file now a symlink", false, change_file_to_symlink, -ESTALE, "changed type" },
+	{ "file now a folder", false, change_file_to_folder, -ESTALE, "changed type" },
+	{ "folder mtime", true, change_folder_mtime, -ESTALE, "was modified since judged" },
 	{ "status.xml appended", true, change_inner_status_appended, -ESTALE,
-	  "status.xml changed since judged (size changed)" },
+	  "status.xml was modified since judged" },
 	{ "manifest appeared", true, change_inner_manifest_appeared, -ESTALE,
-	  "manifest changed since judged (appeared)" },
-	{ "folder replaced", true, change_folder_replaced, -ESTALE, "inode changed (replaced)" },
-	{ "folder now a symlink", true, change_folder_to_symlink, -ESTALE, "now a symlink" },
+	  "had its inode changed since judged" },
+	{ "folder replaced", true, change_folder_replaced, -ESTALE, "was replaced since judged" },
+	{ "folder now a symlink", true, change_folder_to_symlink, -ESTALE, "changed type" },
 	{ "folder gone", true, change_folder_gone, -ENOENT, "already gone" },
 };
 
@@ -839,11 +849,11 @@ static void test_unremovable_entry_reported(void **state)
 
 	assert_int_equal(reap_one_target(s, &t, &r), -ENOTEMPTY);
 	assert_detail_has(&r, "1 could not be removed (first \"stuck\\x0aname\": Operation not permitted)");
-	assert_detail_has(&r, "left as " REAP_TRASH_PREFIX TEMP_NAME);
+	assert_detail_has(&r, "left as " TRASH(TEMP_NAME));
 	assert_int_equal(r.files_removed, 4);
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/stuck\nname"));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/status.xml"));
+	assert_true(exists_at(s->dep_fd, TRASH(TEMP_NAME) "/stuck\nname"));
+	assert_false(exists_at(s->dep_fd, TRASH(TEMP_NAME) "/status.xml"));
 }
 
 /* ---- Depth ----------------------------------------------------------------- */
@@ -956,7 +966,7 @@ static void test_cancel_before_start(void **state)
 	int base_fd = open(s->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fingerprint before = fingerprint(base_fd);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), -ECANCELED);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), -ECANCELED);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(r[i].err, -ECANCELED);
 		assert_detail_has(&r[i], "cancelled");
@@ -982,7 +992,7 @@ static void *cancel_watch_main(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += 30;
 	while (!atomic_load(&cw->reap_done)) {
-		if (exists_at(cw->dep_fd, REAP_TRASH_PREFIX TEMP_NAME)) {
+		if (exists_at(cw->dep_fd, TRASH(TEMP_NAME))) {
 			atomic_store(cw->cancel, true);
 			cw->saw_trash = true;
 			break;
@@ -1014,7 +1024,7 @@ static void test_cancel_during_removal(void **state)
 	target_judge(&t, s->dep_fd, "deployments", TEMP_NAME, NULL, 0);
 
 	assert_int_equal(pthread_create(&thread, NULL, cancel_watch_main, &cw), 0);
-	int rc = reap_run(s->root, s->root_dev, s->root_ino, &t, 1, &cancel, &r);
+	int rc = reap_run(s->root, s->root_dev, s->root_ino, TOKEN, &t, 1, &cancel, &r);
 	atomic_store(&cw.reap_done, true);
 	assert_int_equal(pthread_join(thread, NULL), 0);
 	if (rc == 0) {
@@ -1024,15 +1034,15 @@ static void test_cancel_during_removal(void **state)
 		skip();
 	}
 	assert_int_equal(rc, -ECANCELED);
-	assert_detail_has(&r, "cancelled; the rest is left in " REAP_TRASH_PREFIX TEMP_NAME);
+	assert_detail_has(&r, "cancelled; the rest is left in " TRASH(TEMP_NAME));
 	assert_true(r.files_removed < n_files);
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME));
+	assert_true(exists_at(s->dep_fd, TRASH(TEMP_NAME)));
 	unsigned long first = r.files_removed;
 
 	/* The next cleanup finishes the trash folder. */
 	atomic_store(&cancel, false);
-	target_judge(&t, s->dep_fd, "deployments", REAP_TRASH_PREFIX TEMP_NAME, NULL, 0);
+	target_judge(&t, s->dep_fd, "deployments", TRASH(TEMP_NAME), NULL, 0);
 	assert_int_equal(reap_one_target(s, &t, &r), 0);
 	assert_int_equal(first + r.files_removed, n_files);
 	assert_int_equal(fingerprint(s->dep_fd).entries, 0);
@@ -1057,7 +1067,7 @@ static void test_root_replaced(void **state)
 	int base_fd = open(s->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fingerprint before = fingerprint(base_fd);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r), -ESTALE);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r), -ESTALE);
 	for (int i = 0; i < 2; i++)
 		assert_detail_has(&r[i], "site root is no longer");
 	assert_same_fingerprint(before, fingerprint(base_fd));
@@ -1067,7 +1077,7 @@ static void test_root_replaced(void **state)
 	assert_int_equal(symlink("site-old", s->root), 0);
 	before = fingerprint(base_fd);
 	/* O_NOFOLLOW with O_DIRECTORY: Linux answers ENOTDIR (or ELOOP). */
-	int rc = reap_run(s->root, s->root_dev, s->root_ino, t, 2, &cancel, r);
+	int rc = reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 2, &cancel, r);
 	assert_true(rc == -ENOTDIR || rc == -ELOOP);
 	assert_int_equal(r[1].err, rc);
 	assert_same_fingerprint(before, fingerprint(base_fd));
@@ -1151,10 +1161,10 @@ static void test_targets_independent(void **state)
 	append_at(fd, "log.log", "still running\n");
 	close(fd);
 
-	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, t, 3, &cancel, r), -ENOENT);
+	assert_int_equal(reap_run(s->root, s->root_dev, s->root_ino, TOKEN, t, 3, &cancel, r), -ENOENT);
 	assert_int_equal(r[0].err, -ENOENT);
 	assert_int_equal(r[1].err, -ESTALE);
-	assert_detail_has(&r[1], "log.log changed since judged");
+	assert_detail_has(&r[1], "log.log was modified since judged");
 	assert_int_equal(r[2].err, 0);
 	assert_true(exists_at(s->dep_fd, TEMP_NAME "/log.log"));
 	assert_false(exists_at(s->locks_fd, "status.lock"));
@@ -1197,7 +1207,7 @@ static void test_tmpfs_mount_inside(void **state)
 	assert_int_equal(r.files_removed, 4);
 	/* Kudu's name is gone; what is left is plainly ours. */
 	assert_false(exists_at(s->dep_fd, TEMP_NAME));
-	assert_true(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/artifact/mnt"));
+	assert_true(exists_at(s->dep_fd, TRASH(TEMP_NAME) "/artifact/mnt"));
 	close(mnt_fd);
 }
 
@@ -1294,17 +1304,18 @@ static void test_on_fuse_without_noreplace(void **state)
 	unlinkat(dep_fd, "probe", 0);
 	unlinkat(dep_fd, "probe2", 0);
 	make_record(dep_fd, TEMP_NAME);
-	int fd = mkdir_open(dep_fd, REAP_TRASH_PREFIX TEMP_NAME);
+	/* Another cleanup's trash (another token): never touched. */
+	int fd = mkdir_open(dep_fd, REAP_TRASH_PREFIX "1111111111111111-" TEMP_NAME);
 	write_at(fd, "old", "older leftover");
 	close(fd);
 	target_judge_record(&t, dep_fd, TEMP_NAME);
 	assert_int_equal(fstat(root_fd, &st), 0);
 
-	assert_int_equal(reap_run(root, st.st_dev, st.st_ino, &t, 1, &cancel, &r), 0);
+	assert_int_equal(reap_run(root, st.st_dev, st.st_ino, TOKEN, &t, 1, &cancel, &r), 0);
 	assert_int_equal(r.files_removed, 4);
 	assert_false(exists_at(dep_fd, TEMP_NAME));
-	assert_false(exists_at(dep_fd, REAP_TRASH_PREFIX TEMP_NAME ".1"));
-	assert_true(exists_at(dep_fd, REAP_TRASH_PREFIX TEMP_NAME "/old"));
+	assert_false(exists_at(dep_fd, TRASH(TEMP_NAME)));
+	assert_true(exists_at(dep_fd, REAP_TRASH_PREFIX "1111111111111111-" TEMP_NAME "/old"));
 	close(dep_fd);
 	close(root_fd);
 }
@@ -1395,8 +1406,8 @@ static void race_reset(const struct site_tree *s, const char *victim)
 	assert_int_equal(symlinkat(victim, s->dep_fd, "swap"), 0);
 	/* No trash may be left by a round: a renamed record is finished, and
 	 * anything swapped in is put back. */
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX TEMP_NAME));
-	assert_false(exists_at(s->dep_fd, REAP_TRASH_PREFIX "swap"));
+	assert_false(exists_at(s->dep_fd, TRASH(TEMP_NAME)));
+	assert_false(exists_at(s->dep_fd, TRASH("swap")));
 }
 
 static void test_race_swap_with_symlink(void **state)
@@ -1448,6 +1459,326 @@ static void test_race_swap_with_symlink(void **state)
 	print_message("%u rounds, %lu swaps: %lu removed, %lu changed, %lu refused, %lu gone\n",
 		      rounds, rc.swaps, outcomes[0], outcomes[1], outcomes[2], outcomes[3]);
 	assert_same_fingerprint(outside, fingerprint(s->outside_fd));
+}
+
+/* ---- The transaction: move aside, roll back, commit ---------------------------
+ *
+ * The test binary defines statx, renameat2 and linkat itself: reap.c and
+ * rmtree.c, linked into it, call these, which record what was asked and then
+ * make the real system call. So a test sees the order of the put-backs and
+ * the flags of every attribute read, without any timing. */
+
+#define CALLS_MAX 256
+static struct {
+	bool on;
+	size_t n;
+	char name[CALLS_MAX][NAME_MAX + 1];
+	unsigned flags[CALLS_MAX];
+	char what[CALLS_MAX];           /* 's' statx, 'r' rename, 'l' link */
+} calls;
+
+static void record(char what, const char *name, unsigned flags)
+{
+	if (!calls.on || calls.n >= CALLS_MAX)
+		return;
+	calls.what[calls.n] = what;
+	calls.flags[calls.n] = flags;
+	snprintf(calls.name[calls.n], sizeof(calls.name[0]), "%s", name);
+	calls.n++;
+}
+
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
+{
+	record('s', path, (unsigned)flags);
+	long r = syscall(SYS_statx, dirfd, path, flags, mask, buf);
+	return r < 0 ? -1 : (int)r;
+}
+
+int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+	      unsigned int flags)
+{
+	record('r', newpath, flags);
+	long r = syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+	return r < 0 ? -1 : (int)r;
+}
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+{
+	record('l', newpath, (unsigned)flags);
+	long r = syscall(SYS_linkat, olddirfd, oldpath, newdirfd, newpath, flags);
+	return r < 0 ? -1 : (int)r;
+}
+
+/* The three targets of a stuck deployment, in the policy's order (the lock
+ * folder last), judged under the site root open at root_fd. */
+struct txn_site {
+	int root_fd, locks_fd, dep_fd;
+	struct reap_target t[3];
+	struct reap_result r[3];
+};
+
+static void txn_site_make(struct txn_site *x, int root_fd)
+{
+	static const char *const lock_inner[] = { "info.lock" };
+
+	x->root_fd = root_fd;
+	x->locks_fd = mkdir_open(root_fd, "locks");
+	x->dep_fd = mkdir_open(root_fd, "deployments");
+	write_at(x->dep_fd, "pending", "");
+	make_record(x->dep_fd, TEMP_NAME);
+	int fd = mkdir_open(x->locks_fd, "deployment");
+	write_at(fd, "info.lock", "{\"lockExpiry\":null}");
+	close(fd);
+	target_judge(&x->t[0], x->dep_fd, "deployments", "pending", NULL, 0);
+	target_judge_record(&x->t[1], x->dep_fd, TEMP_NAME);
+	target_judge(&x->t[2], x->locks_fd, "locks", "deployment", lock_inner, 1);
+}
+
+static void txn_site_close(struct txn_site *x)
+{
+	close(x->locks_fd);
+	close(x->dep_fd);
+}
+
+static void txn_begin(struct txn_site *x, const char *root, struct reap_txn *txn,
+		      atomic_bool *cancel)
+{
+	struct stat st;
+	assert_int_equal(fstat(x->root_fd, &st), 0);
+	assert_int_equal(reap_begin(txn, root, st.st_dev, st.st_ino, TOKEN, x->t, 3, cancel, x->r), 0);
+}
+
+/* Moved aside, then rolled back with every name free: all three are back
+ * under their own names, as they were, the last moved first, and no trash
+ * is left. Then the same again, while Kudu made pending (a file) and the
+ * temp record (a non-empty folder) again: Kudu's stay, ours are kept
+ * beside them; the lock folder, whose name stayed free, is back. */
+static void txn_rollback_scenario(const char *root, int root_fd)
+{
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+
+	txn_site_make(&x, root_fd);
+	struct fingerprint dep = fingerprint(x.dep_fd), locks = fingerprint(x.locks_fd);
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(x.r[i].state, REAP_MOVED);
+	assert_false(exists_at(x.dep_fd, "pending"));
+	assert_true(exists_at(x.dep_fd, TRASH("pending")));
+	assert_true(exists_at(x.dep_fd, TRASH(TEMP_NAME) "/status.xml"));
+	assert_true(exists_at(x.locks_fd, TRASH("deployment") "/info.lock"));
+
+	calls.n = 0;
+	calls.on = true;
+	reap_rollback(&txn);
+	calls.on = false;
+	reap_end(&txn);
+	/* The put-backs, in order: the lock folder first, pending last. */
+	const char *order[3] = { "deployment", TEMP_NAME, "pending" };
+	size_t k = 0;
+	for (size_t i = 0; i < calls.n && k < 3; i++)
+		if ((calls.what[i] == 'r' || calls.what[i] == 'l') &&
+		    strcmp(calls.name[i], order[k]) == 0)
+			k++;
+	assert_int_equal(k, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(x.r[i].state, REAP_PUT_BACK);
+	/* Everything as it was: names, inodes, contents (the folders' own
+	 * mtimes moved with the renames, and are not in the fingerprint). */
+	assert_same_fingerprint(dep, fingerprint(x.dep_fd));
+	assert_same_fingerprint(locks, fingerprint(x.locks_fd));
+
+	/* Again, with Kudu making two of the names while they are aside. */
+	target_judge(&x.t[0], x.dep_fd, "deployments", "pending", NULL, 0);
+	target_judge_record(&x.t[1], x.dep_fd, TEMP_NAME);
+	target_judge(&x.t[2], x.locks_fd, "locks", "deployment", (const char *const[]){ "info.lock" }, 1);
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), 0);
+	write_at(x.dep_fd, "pending", "kudu's new marker");
+	int fd = mkdir_open(x.dep_fd, TEMP_NAME);
+	write_at(fd, "status.xml", "<deployment><status>Building</status></deployment>");
+	close(fd);
+	reap_rollback(&txn);
+	reap_end(&txn);
+	assert_int_equal(x.r[0].state, REAP_KEPT_BESIDE);
+	assert_int_equal(x.r[1].state, REAP_KEPT_BESIDE);
+	assert_int_equal(x.r[2].state, REAP_PUT_BACK);
+	assert_string_equal(x.r[0].kept, KUDU_KEPT_PREFIX TOKEN "-pending");
+	assert_string_equal(x.r[1].kept, KUDU_KEPT_PREFIX TOKEN "-" TEMP_NAME);
+	fd = openat(x.dep_fd, "pending", O_RDONLY | O_CLOEXEC);
+	char buf[64] = "";
+	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+	close(fd);
+	assert_string_equal(buf, "kudu's new marker");
+	assert_true(exists_at(x.dep_fd, TEMP_NAME "/status.xml"));
+	assert_false(exists_at(x.dep_fd, TEMP_NAME "/log.log"));
+	assert_true(exists_at(x.dep_fd, KUDU_KEPT_PREFIX TOKEN "-" TEMP_NAME "/log.log"));
+	assert_true(exists_at(x.dep_fd, KUDU_KEPT_PREFIX TOKEN "-pending"));
+	assert_true(exists_at(x.locks_fd, "deployment/info.lock"));
+	assert_false(exists_at(x.dep_fd, TRASH("pending")));
+	assert_false(exists_at(x.dep_fd, TRASH(TEMP_NAME)));
+	txn_site_close(&x);
+}
+
+/* On tmpfs, which has RENAME_NOREPLACE and links. */
+static void test_txn_rollback(void **state)
+{
+	struct site_tree *s = *state;
+	char root[192];
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	mount_or_skip("tmpfs", root, "tmpfs", 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_rollback_scenario(root, fd);
+	close(fd);
+}
+
+/* A bindfs mount answers EINVAL to RENAME_NOREPLACE, as cifs does: the
+ * put-back goes by link (files) and by plain rename (folders), and still
+ * never replaces what Kudu made. */
+static void test_txn_rollback_on_fuse(void **state)
+{
+	struct site_tree *s = *state;
+	char src[160], mnt[160], root[192];
+
+	snprintf(src, sizeof(src), "%s/fuse-src", s->base);
+	snprintf(mnt, sizeof(mnt), "%s/fuse-mnt", s->base);
+	snprintf(root, sizeof(root), "%s/site", mnt);
+	assert_int_equal(mkdir(src, 0755), 0);
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	char *argv[] = { "bindfs", src, mnt, NULL };
+	if (run_command(argv) != 0) {
+		print_message("bindfs is not usable here: test skipped\n");
+		skip();
+	}
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	write_at(fd, "probe", "");
+	if (renameat2(fd, "probe", fd, "probe2", RENAME_NOREPLACE) == 0 || errno != EINVAL)
+		print_message("this bindfs supports RENAME_NOREPLACE: the fallback is not exercised\n");
+	unlinkat(fd, "probe", 0);
+	unlinkat(fd, "probe2", 0);
+	txn_rollback_scenario(root, fd);
+	close(fd);
+}
+
+/* A commit deletes what was moved; with trash_only a folder is left as
+ * trash for the sweep (named with the token), a file goes at once. */
+static void test_txn_commit(void **state)
+{
+	struct site_tree *s = *state;
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+	char root[192];
+
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_site_make(&x, fd);
+	x.t[1].trash_only = true;
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), 0);
+	assert_int_equal(reap_commit(&txn, NULL, NULL), 0);
+	reap_end(&txn);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(x.r[i].state, REAP_REMOVED);
+	assert_false(exists_at(x.dep_fd, "pending"));
+	assert_false(exists_at(x.dep_fd, TRASH("pending")));
+	assert_false(exists_at(x.dep_fd, TEMP_NAME));
+	assert_true(exists_at(x.dep_fd, TRASH(TEMP_NAME) "/status.xml"));
+	assert_false(exists_at(x.locks_fd, "deployment"));
+	assert_false(exists_at(x.locks_fd, TRASH("deployment")));
+	txn_site_close(&x);
+	close(fd);
+}
+
+/* A target changed between the scan and its move stops the moves: it is
+ * left as it is, those moved before it are still aside (for the caller's
+ * rollback), those after it untouched. */
+static void test_txn_move_stops_at_a_change(void **state)
+{
+	struct site_tree *s = *state;
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+	char root[192];
+
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_site_make(&x, fd);
+	int rec = openat(x.dep_fd, TEMP_NAME, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	append_at(rec, "log.log", "still building\n");
+	close(rec);
+	txn_begin(&x, root, &txn, &cancel);
+	assert_int_equal(reap_move_all(&txn), -ESTALE);
+	assert_int_equal(x.r[0].state, REAP_MOVED);
+	assert_int_equal(x.r[1].state, REAP_UNTOUCHED);
+	assert_int_equal(x.r[2].state, REAP_UNTOUCHED);
+	assert_detail_has(&x.r[1], "log.log was modified since judged");
+	reap_rollback(&txn);
+	reap_end(&txn);
+	assert_int_equal(x.r[0].state, REAP_PUT_BACK);
+	assert_true(exists_at(x.dep_fd, "pending"));
+	assert_true(exists_at(x.locks_fd, "deployment/info.lock"));
+	txn_site_close(&x);
+	close(fd);
+}
+
+/* Every re-check before a move reads attributes from the filesystem, not
+ * from a client's attribute cache (a cifs mount answers from its cache for
+ * up to actimeo): each statx of a target, of what carries its trash name,
+ * and of the judged files inside passes AT_STATX_FORCE_SYNC. */
+static void test_rechecks_force_sync(void **state)
+{
+	struct site_tree *s = *state;
+	struct txn_site x;
+	struct reap_txn txn;
+	atomic_bool cancel = false;
+	char root[192];
+	const char *const checked[] = { "pending", TEMP_NAME, "status.xml", "log.log",
+					 "manifest", "deployment", "info.lock", "" };
+	unsigned seen[8] = { 0 };
+
+	snprintf(root, sizeof(root), "%s/txn", s->base);
+	assert_int_equal(mkdir(root, 0755), 0);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	txn_site_make(&x, fd);
+	txn_begin(&x, root, &txn, &cancel);
+	calls.n = 0;
+	calls.on = true;
+	assert_int_equal(reap_move_all(&txn), 0);
+	calls.on = false;
+	reap_rollback(&txn);
+	reap_end(&txn);
+	for (size_t i = 0; i < calls.n; i++) {
+		if (calls.what[i] != 's')
+			continue;
+		for (size_t k = 0; k < 8; k++) {
+			if (strcmp(calls.name[i], checked[k]) != 0)
+				continue;
+			seen[k]++;
+			/* "" is the area's own identity too (not a re-check);
+			 * the others are. */
+			if (k < 7 && !(calls.flags[i] & AT_STATX_FORCE_SYNC))
+				fail_msg("statx of %s without AT_STATX_FORCE_SYNC (flags %#x)",
+					 calls.name[i], calls.flags[i]);
+		}
+	}
+	for (size_t k = 0; k < 7; k++)
+		if (seen[k] == 0)
+			fail_msg("no statx of %s", checked[k]);
+	/* What carries each trash name, through its descriptor: 3 targets. */
+	size_t forced_self = 0;
+	for (size_t i = 0; i < calls.n; i++)
+		forced_self += calls.what[i] == 's' && calls.name[i][0] == '\0' &&
+			       (calls.flags[i] & AT_STATX_FORCE_SYNC);
+	assert_true(forced_self >= 3);
+	txn_site_close(&x);
+	close(fd);
 }
 
 /* ---- reap_target_from_entry ------------------------------------------------ */
@@ -1533,6 +1864,11 @@ int main(void)
 		SITE_TEST(test_area_is_a_mount),
 		SITE_TEST(test_on_fuse_without_noreplace),
 		SITE_TEST(test_race_swap_with_symlink),
+		SITE_TEST(test_txn_rollback),
+		SITE_TEST(test_txn_rollback_on_fuse),
+		SITE_TEST(test_txn_commit),
+		SITE_TEST(test_txn_move_stops_at_a_change),
+		SITE_TEST(test_rechecks_force_sync),
 		cmocka_unit_test(test_target_from_entry),
 	};
 

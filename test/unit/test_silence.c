@@ -206,7 +206,7 @@ static void test_cap_is_the_default(void **state)
 	assert_int_equal(config_load(&cfg, NULL, env, NULL, err, sizeof(err)), 0);
 	if (cfg.policy_stuck_after_source == CONFIG_FROM_DEFAULT)
 		assert_int_equal(cfg.policy_stuck_after, CONFIG_STUCK_AFTER_DEFAULT_MS);
-	assert_int_equal(cfg.policy_auto_floor, 5 * M);
+	assert_int_equal(cfg.policy_auto_floor, 25 * M);
 	config_free(&cfg);
 }
 
@@ -243,11 +243,13 @@ static struct site_stat aged(mode_t type, uint64_t age_ms, ino_t ino)
 }
 
 /* A live deployment (the lock folder, an unfinished temp record) last
- * active age_ms ago, judged with stuck_after_ms at NOW_WALL. */
+ * active age_ms ago and watched unchanged all that time, judged with
+ * stuck_after_ms at NOW_WALL. */
 static bool stuck_at(uint64_t age_ms, uint64_t stuck_after_ms)
 {
 	struct site_snapshot snap = { .scanned_ns = NOW_WALL };
-	struct policy_params params = { .stuck_after_ms = stuck_after_ms, .quiet_period_ms = S };
+	struct policy_params params = { .stuck_after_ms = stuck_after_ms };
+	struct policy_history watched = { .started = true };
 	struct policy_decision d;
 	struct site_entry *e;
 
@@ -274,7 +276,7 @@ static bool stuck_at(uint64_t age_ms, uint64_t stuck_after_ms)
 	e->status_err = 0;
 	e->status.state = KUDU_STATE_BUILDING;
 	e->status.is_temp = true;
-	assert_int_equal(policy_decide(&snap, NULL, &params, NOW_WALL, 0, &d), 0);
+	assert_int_equal(policy_decide(&snap, &watched, &params, NOW_WALL, age_ms, &d), 0);
 	assert_true(d.claims_running);
 	bool stuck = d.stuck;
 	policy_decision_free(&d);

@@ -45,6 +45,11 @@ def unavailable_reason():
     return None
 
 
+def _bin(name):
+    """The program's path: smbd lives in /usr/sbin, which a user's PATH may lack."""
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
 def _free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -112,13 +117,13 @@ class SambaServer:
         """Returns None once smbd listens, or why it could not start."""
         self.port = _free_port()
         self._write_conf()
-        r = subprocess.run(["smbpasswd", "-c", str(self.conf), "-a", "-s", USER],
+        r = subprocess.run([_bin("smbpasswd"), "-c", str(self.conf), "-a", "-s", USER],
                            input=f"{PASSWORD}\n{PASSWORD}\n", capture_output=True, text=True,
                            timeout=START_TIMEOUT_S)
         if r.returncode != 0:
             return f"smbpasswd exited {r.returncode}: {r.stderr.strip()}"
         self._log = open(self.dir / "log" / "smbd.out", "wb")
-        self.proc = subprocess.Popen(["smbd", "-F", "--no-process-group", "-s", str(self.conf),
+        self.proc = subprocess.Popen([_bin("smbd"), "-F", "--no-process-group", "-s", str(self.conf),
                                       "--debug-stdout", "-d0"],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

@@ -143,6 +143,9 @@ struct agent {
 	uint64_t claim_asked_ms;  /* monotonic time the claim was asked for */
 	bool act_again;           /* a claim was due while another claim job ran */
 	uint64_t sweep_started_ms; /* monotonic start of the trash sweep in flight */
+	/* When the last trash sweep returned, on the clock of a snapshot's
+	 * scanned_mono_ms (clock_read, not uv_now). */
+	uint64_t sweep_ended_mono_ms;
 	uint64_t prune_started_ms; /* ... and of the archive pruning */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
@@ -182,6 +185,9 @@ void agent_on_rescan_timer(uv_timer_t *t);
  * archive pruning) starts or returns: says once that the share is not
  * answering, and once that it answers again. */
 void agent_check_share(struct agent *a);
+/* The same, after a scan returned: answered when it read the site root (a
+ * real reply from the share); only that ends an outage said before. */
+void agent_check_share_reply(struct agent *a, bool answered);
 /* Sets a->stuck_after_ms from the configuration and, for auto, the history;
  * logs auto's value and why at start and whenever it changes. */
 void agent_update_stuck_after(struct agent *a);

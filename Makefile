@@ -170,11 +170,14 @@ e2e: deps-check $(BUILD)/lockwarden
 model:
 	cd test/model && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -rs -s -p no:cacheprovider .
 
-# The daemon under faults (issue 3) and under attack (issue 4): the normal
+# The daemon under faults (issue 3), under attack (issue 4), and on the two
+# kinds of share (test/share: bindfs, and Samba through smbnetfs): the normal
 # build only, since several tests measure or limit resources.
 robust: deps-check $(BUILD)/lockwarden
 	cd test && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider robust attack
+	cd test/share && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+		/usr/bin/python3 -m pytest -q -rsx -p no:cacheprovider -n 2 .
 
 # Packaging, hooks, man pages, the unit file and the container entrypoint.
 packaging-check: deps-check $(BUILD)/lockwarden

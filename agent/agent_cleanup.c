@@ -129,6 +129,25 @@ static void reap_work(uv_work_t *req)
 	cleanup_run(job, &a->cancel);
 }
 
+/* Trash the sweep found gone is what the sweep wanted. A scan can list
+ * trash already removed: the share's client shows a folder's old attributes
+ * for up to a second, and an unchanged folder is not listed again (scan.h).
+ * That is no failure to retry, nor to say after "finished removing". */
+static void forget_already_gone(struct cleanup_job *job)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < job->n; i++) {
+		if (job->results[i].err == -ENOENT) {
+			log_debug("trash %s/%s was already gone", job->targets[i].area,
+				  job->targets[i].name);
+			continue;
+		}
+		job->targets[kept] = job->targets[i];
+		job->results[kept++] = job->results[i];
+	}
+	job->n = kept;
+}
+
 static void reap_after(uv_work_t *req, int status)
 {
 	struct cleanup_job *job = container_of(req, struct cleanup_job, req);
@@ -136,12 +155,18 @@ static void reap_after(uv_work_t *req, int status)
 	struct cleanup_outcome out = { 0 };
 	uint64_t *last_failure = &a->last_failure_plan[job->sweep];
 
-	if (job->sweep)
+	if (job->sweep) {
+		struct clock_now now;
+		clock_read(&now);
 		a->sweep = NULL;
-	else
+		a->sweep_ended_mono_ms = now.mono_ms;
+	} else {
 		a->reap = NULL;
+	}
 	agent_check_share(a);
 	if (status == 0) {
+		if (job->sweep)
+			forget_already_gone(job);
 		cleanup_log(job, *last_failure, &out);
 		agent_metrics_cleanup(a, &out);
 		*last_failure = out.failure_plan;
@@ -414,8 +439,11 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 void agent_sweep(struct agent *a, const struct site_snapshot *snap)
 {
 	/* Only the trash of committed cleanups, and only while no other
-	 * instance is at work on the site. */
+	 * instance is at work on the site. A scan begun before the last sweep
+	 * returned still lists the trash that sweep removed: the next scan
+	 * sweeps what is left. */
 	if (!a->sweep && !a->stopping && !a->cfg.policy_dry_run && !a->opt.once &&
+	    snap->scanned_mono_ms > a->sweep_ended_mono_ms &&
 	    (incident_held(&a->inc) || incident_unclaimed(&a->inc))) {
 		struct cleanup_job *job = prepare_cleanup(a, snap, NULL);
 		if (job)

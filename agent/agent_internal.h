@@ -144,6 +144,9 @@ struct agent {
 	bool act_again;           /* a claim was due while another claim job ran */
 	bool site_claims_running; /* the last decision saw a deployment claim to run */
 	uint64_t sweep_started_ms; /* monotonic start of the trash sweep in flight */
+	/* When the last trash sweep returned, on the clock of a snapshot's
+	 * scanned_mono_ms (clock_read, not uv_now). */
+	uint64_t sweep_ended_mono_ms;
 	uint64_t prune_started_ms; /* ... and of the archive pruning */
 	char instance[32];        /* this instance, as the archive names it */
 	atomic_bool cancel;
@@ -183,6 +186,9 @@ void agent_on_rescan_timer(uv_timer_t *t);
  * archive pruning) starts or returns: says once that the share is not
  * answering, and once that it answers again. */
 void agent_check_share(struct agent *a);
+/* The same, after a scan returned: answered when it read the site root (a
+ * real reply from the share); only that ends an outage said before. */
+void agent_check_share_reply(struct agent *a, bool answered);
 /* Sets a->stuck_after_ms from the configuration and, for auto, the history;
  * logs auto's value and why at start and whenever it changes. */
 void agent_update_stuck_after(struct agent *a);

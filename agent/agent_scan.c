@@ -90,6 +90,11 @@ static void say_share_out(struct agent *a, uint64_t now_ms, const struct busy_jo
 
 void agent_check_share(struct agent *a)
 {
+	agent_check_share_reply(a, false);
+}
+
+void agent_check_share_reply(struct agent *a, bool answered)
+{
 	uint64_t now_ms = agent_mono_now_ms(a);
 	struct busy_job oldest = oldest_busy(a);
 	uint64_t limit_ms = scan_hang_limit_ms(a->cfg.scan_rescan_interval);
@@ -101,7 +106,9 @@ void agent_check_share(struct agent *a)
 			say_share_out(a, now_ms, &oldest);
 		return;
 	}
-	if (a->share_out) {
+	/* Only a real reply ends the outage: a share's client that gave up on
+	 * the server returns EIO, which proves nothing about the server. */
+	if (a->share_out && answered) {
 		a->share_out = false;
 		config_format_duration(now_ms - a->share_out_ms, took, sizeof(took));
 		log_event(LOG_LEVEL_INFO, "share",
@@ -539,7 +546,7 @@ static void scan_after(uv_work_t *req, int status)
 	a->scan = NULL;
 	bool overdue = agent_mono_now_ms(a) - job->started_ms >=
 		       scan_hang_limit_ms(a->cfg.scan_rescan_interval);
-	agent_check_share(a);
+	agent_check_share_reply(a, read && job->snap.root_err == 0);
 	/* So does a shorter scan that was in flight when the share answered
 	 * again (another job, a claim, had been blocked for the limit). */
 	overdue = overdue || (a->share_back_ms && job->started_ms <= a->share_back_ms);

@@ -3,12 +3,15 @@
 #include "report.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -491,91 +494,170 @@ static int report_body(const struct config *cfg, bool json, FILE *out)
 	return code;
 }
 
-/* The report runs in its own thread while this one waits with a deadline:
- * on a share that does not answer (a storage failover) every call blocks in
- * the kernel, and a health check that hangs is worse than one that fails. */
-struct report_job {
-	pthread_mutex_t lock;
-	pthread_cond_t done_cond;
-	bool done;
-	const struct config *cfg;
-	bool json;
-	char *text;               /* what it printed (open_memstream) */
-	size_t text_len;
-	int code;
-};
+/* The report runs in a child process while this one waits with a deadline.
+ * On a share that does not answer (a storage failover) every call blocks in
+ * the kernel, and a health check that hangs is worse than one that fails.
+ * A process, not a thread: a thread blocked in a call the share's client
+ * has already taken cannot be ended, and a process does not end before all
+ * its threads have, so `report` would outlive its own limit by as long as
+ * the client takes to give up (20 s and more through smbnetfs). The child
+ * is left to end when the client answers; nothing the caller waits on (our
+ * exit, our stdout or stderr) waits for it. */
 
-static void *report_thread(void *arg)
+/* In the child: the report's exit code as one byte, then its text, on
+ * result_fd; its messages to stderr go through err_fd. */
+static void report_child(const struct config *cfg, bool json, int result_fd, int err_fd)
 {
-	struct report_job *job = arg;
-	FILE *mem = open_memstream(&job->text, &job->text_len);
-	int code = 1;
+	char *text = NULL;
+	size_t len = 0;
+	int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (null_fd < 0 || dup2(null_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+		_exit(1);
+	FILE *mem = open_memstream(&text, &len);
+	unsigned char code = 1;
 	if (!mem)
 		fprintf(stderr, "lockwarden: out of memory\n");
 	else
-		code = report_body(job->cfg, job->json, mem);
+		code = (unsigned char)report_body(cfg, json, mem);
 	if (mem)
 		fclose(mem);
-	pthread_mutex_lock(&job->lock);
-	job->code = code;
-	job->done = true;
-	pthread_cond_signal(&job->done_cond);
-	pthread_mutex_unlock(&job->lock);
-	return NULL;
+	fflush(stderr);
+	if (write(result_fd, &code, 1) == 1) {
+		for (size_t off = 0; off < len;) {
+			ssize_t n = write(result_fd, text + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+	}
+	_exit(0);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct clock_now now;
+	clock_read(&now);
+	return now.mono_ms;
+}
+
+/* Reads what is there on fd into *buf (grown as needed): 1 read, 0 at the
+ * end, -errno. */
+static int drain(int fd, char **buf, size_t *len, size_t *cap)
+{
+	if (*cap - *len < 4096) {
+		size_t want = *cap ? *cap * 2 : 8192;
+		char *b = realloc(*buf, want);
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		*cap = want;
+	}
+	ssize_t n = read(fd, *buf + *len, *cap - *len);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+	*len += (size_t)n;
+	return n > 0;
 }
 
 int report_run(const struct config *cfg, bool json, FILE *out)
 {
-	/* On the heap: when the deadline passes, the thread still owns it. */
-	struct report_job *job = calloc(1, sizeof(*job));
 	uint64_t limit_ms = scan_hang_limit_ms(cfg->scan_rescan_interval);
-	pthread_condattr_t attr;
-	pthread_t thread;
-	struct timespec deadline;
+	int result[2], err[2];
+	char *res = NULL, *msg = NULL;
+	size_t res_len = 0, res_cap = 0, msg_len = 0, msg_cap = 0;
 
-	if (!job) {
-		fprintf(stderr, "lockwarden: out of memory\n");
-		return 1;
+	if (pipe2(result, O_CLOEXEC) < 0)
+		goto cannot_start;
+	if (pipe2(err, O_CLOEXEC) < 0) {
+		close(result[0]);
+		close(result[1]);
+		goto cannot_start;
 	}
-	pthread_mutex_init(&job->lock, NULL);
-	job->cfg = cfg;
-	job->json = json;
-	if (pthread_condattr_init(&attr) != 0 ||
-	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&job->done_cond, &attr) != 0) {
-		fprintf(stderr, "lockwarden: cannot start the report\n");
-		return 1;
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(result[0]);
+		close(err[0]);
+		report_child(cfg, json, result[1], err[1]);
 	}
-	int r = pthread_create(&thread, NULL, report_thread, job);
-	if (r != 0) {
-		fprintf(stderr, "lockwarden: cannot start the report: %s\n", strerror(r));
-		return 1;
+	close(result[1]);
+	close(err[1]);
+	if (pid < 0) {
+		close(result[0]);
+		close(err[0]);
+		goto cannot_start;
 	}
-	deadline = clock_mono_deadline(limit_ms);
-	pthread_mutex_lock(&job->lock);
-	while (!job->done && r == 0)
-		r = pthread_cond_timedwait(&job->done_cond, &job->lock, &deadline);
-	bool done = job->done;
-	pthread_mutex_unlock(&job->lock);
-	if (!done) {
+
+	/* Both pipes to their end (the child has written everything and
+	 * exited, or died), or the deadline. */
+	uint64_t deadline_ms = mono_ms() + limit_ms;
+	struct pollfd fds[2] = { { .fd = result[0], .events = POLLIN },
+				 { .fd = err[0], .events = POLLIN } };
+	int open_fds = 2, r = 0;
+	while (open_fds > 0 && r >= 0) {
+		uint64_t now_ms = mono_ms();
+		if (now_ms >= deadline_ms)
+			break;
+		uint64_t wait_ms = deadline_ms - now_ms;
+		if (poll(fds, 2, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		for (int i = 0; i < 2 && r >= 0; i++) {
+			if (fds[i].fd < 0 || !fds[i].revents)
+				continue;
+			r = i == 0 ? drain(fds[i].fd, &res, &res_len, &res_cap) :
+				     drain(fds[i].fd, &msg, &msg_len, &msg_cap);
+			if (r == 0) {
+				close(fds[i].fd);
+				fds[i].fd = -1;
+				open_fds--;
+			}
+			if (i == 1 && msg_len) {
+				/* The child's messages as they come. */
+				fwrite(msg, 1, msg_len, stderr);
+				msg_len = 0;
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (fds[i].fd >= 0)
+			close(fds[i].fd);
+	free(msg);
+	if (open_fds > 0 || r < 0) {
 		char limit[32];
+		/* It may be blocked in the kernel and end only when the client
+		 * gives up; SIGKILL ends it then, and nothing waits for it. It
+		 * changed nothing and printed nothing to out. */
+		kill(pid, SIGKILL);
+		free(res);
+		if (r < 0) {
+			fprintf(stderr, "lockwarden: the report failed: %s\n", strerror(-r));
+			return 1;
+		}
 		config_format_duration(limit_ms, limit, sizeof(limit));
 		fprintf(stderr, "lockwarden: site root %s is not answering: no reply within %s; "
 			"nothing judged\n", cfg->site_root, limit);
-		fflush(stdout);
-		fflush(stderr);
-		/* The report thread is blocked in the kernel and cannot be joined,
-		 * and returning would free the configuration it still reads: leave
-		 * now. It has changed nothing and printed nothing to out. */
-		_exit(1);
+		return 1;
 	}
-	pthread_join(thread, NULL);
-	if (job->text_len)
-		fwrite(job->text, 1, job->text_len, out);
-	free(job->text);
-	int code = job->code;
-	pthread_cond_destroy(&job->done_cond);
-	pthread_mutex_destroy(&job->lock);
-	free(job);
+	waitpid(pid, NULL, 0);
+	int code = 1;
+	if (res_len == 0)
+		fprintf(stderr, "lockwarden: the report ended without a result\n");
+	else {
+		code = (unsigned char)res[0];
+		fwrite(res + 1, 1, res_len - 1, out);
+	}
+	free(res);
 	return code;
+
+cannot_start:
+	fprintf(stderr, "lockwarden: cannot start the report: %s\n", strerror(errno));
+	return 1;
 }

@@ -43,6 +43,13 @@ enum verify_outcome verify_check(struct verify_restart *v, const struct site_sna
 {
 	if (!v->armed)
 		return VERIFY_IDLE;
+	/* A scan that began before the hook exited read the tree from before
+	 * the restart ended, on the same monotonic clock: it proves neither
+	 * that the lock came back nor that the window passed. Without this,
+	 * the elapsed time below would wrap to a huge number and end the
+	 * watch at once. */
+	if (now_ms < v->since_ms)
+		return VERIFY_WATCHING;
 	if (verify_same_lock(snap, &v->removed)) {
 		v->armed = false;
 		return VERIFY_LOCK_BACK;

@@ -44,7 +44,9 @@ void verify_arm(struct verify_restart *v, const struct kudu_info_lock *removed,
 const struct site_entry *verify_same_lock(const struct site_snapshot *snap,
 					  const struct kudu_info_lock *removed);
 
-/* Judges one scan; VERIFY_DONE and VERIFY_LOCK_BACK disarm. */
+/* Judges one scan begun at now_ms (the monotonic clock verify_arm was given);
+ * a scan begun before the arm is not judged. VERIFY_DONE and VERIFY_LOCK_BACK
+ * disarm. */
 enum verify_outcome verify_check(struct verify_restart *v, const struct site_snapshot *snap,
 				 uint64_t now_ms);
 

@@ -33,6 +33,11 @@ when interrupted). What is measured:
   peer-reaction (issue 12) reaction after a deployment becomes removable:
                            lockwarden, the find loop and monit, on the same
                            incidents, local and blind (peer_reaction.py);
+  share (issue 22)         the idle figures on a Samba share mounted through
+                           smbnetfs, beside bindfs and a local folder: calls
+                           on the share per rescan, lockwarden's CPU and the
+                           server's and client's, against the find loop
+                           (share_bench.py);
   big-removal (issue 12)   a 100,000-file leftover record removed by the
                            agent against rm -rf of a copy, with the event
                            loop's latency meanwhile (big_removal.py).
@@ -71,6 +76,7 @@ import big_removal  # noqa: E402  issue 12: a 100,000-file record against rm -rf
 import peer_reaction  # noqa: E402  issue 12: the peers' reaction
 import recovery  # noqa: E402  the deploys-to-recovery figure, against the Kudu stand-in
 import scaleout  # noqa: E402  issue 10: three agents against one
+import share_bench  # noqa: E402  issue 22: the idle figures on a Samba share
 
 MS = 1_000_000          # nanoseconds
 S = 1_000_000_000       # nanoseconds
@@ -1116,7 +1122,7 @@ PARTS = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
          ("metadata", bench_metadata), ("peers", bench_peers),
          ("scaleout", scaleout.bench_scaleout), ("peer-reaction", peer_reaction.bench_peer_reaction),
          ("big-removal", big_removal.bench_big_removal),
-         ("recovery", recovery.bench_recovery))
+         ("recovery", recovery.bench_recovery), ("share", share_bench.bench_share))
 
 
 def main():

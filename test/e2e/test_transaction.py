@@ -73,7 +73,9 @@ def test_append_after_the_archive_abandons_everything(site, agents, tmp_path, pa
     pause.release()
     assert_abandoned_then_cleared(agent, site, cfg, before)
     # The rolled-back attempt is on record, then the cleanup that committed.
-    assert note_states(cfg) == ["rolled-back", "done"], note_states(cfg)
+    # "done" follows "committed" once what was moved aside is deleted.
+    wait_for(lambda: note_states(cfg) == ["rolled-back", "done"], ACT_TIMEOUT_S,
+             "the notes: rolled back, then done", lambda: str(note_states(cfg)))
 
 
 def test_a_guid_record_showing_life_abandons_the_cleanup(site, agents, tmp_path, pause_shim):

@@ -57,9 +57,12 @@ class Writer:
 
 
 def session_of(cfg):
+    """The one session of a cleanup that committed (an abandoned one, rolled
+    back, keeps its session and note as a record of the attempt)."""
     d = archive_dir_for(cfg)
-    sessions = [p for p in d.iterdir() if p.is_dir()]
-    assert len(sessions) == 1, sessions
+    sessions = [p for p in d.iterdir() if p.is_dir() and
+                json.loads((p / "note.json").read_text()).get("state") in ("committed", "done")]
+    assert len(sessions) == 1, sorted(d.iterdir())
     return sessions[0]
 
 

@@ -91,11 +91,30 @@ static void test_nothing_to_watch(void **state)
 	assert_int_equal(verify_check(&v, &snap, 1), VERIFY_IDLE);
 }
 
+/* The scan in flight when the hook exits began before the watch was armed
+ * (the agent arms at the hook's exit and judges each scan at its start): it
+ * tells nothing, and must not end the watch at once by a wrapped subtraction. */
+static void test_a_scan_begun_before_the_arm(void **state)
+{
+	const struct kudu_info_lock removed = lock_of(EXPIRY, "Performing deployment", "abc123");
+	struct verify_restart v;
+	struct site_snapshot snap = { 0 };
+
+	verify_arm(&v, &removed, 1000 * S, 600 * S);
+	assert_int_equal(verify_check(&v, &snap, 1000 * S - 40), VERIFY_WATCHING);
+	add_lock(&snap, &removed, S_IFDIR, 0);
+	assert_int_equal(verify_check(&v, &snap, 1000 * S - 5), VERIFY_WATCHING);
+	/* The first scan begun after it judges as usual. */
+	assert_int_equal(verify_check(&v, &snap, 1000 * S + 5), VERIFY_LOCK_BACK);
+	site_snapshot_free(&snap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_outcomes),
 		cmocka_unit_test(test_nothing_to_watch),
+		cmocka_unit_test(test_a_scan_begun_before_the_arm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,7 +72,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: static kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
+.PHONY: model static kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -166,6 +166,10 @@ e2e: deps-check $(BUILD)/lockwarden
 	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider -n $(E2E_JOBS) .
 
+# The claim protocol's model, explored exhaustively (test/model).
+model:
+	cd test/model && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -rs -s -p no:cacheprovider .
+
 # The daemon under faults (issue 3), under attack (issue 4), and on the two
 # kinds of share (test/share: bindfs, and Samba through smbnetfs): the normal
 # build only, since several tests measure or limit resources.
@@ -191,7 +195,7 @@ san-check:
 	$(MAKE) SAN=1 unit e2e
 
 check: deps-check
-	$(MAKE) unit e2e robust packaging-check kudu-check fuzz-regress
+	$(MAKE) unit model e2e robust packaging-check kudu-check fuzz-regress
 	$(MAKE) san-check
 
 demo:

@@ -29,6 +29,12 @@ static void prune_work(uv_work_t *req)
 {
 	struct prune_job *job = container_of(req, struct prune_job, req);
 	job->err = archive_prune(job->dir, job->keep_ms, clock_wall_ns(), &job->pruned);
+	/* The hook marks of incidents older than the archive kept (claim.h). */
+	int dfd = incident_open_archive(job->dir, false);
+	if (dfd >= 0) {
+		claim_prune_marks(dfd, job->keep_ms, clock_wall_ns());
+		close(dfd);
+	}
 }
 
 static void prune_after(uv_work_t *req, int status)
@@ -217,7 +223,7 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 	/* The claim is released (or left to expire) off the loop: its
 	 * callback calls back here once it returned. */
 	if (incident_stop(&a->inc, agent_site_scope(a) && a->cfg.hook_command[0] &&
-				   a->inc.mine.n_removed && !a->inc.mine.hook_started))
+				   incident_hook_due(&a->inc)))
 		return;
 	uv_close((uv_handle_t *)&a->rescan_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->soon_timer, on_close_noop);

@@ -24,12 +24,19 @@ void agent_settle(struct agent *a)
 {
 	struct incident *inc = &a->inc;
 
-	if (!incident_held(inc) || a->reap || a->kudu_work)
+	/* Not while the last decision found the site stuck: a taker judges
+	 * afresh first, and the one restart comes after what is left went. */
+	if (!incident_held(inc) || a->reap || a->kudu_work || a->metrics.stuck)
 		return;
-	/* An incident taken over after its removals: the hook the dead owner
-	 * did not start is still due, exactly once. */
-	if (agent_site_scope(a) && a->cfg.hook_command[0] && inc->mine.n_removed &&
-	    !inc->mine.hook_started && !inc->hook_queued && !a->opt.once) {
+	/* Taken over while a deployment still claims to run (the dead
+	 * owner's cleanup left the lock or a record): that goes first, once
+	 * it is judged stuck; the one restart comes after. */
+	if (incident_hook_due(inc) && a->site_claims_running)
+		return;
+	/* An incident taken over after its cleanup began: the hook the dead
+	 * owner did not mark is still due, at most once (its mark decides). */
+	if (agent_site_scope(a) && a->cfg.hook_command[0] && incident_hook_due(inc) &&
+	    !inc->hook_queued && !a->opt.once) {
 		inc->hook_queued = true;
 		hookq_add_list(&a->hooks, inc->mine.removed, inc->mine.n_removed,
 			       "finishing an incident taken over from another instance",
@@ -80,6 +87,7 @@ void agent_hook_done(struct hookq *q, bool failed)
 {
 	struct agent *a = container_of(q, struct agent, hooks);
 
+	incident_hook_ended(&a->inc, failed ? 1 : 0);
 	agent_metrics_update(a);
 	if (a->stopping) {
 		agent_begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
@@ -251,6 +259,7 @@ static struct cleanup_job *prepare_cleanup(struct agent *a, const struct site_sn
 		.claim_fd = -1, .claim_err = 0,
 		.incident = a->inc.mine.incident,
 		.on_removed = sweep ? NULL : on_removed, .ctx = &a->inc,
+		.fenced = sweep ? NULL : incident_fenced,
 	};
 	int err;
 	struct cleanup_job *job = sweep ? cleanup_prepare_sweep(snap, &a->notes, &settings, &err)
@@ -354,6 +363,7 @@ void agent_on_incident_done(struct incident *inc, enum incident_op op, int resul
 		hookq_starting_answer(&a->hooks, result);
 		break;
 	case INCIDENT_OP_RENEW:
+	case INCIDENT_OP_HOOK_END:
 	case INCIDENT_OP_RELEASE:
 	case INCIDENT_OP_LEAVE:
 		break;
@@ -434,7 +444,7 @@ void agent_sweep(struct agent *a, const struct site_snapshot *snap)
 	 * sweeps what is left. */
 	if (!a->sweep && !a->stopping && !a->cfg.policy_dry_run && !a->opt.once &&
 	    snap->scanned_mono_ms > a->sweep_ended_mono_ms &&
-	    (incident_held(&a->inc) || a->inc.seen.err == -ENOENT)) {
+	    (incident_held(&a->inc) || incident_unclaimed(&a->inc))) {
 		struct cleanup_job *job = prepare_cleanup(a, snap, NULL);
 		if (job)
 			launch_cleanup(a, job);

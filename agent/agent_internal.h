@@ -56,7 +56,7 @@ struct scan_job {
 	int err;
 	struct site_snapshot snap;
 	char claim_dir[PATH_MAX];
-	struct claim_view claim;  /* looked at after the listing (see scan_work) */
+	struct incident_look look; /* the claim and hook marks, after the listing (scan_work) */
 	struct site_stat parent;  /* the root's parent, looked at while the root is missing */
 	const struct incident_notes *prev_notes; /* read-only while the job runs */
 	bool read_notes;
@@ -142,6 +142,7 @@ struct agent {
 	struct cleanup_job *claiming;
 	uint64_t claim_asked_ms;  /* monotonic time the claim was asked for */
 	bool act_again;           /* a claim was due while another claim job ran */
+	bool site_claims_running; /* the last decision saw a deployment claim to run */
 	uint64_t sweep_started_ms; /* monotonic start of the trash sweep in flight */
 	/* When the last trash sweep returned, on the clock of a snapshot's
 	 * scanned_mono_ms (clock_read, not uv_now). */

@@ -20,6 +20,7 @@ static void refresh(struct agent *a)
 {
 	a->metrics.share_up = !a->share_out && !a->tree.gone && !a->was_blocked;
 	a->metrics.hook_ok = a->hooks.runs_ok;
+	a->metrics.restarts_lost = a->inc.restarts_lost;
 	a->metrics.hook_failed = a->hooks.runs_failed;
 	a->metrics.hook_timeout = a->hooks.runs_timeout;
 }

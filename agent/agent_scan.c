@@ -152,9 +152,7 @@ static void scan_work(uv_work_t *req)
 			job->parent = (struct site_stat){ .present = true, .type = S_IFDIR,
 							  .dev = st.st_dev, .ino = st.st_ino };
 	}
-	char claim[PATH_MAX];
-	claim_path_for(job->claim_dir, claim, sizeof(claim));
-	claim_look(claim, &job->claim);
+	incident_look_run(job->claim_dir, &job->look);
 	/* One pass (--once) runs no instance-scope hook and keeps no
 	 * cooldown: it reads the archive's notes only on the full scan its
 	 * removals rest on, for the ladder. */
@@ -333,6 +331,11 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	}
 	set_status(a, &d);
 	a->metrics.stuck = d.stuck;
+	a->site_claims_running = d.claims_running;
+	if (d.stuck || d.act)
+		incident_saw_stuck(&a->inc);
+	else if (d.claims_running)
+		incident_saw_running(&a->inc);
 	if (!d.act)
 		a->kudu_work = false;
 
@@ -465,8 +468,7 @@ static void drop_overdue_scan(struct agent *a, struct scan_job *job)
  * notes. */
 static void observe_incidents(struct agent *a, struct scan_job *job, uint64_t now_ms)
 {
-	if (incident_observe(&a->inc, &job->claim, now_ms) && agent_site_scope(a))
-		hookq_seen_elsewhere(&a->hooks, now_ms);
+	incident_observe(&a->inc, &job->look, now_ms);
 	/* A takeover is answered off the loop; the tree is then judged
 	 * afresh, not from this scan (agent_on_incident_done). */
 	if (!a->cfg.policy_dry_run)
@@ -480,6 +482,7 @@ static void observe_incidents(struct agent *a, struct scan_job *job, uint64_t no
 			       agent_on_incident_cleared);
 		a->notes_known = true;
 	}
+	incident_tie_notes(&a->inc, &job->notes);
 	incident_notes_free(&a->notes);
 	a->notes = job->notes;
 	memset(&job->notes, 0, sizeof(job->notes));
@@ -599,6 +602,7 @@ void agent_request_scan(struct agent *a)
 	 * (a dry run forces none, so it reads them on every scan). */
 	job->read_notes = !a->opt.once || job->full || a->cfg.policy_dry_run;
 	snprintf(job->claim_dir, sizeof(job->claim_dir), "%s", a->cfg.archive_dir);
+	incident_look_prepare(&a->inc, &job->look);
 	a->full_next = false;
 	a->last_scan_ms = agent_mono_now_ms(a);
 	job->started_ms = a->last_scan_ms;

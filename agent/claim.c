@@ -1,20 +1,28 @@
-/* claim.c - the incident's claim on the share (see claim.h). */
+/* claim.c - the incident's claim on the share (see claim.h for the
+ * protocol; each step below carries its name in test/model/claim_model.py). */
 #include "claim.h"
 
-#include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archdir.h"
 #include "archive.h"
 #include "clock.h"
 #include "isotime.h"
+#include "json.h"
 #include "kudu.h"
 
-#define CLAIM_MAGIC "lockwarden-claim 1"
+#define CLAIM_FORMAT_VERSION 2
+/* How many times claim.inherit reads the list again after a name it
+ * listed was pruned under it (each time an owner above wrote first). */
+#define INHERIT_TRIES 8
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -24,7 +32,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* A value of ours: printable ASCII, no spaces, not empty. */
+/* A path of ours: printable ASCII, no spaces. */
 static bool is_token(const char *s, size_t n)
 {
 	if (n == 0)
@@ -35,33 +43,75 @@ static bool is_token(const char *s, size_t n)
 	return true;
 }
 
+bool claim_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= CLAIM_ID_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* ---- the text ----------------------------------------------------------------- */
+
+struct out {
+	char *buf;
+	size_t size, len;
+	bool full;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->buf + o->len, o->size - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->size - o->len)
+		o->full = true;
+	else
+		o->len += (size_t)n;
+}
+
+/* A JSON string of printable ASCII (paths), '\n' kept as an escape. */
+static void put_string(struct out *o, const char *s)
+{
+	put(o, "\"");
+	for (; *s && !o->full; s++) {
+		if (*s == '"' || *s == '\\')
+			put(o, "\\%c", *s);
+		else if (*s == '\n')
+			put(o, "\\n");
+		else
+			put(o, "%c", *s);
+	}
+	put(o, "\"");
+}
+
 int claim_format(const struct claim *c, char *buf, size_t size)
 {
+	struct out o = { buf, size, 0, false };
 	char expires[40];
 	isotime_format(c->expires_ns, "-", expires, sizeof(expires));
-	int n = snprintf(buf, size,
-			 CLAIM_MAGIC "\ninstance %s\nincident %s\nfingerprint %016llx\n"
-			 "hook %s\nrenewed %llu\nexpires %s\nremoved %u\n",
-			 c->instance, c->incident, (unsigned long long)c->fingerprint,
-			 c->hook_started ? "started" : "no", (unsigned long long)c->seq, expires,
-			 c->n_removed);
-	if (n < 0 || (size_t)n >= size)
-		return -ENOSPC;
-	size_t len = (size_t)n;
-	const char *p = c->removed;
-	for (unsigned i = 0; i < c->n_removed && *p; i++) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) : strlen(p);
-		n = snprintf(buf + len, size - len, "path %.*s\n", (int)l, p);
-		if (n < 0 || (size_t)n >= size - len)
-			return -ENOSPC;
-		len += (size_t)n;
-		p = nl ? nl + 1 : p + l;
-	}
-	n = snprintf(buf + len, size - len, "end\n");
-	if (n < 0 || (size_t)n >= size - len)
-		return -ENOSPC;
-	return (int)(len + (size_t)n);
+	put(&o, "{\"lockwarden_claim\": %d, \"n\": %llu, \"instance\": ", CLAIM_FORMAT_VERSION,
+	    (unsigned long long)c->n);
+	put_string(&o, c->instance);
+	put(&o, ", \"incident\": ");
+	put_string(&o, c->incident);
+	put(&o, ", \"state\": \"%s\", \"began\": %s, \"fingerprint\": \"%016llx\", "
+	    "\"renewals\": %llu, \"expires\": \"%s\", \"removed_count\": %u, \"removed\": ",
+	    c->released ? "released" : "held", c->began ? "true" : "false",
+	    (unsigned long long)c->fingerprint, (unsigned long long)c->seq, expires, c->n_removed);
+	put_string(&o, c->removed);
+	put(&o, "}\n");
+	return o.full ? -ENOSPC : (int)o.len;
 }
 
 void claim_add_removed(struct claim *c, const char *path)
@@ -81,80 +131,119 @@ void claim_add_removed(struct claim *c, const char *path)
 	c->n_removed++;
 }
 
-/* The line starting at *p (up to nl), as "key value". */
-static bool take_line(const char **p, const char *end, const char *key, const char **val,
-		      size_t *val_len)
+struct parse_ctx {
+	struct claim *c;
+	bool version, n, instance, incident, state;
+	char removed[CLAIM_REMOVED_MAX];
+	bool has_removed;
+};
+
+/* A string member decoded whole into buf, or -EINVAL (too long, or not a
+ * string): a claim is believed field by field or not at all. */
+static int take_string(struct json *j, char *buf, size_t size)
 {
-	const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-	size_t klen = strlen(key);
-	if (!nl || (size_t)(nl - *p) < klen + 1 || memcmp(*p, key, klen) != 0 || (*p)[klen] != ' ')
-		return false;
-	*val = *p + klen + 1;
-	*val_len = (size_t)(nl - *val);
-	*p = nl + 1;
-	return true;
+	struct text t;
+	if (json_peek(j) != JSON_STRING)
+		return -EINVAL;
+	text_init(&t, buf, size);
+	int r = json_string(j, &t);
+	return r < 0 ? r : t.truncated ? -EINVAL : 0;
 }
 
-static bool copy_token(char *out, size_t size, const char *v, size_t n)
+static int take_u64(struct json *j, uint64_t *out)
 {
-	if (!is_token(v, n) || n >= size)
-		return false;
-	memcpy(out, v, n);
-	out[n] = '\0';
-	return true;
+	long long v;
+	bool is_int = false;
+	if (json_peek(j) != JSON_NUMBER)
+		return -EINVAL;
+	int r = json_number(j, &v, &is_int);
+	if (r < 0 || !is_int || v < 0)
+		return -EINVAL;
+	*out = (uint64_t)v;
+	return 0;
 }
 
-static bool parse_u64(const char *v, size_t n, int base, uint64_t *out)
+static int claim_member(struct json *j, unsigned depth, const char *key, void *arg)
 {
-	char tmp[32], *e;
-	if (!copy_token(tmp, sizeof(tmp), v, n) || tmp[0] == '-')
-		return false;
-	errno = 0;
-	unsigned long long x = strtoull(tmp, &e, base);
-	if (errno || *e)
-		return false;
-	*out = x;
-	return true;
+	struct parse_ctx *p = arg;
+	struct claim *c = p->c;
+	char word[40];
+	uint64_t x;
+	int r;
+
+	if (strcmp(key, "lockwarden_claim") == 0) {
+		r = take_u64(j, &x);
+		p->version = r == 0 && x == CLAIM_FORMAT_VERSION;
+		return r;
+	}
+	if (strcmp(key, "n") == 0) {
+		p->n = true;
+		return take_u64(j, &c->n);
+	}
+	if (strcmp(key, "instance") == 0) {
+		r = take_string(j, c->instance, sizeof(c->instance));
+		p->instance = r == 0 && claim_id_ok(c->instance);
+		return r;
+	}
+	if (strcmp(key, "incident") == 0) {
+		r = take_string(j, c->incident, sizeof(c->incident));
+		p->incident = r == 0 && claim_id_ok(c->incident);
+		return r;
+	}
+	if (strcmp(key, "state") == 0) {
+		r = take_string(j, word, sizeof(word));
+		if (r < 0)
+			return r;
+		c->released = strcmp(word, "released") == 0;
+		p->state = c->released || strcmp(word, "held") == 0;
+		return 0;
+	}
+	if (strcmp(key, "began") == 0) {
+		if (json_literal(j, "true") == 0) {
+			c->began = true;
+			return 0;
+		}
+		return json_literal(j, "false");
+	}
+	if (strcmp(key, "fingerprint") == 0) {
+		char *e;
+		r = take_string(j, word, sizeof(word));
+		if (r < 0)
+			return r;
+		c->fingerprint = strtoull(word, &e, 16);
+		return *e ? -EINVAL : 0;
+	}
+	if (strcmp(key, "renewals") == 0)
+		return take_u64(j, &c->seq);
+	if (strcmp(key, "expires") == 0) {
+		r = take_string(j, word, sizeof(word));
+		if (r == 0 && isotime_parse(word, strlen(word), &c->expires_ns) < 0)
+			c->expires_ns = KUDU_TIME_NONE;
+		return r;
+	}
+	if (strcmp(key, "removed") == 0) {
+		p->has_removed = true;
+		return take_string(j, p->removed, sizeof(p->removed));
+	}
+	return json_skip_value(j, depth);
 }
 
 int claim_parse(const char *buf, size_t len, struct claim *c)
 {
-	const char *p = buf, *end = buf + len, *v;
-	size_t n, mlen = strlen(CLAIM_MAGIC);
-	uint64_t x;
-
+	struct parse_ctx p = { .c = c };
 	memset(c, 0, sizeof(*c));
-	if (len < mlen + 1 || memcmp(buf, CLAIM_MAGIC "\n", mlen + 1) != 0)
+	c->expires_ns = KUDU_TIME_NONE;
+	if (json_document(buf, len, claim_member, &p) < 0 || !p.version || !p.n || c->n == 0 ||
+	    !p.instance || !p.incident || !p.state)
 		return -EINVAL;
-	p += mlen + 1;
-	if (!take_line(&p, end, "instance", &v, &n) || !copy_token(c->instance, sizeof(c->instance), v, n))
-		return -EINVAL;
-	if (!take_line(&p, end, "incident", &v, &n) || !copy_token(c->incident, sizeof(c->incident), v, n))
-		return -EINVAL;
-	if (!take_line(&p, end, "fingerprint", &v, &n) || !parse_u64(v, n, 16, &c->fingerprint))
-		return -EINVAL;
-	if (!take_line(&p, end, "hook", &v, &n))
-		return -EINVAL;
-	if (n == 7 && memcmp(v, "started", 7) == 0)
-		c->hook_started = true;
-	else if (!(n == 2 && memcmp(v, "no", 2) == 0))
-		return -EINVAL;
-	if (!take_line(&p, end, "renewed", &v, &n) || !parse_u64(v, n, 10, &c->seq))
-		return -EINVAL;
-	if (!take_line(&p, end, "expires", &v, &n))
-		return -EINVAL;
-	if (isotime_parse(v, n, &c->expires_ns) < 0)
-		c->expires_ns = KUDU_TIME_NONE;
-	if (!take_line(&p, end, "removed", &v, &n) || !parse_u64(v, n, 10, &x) || x > 64)
-		return -EINVAL;
-	for (uint64_t i = 0; i < x; i++) {
-		char path[NAME_MAX + 32];
-		if (!take_line(&p, end, "path", &v, &n) || !copy_token(path, sizeof(path), v, n))
+	/* The removals one by one: each must be a path of ours, at most 64. */
+	char *save = NULL;
+	unsigned count = 0;
+	for (char *s = strtok_r(p.removed, "\n", &save); s; s = strtok_r(NULL, "\n", &save)) {
+		if (++count > 64 || !is_token(s, strlen(s)))
 			return -EINVAL;
-		claim_add_removed(c, path);
+		claim_add_removed(c, s);
 	}
-	if ((size_t)(end - p) < 4 || memcmp(p, "end\n", 4) != 0)
-		return -EINVAL;
 	return 0;
 }
 
@@ -172,7 +261,7 @@ const char *claim_describe(const struct claim_view *v)
 	case -EFBIG:
 		return "too large to be a claim";
 	case -EINVAL:
-		return "not a claim of lockwarden's format";
+		return "not a claim of lockwarden's format (or not yet written)";
 	default:
 		return strerror(-v->err);
 	}
@@ -183,292 +272,462 @@ void claim_path_for(const char *archive_dir, char *out, size_t size)
 	snprintf(out, size, "%s/%s", archive_dir, CLAIM_NAME);
 }
 
-/* The folder that holds path, opened, and path's last component. */
-static int open_parent(const char *path, char *name, size_t name_size)
+/* ---- names and reads ------------------------------------------------------------ */
+
+static void claim_name(uint64_t n, char *out, size_t size)
 {
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash || !slash[1] || strlen(slash + 1) >= name_size)
-		return -EINVAL;
-	snprintf(name, name_size, "%s", slash + 1);
-	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	snprintf(out, size, "%s-%llu", CLAIM_NAME, (unsigned long long)n);
 }
 
-static int make_parent(const char *path)
+/* n when name is a claim's: ".lockwarden-claim-" and digits, no leading 0. */
+static uint64_t name_number(const char *name)
 {
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash || slash == path)
+	size_t plen = strlen(CLAIM_NAME);
+	if (strncmp(name, CLAIM_NAME "-", plen + 1) != 0)
 		return 0;
-	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	return archive_make_dirs(dir);
+	const char *d = name + plen + 1;
+	if (*d < '1' || *d > '9' || strlen(d) > 18)
+		return 0;
+	uint64_t n = 0;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return 0;
+		n = n * 10 + (uint64_t)(*d - '0');
+	}
+	return n;
 }
 
-static uint64_t stat_hash(const struct stat *st)
+/* A small regular file, read whole without following a link or opening
+ * anything else (a FIFO would block, a device has effects). Returns its
+ * length or a negative errno (-ELOOP, -ENXIO, -EFBIG, -ENOENT...). */
+static ssize_t read_small(int dir_fd, const char *name, char *buf, size_t size, int64_t *mtime_ns)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	/* Not the ctime: renaming it aside (claim_replace) changes that. */
-	int64_t f[5] = { (int64_t)(st->st_mode & S_IFMT), (int64_t)st->st_ino, (int64_t)st->st_size,
-			 (int64_t)st->st_mtim.tv_sec, (int64_t)st->st_mtim.tv_nsec };
-	return fnv(h, f, sizeof(f));
-}
-
-/* Looks at name in dir_fd (see claim_look). */
-static void look_at(int dir_fd, const char *name, struct claim_view *v)
-{
-	struct stat st, fst;
-	char buf[CLAIM_FILE_MAX + 1];
-
-	memset(v, 0, sizeof(*v));
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		v->err = -errno;
-		return;
-	}
-	v->dev = st.st_dev;
-	v->ino = st.st_ino;
-	v->mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-	v->hash = stat_hash(&st);
-	/* A FIFO blocks an open and a device node's open has effects: only a
-	 * regular file is ever opened. */
-	if (S_ISLNK(st.st_mode)) {
-		v->err = -ELOOP;
-		return;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		v->err = -ENXIO;
-		return;
-	}
-	if (st.st_size > CLAIM_FILE_MAX) {
-		v->err = -EFBIG;
-		return;
-	}
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (mtime_ns)
+		*mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (!S_ISREG(st.st_mode))
+		return -ENXIO;
+	if (st.st_size > (off_t)size)
+		return -EFBIG;
 	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		v->err = errno == ENOENT ? -ENOENT : -errno;
-		return;
-	}
-	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino) {
-		v->err = -ESTALE; /* replaced while looked at: look again next time */
+	if (fd < 0)
+		return -errno;
+	struct stat fst;
+	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode)) {
 		close(fd);
-		return;
+		return -ENXIO;
 	}
-	ssize_t got = pread(fd, buf, sizeof(buf), 0);
+	ssize_t got = pread(fd, buf, size, 0);
+	int err = errno;
 	close(fd);
-	if (got < 0) {
-		v->err = -errno;
-		return;
-	}
-	if ((size_t)got > CLAIM_FILE_MAX) {
-		v->err = -EFBIG;
-		return;
-	}
-	v->hash = fnv(0xcbf29ce484222325ULL, buf, (size_t)got);
-	v->err = claim_parse(buf, (size_t)got, &v->c);
+	if (got < 0)
+		return -err;
+	/* As large as the buffer: maybe larger (it grew since the stat). */
+	return (size_t)got >= size ? -EFBIG : got;
 }
 
-void claim_look(const char *path, struct claim_view *v)
+/* Reads claim n into *c: 0, -ENOENT, -EINVAL (empty or not ours), ... */
+static int read_claim(int dir_fd, uint64_t n, struct claim *c, uint64_t *hash, int64_t *mtime_ns)
 {
-	char name[NAME_MAX + 1];
-	int dfd = open_parent(path, name, sizeof(name));
-	if (dfd < 0) {
-		memset(v, 0, sizeof(*v));
-		v->err = dfd == -ENOENT ? -ENOENT : dfd;
-		return;
-	}
-	look_at(dfd, name, v);
-	close(dfd);
+	char name[64], buf[CLAIM_FILE_MAX + 1];
+	claim_name(n, name, sizeof(name));
+	ssize_t got = read_small(dir_fd, name, buf, CLAIM_FILE_MAX + 1, mtime_ns);
+	if (got < 0)
+		return (int)got;
+	if (hash)
+		*hash = fnv(fnv(0xcbf29ce484222325ULL, &n, sizeof(n)), buf, (size_t)got);
+	int r = claim_parse(buf, (size_t)got, c);
+	/* A claim that says another number than its name's is not believed. */
+	return r == 0 && c->n != n ? -EINVAL : r;
 }
 
-static int write_all(int fd, const struct claim *c)
+static bool exists(int dir_fd, uint64_t n)
+{
+	char name[64];
+	struct stat st;
+	claim_name(n, name, sizeof(name));
+	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+/* The numbers of the claim names in the folder, by a listing (names only):
+ * the highest, the highest below `below` and the lowest (0: none). */
+static int list_names(int dir_fd, uint64_t below, uint64_t *top, uint64_t *under,
+		      uint64_t *lowest)
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	struct dirent *de;
+	*top = 0;
+	if (under)
+		*under = 0;
+	if (lowest)
+		*lowest = 0;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t n = name_number(de->d_name);
+		if (n > *top)
+			*top = n;
+		if (under && n && n < below && n > *under)
+			*under = n;
+		if (lowest && n && (!*lowest || n < *lowest))
+			*lowest = n;
+	}
+	closedir(d);
+	return 0;
+}
+
+void claim_look(int dir_fd, uint64_t hint, struct claim_view *v)
+{
+	uint64_t top = 0;
+	memset(v, 0, sizeof(*v));
+	/* claim.look: names only go up one at a time from a name that exists
+	 * (claim.create makes top + 1); the top is never removed but by an
+	 * owner above it. So from a name still there, probing upward finds the
+	 * top; else the folder is listed. */
+	if (hint && exists(dir_fd, hint)) {
+		top = hint;
+		while (exists(dir_fd, top + 1))
+			top++;
+	} else {
+		int r = list_names(dir_fd, 0, &top, NULL, NULL);
+		if (r < 0) {
+			v->err = r;
+			return;
+		}
+	}
+	v->top = top;
+	if (!top) {
+		v->err = -ENOENT;
+		return;
+	}
+	v->err = read_claim(dir_fd, top, &v->c, &v->hash, &v->mtime_ns);
+	if (v->err < 0 && v->err != -ENOENT) {
+		/* The content is not ours: compared by the name's number and
+		 * its time, so that the same bad file is the same. */
+		v->hash = fnv(fnv(0xcbf29ce484222325ULL, &top, sizeof(top)), &v->mtime_ns,
+			      sizeof(v->mtime_ns));
+		v->hash = fnv(v->hash, &v->err, sizeof(v->err));
+	}
+}
+
+/* ---- the held claim -------------------------------------------------------------- */
+
+/* claim.write: the text from offset 0, padded with spaces (JSON allows
+ * them after the value) to the longest written so far: without ftruncate,
+ * which some SMB clients fail, no tail of an older text is left behind. */
+static int write_text(struct claim_held *h, struct claim *c)
 {
 	char buf[CLAIM_FILE_MAX];
+	c->n = h->n;
+	c->seq++;
 	int len = claim_format(c, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	/* One write from offset 0, then the length: a reader sees the old or
-	 * the new text, or at worst a mix that does not parse and only counts
-	 * as a change. */
-	ssize_t w = pwrite(fd, buf, (size_t)len, 0);
+	size_t total = (size_t)len > h->len ? (size_t)len : h->len;
+	memset(buf + len, ' ', total - (size_t)len);
+	ssize_t w = pwrite(h->fd, buf, total, 0);
 	if (w < 0)
 		return -errno;
-	if (w != len)
+	if ((size_t)w != total)
 		return -EIO;
-	if (ftruncate(fd, len) < 0)
+	memcpy(h->text, buf, total);
+	h->len = total;
+	return 0;
+}
+
+int claim_check(int dir_fd, const struct claim_held *h)
+{
+	char name[64], buf[CLAIM_FILE_MAX + 1];
+	if (h->fd < 0)
+		return -ESTALE;
+	claim_name(h->n, name, sizeof(name));
+	/* claim.check: our name holds exactly our last text (not its inode:
+	 * not every client keeps it), and nobody made the next name. */
+	ssize_t got = read_small(dir_fd, name, buf, sizeof(buf), NULL);
+	if (got < 0)
+		return got == -ENOENT || got == -ELOOP || got == -ENXIO || got == -EFBIG
+		       ? -ESTALE : (int)got;
+	if ((size_t)got != h->len || memcmp(buf, h->text, h->len) != 0)
+		return -ESTALE;
+	return exists(dir_fd, h->n + 1) ? -ESTALE : 0;
+}
+
+int claim_write(int dir_fd, struct claim_held *h, struct claim *c)
+{
+	if (h->fd < 0)
+		return -ESTALE;
+	/* Not into a name that is not ours any more: a claim taken over is
+	 * left as the taker read it. */
+	int r = claim_check(dir_fd, h);
+	if (r == 0)
+		r = write_text(h, c);
+	return r < 0 ? r : claim_check(dir_fd, h);
+}
+
+/* claim.inherit: the highest name below ours that holds a claim. */
+static bool inherit(int dir_fd, uint64_t mine, struct claim *c)
+{
+	for (int tries = 0; tries < INHERIT_TRIES; tries++) {
+		uint64_t top, n;
+		if (list_names(dir_fd, mine, &top, &n, NULL) < 0)
+			return false;
+		while (n) {
+			struct claim prev;
+			int r = read_claim(dir_fd, n, &prev, NULL, NULL);
+			if (r == -ENOENT)
+				break; /* pruned by an owner above, who wrote first: list again */
+			if (r == 0 && prev.released)
+				return false;
+			if (r == 0) {
+				snprintf(c->incident, sizeof(c->incident), "%s", prev.incident);
+				c->fingerprint = prev.fingerprint;
+				c->began = c->began || prev.began;
+				memcpy(c->removed, prev.removed, sizeof(c->removed));
+				c->n_removed = prev.n_removed;
+				return true;
+			}
+			/* Made and not yet written (its maker stalled or died
+			 * between claim.create and claim.write), or not ours:
+			 * the one below it tells. */
+			n--;
+			while (n && !exists(dir_fd, n))
+				n--;
+		}
+		if (!n)
+			return false;
+	}
+	return false;
+}
+
+/* claim.prune: every name below ours, lowest first, so that a name still
+ * there always has the next one above it (claim.check of a stalled former
+ * owner then says "lost", never "ours"). */
+static void prune(int dir_fd, uint64_t mine)
+{
+	uint64_t top, low;
+	char name[64];
+	while (list_names(dir_fd, 0, &top, NULL, &low) == 0 && low && low < mine) {
+		claim_name(low, name, sizeof(name));
+		if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
+			return;
+	}
+}
+
+int claim_take(int dir_fd, uint64_t top_seen, struct claim *c, struct claim_held *h,
+	       bool *inherited)
+{
+	char name[64];
+	uint64_t n = top_seen + 1, top;
+
+	memset(h, 0, sizeof(*h));
+	h->fd = -1;
+	*inherited = false;
+	/* claim.create */
+	claim_name(n, name, sizeof(name));
+	int fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
 		return -errno;
-	return 0;
-}
-
-int claim_create(const char *path, const struct claim *c, int *fd_out)
-{
-	char name[NAME_MAX + 1];
-	int r = make_parent(path);
-	if (r < 0)
-		return r;
-	int dfd = open_parent(path, name, sizeof(name));
-	if (dfd < 0)
-		return dfd;
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = -errno;
-		close(dfd);
-		return r;
-	}
-	r = write_all(fd, c);
-	if (r < 0) {
-		unlinkat(dfd, name, 0);
+	/* claim.verify: a name above ours means the top we saw was pruned and
+	 * ours is a hole below the real top: ours goes (it is ours). */
+	int r = list_names(dir_fd, 0, &top, NULL, NULL);
+	if (r < 0 || top > n) {
+		unlinkat(dir_fd, name, 0);
 		close(fd);
-		close(dfd);
-		return r;
+		return r < 0 ? r : -EAGAIN;
 	}
-	close(dfd);
-	*fd_out = fd;
-	return 0;
-}
-
-int claim_rewrite(int fd, const struct claim *c)
-{
-	return write_all(fd, c);
-}
-
-static int still_ours_now(const char *path, int fd)
-{
-	struct stat mine, there;
-	char name[NAME_MAX + 1];
-	int dfd = open_parent(path, name, sizeof(name));
-	if (dfd < 0)
-		return dfd;
-	int r = 0;
-	if (fstat(fd, &mine) < 0)
-		r = -errno;
-	else if (fstatat(dfd, name, &there, AT_SYMLINK_NOFOLLOW) < 0)
-		r = -ESTALE;
-	/* nlink 0: ours was removed, and a new file may have its inode number. */
-	else if (mine.st_nlink == 0 || mine.st_dev != there.st_dev || mine.st_ino != there.st_ino)
-		r = -ESTALE;
-	close(dfd);
+	h->fd = fd;
+	h->n = n;
+	/* claim.inherit, claim.write, claim.prune, claim.check */
+	*inherited = inherit(dir_fd, n, c);
+	c->released = false;
+	r = write_text(h, c);
+	if (r == 0) {
+		prune(dir_fd, n);
+		r = claim_check(dir_fd, h);
+	}
+	if (r < 0) {
+		close(fd);
+		h->fd = -1;
+	}
 	return r;
 }
 
-/* Another agent taking over the same expired claim swaps its own in and,
- * finding ours newer than what it watched expire, swaps ours back
- * (claim_replace): for that moment the name shows its file. While ours is
- * still linked somewhere, look again a few times before calling it lost. */
-#define STILL_OURS_LOOKS 20
-#define STILL_OURS_LOOK_US 5000
+int claim_release(int dir_fd, struct claim_held *h, struct claim *c)
+{
+	if (h->fd < 0)
+		return 0;
+	c->released = true;
+	int r = claim_check(dir_fd, h);
+	if (r == 0)
+		r = write_text(h, c);
+	claim_leave(h);
+	return r;
+}
+
+void claim_leave(struct claim_held *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+}
 
 int claim_still_ours(const char *path, int fd)
 {
-	int r = still_ours_now(path, fd);
-	struct stat st;
-
-	for (int i = 1; i < STILL_OURS_LOOKS && r == -ESTALE && fstat(fd, &st) == 0 &&
-			st.st_nlink > 0; i++) {
-		usleep(STILL_OURS_LOOK_US);
-		r = still_ours_now(path, fd);
+	struct claim_held h;
+	struct claim c;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash || fd < 0)
+		return -ESTALE;
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	int dfd = -1;
+	if (archdir_open(dir, false, &dfd) < 0)
+		return -ESTALE;
+	int r = -ESTALE;
+	/* Our own text, read back through our handle: a renewal on the claim's
+	 * thread may rewrite it between the two reads, so look twice. */
+	for (int i = 0; i < 3 && r == -ESTALE; i++) {
+		ssize_t got = pread(fd, h.text, sizeof(h.text), 0);
+		if (got <= 0 || (size_t)got >= sizeof(h.text) || claim_parse(h.text, (size_t)got, &c) < 0)
+			break;
+		h.fd = fd;
+		h.n = c.n;
+		h.len = (size_t)got;
+		r = claim_check(dfd, &h);
 	}
-	return r;
+	close(dfd);
+	return r == 0 ? 0 : -ESTALE;
 }
 
-void claim_release(const char *path, int fd)
+/* ---- the hook mark ----------------------------------------------------------------- */
+
+static int mark_name(const char *incident, char *out, size_t size)
 {
-	if (fd < 0)
-		return;
-	int r = claim_still_ours(path, fd);
-	if (r == 0) {
-		char name[NAME_MAX + 1];
-		int dfd = open_parent(path, name, sizeof(name));
-		if (dfd >= 0) {
-			unlinkat(dfd, name, 0);
-			close(dfd);
-		}
-	}
-	close(fd);
+	if (!claim_id_ok(incident))
+		return -EINVAL;
+	snprintf(out, size, "%s%s", CLAIM_MARK_NAME, incident);
+	return 0;
 }
 
-/* Writes c under a name of this instance's, ready to be swapped in. */
-static int prepare(int dfd, const char *name, const struct claim *c, int *fd_out)
+static int write_mark(int fd, const char *incident, const char *instance, bool ended, int status)
 {
-	unlinkat(dfd, name, 0);
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	char buf[256];
+	int len = snprintf(buf, sizeof(buf),
+			   "{\"lockwarden_hook\": 1, \"incident\": \"%s\", \"instance\": \"%s\", "
+			   "\"state\": \"%s\", \"exit\": %d}\n", incident, instance,
+			   ended ? "ended" : "started", status);
+	/* Both texts padded with spaces to one length: the ended one replaces
+	 * the started one whole, without ftruncate. */
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return -ENOSPC;
+	memset(buf + len, ' ', sizeof(buf) - (size_t)len);
+	ssize_t w = pwrite(fd, buf, sizeof(buf), 0);
+	return w < 0 ? -errno : (size_t)w != sizeof(buf) ? -EIO : 0;
+}
+
+int claim_mark_hook(int dir_fd, const char *incident, const char *instance, int *fd_out)
+{
+	char name[NAME_MAX + 1];
+	int r = mark_name(incident, name, sizeof(name));
+	if (r < 0)
+		return r;
+	/* hook.mark: whoever creates it, and only they, start the hook. */
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	int r = write_all(fd, c);
-	if (r < 0) {
-		unlinkat(dfd, name, 0);
-		close(fd);
-		return r;
-	}
+	/* hook.started: a failure here still leaves the mark (empty): read as
+	 * started by every instance, which is what it is about to be. */
+	write_mark(fd, incident, instance, false, 0);
 	*fd_out = fd;
 	return 0;
 }
 
-int claim_replace(const char *path, const struct claim_view *seen, const char *instance,
-		  const struct claim *c, int *fd_out)
+int claim_mark_end(int fd, const char *incident, const char *instance, int exit_status)
 {
-	char name[NAME_MAX + 1], aside[NAME_MAX + 1], fresh[NAME_MAX + 1];
-	struct claim_view now;
-	int fd = -1, r;
-	int dfd = open_parent(path, name, sizeof(name));
-	if (dfd < 0)
-		return dfd;
-	snprintf(aside, sizeof(aside), "%.200s-stale-%s", name, instance);
-	snprintf(fresh, sizeof(fresh), "%.200s-new-%s", name, instance);
-
-	/* Where the filesystem can, the new claim is swapped in for the old in
-	 * one step, so no other agent ever finds the name free and starts a
-	 * fresh incident that would not know what the old owner did. What
-	 * came out is then compared with what we watched expire: another
-	 * agent's newer claim is swapped back. */
-	r = prepare(dfd, fresh, c, &fd);
-	if (r < 0) {
-		close(dfd);
-		return r;
-	}
-	if (renameat2(dfd, fresh, dfd, name, RENAME_EXCHANGE) == 0) {
-		look_at(dfd, fresh, &now);
-		if (now.hash == seen->hash && now.ino == seen->ino && now.dev == seen->dev) {
-			unlinkat(dfd, fresh, 0);
-			close(dfd);
-			*fd_out = fd;
-			return 0;
-		}
-		if (renameat2(dfd, fresh, dfd, name, RENAME_EXCHANGE) == 0)
-			unlinkat(dfd, fresh, 0);
-		close(fd);
-		close(dfd);
-		return -EAGAIN;
-	}
-	r = -errno;
-	unlinkat(dfd, fresh, 0);
+	if (fd < 0)
+		return -EBADF;
+	/* hook.end */
+	int r = write_mark(fd, incident, instance, true, exit_status < 0 ? 0 : exit_status);
 	close(fd);
-	if (r == -ENOENT) {
-		close(dfd);
-		return r;
-	}
+	return r;
+}
 
-	/* No exchange here (some network and FUSE filesystems): renamed
-	 * aside first, then compared. Between our look and this rename its
-	 * owner may have renewed it, or another agent replaced it already:
-	 * only the very content we watched expire is removed. */
-	if (renameat(dfd, name, dfd, aside) < 0) {
-		r = -errno;
-		close(dfd);
+struct mark_ctx {
+	struct claim_mark *m;
+	char state[16];
+};
+
+static int mark_member(struct json *j, unsigned depth, const char *key, void *arg)
+{
+	struct mark_ctx *p = arg;
+	if (strcmp(key, "instance") == 0)
+		return take_string(j, p->m->instance, sizeof(p->m->instance));
+	if (strcmp(key, "state") == 0)
+		return take_string(j, p->state, sizeof(p->state));
+	if (strcmp(key, "exit") == 0) {
+		uint64_t x = 0;
+		int r = take_u64(j, &x);
+		p->m->exit_status = (int)(x & 0xff);
 		return r;
 	}
-	look_at(dfd, aside, &now);
-	bool same = now.hash == seen->hash && now.ino == seen->ino && now.dev == seen->dev;
-	if (!same) {
-		if (renameat2(dfd, aside, dfd, name, RENAME_NOREPLACE) < 0) {
-			/* A new claim was made meanwhile; the one aside belonged
-			 * to an owner that will see it lost it (claim_still_ours). */
-			unlinkat(dfd, aside, 0);
-		}
-		close(dfd);
-		return -EAGAIN;
+	return json_skip_value(j, depth);
+}
+
+void claim_read_mark(int dir_fd, const char *incident, struct claim_mark *m)
+{
+	char name[NAME_MAX + 1], buf[512];
+	memset(m, 0, sizeof(*m));
+	if ((m->err = mark_name(incident, name, sizeof(name))) < 0)
+		return;
+	ssize_t got = read_small(dir_fd, name, buf, sizeof(buf), NULL);
+	if (got < 0) {
+		m->err = (int)got;
+		return;
 	}
-	unlinkat(dfd, aside, 0);
-	close(dfd);
-	return claim_create(path, c, fd_out);
+	struct mark_ctx p = { .m = m };
+	if (json_document(buf, (size_t)got, mark_member, &p) < 0 || !claim_id_ok(m->instance)) {
+		m->err = -EINVAL; /* empty (its maker stopped right after hook.mark) or not ours */
+		return;
+	}
+	m->ended = strcmp(p.state, "ended") == 0;
+}
+
+unsigned claim_prune_marks(int dir_fd, uint64_t keep_ms, int64_t now_ns)
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	unsigned gone = 0;
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	struct dirent *de;
+	size_t plen = strlen(CLAIM_MARK_NAME);
+	int64_t keep_ns = (int64_t)(keep_ms > INT64_MAX / CLOCK_NS_PER_MS ? INT64_MAX / CLOCK_NS_PER_MS
+									  : keep_ms) * CLOCK_NS_PER_MS;
+	while ((de = readdir(d)) != NULL) {
+		int64_t when;
+		if (strncmp(de->d_name, CLAIM_MARK_NAME, plen) != 0 ||
+		    !archive_session_time(de->d_name + plen, &when))
+			continue;
+		/* Safe to remove: no instance still works on an incident that
+		 * old (every step re-checks the claim, and a request the share
+		 * holds ends within its client's timeout, minutes at most). */
+		if (now_ns - when > keep_ns && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			gone++;
+	}
+	closedir(d);
+	return gone;
 }

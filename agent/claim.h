@@ -1,27 +1,51 @@
-/* claim.h - one incident, one owner, across every instance on the share.
+/* claim.h - one incident, one owner, across every instance on the share,
+ * built on the share's one atomic operation: exclusive create.
  *
  * Every scaled-out instance mounts the same /home and runs its own agent on
- * the same files. Before an agent archives, removes or runs a site-scope
- * hook it holds the claim: CLAIM_NAME in the archive folder
- * (/home/LogFiles/lockwarden/.lockwarden-claim: on the share, in
- * lockwarden's own folder, which the service may write; outside the site
- * tree, so Kudu never looks at it and the scan never lists it - it can be
- * neither taken for Kudu's nor count as deployment activity, and a session
- * name it never has). It is created with
- * O_CREAT|O_EXCL, which is atomic on SMB/CIFS and FUSE: of several agents
- * deciding at the same moment, exactly one gets it.
+ * the same files. The share (SMB, reached through cifs or FUSE) offers
+ * exclusive create (O_CREAT|O_EXCL), read, write, unlink and a rename that
+ * replaces; no RENAME_EXCHANGE or RENAME_NOREPLACE, no reliable ftruncate,
+ * no ctime, no inode number that survives a rename. The protocol uses
+ * exclusive create, read, write and unlink, and nothing else.
  *
- * Its text says who owns it (the instance id), which incident it is (an id
- * every instance sees, and a fingerprint of the targets), what the owner has
- * removed so far, whether the site-scope hook was started, a renewal count
- * and an expiry. The owner rewrites it (renews) while it works. Nobody
- * trusts another host's clock: another agent takes it over only after it
- * has itself watched the very same content stay unchanged for the claim
- * expiry, by its own monotonic clock. A claim that is not a small regular
- * file of this format (a symlink, a FIFO, a huge or garbage file) is never
- * followed or believed: it is waited out the same way, then replaced.
+ * Names, in the archive folder (outside the site tree: Kudu never sees
+ * them, the scan never lists them):
+ *   .lockwarden-claim-<n>      the incident's ownership, a sequence: the
+ *                              owner is the maker of the highest n. A new
+ *                              incident or a takeover exclusively creates
+ *                              the next name, so of two agents making the
+ *                              same name exactly one wins, and nobody ever
+ *                              writes or removes another's live claim.
+ *   .lockwarden-hook-<incident> the hook mark: exclusively created before
+ *                              the site-scope hook is spawned, so however
+ *                              an owner stalls, one incident's hook starts
+ *                              at most once; "ended" is written into it
+ *                              when the hook is over.
  *
- * Blocking I/O on small files. Functions return 0 or a negative errno.
+ * The steps (test/model/claim_model.py explores them, named the same):
+ *   claim.create  O_EXCL of name top+1 (the top seen by claim.look);
+ *   claim.verify  list the names: one above ours means our look was stale
+ *                 (a name pruned and made again): ours is removed, -EAGAIN;
+ *   claim.inherit the highest name below ours is read: a held claim hands
+ *                 over its incident, its "began" and its removals; a
+ *                 released one or none: a new incident. A name gone while
+ *                 read was pruned by an owner above: the list is read again;
+ *   claim.write   our content (json), padded with spaces to the longest
+ *                 written so far (no ftruncate);
+ *   claim.prune   every name below ours is removed, lowest first: they carry
+ *                 no authority (the owner is the top), and ours holds what
+ *                 they said;
+ *   claim.check   ours still holds our last text, and name n+1 does not
+ *                 exist: run before every step an owner takes;
+ *   claim.intent  "began" written before a cleanup removes anything (then
+ *                 claim.check): a taker always knows a restart may be due;
+ *   hook.mark / hook.started / hook.spawn / hook.end  the hook mark;
+ *   claim.release "released" written into ours; the name stays, so the
+ *                 sequence never goes back (the next incident's owner
+ *                 prunes it).
+ *
+ * Blocking I/O on small files, on the claim's own thread (incident.c).
+ * Functions return 0 or a negative errno.
  */
 #ifndef LOCKWARDEN_CLAIM_H
 #define LOCKWARDEN_CLAIM_H
@@ -30,74 +54,111 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#define CLAIM_NAME ".lockwarden-claim"
-#define CLAIM_FILE_MAX 8192          /* anything larger is not ours */
+#define CLAIM_NAME ".lockwarden-claim"      /* the names' prefix, before "-<n>" */
+#define CLAIM_MARK_NAME ".lockwarden-hook-"
+#define CLAIM_FILE_MAX 8192                 /* anything larger is not ours */
 #define CLAIM_REMOVED_MAX 4096
+#define CLAIM_ID_MAX 64
 
 struct claim {
-	char instance[32];           /* the owner */
-	char incident[64];           /* shared by every instance for this incident */
+	uint64_t n;                  /* its name's number */
+	char instance[32];           /* the maker */
+	char incident[CLAIM_ID_MAX]; /* shared by every instance for this incident */
 	uint64_t fingerprint;        /* a hash of the first cleanup's targets */
-	bool hook_started;           /* the site-scope hook was started for it */
-	uint64_t seq;                /* bumped by every renewal */
-	int64_t expires_ns;          /* by the owner's clock: shown, never relied on */
+	bool released;               /* the incident is over */
+	bool began;                  /* a cleanup began: the restart may be due */
+	uint64_t seq;                /* bumped by every write */
+	int64_t expires_ns;          /* by the maker's clock: shown, never relied on */
 	unsigned n_removed;
 	char removed[CLAIM_REMOVED_MAX]; /* "locks/deployment\ndeployments/temp-..." */
 };
 
-/* What the claim's name holds right now. */
+/* The top of the sequence, as one look saw it. */
 struct claim_view {
-	/* 0 a claim of ours in c; -ENOENT none; -ELOOP a symlink; -ENXIO not a
-	 * regular file; -EFBIG too large; -EINVAL not our format; another
-	 * negative errno when it could not be read. */
+	/* 0 a claim in c; -ENOENT no claim name at all; -ELOOP a symlink;
+	 * -ENXIO not a regular file; -EFBIG too large; -EINVAL not our
+	 * format (or still empty: made, not yet written); another negative
+	 * errno when it could not be read. */
 	int err;
+	uint64_t top;                /* its number (0: none) */
 	struct claim c;
-	uint64_t hash;               /* of the content, or of lstat when unread */
-	dev_t dev;
-	ino_t ino;
-	int64_t mtime_ns;            /* by the share's clock: when it was last written */
+	uint64_t hash;               /* of its number and content */
+	int64_t mtime_ns;            /* by the share's clock: shown only */
 };
 
 static inline bool claim_view_hostile(const struct claim_view *v)
 {
-	return v->err == -ELOOP || v->err == -ENXIO || v->err == -EFBIG || v->err == -EINVAL;
+	return v->err == -ELOOP || v->err == -ENXIO || v->err == -EFBIG;
 }
 
-/* Pure: the claim as text (returns its length, or -ENOSPC), and back. */
+/* The claim this agent made: its name's number, its handle and its text. */
+struct claim_held {
+	int fd;                      /* -1: none */
+	uint64_t n;
+	char text[CLAIM_FILE_MAX];
+	size_t len;                  /* of text, padding included */
+};
+
+/* The hook mark, read. */
+struct claim_mark {
+	int err;                     /* 0 read; -ENOENT none; -EINVAL empty or not ours */
+	char instance[32];
+	bool ended;
+	int exit_status;
+};
+
+/* Pure: the claim as JSON (returns its length, or -ENOSPC), and back
+ * (fixed fields through json.c; anything else: -EINVAL). */
 int claim_format(const struct claim *c, char *buf, size_t size);
 int claim_parse(const char *buf, size_t len, struct claim *c);
-/* Adds path to c->removed (once). */
+/* An incident id or instance a name may carry: [A-Za-z0-9._-], 1-63. */
+bool claim_id_ok(const char *s);
 void claim_add_removed(struct claim *c, const char *path);
-/* A short description of a view's err, for messages. */
 const char *claim_describe(const struct claim_view *v);
 
-/* The claim's path for an archive folder: "<archive_dir>/.lockwarden-claim". */
+/* "<archive_dir>/.lockwarden-claim": the names' prefix (cleanup.c). */
 void claim_path_for(const char *archive_dir, char *out, size_t size);
 
-/* Looks at the claim at path without following a link and without opening
- * anything but a regular file (O_NOFOLLOW|O_NONBLOCK, size-capped). */
-void claim_look(const char *path, struct claim_view *v);
+/* claim.look: the top of the sequence in the folder dir_fd. hint is the
+ * top seen last (0: none): from there the next names are probed, so an
+ * idle look lists nothing; without it, or with it gone, the folder's names
+ * are listed (names only: nothing is opened but the top). */
+void claim_look(int dir_fd, uint64_t hint, struct claim_view *v);
 
-/* Creates the claim at path (its folder made first, like the archive's). *fd_out stays
- * open for renewals. -EEXIST when someone holds one. */
-int claim_create(const char *path, const struct claim *c, int *fd_out);
+/* claim.create .. claim.check for a new incident or a takeover: c holds
+ * what a new incident says (incident, instance, fingerprint, began); on
+ * success it holds what was inherited too, *inherited says whether a held
+ * claim was taken over, and h is ours. -EEXIST: another agent made the name
+ * first; -EAGAIN: our look was stale. */
+int claim_take(int dir_fd, uint64_t top_seen, struct claim *c, struct claim_held *h,
+	       bool *inherited);
+/* claim.write then claim.check (a renewal, claim.intent, a removal noted).
+ * -ESTALE: the claim is not ours any more. */
+int claim_write(int dir_fd, struct claim_held *h, struct claim *c);
+/* claim.check. */
+int claim_check(int dir_fd, const struct claim_held *h);
+/* claim.release: "released" written when the claim is still ours; the
+ * handle is closed either way. */
+int claim_release(int dir_fd, struct claim_held *h, struct claim *c);
+/* Closes the handle, leaving the name (stopping with the hook not run: it
+ * is waited out and taken over). */
+void claim_leave(struct claim_held *h);
 
-/* Rewrites the held claim in place. */
-int claim_rewrite(int fd, const struct claim *c);
-
-/* 0 when path is still the file fd holds, -ESTALE otherwise. */
+/* For cleanup.c, before each removal: 0 when the claim whose handle is fd
+ * is still the owner's (claim.check), -ESTALE otherwise. path is
+ * claim_path_for()'s. */
 int claim_still_ours(const char *path, int fd);
 
-/* Removes the held claim if it is still ours; closes fd either way. */
-void claim_release(const char *path, int fd);
-
-/* Replaces what was seen (an expired or hostile claim) with c: the old one
- * is renamed aside, compared with what was seen, and only then removed; if
- * it changed meanwhile it is put back and -EAGAIN returned. -ENOENT when it
- * is already gone (another agent took over first). */
-int claim_replace(const char *path, const struct claim_view *seen, const char *instance,
-		  const struct claim *c, int *fd_out);
+/* hook.mark + hook.started: 0 and *fd_out (for hook.end), or -EEXIST when
+ * the incident's hook was marked before (by anyone). */
+int claim_mark_hook(int dir_fd, const char *incident, const char *instance, int *fd_out);
+/* hook.end: "ended" and the exit status written into the mark; closes fd. */
+int claim_mark_end(int fd, const char *incident, const char *instance, int exit_status);
+void claim_read_mark(int dir_fd, const char *incident, struct claim_mark *m);
+/* Removes hook marks whose incident's time (the id begins with it) is
+ * older than keep_ms before now_ns: an incident that old is over on every
+ * instance. Returns how many went. */
+unsigned claim_prune_marks(int dir_fd, uint64_t keep_ms, int64_t now_ns);
 
 #endif

@@ -57,6 +57,7 @@ static struct cleanup_job *job_new(size_t n, const struct site_snapshot *snap,
 	job->claim_fd = s->claim_fd;
 	job->claim_err = s->claim_err;
 	job->on_removed = s->on_removed;
+	job->fenced = s->fenced;
 	job->ctx = s->ctx;
 	job->started_ns = clock_wall_ns();
 	job->root_dev = snap->root.dev;
@@ -189,7 +190,7 @@ static bool lost_claim(struct cleanup_job *job)
 	if (job->claim_fd < 0)
 		return false;
 	claim_path_for(job->archive_dir, path, sizeof(path));
-	if (claim_still_ours(path, job->claim_fd) == 0)
+	if (claim_still_ours(path, job->claim_fd) == 0 && !(job->fenced && job->fenced(job->ctx)))
 		return false;
 	if (!job->abandoned[0])
 		snprintf(job->abandoned, sizeof(job->abandoned),

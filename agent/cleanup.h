@@ -58,6 +58,9 @@ struct cleanup_settings {
 	/* Called on the worker thread right after each removal, so that the
 	 * claim says what went before anything else happens. */
 	void (*on_removed)(void *ctx, const char *path);
+	/* Fencing: true while the claim's renewal is overdue (incident.h):
+	 * no removal is started then. */
+	bool (*fenced)(void *ctx);
 	void *ctx;
 };
 
@@ -83,6 +86,7 @@ struct cleanup_job {
 	int claim_fd;
 	int claim_err;
 	void (*on_removed)(void *ctx, const char *path);
+	bool (*fenced)(void *ctx);
 	void *ctx;
 	int64_t started_ns;
 	uint64_t plan;            /* a hash of the targets' names */

@@ -1,26 +1,42 @@
 /* incident.h - this agent's part in the site-wide claim (claim.h): what it
- * saw of the claim by its own clock, the claim it holds, its renewal, and
- * when the incident is over.
+ * saw of the claim by its own clock, the claim it holds, its renewal, the
+ * hook mark, and when the incident is over.
  *
  * Life of an incident, on the owner:
- *   acquire (O_EXCL) -> cleanups, each removal added to the claim ->
- *   site scope: the hook, the claim saying "started" before the spawn ->
- *   released. Every instance learns that an incident was cleared from the
- *   archive's notes (note.json names the incident), which outlive the
- *   claim: instance-scope hooks and the site's cooldown come from there.
- * On the others: the claim's content is watched; unchanged for
- * [site] claim_expiry by this agent's monotonic clock means its owner is
- * gone, and the claim is replaced (claim_replace) by this agent, which then
- * judges the tree afresh and finishes what the incident still needs.
+ *   claim (claim.create .. claim.check, "began" written: claim.intent) ->
+ *   cleanups, each removal noted in the claim, each step after claim.check ->
+ *   site scope: hook.mark (exclusive create) before the spawn, hook.end
+ *   after -> claim.release.
+ * On the others: the top claim is watched; unchanged for [site]
+ * claim_expiry by this agent's monotonic clock means its owner is gone, and
+ * this agent makes the next name (a takeover), inherits the incident and
+ * judges the tree afresh. Claimed by others for longer than
+ * INCIDENT_CLAIMED_MAX (however its content changes: a forged claim can be
+ * rewritten forever) is taken over the same way, with a warning.
  *
- * The decisions are made on the loop thread; the claim's I/O (a few bytes
- * on the share, but a share that stops answering blocks every call on it)
- * runs on libuv's worker threads, one operation at a time, each answered
- * through done(). The loop never waits for the share.
+ * Fencing: an owner whose last renewal began claim_expiry / 2 ago or more
+ * (it has not come back, or failed) takes no new step - no removal
+ * (incident_fenced, checked by the cleanup), no hook mark - until a renewal
+ * comes back and says the claim is still its own. A taker waits a whole
+ * claim_expiry from its first look at the unchanged claim.
+ *
+ * A restart that may have been lost is never silent: a hook mark without
+ * "ended" whose maker no longer holds the incident (another instance took
+ * it over, or the claim was released, or it did not change for the
+ * expiry), or a taken-over incident whose cleanup began but which this
+ * agent never saw stuck, gives a warning, the json event "restart_lost", the
+ * metric lockwarden_restarts_maybe_lost_total, on every instance that sees
+ * it; `report` prints a line for each such mark.
+ *
+ * The decisions are made on the loop thread; the claim's I/O runs on the
+ * claim's own thread (not libuv's pool, which scans and removals can fill
+ * while the share hangs), one operation at a time, each answered through
+ * done(). The loop never waits for the share.
  */
 #ifndef LOCKWARDEN_INCIDENT_H
 #define LOCKWARDEN_INCIDENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -28,19 +44,26 @@
 #include "claim.h"
 #include "config.h"
 
+/* How long one incident may stay claimed by others before this agent takes
+ * it over whatever the claim says: longer than any real incident (its
+ * cleanups and a hook of [hook] timeout), so only a dead, stuck or forged
+ * claim is ever taken this way. */
+#define INCIDENT_CLAIMED_MAX_EXPIRIES 10
+
 enum incident_turn {
 	INCIDENT_ASKED,       /* the claim is being made or checked: done() answers */
 	INCIDENT_OTHERS,      /* another instance holds it (or it is being waited out) */
 	INCIDENT_BUSY,        /* another claim operation is in flight: ask again later */
 };
 
-/* The claim's operations, run off the loop. */
+/* The claim's operations, run on the claim's thread. */
 enum incident_op {
-	INCIDENT_OP_CLAIM,     /* make the claim, or check the held one is still ours */
-	INCIDENT_OP_TAKE_OVER, /* replace a claim seen expired */
+	INCIDENT_OP_CLAIM,     /* make the claim, or note "began" in the held one */
+	INCIDENT_OP_TAKE_OVER, /* make the next name over a claim seen expired */
 	INCIDENT_OP_RENEW,     /* every claim_expiry / 4 */
-	INCIDENT_OP_HOOK_MARK, /* "hook started", written before the spawn */
-	INCIDENT_OP_RELEASE,   /* the incident is over: the claim goes */
+	INCIDENT_OP_HOOK_MARK, /* hook.mark, before the spawn */
+	INCIDENT_OP_HOOK_END,  /* hook.end, after the hook */
+	INCIDENT_OP_RELEASE,   /* the incident is over: "released" */
 	INCIDENT_OP_LEAVE,     /* stopping before the hook ran: left to expire */
 };
 
@@ -48,116 +71,154 @@ enum incident_op {
  *   CLAIM      0 the claim is ours; 1 it is another instance's; a negative
  *              errno when it could not be made (the cleanup says why);
  *   TAKE_OVER  0 taken over (judge the tree afresh), else a negative errno;
- *   HOOK_MARK  0 start the hook; a negative errno when the claim is no
- *              longer ours;
+ *   HOOK_MARK  0 start the hook; 1 marked before (not started again); a
+ *              negative errno when the claim is not ours or is fenced;
  *   the others 0. */
 struct incident;
 typedef void (*incident_done_cb)(struct incident *inc, enum incident_op op, int result);
 
 struct incident_job {
-	uv_work_t req;
 	struct incident *inc;
 	enum incident_op op;
-	uint64_t expiry_ms;           /* claim_expiry when it was queued */
-	struct claim_view seen;       /* TAKE_OVER: what was seen expire */
-	char path[PATH_MAX];
-	int fd;                       /* the claim made (CLAIM, TAKE_OVER) */
+	uint64_t top_seen;            /* CLAIM, TAKE_OVER: the top seen */
+	char dir[PATH_MAX];           /* the archive folder */
+	struct claim c;               /* CLAIM, TAKE_OVER: what a new incident says */
+	struct claim_held held;       /* CLAIM, TAKE_OVER: the claim made */
+	bool inherited;
+	struct claim_mark mark;       /* HOOK_MARK: the mark found (-EEXIST) */
 	int result;
+};
+
+/* What one scan looked at, beside the tree (the scan's worker): the top
+ * claim and the hook marks of the incidents this agent watches. */
+#define INCIDENT_WATCHED 16
+struct incident_look {
+	uint64_t hint;
+	struct claim_view claim;
+	unsigned n_marks;
+	char mark_of[INCIDENT_WATCHED][CLAIM_ID_MAX];
+	struct claim_mark marks[INCIDENT_WATCHED];
+};
+
+/* An incident this agent saw in a claim, or held. */
+struct incident_watch {
+	char id[CLAIM_ID_MAX];
+	char owner[32];
+	bool done;                    /* its restart is settled (or said lost) */
+	bool empty_seen;              /* its mark was seen empty once (made, not written) */
 };
 
 struct incident {
 	uv_timer_t renew_timer;
-	/* mine, fd and the writes of the claim: a cleanup records its removals
-	 * from its worker thread while a claim operation runs on another. The
-	 * loop thread never takes it (a writer may be blocked on the share). */
+	uv_async_t lane_async;        /* the claim's thread says a job is done */
+	uv_thread_t lane;
+	uv_cond_t lane_cond;
+	bool lane_started, lane_quit;
+	struct incident_job *lane_job, *lane_done;
+	/* The lane's queue, held, mine and the writes of the claim: a cleanup
+	 * notes its removals from its worker thread while the lane runs. The
+	 * loop thread takes it only for the queue, never around I/O. */
 	uv_mutex_t lock;
 	uv_loop_t *loop;
 	const struct config *cfg;     /* the owner's, current after a reload */
 	char instance[32];
-	char path[PATH_MAX];          /* where the held claim is */
 
-	/* The claim as this agent last saw it, and since when (monotonic). */
+	/* The top claim as this agent last saw it, and since when (monotonic). */
 	struct claim_view seen;
 	uint64_t seen_since_ms;
 	bool seen_known;
-	uint64_t said_hostile;        /* the hostile claim already reported */
-	char said_other[64];          /* the other instance's incident already logged */
-	char hook_seen[64];           /* the incident whose site hook start was seen */
-	char learnt[16][64];          /* incidents learnt from the archive (a ring) */
+	uint64_t others_since_ms;     /* claimed by others without a break since (0: not) */
+	uint64_t said_hostile;
+	char said_other[CLAIM_ID_MAX];
+	struct incident_watch watched[INCIDENT_WATCHED];
+	unsigned watched_next;
+	bool stuck_seen;              /* running or stuck in a scan since the last incident learnt */
+	uint64_t stuck_seen_ms;       /* monotonic: the last scan that found it stuck (0: never) */
+	char learnt[16][CLAIM_ID_MAX]; /* incidents learnt from the archive (a ring) */
 	unsigned learnt_next;
+	char tied[16][CLAIM_ID_MAX];  /* incidents tied to what this agent saw */
+	unsigned tied_next;
+	uint64_t restarts_lost;       /* the metric */
 
-	/* The claim this agent holds. */
-	int fd;                       /* -1 when none */
+	/* The claim this agent holds (held.fd < 0: none; fd mirrors it). */
+	struct claim_held held;
+	int fd;
 	struct claim mine;
+	atomic_uint_fast64_t lease_ms; /* monotonic: when the last renewal that came back began */
+	bool inherited_began;         /* taken over after a cleanup began */
 	bool hook_queued;             /* a site hook is queued for it */
-	bool hook_marked;             /* this agent said "started" in the claim */
-	unsigned claims_made;         /* for the incident ids */
-	int renew_err;                /* the last renewal's failure, said once */
-	uint64_t expiry_ms;           /* claim_expiry, for renewals off the loop */
+	bool hook_marked;             /* this agent made its hook mark */
+	bool hook_settled;            /* its mark exists (ours or another's) */
+	bool hook_ran;                /* ours ran to its end: one restart per incident */
+	int mark_fd;
+	int hook_exit;
+	unsigned claims_made;
+	int renew_err;
+	uint64_t expiry_ms;
 	bool closed;
 
-	/* The claim operation in flight (one at a time), and those asked for
-	 * meanwhile, run in turn after it (bits of 1 << enum incident_op). */
-	struct incident_job *job;
-	uint64_t job_started_ms;      /* monotonic, when it was queued */
-	unsigned wanted;
-	bool stopping;                /* incident_stop: nothing new but the release */
+	struct incident_job *job;     /* in flight (one at a time) */
+	uint64_t job_started_ms;
+	unsigned wanted;              /* asked meanwhile (bits of 1 << enum incident_op) */
+	bool stopping;
 	incident_done_cb done;
-	/* Called when an operation was queued (NULL: nobody asks), so that
-	 * the owner can time it. */
 	void (*queued)(struct incident *inc);
 };
 
 int incident_init(struct incident *inc, uv_loop_t *loop, const struct config *cfg,
 		  const char *instance, incident_done_cb done);
 
-/* A claim operation is in flight; since when (monotonic ms), and what it is
- * in words ("claim renewal"), for the hang warning. */
+/* The archive folder, opened (made first when make is true) without
+ * following a link: the one place the claim's folder is opened. */
+int incident_open_archive(const char *dir, bool make);
+
 bool incident_busy(const struct incident *inc);
 uint64_t incident_busy_since_ms(const struct incident *inc);
 const char *incident_busy_what(const struct incident *inc);
 
-/* Folds one look at the claim into what was seen. Returns true when it
- * shows a site-scope hook started by another instance for an incident not
- * seen before (the site's cooldown starts now, for this agent). */
-bool incident_observe(struct incident *inc, const struct claim_view *v, uint64_t now_ms);
+/* Before a scan (loop): what its worker should look at. */
+void incident_look_prepare(const struct incident *inc, struct incident_look *look);
+/* On the scan's worker (blocking). */
+void incident_look_run(const char *archive_dir, struct incident_look *look);
+/* Folds one look into what was seen (loop). Says each restart that may
+ * have been lost (once). */
+void incident_observe(struct incident *inc, const struct incident_look *look, uint64_t now_ms);
+/* The last decision found the site stuck: what is claimed now is tied to
+ * something this agent saw. */
+void incident_saw_stuck(struct incident *inc);
+/* The last decision saw a deployment claim to run: an incident cleared
+ * after it (a note) may be one this agent saw begin. */
+void incident_saw_running(struct incident *inc);
 
-/* The claim seen has been unchanged for claim_expiry (or is hostile and
- * has been waited out): replace it. Returns true when a takeover was
- * started (done() answers). */
+/* The top claim seen has been unchanged for claim_expiry (or hostile and
+ * waited out, or claimed by others too long): take it over. Returns true
+ * when a takeover was started (done() answers). */
 bool incident_take_over_expired(struct incident *inc, uint64_t now_ms);
 
-/* Before a cleanup: checks the held claim, or makes it (INCIDENT_ASKED:
- * done() answers with INCIDENT_OP_CLAIM); INCIDENT_OTHERS when the last
- * scan saw another instance's. A new claim's incident id is in mine at
- * once. */
 enum incident_turn incident_claim(struct incident *inc, uint64_t fingerprint);
-
+/* The last look found no incident held (no claim, or the top released). */
+bool incident_unclaimed(const struct incident *inc);
 bool incident_held(const struct incident *inc);
-
+/* Fencing (any thread; ctx is the incident): true while the held claim's
+ * last renewal is overdue: no new step. */
+bool incident_fenced(void *ctx);
 /* A cleanup of this incident removed path (any thread). */
 void incident_removed(struct incident *inc, const char *path);
+/* The site-scope hook is due for the held incident (taken over after a
+ * cleanup began, tied, and not marked). */
+bool incident_hook_due(const struct incident *inc);
 
-/* Right before the site-scope hook starts: 0 to start it, 1 when it was
- * already started for this incident (by a dead owner: not repeated), or
- * INCIDENT_HOOK_ASKED: "started" is being written into the claim, and
- * done() answers with INCIDENT_OP_HOOK_MARK. */
+/* Right before the site-scope hook starts: 0 to start it, 1 when its mark
+ * exists (not repeated), or INCIDENT_HOOK_ASKED: the mark is being made,
+ * and done() answers with INCIDENT_OP_HOOK_MARK. */
 #define INCIDENT_HOOK_ASKED 2
 int incident_hook_starting(struct incident *inc);
+/* The hook started under our mark is over. */
+void incident_hook_ended(struct incident *inc, int exit_status);
 
-/* Nothing left to remove and no hook due: the incident is over, the
- * claim goes (off the loop). */
 void incident_settle(struct incident *inc);
-
-/* At shutdown: releases the claim unless the incident still needs its
- * site-scope hook (then another instance takes over after the expiry).
- * Returns true while a claim operation is still in flight: done() comes,
- * and the caller calls again. Once it returns false the handles are
- * closing. */
 bool incident_stop(struct incident *inc, bool hook_still_due);
-/* After the loop ended. */
 void incident_free(struct incident *inc);
-
 
 /* ---- what the archive tells every instance --------------------------------- */
 
@@ -170,6 +231,7 @@ struct incident_note {
 	bool final;               /* done or rolled back: the note will not change */
 	char step[16];            /* policy_step_name's word, "" in older notes */
 	bool complete;            /* done, and everything it named was removed */
+	bool tied;                /* its incident is one this agent saw (incident_tie_notes) */
 	char token[17];           /* its trash names' token, "" in older notes */
 };
 
@@ -187,6 +249,12 @@ struct incident_notes {
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
 			 struct incident_notes *out);
 void incident_notes_free(struct incident_notes *n);
+
+/* Marks the notes whose incident this agent saw (held, took over, or
+ * learnt after seeing the site stuck) or that this instance wrote (the
+ * ladder outlives the agent's restart); report, which sees nothing over
+ * time, trusts them all (inc NULL). Only tied notes count for the ladder. */
+void incident_tie_notes(const struct incident *inc, struct incident_notes *notes);
 
 /* The ladder's memory, from the share: the time (by its session's name)
  * of the newest cleanup that took the usual step or the last one and

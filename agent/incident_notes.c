@@ -53,6 +53,12 @@ static void read_note(int dir_fd, struct incident_note *note)
 	snprintf(note->step, sizeof(note->step), "%s", r.step);
 	snprintf(note->token, sizeof(note->token), "%s", r.token);
 	note->complete = note->done && r.complete;
+	if (!claim_id_ok(note->incident) || !claim_id_ok(note->instance)) {
+		/* Ids that could not be ours (a name, a path, too long): the
+		 * note ties to no incident. */
+		note->incident[0] = note->instance[0] = '\0';
+		note->done = note->complete = false;
+	}
 }
 
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
@@ -121,7 +127,7 @@ bool incident_last_clear(const struct incident_notes *notes, const char *exclude
 		const struct incident_note *note = &notes->v[i];
 		bool took_a_step = strcmp(note->step, "clear") == 0 ||
 				   strcmp(note->step, "full-clear") == 0;
-		if (!note->complete || !took_a_step)
+		if (!note->complete || !took_a_step || !note->tied)
 			continue;
 		if (exclude && exclude[0] && strcmp(note->incident, exclude) == 0)
 			continue;
@@ -149,6 +155,18 @@ static bool learnt(struct incident *inc, const char *id)
 	return false;
 }
 
+void incident_tie_notes(const struct incident *inc, struct incident_notes *notes)
+{
+	for (size_t i = 0; i < notes->n; i++) {
+		struct incident_note *note = &notes->v[i];
+		/* This instance's own notes too: the restart its hook causes
+		 * restarts the agent, and the ladder must outlive that. */
+		note->tied = !inc || (note->instance[0] && strcmp(note->instance, inc->instance) == 0);
+		for (unsigned k = 0; inc && k < 16 && !note->tied; k++)
+			note->tied = note->incident[0] && strcmp(inc->tied[k], note->incident) == 0;
+	}
+}
+
 void incident_learn(struct incident *inc, const struct incident_notes *prev,
 		    const struct incident_notes *fresh, bool first,
 		    void (*found)(struct incident *inc, const struct incident_note *note))
@@ -162,6 +180,22 @@ void incident_learn(struct incident *inc, const struct incident_notes *prev,
 			continue;
 		if (learnt(inc, note->incident) || first)
 			continue;
+		/* The share's word alone starts nothing: a note counts when its
+		 * incident is one this agent saw claimed while the site was
+		 * stuck, or when this agent saw a deployment claim to run (or
+		 * stuck) since the last incident it learnt (one sight, one
+		 * incident: a flood of forged notes runs no hook, resets no
+		 * cooldown). */
+		bool tied = false;
+		for (unsigned k = 0; k < 16 && !tied; k++)
+			tied = strcmp(inc->tied[k], note->incident) == 0;
+		if (!tied && !inc->stuck_seen)
+			continue;
+		if (!tied) {
+			snprintf(inc->tied[inc->tied_next], sizeof(inc->tied[0]), "%s", note->incident);
+			inc->tied_next = (inc->tied_next + 1) % 16;
+		}
+		inc->stuck_seen = false;
 		found(inc, note);
 	}
 }

@@ -97,6 +97,9 @@ int metrics_format(const struct metrics *m, const char *version, const char *ins
 	put(&o, "lockwarden_hook_runs_total{result=\"ok\"} %" PRIu64 "\n", m->hook_ok);
 	put(&o, "lockwarden_hook_runs_total{result=\"failed\"} %" PRIu64 "\n", m->hook_failed);
 	put(&o, "lockwarden_hook_runs_total{result=\"timeout\"} %" PRIu64 "\n", m->hook_timeout);
+	put_counter(&o, "lockwarden_restarts_maybe_lost_total",
+		    "Incidents whose restart may have been lost (a hook marked, no end, its maker "
+		    "gone), as this instance saw them.", m->restarts_lost);
 	put_time(&o, "lockwarden_last_scan_timestamp_seconds",
 		 "When the last scan of the site tree began (Unix time); 0 before the first.",
 		 m->last_scan_ns);
@@ -113,6 +116,7 @@ bool metrics_changed(const struct metrics *a, const struct metrics *b)
 	       a->abandoned != b->abandoned ||
 	       a->hook_ok != b->hook_ok || a->hook_failed != b->hook_failed ||
 	       a->hook_timeout != b->hook_timeout || a->start_ns != b->start_ns ||
+	       a->restarts_lost != b->restarts_lost ||
 	       a->stuck != b->stuck || a->share_up != b->share_up;
 }
 

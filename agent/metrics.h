@@ -22,6 +22,7 @@ struct metrics {
 	uint64_t kept;             /* entries kept beside a name Kudu made again */
 	uint64_t abandoned;        /* cleanups rolled back on a sign of life */
 	uint64_t hook_ok, hook_failed, hook_timeout; /* hook runs that finished */
+	uint64_t restarts_lost;    /* restarts that may have been lost (incident.h) */
 	int64_t start_ns;          /* wall clock when the agent started */
 	int64_t last_scan_ns;      /* wall clock when the last scan began; 0: none yet */
 	bool stuck;                /* the last decision found a stuck deployment */

@@ -88,60 +88,96 @@ static bool lock_came_back(const struct config *cfg, const struct site_snapshot 
 	       verify_same_lock(snap, &removed) != NULL;
 }
 
-/* The incident's claim (claim.h): who is at work on an incident now. */
+/* The incident's claim (claim.h): who is at work on an incident now, and
+ * its hook mark. A mark without an end whose maker does not hold the
+ * incident any more is a restart that may have been lost (incident.h). */
+struct report_claim {
+	struct claim_view v;
+	struct claim_mark mark;
+	bool lost;
+};
+
+static void report_look(const struct config *cfg, struct report_claim *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	rc->mark.err = -ENOENT;
+	int dfd = incident_open_archive(cfg->archive_dir, false);
+	if (dfd < 0) {
+		rc->v.err = dfd;
+		return;
+	}
+	claim_look(dfd, 0, &rc->v);
+	if (rc->v.err == 0)
+		claim_read_mark(dfd, rc->v.c.incident, &rc->mark);
+	close(dfd);
+	bool marked = rc->mark.err == 0 || rc->mark.err == -EINVAL;
+	rc->lost = rc->v.err == 0 && marked && !rc->mark.ended &&
+		   (rc->v.c.released || strcmp(rc->mark.instance, rc->v.c.instance) != 0);
+}
+
+static const char *hook_word(const struct report_claim *rc)
+{
+	if (rc->mark.err == -ENOENT)
+		return "not started";
+	return rc->mark.ended ? "ended" : "started";
+}
+
 static void print_claim_text(const struct config *cfg, int64_t now_ns, FILE *out)
 {
-	struct claim_view v;
+	struct report_claim rc;
 	char expires[40], age[16];
 
-	char path[PATH_MAX];
-	claim_path_for(cfg->archive_dir, path, sizeof(path));
-	claim_look(path, &v);
-	fprintf(out, "\nincident claim (%s): ", path);
-	if (v.err == -ENOENT) {
+	report_look(cfg, &rc);
+	fprintf(out, "\nincident claim (%s/%s-%llu): ", cfg->archive_dir, CLAIM_NAME,
+		(unsigned long long)rc.v.top);
+	if (rc.v.err == -ENOENT) {
 		fprintf(out, "none\n");
 		return;
 	}
-	if (v.err < 0) {
-		fprintf(out, "%s; not trusted, replaced by an agent once it saw it unchanged for "
-			"[site] claim_expiry\n", claim_describe(&v));
+	if (rc.v.err < 0) {
+		fprintf(out, "%s; not trusted, superseded by an agent once it saw it unchanged for "
+			"[site] claim_expiry\n", claim_describe(&rc.v));
 		return;
 	}
-	fmt_age(clock_ns_to_ms(clock_sub_ns(now_ns, v.mtime_ns)), age, sizeof(age));
-	isotime_format(v.c.expires_ns, "-", expires, sizeof(expires));
-	fprintf(out, "incident %s, owner %s, renewed %s ago (%llu renewals), expires %s by the "
-		"owner's clock; %u removal%s, site hook %s\n", v.c.incident, v.c.instance, age,
-		(unsigned long long)v.c.seq, expires, v.c.n_removed, v.c.n_removed == 1 ? "" : "s",
-		v.c.hook_started ? "started" : "not started");
+	fmt_age(clock_ns_to_ms(clock_sub_ns(now_ns, rc.v.mtime_ns)), age, sizeof(age));
+	isotime_format(rc.v.c.expires_ns, "-", expires, sizeof(expires));
+	fprintf(out, "incident %s, owner %s, %s %s ago (%llu renewals), expires %s by the "
+		"owner's clock; %u removal%s, site hook %s\n", rc.v.c.incident, rc.v.c.instance,
+		rc.v.c.released ? "released" : "renewed", age, (unsigned long long)rc.v.c.seq,
+		expires, rc.v.c.n_removed, rc.v.c.n_removed == 1 ? "" : "s", hook_word(&rc));
+	if (rc.lost)
+		fprintf(out, "warning: incident %s: its restart may have been lost: instance %s "
+			"marked its hook started, no end was recorded, and it no longer holds the "
+			"incident\n", rc.v.c.incident, rc.mark.err == 0 ? rc.mark.instance : "?");
 }
 
 static void print_claim_json(const struct config *cfg, FILE *out)
 {
-	struct claim_view v;
-	char path[PATH_MAX];
+	struct report_claim rc;
 
-	claim_path_for(cfg->archive_dir, path, sizeof(path));
-	claim_look(path, &v);
-	if (v.err == -ENOENT) {
+	report_look(cfg, &rc);
+	if (rc.v.err == -ENOENT) {
 		fputs("null", out);
 		return;
 	}
-	if (v.err < 0) {
+	if (rc.v.err < 0) {
 		fputs("{\"trusted\": false, \"why\": ", out);
-		jsonw_string(out, claim_describe(&v));
+		jsonw_string(out, claim_describe(&rc.v));
 		fputs("}", out);
 		return;
 	}
 	fputs("{\"trusted\": true, \"incident\": ", out);
-	jsonw_string(out, v.c.incident);
+	jsonw_string(out, rc.v.c.incident);
 	fputs(", \"owner\": ", out);
-	jsonw_string(out, v.c.instance);
+	jsonw_string(out, rc.v.c.instance);
 	fputs(", \"renewed\": ", out);
-	jsonw_time(out, v.mtime_ns);
+	jsonw_time(out, rc.v.mtime_ns);
 	fputs(", \"expires\": ", out);
-	jsonw_time(out, v.c.expires_ns);
-	fprintf(out, ", \"renewals\": %llu, \"removed\": %u, \"hook_started\": %s}",
-		(unsigned long long)v.c.seq, v.c.n_removed, v.c.hook_started ? "true" : "false");
+	jsonw_time(out, rc.v.c.expires_ns);
+	fprintf(out, ", \"renewals\": %llu, \"removed\": %u, \"released\": %s, "
+		"\"hook_started\": %s, \"restart_maybe_lost\": %s}",
+		(unsigned long long)rc.v.c.seq, rc.v.c.n_removed, rc.v.c.released ? "true" : "false",
+		rc.mark.err == -ENOENT ? "false" : "true", rc.lost ? "true" : "false");
 }
 
 /* stuck_after as this report judges with it, and the site's history of
@@ -399,15 +435,15 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 static void report_ladder(const struct config *cfg, struct policy_params *params)
 {
 	struct incident_notes notes;
-	struct claim_view v;
-	char path[PATH_MAX];
+	struct report_claim rc;
 
-	claim_path_for(cfg->archive_dir, path, sizeof(path));
-	claim_look(path, &v);
+	report_look(cfg, &rc);
+	const struct claim_view *v = &rc.v;
 	incident_read_notes(cfg->archive_dir, NULL, &notes);
+	incident_tie_notes(NULL, &notes); /* one look: every note counts as the agents' do */
 	params->allow_full_clear = cfg->policy_allow_full_clear;
 	params->escalate_within_ms = cfg->policy_escalate_within;
-	params->previous_clear_known = incident_last_clear(&notes, v.err == 0 ? v.c.incident : "",
+	params->previous_clear_known = incident_last_clear(&notes, v->err == 0 && !v->c.released ? v->c.incident : "",
 							   &params->previous_clear_ns);
 	incident_notes_free(&notes);
 }

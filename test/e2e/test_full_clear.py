@@ -16,7 +16,7 @@ import signal
 import pytest
 
 from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_CLEARED, RECORD_DONE, RECORD_OLD,
-                      STUCK_LEFTOVERS, TEMP_FAILED, TEMP_STUCK, Pause, age, age_tree, append_log, archive_dir_for,
+                      STUCK_LEFTOVERS, TEMP_FAILED, claim_held, TEMP_STUCK, Pause, age, age_tree, append_log, archive_dir_for,
                       build_stuck_site, make_file_lock, make_lock, make_pending, make_record,
                       make_skeleton, make_settings, make_tools, set_active, settle,
                       start_agent, tree_state, wait_for, write_config)
@@ -38,7 +38,7 @@ def sessions(cfg):
 
 
 def claim_gone(cfg):
-    return not os.path.lexists(archive_dir_for(cfg) / ".lockwarden-claim")
+    return not claim_held(archive_dir_for(cfg))
 
 
 def note(session):

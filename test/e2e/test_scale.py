@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, Pause, age_tree, archive_dir_for,
+from conftest import (ACT_TIMEOUT_S, claim_held, claim_names, hook_marks, top_claim, HOUR_S, STUCK_LEFTOVERS, Pause, age_tree, archive_dir_for,
                       build_stuck_site, clean_env, faketime_env, gone, make_file_lock, make_lock,
                       make_pending, make_record, run_cli, start_agent, wait_for, write_config)
 
@@ -41,12 +41,13 @@ def sessions(cfg):
 
 
 def claim_path(cfg):
-    """In the archive folder, never a session's name."""
-    return archive_dir_for(cfg) / ".lockwarden-claim"
+    """The first name of the claim sequence, in the archive folder."""
+    return archive_dir_for(cfg) / ".lockwarden-claim-1"
 
 
 def claim_gone(cfg):
-    return not os.path.lexists(claim_path(cfg))
+    """No incident is held: no claim, or the top one released."""
+    return not claim_held(archive_dir_for(cfg))
 
 
 def new_incident(root, n, lock_expiry_s=20 * 60):
@@ -216,7 +217,7 @@ def test_hostile_claim_is_never_trusted(site, hook, agents, tmp_path, outside, k
     elif kind == "fifo":
         os.mkfifo(claim)
     elif kind == "huge":
-        claim.write_bytes(b"lockwarden-claim 1\n" + b"x" * (1 << 20))
+        claim.write_bytes(b"{\"lockwarden_claim\": 2" + b" " * (1 << 20) + b"}")
     else:
         claim.write_bytes(b"\x00\xffinstance me\n")
     agent = start(agents, cfg, 0)
@@ -225,7 +226,7 @@ def test_hostile_claim_is_never_trusted(site, hook, agents, tmp_path, outside, k
              agent.tail)
     agent.wait_fresh_scans(2)
     assert agent.count(r"warning: claim .* not trusted") == 1
-    assert agent.count(r"replaced .*lockwarden-claim") == 1
+    assert agent.count(r"replaced the claim .*lockwarden-claim") == 1
     assert target.read_text() == "not lockwarden's\n"
     assert hook.count() == 1
 

@@ -886,11 +886,12 @@ class Pause:
     "fdopendir") whose name ends in `name`. With `ms` it only sleeps there;
     otherwise it waits for release()."""
 
-    def __init__(self, shim, folder, call, name="", at=1, ms=None, every=False):
+    def __init__(self, shim, folder, call, name="", at=1, ms=None, every=False, has="",
+                 data=""):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.vars = {"LD_PRELOAD": str(shim), "LW_PAUSE_CALL": call, "LW_PAUSE_NAME": name,
-                     "LW_PAUSE_AT": str(at),
+                     "LW_PAUSE_AT": str(at), "LW_PAUSE_HAS": has, "LW_PAUSE_DATA": data,
                      # The sanitizer build wants its runtime first; the shim
                      # only wraps libc calls, so the order does not matter.
                      "ASAN_OPTIONS": "verify_asan_link_order=0:" +
@@ -912,3 +913,52 @@ class Pause:
 
     def release(self):
         (self.folder / "go").touch()
+
+
+# ---- the incident's claim (agent/claim.h) ------------------------------------
+
+CLAIM_PREFIX = ".lockwarden-claim-"
+HOOK_MARK_PREFIX = ".lockwarden-hook-"
+
+
+def claim_names(archive):
+    """The claim sequence's names in the archive folder, by number."""
+    archive = Path(archive)
+    if not archive.is_dir():
+        return []
+    out = []
+    for p in archive.iterdir():
+        tail = p.name[len(CLAIM_PREFIX):]
+        if p.name.startswith(CLAIM_PREFIX) and tail.isdigit() and not tail.startswith("0"):
+            out.append((int(tail), p))
+    return [p for _, p in sorted(out)]
+
+
+def top_claim(archive):
+    """The top claim as parsed JSON, or None (none, or not ours/not written)."""
+    names = claim_names(archive)
+    if not names:
+        return None
+    try:
+        return json.loads(names[-1].read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def claim_held(archive):
+    """An incident is held: the top claim exists and is not released (or
+    cannot be read: taken as held)."""
+    names = claim_names(archive)
+    if not names:
+        # The single name of versions before the sequence (a test run
+        # against an older build).
+        return os.path.lexists(Path(archive) / ".lockwarden-claim")
+    top = top_claim(archive)
+    return top is None or top.get("state") != "released"
+
+
+def hook_marks(archive):
+    archive = Path(archive)
+    if not archive.is_dir():
+        return []
+    return sorted(p for p in archive.iterdir() if p.name.startswith(HOOK_MARK_PREFIX))

@@ -2,10 +2,12 @@
  * step, so a test reaches a race window on purpose instead of hoping the
  * timing hits it.
  *
- * It wraps openat(), renameat(), renameat2() and fdopendir(). When the call
- * named by LW_PAUSE_CALL is made with a name ending in LW_PAUSE_NAME (the
- * opened name, or the new name of a rename; any call for fdopendir), the
- * LW_PAUSE_AT-th such call (default 1) pauses:
+ * It wraps openat(), renameat(), renameat2(), fdopendir() and pwrite().
+ * When the call named by LW_PAUSE_CALL is made with a name ending in
+ * LW_PAUSE_NAME (the opened name, the new name of a rename, the path of the
+ * file a pwrite writes; any call for fdopendir) - or, with LW_PAUSE_HAS,
+ * a name holding that text anywhere, and with LW_PAUSE_DATA a pwrite whose
+ * bytes hold that text - the LW_PAUSE_AT-th such call (default 1) pauses:
  *  - with LW_PAUSE_DIR: it creates LW_PAUSE_DIR/paused and waits until
  *    LW_PAUSE_DIR/go exists (at most 60 s), so the test acts in between;
  *  - with LW_PAUSE_MS: it sleeps that long (a slow share).
@@ -54,8 +56,17 @@ static void touch(const char *path)
 		close(fd);
 }
 
+static void maybe_pause_data(const char *call, const char *name, const void *data, size_t len);
+
 static void maybe_pause(const char *call, const char *name)
 {
+	maybe_pause_data(call, name, NULL, 0);
+}
+
+static void maybe_pause_data(const char *call, const char *name, const void *data, size_t len)
+{
+	const char *has = getenv("LW_PAUSE_HAS");
+	const char *want_data = getenv("LW_PAUSE_DATA");
 	const char *want_call = getenv("LW_PAUSE_CALL");
 	const char *want_name = getenv("LW_PAUSE_NAME");
 	const char *at = getenv("LW_PAUSE_AT");
@@ -64,6 +75,10 @@ static void maybe_pause(const char *call, const char *name)
 	const char *ms = getenv("LW_PAUSE_MS");
 
 	if (!want_call || strcmp(want_call, call) != 0)
+		return;
+	if (has && *has && (!name || !strstr(name, has)))
+		return;
+	if (want_data && *want_data && (!data || !memmem(data, len, want_data, strlen(want_data))))
 		return;
 	if (want_name && *want_name) {
 		size_t n = name ? strlen(name) : 0, w = strlen(want_name);
@@ -123,6 +138,23 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpa
 	maybe_pause("rename", newpath);
 	return real(olddirfd, oldpath, newdirfd, newpath, flags);
 }
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	static ssize_t (*real)(int, const void *, size_t, off_t);
+	char link[64], path[4096];
+	if (!real)
+		real = (ssize_t (*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+	if (getenv("LW_PAUSE_CALL") && strcmp(getenv("LW_PAUSE_CALL"), "pwrite") == 0) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(link, path, sizeof(path) - 1);
+		path[l > 0 ? l : 0] = '\0';
+		maybe_pause_data("pwrite", path, buf, n);
+	}
+	return real(fd, buf, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __attribute__((alias("pwrite")));
 
 DIR *fdopendir(int fd)
 {

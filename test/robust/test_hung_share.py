@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, Pause,
+from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, Pause, claim_held,
                       build_finished_site, build_stuck_site, clean_env, hook,  # noqa: F401
                       notify_socket, pause_shim, start_agent, stop_process, wait_for,  # noqa: F401
                       write_config)
@@ -236,7 +236,7 @@ def test_a_single_pass_on_a_share_that_does_not_answer_exits_6(share, tmp_path):
 
 # ------------------------------------------------ the claim and the trash sweep
 
-CLAIM = ".lockwarden-claim"
+CLAIM = ".lockwarden-claim-1"
 
 
 def scaled_config(tmp_path, share, hook, **extra):
@@ -251,7 +251,7 @@ def scaled_config(tmp_path, share, hook, **extra):
 
 
 def claim_gone(share):
-    return not os.path.lexists(share.backing / "LogFiles" / "lockwarden" / CLAIM)
+    return not claim_held(share.backing / "LogFiles" / "lockwarden")
 
 
 def sessions(share):

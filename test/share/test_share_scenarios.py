@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, age_tree, build_finished_site,
+from conftest import (HOUR_S, claim_held, STUCK_LEFTOVERS, TEMP_STUCK, age_tree, build_finished_site,
                       build_stuck_site, clean_env, hook, kudu_time, make_file_lock,  # noqa: F401
                       make_lock, make_pending, make_record, start_agent, utc_in, wait_for,
                       write_config)
@@ -31,11 +31,7 @@ HANG_LIMIT_S = 10.0
 MARGIN_S = 6.0
 # The platform's SIGKILL comes this long after its SIGTERM.
 PLATFORM_STOP_S = 5.0
-CLAIM = ".lockwarden-claim"
 NOT_ANSWERING = r"site root .* is not answering"
-
-NEEDS_CLAIM = "needs the claim of issue 19 (main's claim uses ftruncate on a write-only " \
-              "descriptor: EIO on SMB)"
 
 
 def on_samba(share, reason):
@@ -69,10 +65,6 @@ def site_local(share):
 
 def gone_on_share(share, rels):
     return all(not os.path.lexists(site_local(share) / r) for r in rels)
-
-
-def claim_path(share):
-    return share.local / "LogFiles" / "lockwarden" / CLAIM
 
 
 class Writer:
@@ -138,14 +130,13 @@ def add_running_deployment(share):
 
 def test_a_stuck_deployment_is_cleared_and_the_claim_made_and_released(
         request, share, agents, tmp_path, hook):
-    xfail_on_samba(request, share, NEEDS_CLAIM)
     build_stuck_site(site_local(share), age_s=HOUR_S)
     agent = start_agent(agents, config(tmp_path, share, hook))
     wait_for(lambda: gone_on_share(share, STUCK_LEFTOVERS),
              STUCK_AFTER_S + 4 * RESCAN_S + MARGIN_S,
              "the stuck deployment to be cleared", agent.tail)
     agent.wait_for_log(r"claimed incident \S+")
-    wait_for(lambda: hook.count() == 1 and not os.path.lexists(claim_path(share)),
+    wait_for(lambda: hook.count() == 1 and not claim_held(share.local / "LogFiles" / "lockwarden"),
              MARGIN_S * 2, "the hook to run and the claim to be released", agent.tail)
     agent.wait_for_log(r"incident \S+ cleared \(\d+ removals?\); claim released")
     assert sorted(agent.removed()) == sorted(STUCK_LEFTOVERS)
@@ -155,7 +146,6 @@ def test_a_stuck_deployment_is_cleared_and_the_claim_made_and_released(
 def test_a_deployment_that_dies_is_cleared_in_time(request, share, agents, tmp_path):
     """A deployment writes, then its writer dies: cleared no sooner than
     stuck_after after its last write, and not much later."""
-    xfail_on_samba(request, share, NEEDS_CLAIM)
     build_finished_site(site_local(share))
     log = add_running_deployment(share)
     agent = start_agent(agents, config(tmp_path, share))
@@ -209,7 +199,6 @@ def test_two_agents_on_two_mounts_clear_one_incident_once(request, share, agents
     """Two instances on two hosts: on SMB each has its own client mount; on
     bindfs the second watches the backing folder. One owner clears it, one
     site-scope hook."""
-    xfail_on_samba(request, share, NEEDS_CLAIM)
     build_stuck_site(site_local(share), age_s=HOUR_S)
     cfg_a = config(tmp_path, share, hook)
     other_root = share.kudu
@@ -224,7 +213,7 @@ def test_two_agents_on_two_mounts_clear_one_incident_once(request, share, agents
     wait_for(lambda: gone_on_share(share, STUCK_LEFTOVERS),
              STUCK_AFTER_S + 4 * RESCAN_S + MARGIN_S, "the incident to be cleared",
              lambda: a.tail() + "\n" + b.tail())
-    wait_for(lambda: hook.count() >= 1 and not os.path.lexists(claim_path(share)),
+    wait_for(lambda: hook.count() >= 1 and not claim_held(share.local / "LogFiles" / "lockwarden"),
              MARGIN_S * 2, "the hook and the claim's release", lambda: a.tail() + b.tail())
     a.wait_fresh_scans(2)
     b.wait_fresh_scans(2)

@@ -1,7 +1,9 @@
-/* test_claim.c - the incident's claim (claim.c): its text, read back from a
- * buffer of exactly its length, and the file operations on a real folder,
+/* test_claim.c - the incident's claim (claim.c): its JSON, read back from a
+ * buffer of exactly its length, and the protocol's steps on a real folder
+ * (the sequence of names, the takeover, a stale look, the hook mark),
  * hostile files included. And what every instance reads back from the
- * archive's notes (incident.c): the ladder's previous cleanup. */
+ * archive's notes (incident_notes.c): parsed with json.c, tied to what the
+ * agent saw, the ladder's previous cleanup. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +23,7 @@
 #include "claim.h"
 #include "incident.h"
 
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static int parse_exact(const char *text, struct claim *c)
@@ -38,8 +41,9 @@ static struct claim sample(void)
 {
 	struct claim c;
 	memset(&c, 0, sizeof(c));
+	c.n = 3;
 	snprintf(c.instance, sizeof(c.instance), "inst0aaaaaaa");
-	snprintf(c.incident, sizeof(c.incident), "20261129T044308Z-inst0aaaaaaa-41");
+	snprintf(c.incident, sizeof(c.incident), "20261129T044308Z-inst0aaaaaaa-41.1");
 	c.fingerprint = 0x0123456789abcdefULL;
 	c.seq = 7;
 	c.expires_ns = 1795000000LL * 1000000000LL;
@@ -54,16 +58,19 @@ static void test_round_trip(void **state)
 	struct claim c = sample(), back;
 	char buf[CLAIM_FILE_MAX];
 
-	for (int started = 0; started < 2; started++) {
-		c.hook_started = started;
+	for (int k = 0; k < 4; k++) {
+		c.began = k & 1;
+		c.released = k & 2;
 		int len = claim_format(&c, buf, sizeof(buf));
 		assert_true(len > 0);
 		buf[len] = '\0';
 		assert_int_equal(parse_exact(buf, &back), 0);
+		assert_true(back.n == 3);
 		assert_string_equal(back.instance, c.instance);
 		assert_string_equal(back.incident, c.incident);
 		assert_true(back.fingerprint == c.fingerprint);
-		assert_int_equal(back.hook_started, started);
+		assert_int_equal(back.began, c.began);
+		assert_int_equal(back.released, c.released);
 		assert_true(back.seq == 7);
 		assert_true(back.expires_ns == c.expires_ns);
 		assert_int_equal(back.n_removed, 2);
@@ -71,163 +78,241 @@ static void test_round_trip(void **state)
 	}
 }
 
+#define OK_HEAD "{\"lockwarden_claim\": 2, \"n\": 1, \"instance\": \"a\", "
 static void test_not_a_claim(void **state)
 {
 	static const char *const bad[] = {
 		"",
-		"lockwarden-claim 2\n",
-		"lockwarden-claim 1\ninstance a\n",
-		"lockwarden-claim 1\ninstance a b\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
-		"expires -\nremoved 0\nend\n",
-		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint zz\nhook no\nrenewed 1\n"
-		"expires -\nremoved 0\nend\n",
-		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook maybe\nrenewed 1\n"
-		"expires -\nremoved 0\nend\n",
-		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed -1\n"
-		"expires -\nremoved 0\nend\n",
 		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
-		"expires -\nremoved 2\npath locks/x\nend\n",
-		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
-		"expires -\nremoved 99\nend\n",
-		"lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\nhook no\nrenewed 1\n"
-		"expires -\nremoved 0\n",                     /* no end: torn */
-		"lockwarden-claim 1\ninstance \x1b[31m\nincident i\nfingerprint 1\nhook no\n"
-		"renewed 1\nexpires -\nremoved 0\nend\n",
+		"expires -\nremoved 0\nend\n",                   /* the old text */
+		"{\"lockwarden_claim\": 1, \"n\": 1, \"instance\": \"a\", \"incident\": \"i\", "
+		"\"state\": \"held\"}",                         /* another version */
+		OK_HEAD "\"incident\": \"i\"}",                   /* no state */
+		OK_HEAD "\"incident\": \"../../x\", \"state\": \"held\"}", /* a path in an id */
+		OK_HEAD "\"incident\": \"i\", \"state\": \"maybe\"}",
+		OK_HEAD "\"incident\": \"i\", \"state\": \"held\", \"removed\": \"a b\"}",
+		OK_HEAD "\"incident\": \"i\", \"state\": \"held\", \"fingerprint\": \"zz\"}",
+		OK_HEAD "\"incident\": \"i\", \"state\": \"held\"",   /* torn */
+		"{\"lockwarden_claim\": 2, \"n\": 0, \"instance\": \"a\", \"incident\": \"i\", "
+		"\"state\": \"held\"}",
+		OK_HEAD "\"incident\": \"\\u001b[31m\", \"state\": \"held\"}",
+		OK_HEAD "\"incident\": \"iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+		"iiiiiiiiii\", \"state\": \"held\"}",            /* too long: not cut */
 	};
 	struct claim c;
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
 		if (parse_exact(bad[i], &c) != -EINVAL)
 			fail_msg("case %zu was taken for a claim", i);
-	assert_int_equal(parse_exact("lockwarden-claim 1\ninstance a\nincident i\nfingerprint 1\n"
-				     "hook no\nrenewed 1\nexpires -\nremoved 0\nend\n", &c), 0);
+	assert_int_equal(parse_exact(OK_HEAD "\"incident\": \"i\", \"state\": \"held\"}   \n", &c),
+			 0);
 }
 
 static char dir[PATH_MAX];
+static int adir = -1;
 
 static int make_dir(void **state)
 {
 	snprintf(dir, sizeof(dir), "/tmp/test_claim.XXXXXX");
 	assert_non_null(mkdtemp(dir));
-	return 0;
+	adir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return adir < 0 ? -1 : 0;
 }
 
 static int remove_dir(void **state)
 {
 	char cmd[PATH_MAX + 16];
+	close(adir);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void path_in(char *out, size_t size)
+static bool name_exists(unsigned n)
 {
-	claim_path_for(dir, out, size);
+	char name[64];
+	struct stat st;
+	snprintf(name, sizeof(name), CLAIM_NAME "-%u", n);
+	return fstatat(adir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static void test_create_once_renew_release(void **state)
+static struct claim fresh(const char *instance, const char *incident)
 {
-	char path[PATH_MAX];
-	struct claim c = sample();
-	struct claim_view v;
-	int fd = -1, fd2 = -1;
+	struct claim c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.instance, sizeof(c.instance), "%s", instance);
+	snprintf(c.incident, sizeof(c.incident), "%s", incident);
+	return c;
+}
 
-	path_in(path, sizeof(path));
-	claim_look(path, &v);
+/* claim.create .. claim.check, a renewal, a takeover, the loser fenced out
+ * by the share alone, a release, and the next incident over it. */
+static void test_sequence_of_names(void **state)
+{
+	struct claim a = fresh("insta", "A1"), b = fresh("instb", "B1"), other = fresh("instc", "C1");
+	struct claim_held ha, hb, hc;
+	struct claim_view v;
+	bool inherited;
+
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -ENOENT);
-	assert_int_equal(claim_create(path, &c, &fd), 0);
-	assert_int_equal(claim_create(path, &c, &fd2), -EEXIST);
-	claim_look(path, &v);
+	a.began = true;
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
+	assert_false(inherited);
+	assert_true(ha.n == 1);
+	/* Two agents that saw the same top: exactly one makes the name. */
+	assert_int_equal(claim_take(adir, 0, &other, &hc, &inherited), -EEXIST);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, 0);
-	assert_string_equal(v.c.incident, c.incident);
-	uint64_t before = v.hash;
-	c.seq++;
-	assert_int_equal(claim_rewrite(fd, &c), 0);
-	claim_look(path, &v);
-	assert_true(v.hash != before);
-	assert_int_equal(claim_still_ours(path, fd), 0);
-	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-	claim_release(path, fd);
-	claim_look(path, &v);
-	assert_int_equal(v.err, -ENOENT);
+	assert_true(v.top == 1);
+	assert_string_equal(v.c.incident, "A1");
+	uint64_t seen = v.hash;
+	claim_add_removed(&a, "locks/status.lock");
+	assert_int_equal(claim_write(adir, &ha, &a), 0);
+	claim_look(adir, 1, &v);
+	assert_true(v.hash != seen);            /* a renewal is a change */
+	assert_int_equal(claim_check(adir, &ha), 0);
+
+	/* b takes over: the next name; A1 and what it did are inherited. */
+	assert_int_equal(claim_take(adir, 1, &b, &hb, &inherited), 0);
+	assert_true(inherited);
+	assert_true(hb.n == 2);
+	assert_string_equal(b.incident, "A1");
+	assert_true(b.began);
+	assert_string_equal(b.removed, "locks/status.lock");
+	assert_false(name_exists(1));           /* claim.prune */
+	/* a is out: its check says so, and its write touches nothing. */
+	assert_int_equal(claim_check(adir, &ha), -ESTALE);
+	assert_int_equal(claim_write(adir, &ha, &a), -ESTALE);
+	assert_int_equal(claim_check(adir, &hb), 0);
+	char path[PATH_MAX];
+	claim_path_for(dir, path, sizeof(path));
+	assert_int_equal(claim_still_ours(path, hb.fd), 0);
+	assert_int_equal(claim_still_ours(path, ha.fd), -ESTALE);
+	claim_leave(&ha);
+
+	/* The release stays as the top; the next incident goes over it. */
+	assert_int_equal(claim_release(adir, &hb, &b), 0);
+	claim_look(adir, 2, &v);
+	assert_int_equal(v.err, 0);
+	assert_true(v.c.released);
+	struct claim next = fresh("instc", "C2");
+	assert_int_equal(claim_take(adir, 2, &next, &hc, &inherited), 0);
+	assert_false(inherited);
+	assert_string_equal(next.incident, "C2");
+	assert_false(name_exists(2));
+	assert_true(name_exists(3));
+	claim_leave(&hc);
+}
+
+/* A look made long ago: the name it would make was pruned and is free
+ * again, below the real top. The maker sees the name above and removes
+ * its own; it never owns. */
+static void test_stale_look(void **state)
+{
+	struct claim a = fresh("insta", "A1"), b = fresh("instb", "B1");
+	struct claim_held ha, hb;
+	bool inherited;
+
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
+	assert_int_equal(claim_take(adir, 1, &a, &hb, &inherited), 0);   /* name 2 */
+	claim_leave(&ha);
+	assert_false(name_exists(1));
+	assert_int_equal(claim_take(adir, 0, &b, &ha, &inherited), -EAGAIN);
+	assert_false(name_exists(1));
+	assert_int_equal(claim_check(adir, &hb), 0);
+	claim_leave(&hb);
+}
+
+/* A taker whose predecessor was made and never written (its maker died
+ * between claim.create and claim.write) inherits from the one below. */
+static void test_inherit_past_an_empty_name(void **state)
+{
+	struct claim a = fresh("insta", "A1"), c = fresh("instc", "C1");
+	struct claim_held ha, hc;
+	bool inherited;
+	a.began = true;
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
+	int fd = openat(adir, CLAIM_NAME "-2", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(claim_take(adir, 2, &c, &hc, &inherited), 0);
+	assert_true(inherited);
+	assert_string_equal(c.incident, "A1");
+	assert_true(c.began);
+	claim_leave(&ha);
+	claim_leave(&hc);
+}
+
+static void test_rewrite_without_truncate(void **state)
+{
+	struct claim a = fresh("insta", "A1");
+	struct claim_held h;
+	struct claim_view v;
+	bool inherited;
+	assert_int_equal(claim_take(adir, 0, &a, &h, &inherited), 0);
+	for (int i = 0; i < 30; i++)
+		claim_add_removed(&a, i % 2 ? "deployments/temp-aaaaaaaa" : "locks/x");
+	assert_int_equal(claim_write(adir, &h, &a), 0);
+	memset(a.removed, 0, sizeof(a.removed));
+	a.n_removed = 0;
+	assert_int_equal(claim_write(adir, &h, &a), 0); /* shorter: padded */
+	claim_look(adir, 0, &v);
+	assert_int_equal(v.err, 0);
+	assert_int_equal(v.c.n_removed, 0);
+	claim_leave(&h);
 }
 
 static void test_hostile_files(void **state)
 {
-	char path[PATH_MAX], outside[PATH_MAX + 16];
 	struct claim_view v;
-
-	path_in(path, sizeof(path));
-	snprintf(outside, sizeof(outside), "%s/outside", dir);
-	FILE *f = fopen(outside, "w");
-	assert_non_null(f);
-	fputs("lockwarden-claim 1\n", f);
-	fclose(f);
-
-	assert_int_equal(symlink(outside, path), 0);
-	claim_look(path, &v);
+	char name[64];
+	snprintf(name, sizeof(name), CLAIM_NAME "-1");
+	assert_int_equal(symlinkat("/etc/passwd", adir, name), 0);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -ELOOP);
-	assert_true(claim_view_hostile(&v));
-	unlink(path);
-
-	assert_int_equal(mkfifo(path, 0600), 0);
-	claim_look(path, &v); /* would block forever if it were opened */
+	assert_true(v.top == 1);
+	snprintf(name, sizeof(name), CLAIM_NAME "-2");
+	assert_int_equal(mkfifoat(adir, name, 0600), 0);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -ENXIO);
-	unlink(path);
-
-	f = fopen(path, "w");
-	assert_non_null(f);
-	for (int i = 0; i < CLAIM_FILE_MAX + 10; i++)
-		fputc('x', f);
-	fclose(f);
-	claim_look(path, &v);
+	snprintf(name, sizeof(name), CLAIM_NAME "-3");
+	int fd = openat(adir, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	claim_look(adir, 0, &v);
 	assert_int_equal(v.err, -EFBIG);
-	unlink(path);
-
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("\xff\xfe garbage\n", f);
-	fclose(f);
-	claim_look(path, &v);
-	assert_int_equal(v.err, -EINVAL);
-	unlink(path);
+	/* Names that are not the sequence's are not counted. */
+	fd = openat(adir, CLAIM_NAME "-07", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	close(fd);
+	fd = openat(adir, CLAIM_NAME "-9x", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	close(fd);
+	claim_look(adir, 0, &v);
+	assert_true(v.top == 3);
 }
 
-static void test_replace_only_what_was_seen(void **state)
+static void test_hook_mark(void **state)
 {
-	char path[PATH_MAX];
-	struct claim old = sample(), mine = sample();
-	struct claim_view seen, now;
-	int fd_old = -1, fd = -1;
-
-	path_in(path, sizeof(path));
-	snprintf(mine.instance, sizeof(mine.instance), "inst1bbbbbbb");
-	assert_int_equal(claim_create(path, &old, &fd_old), 0);
-	claim_look(path, &seen);
-
-	/* The owner renewed after we looked: not replaced. */
-	old.seq++;
-	assert_int_equal(claim_rewrite(fd_old, &old), 0);
-	assert_int_equal(claim_replace(path, &seen, "inst1bbbbbbb", &mine, &fd), -EAGAIN);
-	assert_int_equal(claim_still_ours(path, fd_old), 0);
-
-	/* Unchanged since we looked: replaced, and the old owner sees it lost it. */
-	claim_look(path, &seen);
-	assert_int_equal(claim_replace(path, &seen, "inst1bbbbbbb", &mine, &fd), 0);
-	assert_int_equal(claim_still_ours(path, fd_old), -ESTALE);
-	assert_int_equal(claim_still_ours(path, fd), 0);
-	claim_look(path, &now);
-	assert_string_equal(now.c.instance, "inst1bbbbbbb");
-	close(fd_old);
-	claim_release(path, fd);
-
-	/* Already gone: nothing to take over. */
-	assert_int_equal(claim_replace(path, &seen, "inst1bbbbbbb", &mine, &fd), -ENOENT);
-	claim_look(path, &now);
-	assert_int_equal(now.err, -ENOENT);
+	struct claim_mark m;
+	int fd, fd2;
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
+	assert_int_equal(m.err, -ENOENT);
+	assert_int_equal(claim_mark_hook(adir, "20261129T044308Z-a-1.1", "insta", &fd), 0);
+	/* However the first maker stalls, nobody makes it again. */
+	assert_int_equal(claim_mark_hook(adir, "20261129T044308Z-a-1.1", "instb", &fd2), -EEXIST);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
+	assert_int_equal(m.err, 0);
+	assert_string_equal(m.instance, "insta");
+	assert_false(m.ended);
+	assert_int_equal(claim_mark_end(fd, "20261129T044308Z-a-1.1", "insta", 0), 0);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
+	assert_true(m.ended);
+	assert_int_equal(claim_mark_hook(adir, "../escape", "insta", &fd2), -EINVAL);
+	/* Pruned with the archive: older than keep by its name's time. */
+	assert_int_equal(claim_prune_marks(adir, 1000, (1795000000LL + 1000000) * 1000000000LL), 1);
+	claim_read_mark(adir, "20261129T044308Z-a-1.1", &m);
+	assert_int_equal(m.err, -ENOENT);
 }
 
-/* Table: which archive session is "the previous cleanup" the ladder
- * counts. Notes are written by archive.c and read back by incident.c, as
- * every instance reads them from the share. */
 #define T0_NS (1800000000LL * 1000000000LL)
 #define MIN_NS (60LL * 1000000000LL)
 
@@ -275,17 +360,17 @@ static void test_note_token_state_and_trash(void **state)
 		snprintf(session, sizeof(session), "%s", s.name);
 		archive_end(&s);
 
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int note_dir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct archive_note_read r = { .want_trash = "locks/.lockwarden-trash-00ff00ff-deployment" };
-		assert_int_equal(archive_read_note(dfd, session, &r), 0);
+		assert_int_equal(archive_read_note(note_dir, session, &r), 0);
 		assert_int_equal(r.state, st);
 		assert_string_equal(r.token, "00ff00ff");
 		assert_string_equal(r.incident, "I");
 		assert_true(r.lists_want);
 		struct archive_note_read other = { .want_trash = "locks/.lockwarden-trash-00ff00ff-x" };
-		assert_int_equal(archive_read_note(dfd, session, &other), 0);
+		assert_int_equal(archive_read_note(note_dir, session, &other), 0);
 		assert_false(other.lists_want);
-		close(dfd);
+		close(note_dir);
 	}
 	struct incident_notes notes;
 	incident_read_notes(dir, NULL, &notes);
@@ -339,6 +424,7 @@ static void test_last_clear_from_the_notes(void **state)
 		struct incident_notes notes;
 		int64_t when = 0;
 		incident_read_notes(dir, NULL, &notes);
+		incident_tie_notes(NULL, &notes);
 		bool found = incident_last_clear(&notes, rows[i].exclude, &when);
 		if (found != rows[i].found || (found && when != T0_NS + rows[i].at_min * MIN_NS))
 			fail_msg("row %zu: found %d at %lld", i, found, (long long)when);
@@ -352,17 +438,75 @@ static void test_last_clear_from_the_notes(void **state)
 	incident_notes_free(&notes);
 }
 
+static void found_note(struct incident *inc, const struct incident_note *note)
+{
+	(*(int *)inc->tied[15])++;
+}
+
+/* Forged notes: valid JSON, cleared incidents nobody saw. An agent that
+ * did not see the site stuck learns none of them; one that did learns one
+ * (one sight, one incident). */
+static void test_forged_notes_start_nothing(void **state)
+{
+	static struct incident inc;
+	struct incident_notes first, fresh;
+	memset(&inc, 0, sizeof(inc));
+	incident_read_notes(dir, NULL, &first);
+	for (int i = 0; i < 3; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "forged-%d", i);
+		write_session(T0_NS + i * MIN_NS, id, "clear", true, true);
+	}
+	incident_read_notes(dir, &first, &fresh);
+	assert_int_equal(fresh.n, 3);
+	int *count = (int *)inc.tied[15];
+	*count = 0;
+	incident_learn(&inc, &first, &fresh, false, found_note);
+	assert_int_equal(*count, 0);
+	incident_notes_free(&fresh);
+	memset(&inc, 0, sizeof(inc));
+	inc.stuck_seen = true;
+	incident_read_notes(dir, &first, &fresh);
+	incident_learn(&inc, &first, &fresh, false, found_note);
+	assert_int_equal(*(int *)inc.tied[15] != 0 ? 1 : 0, 1);
+	incident_notes_free(&fresh);
+	incident_notes_free(&first);
+}
+
+/* Text matched by strstr in older versions, not JSON: nothing believed. */
+static void test_note_not_json(void **state)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/20261129T044308Z-x", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/20261129T044308Z-x/note.json", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("garbage \"state\": \"done\" \"incident\": \"X\", \"complete\": true", f);
+	fclose(f);
+	struct incident_notes notes;
+	incident_read_notes(dir, NULL, &notes);
+	assert_int_equal(notes.n, 1);
+	assert_false(notes.v[0].done);
+	assert_string_equal(notes.v[0].incident, "");
+	incident_notes_free(&notes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test_setup_teardown(test_note_token_state_and_trash, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_last_clear_from_the_notes, make_dir, remove_dir),
 		cmocka_unit_test(test_not_a_claim),
-		cmocka_unit_test_setup_teardown(test_create_once_renew_release, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_last_clear_from_the_notes, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_forged_notes_start_nothing, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_note_not_json, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_sequence_of_names, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_stale_look, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_inherit_past_an_empty_name, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_rewrite_without_truncate, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_hostile_files, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_replace_only_what_was_seen, make_dir,
-						remove_dir),
+		cmocka_unit_test_setup_teardown(test_hook_mark, make_dir, remove_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,7 +168,7 @@ e2e: deps-check $(BUILD)/lockwarden
 
 # The claim protocol's model, explored exhaustively (test/model).
 model:
-	cd test/model && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -rs -s -p no:cacheprovider .
+	cd test/model && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -rs -s -p no:cacheprovider -n 2 .
 
 # The daemon under faults (issue 3), under attack (issue 4), and on the two
 # kinds of share (test/share: bindfs, and Samba through smbnetfs): the normal

@@ -5,15 +5,16 @@ large removal ends within 2 s with nothing half-judged left, and a restarted
 agent finishes the trash."""
 
 import os
+import re
 import signal
 import time
 
-from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK,
+from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, TRASH_RE,
                       build_finished_site, build_stuck_site, gone, make_skeleton,
-                      start_agent, state_diff, tree_state, wait_for, without, write_config)
+                      start_agent, state_diff, trash_of, tree_state, wait_for, without,
+                      write_config)
 from faults_util import StopFirst, count_entries, fill_folder, tmpfs, wait_cleared
 
-TRASH = f".lockwarden-trash-{TEMP_STUCK}"
 BIG_FILES = 200_000
 
 
@@ -148,14 +149,17 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
         assert rc == 0, agent.tail()
 
         deployments = os.listdir(site / "deployments")
-        in_place, trash = TEMP_STUCK in deployments, TRASH in deployments
+        # The trash name carries the cleanup's token (agent/reap.h).
+        trashes = trash_of(site / "deployments", TEMP_STUCK)
+        in_place, trash = TEMP_STUCK in deployments, bool(trashes)
         assert not (in_place and trash), f"both the record and its trash exist: {deployments}"
+        assert len(trashes) <= 1, trashes
         if in_place:
             assert count_entries(record) == record_entries, "the record was half emptied"
         else:
             assert trash, ("the sweep was over before SIGTERM, so this run proved nothing: "
                            f"make the record bigger than {BIG_FILES} files")
-            left = count_entries(site / "deployments" / TRASH)
+            left = count_entries(trashes[0])
             print(f"[stop] trash left with {left} of {record_entries} entries")
         # Every other leftover is either gone whole or untouched.
         for rel in STUCK_LEFTOVERS[:-1]:
@@ -168,7 +172,11 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
         again = stops.add(start_agent(agents, cfg, name="restarted"))
         wait_cleared(again, site, STUCK_LEFTOVERS,
                      "the restarted agent to finish the cleanup and the trash")
-        again.wait_for_log(rf"finished removing deployments/{TRASH} \(\d+ entries\)")
+        # The committed trash left by the first agent, under its own token
+        # (its committed note lists it), or a new cleanup's trash when the
+        # record had not moved yet.
+        swept = re.escape(trashes[0].name) if trashes else TRASH_RE + TEMP_STUCK
+        again.wait_for_log(rf"finished removing deployments/{swept} \(\d+ entries\)")
         assert tree_state(site) == without(before, STUCK_LEFTOVERS)
         again.send(signal.SIGTERM)
         assert again.wait_exit(2.0) == 0

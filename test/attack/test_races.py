@@ -137,7 +137,7 @@ def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, 
     age_tree(outside, 2 * HOUR_S)
     guard = TreeGuard(outside)
     dep = site / "deployments"
-    restore(dep, victim, TRASH_PREFIX + TEMP_STUCK)
+    restore(dep, victim, TRASH_PREFIX + TEMP_STUCK)  # no trash yet: the symlinks are made
     rebuild_incident(site, victim)
     cfg = write_config(tmp_path / "lw.ini", site, **ONCE_NOW)
     archive = ArchiveGuard(archive_dir_for(cfg))

@@ -6,7 +6,8 @@ with renameat2(RENAME_EXCHANGE) as fast as it can, while told to.
 Reads commands on stdin, one a line: "go [pause_us [delay_us]]" starts
 swapping delay_us microseconds later (the pairs in turn, pausing about
 pause_us microseconds after each swap; both 0 by default), "stop" stops and answers "stopped <swaps done so far>" on stdout once
-no swap is in flight. A swap that fails (a name is missing: the agent
+no swap is in flight, and "pairs <name>:<name> ..." (while stopped) sets
+the pairs swapped from then on. A swap that fails (a name is missing: the agent
 renamed it away) is simply tried again on the next turn. EOF ends it.
 """
 
@@ -62,6 +63,8 @@ def main():
             pause_s[0] = int(words[1]) / 1e6 if len(words) > 1 else 0.0
             start_at[0] = time.monotonic() + (int(words[2]) / 1e6 if len(words) > 2 else 0.0)
             go.set()
+        elif cmd.startswith("pairs "):
+            pairs[:] = [tuple(p.split(":", 1)) for p in cmd.split()[1:]]
         elif cmd == "stop":
             go.clear()
             idle.wait()

@@ -13,8 +13,8 @@ import pytest
 
 from attack_util import (AGENT_USER, ArchiveGuard, TreeGuard, chown_tree, make_user_dir,
                          notes, process_uids, start_as, trash_gone)
-from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, age_tree,
-                      archive_dir_for, build_stuck_site, gone, wait_for, write_config)
+from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, TEMP_STUCK, TRASH_RE, age_tree,
+                      archive_dir_for, build_stuck_site, gone, trash_of, wait_for, write_config)
 
 FAST = {"policy": {"stuck_after": "2s", "quiet_period": "1s"},
         "scan": {"rescan_interval": "100ms"}}
@@ -70,12 +70,14 @@ def test_root_owned_files_in_the_tree_are_reported_not_forced(user_dir, outside,
 
     agent = start_as(agents, user_dir, AGENT_USER, ["run", "-c", cfg, "-v"])
     wait_for(lambda: gone(site, STUCK_LEFTOVERS), ACT_TIMEOUT_S, "the cleanup", agent.tail)
-    line = agent.wait_for_log(r"could not remove deployments/\.lockwarden-trash-[0-9a-f]{16}-" + TEMP_STUCK
+    line = agent.wait_for_log(r"could not remove deployments/" + TRASH_RE + TEMP_STUCK
                               + r": .*Permission denied").string
     assert "20240101000000.zip" in line, line
     agent.wait_fresh_scans(2)
 
-    trash = site / "deployments" / (".lockwarden-trash-" + TEMP_STUCK)
+    trashes = trash_of(site / "deployments", TEMP_STUCK)
+    assert len(trashes) == 1, trashes
+    trash = trashes[0]
     assert sorted(os.listdir(trash)) == ["artifact"], "the user's files should be gone"
     # The root-owned folder and file, exactly as they were (moved along
     # with the record's rename, which does not touch them).

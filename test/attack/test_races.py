@@ -30,7 +30,6 @@ from conftest import (BIN, HOUR_S, ONCE_CLEARED, ONCE_NOTHING_STUCK, ONCE_PARTIA
                       make_lock, make_pending, make_record, tree_state, write_config)
 
 HERE = Path(__file__).resolve().parent
-TRASH = TRASH_PREFIX + TEMP_STUCK
 # Decide as soon as the agent may: the tree is aged, quiet_period at its
 # 1 s minimum.
 ONCE_NOW = {"policy": {"stuck_after": "1s", "quiet_period": "1s"},
@@ -40,15 +39,20 @@ ONCE_NOW = {"policy": {"stuck_after": "1s", "quiet_period": "1s"},
 # ------------------------------------------------- 1. symlink swap race
 
 class Racer:
-    """attack_racer.py in its own process: swaps temp-X <-> swap and
-    .lockwarden-trash-temp-X <-> swap2 (both symlinks to outside/victim)."""
+    """attack_racer.py in its own process: swaps temp-X <-> swap and the
+    round's trash name of temp-X <-> swap2 (both symlinks to outside/victim)."""
 
     def __init__(self, folder):
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "attack_racer.py"), str(folder),
-             f"{TEMP_STUCK}:swap", f"{TRASH}:swap2"],
+            [sys.executable, str(HERE / "attack_racer.py"), str(folder), f"{TEMP_STUCK}:swap"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.swaps = 0
+
+    def trash(self, trash):
+        """The trash name this round's cleanup moves temp-X to (its token
+        is new to each cleanup: agent/reap.h)."""
+        self.proc.stdin.write(f"pairs {TEMP_STUCK}:swap {trash}:swap2\n")
+        self.proc.stdin.flush()
 
     def go(self, pause_us=0, delay_us=0):
         self.proc.stdin.write(f"go {pause_us} {delay_us}\n")
@@ -66,11 +70,11 @@ class Racer:
         self.proc.wait(timeout=10)
 
 
-def restore(dep, victim):
+def restore(dep, victim, trash):
     """After a round: the symlinks back under swap and swap2, whatever the
     racer left where; a record (or trash) swapped away back under its own
     name. Returns nothing; the next round's record is made if missing."""
-    for link, name in (("swap", TEMP_STUCK), ("swap2", TRASH)):
+    for link, name in (("swap", TEMP_STUCK), ("swap2", trash)):
         for n in (name, link):
             if os.path.islink(dep / n):
                 os.unlink(dep / n)
@@ -92,6 +96,14 @@ def rebuild_incident(site, victim):
         (rec / "artifact").mkdir()
         os.symlink("../../../../outside/victim", rec / "artifact" / "relative-out")
     age_tree(site, HOUR_S)
+
+
+def moving_trash(archive_dir):
+    """temp-X's trash name in the note of the cleanup under way (the one
+    note that says "moving")."""
+    moving = [n for _, n in notes(archive_dir) if n.get("state") == "moving"]
+    assert len(moving) == 1, moving
+    return f"{TRASH_PREFIX}{moving[0]['token']}-{TEMP_STUCK}"
 
 
 def outcome(log, name):
@@ -125,7 +137,7 @@ def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, 
     age_tree(outside, 2 * HOUR_S)
     guard = TreeGuard(outside)
     dep = site / "deployments"
-    restore(dep, victim)
+    restore(dep, victim, TRASH_PREFIX + TEMP_STUCK)  # no trash yet: the symlinks are made
     rebuild_incident(site, victim)
     cfg = write_config(tmp_path / "lw.ini", site, **ONCE_NOW)
     archive = ArchiveGuard(archive_dir_for(cfg))
@@ -139,17 +151,21 @@ def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, 
         while rounds < 40 or racer.swaps < 3000:
             assert time.monotonic() < deadline, \
                 f"only {rounds} rounds and {racer.swaps} swaps in 120 s"
-            # Each round, the agent is held once it has decided and archived
-            # (the note is written next, then the removals): the racer
+            # Each round, the agent is held once it has decided, archived
+            # and written the note that names the trash (its second half,
+            # note.txt, is written next, then the removals): the racer
             # starts there, after a random few ms, flat out or with pauses,
-            # so every round races the removal itself and ends every way:
-            # removed, kept, abandoned.
-            pause = Pause(pause_shim, tmp_path / f"pause-{rounds}", "openat", ".note.json.tmp")
+            # on temp-X and the trash name the note gives it, so every
+            # round races the removal itself and ends every way: removed,
+            # kept, abandoned.
+            pause = Pause(pause_shim, tmp_path / f"pause-{rounds}", "openat", ".note.txt.tmp")
             agent = subprocess.Popen([BIN, "run", "-c", str(cfg), "--once", "-v"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, env=pause.env())
             try:
                 pause.wait_paused(timeout=20)
+                trash = moving_trash(archive_dir_for(cfg))
+                racer.trash(trash)
                 racer.go(rng.choice([0, 0, 50, 500]), rng.randint(0, 30000))
                 pause.release()
                 _, stderr = agent.communicate(timeout=20)
@@ -160,13 +176,13 @@ def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, 
             rounds += 1
             assert done.returncode in (ONCE_NOTHING_STUCK, ONCE_CLEARED, ONCE_PARTIAL), \
                 f"round {rounds}: exit {done.returncode}\n{done.stderr}"
-            for name in (TEMP_STUCK, TRASH):
-                key = (name, outcome(done.stderr, name))
+            for name, label in ((TEMP_STUCK, TEMP_STUCK), (trash, "its trash")):
+                key = (label, outcome(done.stderr, name))
                 counts[key] = counts.get(key, 0) + 1
             failures.extend(re.findall(r"(?:kept|could not remove|put) deployments/.*",
                                        done.stderr))
             guard.check()
-            restore(dep, victim)
+            restore(dep, victim, trash)
             rebuild_incident(site, victim)
     finally:
         racer.close()

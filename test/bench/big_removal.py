@@ -10,7 +10,7 @@ on a worker thread. Timed from its log lines (millisecond timestamps):
 
   decision      `stuck deployment: ...`
   lock removed  `removed locks/deployment`
-  record gone   `finished removing deployments/.lockwarden-trash-temp-...`
+  record gone   `finished removing deployments/.lockwarden-trash-<token>-temp-...`
 
 and `rm -rf` of a copy of the same tree is timed (wall time, its start-up
 included). Both trees are built and flushed (sync) first, then removed back
@@ -103,11 +103,12 @@ def agent_removal(bench, site, round_no):
         agent.wait_ready(timeout_s=60)
         ready_ns = time.time_ns()
         agent.read_notify()
-        trash = os.path.join(site, "deployments", ".lockwarden-trash-" + RECORD)
-        record = os.path.join(site, "deployments", RECORD)
+        deployments = os.path.join(site, "deployments")
+        # The record's trash is named with the cleanup's token (agent/reap.h).
+        trash_re = re.compile(r"\.lockwarden-trash-[0-9a-f]{16}-" + re.escape(RECORD) + "$")
         deadline = time.monotonic() + REMOVE_TIMEOUT_S
         # Coarse polls: the bench must not crowd the agent it times.
-        while os.path.lexists(record) or os.path.lexists(trash) \
+        while any(n == RECORD or trash_re.match(n) for n in os.listdir(deployments)) \
                 or "finished removing deployments/" not in agent.log_text():
             if time.monotonic() > deadline or agent.proc.poll() is not None:
                 raise RuntimeError("the record was not removed\n" + agent.log_tail())

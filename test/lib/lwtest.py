@@ -303,6 +303,19 @@ RECORD_OLD = "fedcba9876543210fedcba9876543210"
 TEMP_STUCK = "temp-1a2b3c4d"
 TEMP_FAILED = "temp-0000aaaa"
 
+# A cleanup moves each target aside as ".lockwarden-trash-<token>-<name>",
+# the token 16 hex digits new to each cleanup (agent/reap.h).
+TRASH_RE = r"\.lockwarden-trash-[0-9a-f]{16}-"
+
+
+def trash_of(folder, name):
+    """The trash names `name` was moved aside under in folder, sorted."""
+    rx = re.compile(TRASH_RE + re.escape(name) + "$")
+    try:
+        return sorted(Path(folder) / n for n in os.listdir(folder) if rx.match(n))
+    except FileNotFoundError:
+        return []
+
 
 def build_finished_site(root):
     """A healthy site: an older and a newer successful record, active

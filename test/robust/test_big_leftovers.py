@@ -9,16 +9,18 @@ which makes the sweep last seconds (the share in production is slower
 still). How long the sweep took is printed.
 
 A running record with that many entries is never judged stuck (its walk
-cannot see it whole: README, "What lockwarden does"), so the files are
-made once the cleanup has judged the small record and checked its
-evidence: the agent is held (test/lib/pause_shim.c) just before it moves
-the record aside, the files are made, and it goes on."""
+cannot see it whole: README, "What lockwarden does"), and files made
+while the cleanup runs are a sign of life (the evidence walks the record
+again after the move), so the files are made in the record's trash once
+the cleanup has committed: the agent is held (test/lib/pause_shim.c) as it
+writes the note that says "done", the files are made, and it goes on. The
+background sweep then empties that trash."""
 
 import re
 import time
 
 from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, Pause, build_stuck_site,
-                      gone, tree_state, wait_for, write_config)
+                      gone, trash_of, tree_state, wait_for, write_config)
 from faults_util import (StopFirst, bindfs, count_entries, fill_folder,  # noqa: F401 (fixtures)
                          make_second_incident, tmpfs)
 
@@ -26,7 +28,6 @@ from faults_util import (StopFirst, bindfs, count_entries, fill_folder,  # noqa:
 # for 100,000 here, by load) longer than the second incident takes (2.5 s).
 BIG_FILES = 150_000
 TEMP_SECOND = "temp-2b3c4d5e"
-TRASH = f"deployments/.lockwarden-trash-{TEMP_STUCK}"
 WATCHDOG_USEC = 500_000
 MAX_WATCHDOG_GAP_S = 0.75
 QUIET_S, RESCAN_S = 1.0, 0.5
@@ -51,14 +52,18 @@ def test_big_record_is_swept_off_the_loop_while_watchdog_and_a_second_incident_g
         cfg = write_config(tmp_path / "lw.ini", site,
                            policy={"quiet_period": f"{QUIET_S:g}s"},
                            scan={"rescan_interval": f"{RESCAN_S * 1000:g}ms"})
-        pause = Pause(pause_shim, tmp_path / "pause", "rename",
-                      f".lockwarden-trash-{TEMP_STUCK}")
+        # The third note of the cleanup ("moving", "committed", "done"):
+        # the record is committed trash, not yet swept.
+        pause = Pause(pause_shim, tmp_path / "pause", "rename", "note.json", at=3)
         env = pause.env(NOTIFY_SOCKET=notify_socket.env_value, WATCHDOG_USEC=WATCHDOG_USEC)
         agent = stops.add(agents.start(["run", "-c", cfg, "-v"], env=env,
                                        watchdog_pid_self=True))
         pause.wait_paused(detail=agent.tail)
-        fill_folder(backing / "deployments" / TEMP_STUCK, BIG_FILES)
-        big_entries = count_entries(backing / "deployments" / TEMP_STUCK)
+        trashes = trash_of(backing / "deployments", TEMP_STUCK)
+        assert len(trashes) == 1, trashes
+        trash = f"deployments/{trashes[0].name}"
+        fill_folder(backing / trash, BIG_FILES)
+        big_entries = count_entries(backing / trash)
         pause.release()
 
         agent.wait_for_log(rf"removed deployments/{TEMP_STUCK} \(moved aside")
@@ -71,12 +76,12 @@ def test_big_record_is_swept_off_the_loop_while_watchdog_and_a_second_incident_g
         wait_for(lambda: gone(backing, second), QUIET_S + SECOND_MARGIN_S,
                  "the second incident to be cleared during the sweep", agent.tail)
         cleared = time.monotonic()
-        trash_left = count_entries(backing / TRASH) if (backing / TRASH).exists() else 0
+        trash_left = count_entries(backing / trash) if (backing / trash).exists() else 0
 
-        agent.wait_for_log(rf"finished removing {re.escape(TRASH)} \((\d+) entries\)",
+        agent.wait_for_log(rf"finished removing {re.escape(trash)} \((\d+) entries\)",
                            timeout=120)
         swept = time.monotonic()
-        wait_for(lambda: gone(backing, STUCK_LEFTOVERS + [TRASH]), ACT_TIMEOUT_S,
+        wait_for(lambda: gone(backing, STUCK_LEFTOVERS + [trash]), ACT_TIMEOUT_S,
                  "every leftover and trash folder to be gone", agent.tail)
         print(f"[big] sweep of {big_entries} entries through FUSE took about "
               f"{swept - sweep_seen:.1f} s; second incident cleared "
@@ -88,7 +93,7 @@ def test_big_record_is_swept_off_the_loop_while_watchdog_and_a_second_incident_g
         assert trash_left > 0, "the sweep was over before the second incident was cleared: " \
             "this run proves nothing about handling it during a sweep"
         i_second = log_index(agent, rf"removed deployments/{TEMP_SECOND}\b")
-        i_swept = log_index(agent, rf"finished removing {re.escape(TRASH)}")
+        i_swept = log_index(agent, rf"finished removing {re.escape(trash)}")
         assert i_second is not None and i_second < i_swept, agent.tail()
         assert tree_state(backing / "deployments" / "tools") == before_second
 

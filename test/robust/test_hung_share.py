@@ -21,10 +21,11 @@ import time
 
 import pytest
 
-from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, Pause, claim_held,
-                      build_finished_site, build_stuck_site, clean_env, hook,  # noqa: F401
-                      notify_socket, pause_shim, start_agent, stop_process, wait_for,  # noqa: F401
-                      write_config)
+from conftest import (ACT_TIMEOUT_S, HOUR_S, ONCE_UNAVAILABLE, STUCK_LEFTOVERS, TEMP_STUCK,
+                      TRASH_RE, Pause, age_tree, claim_held, build_finished_site,
+                      build_stuck_site, clean_env, hook,  # noqa: F401
+                      notify_socket, pause_shim, settle, start_agent, stop_process,  # noqa: F401
+                      trash_of, wait_for, write_config)
 from robust_util import fuse_unavailable_reason, is_mount_point, log_time, _fusermount
 
 RESCAN_S = 1.0
@@ -332,16 +333,24 @@ def test_a_renewal_that_hangs_is_said_sigterm_still_exits_and_the_incident_ends_
 
 
 def test_a_trash_sweep_that_hangs_is_said(share, agents, tmp_path, pause_shim, notify_socket):
-    """A trash folder an earlier run left, and the sweep that empties it
-    blocks on the share: that is the share not answering too."""
-    site = build_finished_site(share.backing / "site")
-    trash = site / "locks" / ".lockwarden-trash-deployment"
-    (trash / "hang-here").mkdir(parents=True)
-    (trash / "hang-here" / "info.lock").write_text("{}")
+    """A committed cleanup leaves its folders as trash for the background
+    sweep, and the sweep that empties them blocks on the share: that is the
+    share not answering too."""
+    site = build_stuck_site(share.backing / "site")
+    # A folder inside the lock folder, which only the sweep of its trash
+    # opens (the cleanup archives and verifies info.lock alone).
+    (site / "locks" / "deployment" / "hang-here").mkdir()
+    (site / "locks" / "deployment" / "hang-here" / "data").write_text("{}")
+    age_tree(site, HOUR_S)
+    settle(site)
     cfg = config(tmp_path, share.mountpoint / "site")
     pause = Pause(pause_shim, tmp_path / "pause", "openat", "hang-here")
     agent = start_agent(agents, cfg, env=pause.env(NOTIFY_SOCKET=notify_socket.env_value))
     pause.wait_paused(detail=agent.tail)
+    # Committed: the lock folder is trash under the cleanup's token.
+    agent.wait_for_log(r"removed locks/deployment \(moved aside as " + TRASH_RE + "deployment")
+    trashes = trash_of(site / "locks", "deployment")
+    assert len(trashes) == 1, trashes
     share.freeze()
     pause.release()
     m = agent.wait_for_log(NOT_ANSWERING, timeout=HANG_LIMIT_S + MARGIN_S)
@@ -351,5 +360,7 @@ def test_a_trash_sweep_that_hangs_is_said(share, agents, tmp_path, pause_shim, n
     notify_socket.wait("STATUS", f"blocked: site root {share.mountpoint / 'site'} is not answering")
     share.thaw()
     agent.wait_for_log(ANSWERS_AGAIN, timeout=MARGIN_S)
-    wait_for(lambda: not trash.exists(), ACT_TIMEOUT_S, "the trash to be swept", agent.tail)
+    wait_for(lambda: not trashes[0].exists() and not trash_of(site / "deployments", TEMP_STUCK),
+             ACT_TIMEOUT_S, "the trash to be swept", agent.tail)
+    assert all(not (site / p).exists() for p in STUCK_LEFTOVERS)
     assert agent.count(NOT_ANSWERING) == 1, agent.tail()

@@ -5,15 +5,16 @@ large removal ends within 2 s with nothing half-judged left, and a restarted
 agent finishes the trash."""
 
 import os
+import re
 import signal
 import time
 
-from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK,
+from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, Pause,
                       build_finished_site, build_stuck_site, gone, make_skeleton,
-                      start_agent, state_diff, tree_state, wait_for, without, write_config)
+                      pause_shim, start_agent, state_diff, trash_of, tree_state, wait_for,
+                      without, write_config)  # noqa: F401 (pause_shim: a fixture)
 from faults_util import StopFirst, count_entries, fill_folder, tmpfs, wait_cleared
 
-TRASH = f".lockwarden-trash-{TEMP_STUCK}"
 BIG_FILES = 200_000
 
 
@@ -128,17 +129,30 @@ def test_reload_with_an_invalid_file_keeps_the_old_configuration(site, hook, age
                                      "deployments": ("dir", None, None)}
 
 
-def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_path, agents):
+def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_path, agents,
+                                                                          pause_shim):
     # On a tmpfs: 200,000 files are made in about a second there.
     with tmpfs(tmp_path / "site", "1g") as site, StopFirst() as stops:
         build_stuck_site(site)
-        record = site / "deployments" / TEMP_STUCK
-        fill_folder(record, BIG_FILES)
-        record_entries = count_entries(record)
-        before = tree_state(site)  # hashes 200,000 empty files: a second or two
+        before = tree_state(site)
         cfg = write_config(tmp_path / "lw.ini", site)
 
-        agent = stops.add(start_agent(agents, cfg, name="first"))
+        # A running record with that many files is never judged stuck
+        # (README, "What lockwarden does"), and files made while the cleanup
+        # runs are a sign of life; so they are made in the record's trash
+        # once the cleanup has committed: the agent is held as it writes its
+        # third note ("moving", "committed", "done").
+        pause = Pause(pause_shim, tmp_path / "pause", "rename", "note.json", at=3)
+        agent = stops.add(start_agent(agents, cfg, name="first", env=pause.env()))
+        pause.wait_paused(detail=agent.tail)
+        # The trash name carries the cleanup's token (agent/reap.h).
+        trashes = trash_of(site / "deployments", TEMP_STUCK)
+        assert len(trashes) == 1, trashes
+        trash = trashes[0]
+        fill_folder(trash, BIG_FILES)
+        trash_entries = count_entries(trash)
+        pause.release()
+
         agent.wait_for_log(rf"removed deployments/{TEMP_STUCK} \(moved aside")
         sent = time.monotonic()
         agent.send(signal.SIGTERM)
@@ -147,16 +161,11 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
         print(f"[stop] exited {rc} {took * 1000:.0f} ms after SIGTERM during the sweep")
         assert rc == 0, agent.tail()
 
-        deployments = os.listdir(site / "deployments")
-        in_place, trash = TEMP_STUCK in deployments, TRASH in deployments
-        assert not (in_place and trash), f"both the record and its trash exist: {deployments}"
-        if in_place:
-            assert count_entries(record) == record_entries, "the record was half emptied"
-        else:
-            assert trash, ("the sweep was over before SIGTERM, so this run proved nothing: "
-                           f"make the record bigger than {BIG_FILES} files")
-            left = count_entries(site / "deployments" / TRASH)
-            print(f"[stop] trash left with {left} of {record_entries} entries")
+        # The record was committed: it is never back under its own name.
+        assert not os.path.lexists(site / "deployments" / TEMP_STUCK), agent.tail()
+        assert trash.exists(), ("the sweep was over before SIGTERM, so this run proved nothing: "
+                                f"make the trash bigger than {BIG_FILES} files")
+        print(f"[stop] trash left with {count_entries(trash)} of {trash_entries} entries")
         # Every other leftover is either gone whole or untouched.
         for rel in STUCK_LEFTOVERS[:-1]:
             if os.path.lexists(site / rel):
@@ -165,10 +174,13 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
                 want = {k: v for k, v in before.items() if k == rel or k.startswith(rel + "/")}
                 assert seen == want, f"{rel} was half removed:\n{state_diff(want, seen)}"
 
+        # The restarted agent finishes that trash, under its own token: its
+        # committed note lists it.
         again = stops.add(start_agent(agents, cfg, name="restarted"))
         wait_cleared(again, site, STUCK_LEFTOVERS,
                      "the restarted agent to finish the cleanup and the trash")
-        again.wait_for_log(rf"finished removing deployments/{TRASH} \(\d+ entries\)")
+        again.wait_for_log(rf"finished removing deployments/{re.escape(trash.name)} "
+                           r"\(\d+ entries\)")
         assert tree_state(site) == without(before, STUCK_LEFTOVERS)
         again.send(signal.SIGTERM)
         assert again.wait_exit(2.0) == 0

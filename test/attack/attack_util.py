@@ -113,6 +113,10 @@ class TreeGuard:
         assert not problems, "\n".join(problems)
 
 
+# The claim protocol's files in the archive folder (agent/claim.h).
+PROTOCOL_RE = re.compile(r"^\.lockwarden-(claim|hook)-[^/]*$")
+
+
 class ArchiveGuard:
     """The archive folder may only gain session folders: what it held
     before stays exactly as it was."""
@@ -128,7 +132,12 @@ class ArchiveGuard:
         return sorted(n for n in os.listdir(self.dir) if os.fsencode(n) not in old_top)
 
     def check(self):
-        new = self.new_sessions()
+        # The incident's claim names and hook marks (claim.h) come and go by
+        # the protocol's own rules: each must be a plain file, never a link.
+        protocol = [n for n in self.new_sessions() if PROTOCOL_RE.match(n)]
+        bad = [n for n in protocol if (self.dir / n).is_symlink() or not (self.dir / n).is_file()]
+        assert not bad, f"the claim protocol's names are not plain files: {bad}"
+        new = [n for n in self.new_sessions() if not PROTOCOL_RE.match(n)]
         bad = [n for n in new if not SESSION_RE.match(n) or not (self.dir / n).is_dir()
                or (self.dir / n).is_symlink()]
         assert not bad, f"the archive gained entries that are not session folders: {bad}"
@@ -136,9 +145,11 @@ class ArchiveGuard:
             return new
         seen = full_state(self.dir)
         kept = {k: v for k, v in seen.items()
-                if not any(k == os.fsencode(n) or k.startswith(os.fsencode(n) + b"/")
-                           for n in new)}
-        want = {k: v for k, v in self.before.items() if k != b"."}
+                if not PROTOCOL_RE.match(os.fsdecode(k)) and
+                not any(k == os.fsencode(n) or k.startswith(os.fsencode(n) + b"/")
+                        for n in new)}
+        want = {k: v for k, v in self.before.items()
+                if k != b"." and not PROTOCOL_RE.match(os.fsdecode(k))}
         kept.pop(b".", None)
         assert kept == want, "the archive's older content changed:\n" + state_diff(
             {k.decode("utf-8", "backslashreplace"): v for k, v in want.items()},

@@ -107,7 +107,8 @@ void config_free(struct config *cfg);
  * line and, when not the default, where its value came from. */
 void config_print(const struct config *cfg, FILE *out);
 
-/* Writes the documented sample file (every key at its default, commented). */
+/* Writes the documented sample file: every key's doc line, and the key at
+ * its default, commented out. */
 void config_print_sample(FILE *out);
 
 /* "90", "90s", "15m", "2h", "250ms", "1h30m" -> milliseconds. A bare number

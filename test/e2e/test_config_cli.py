@@ -5,6 +5,7 @@ name where the bad value came from, check-config, and precedence
 import configparser
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -201,11 +202,24 @@ DEFAULT_PATH = "/etc/lockwarden/lockwarden.ini"
 def test_missing_default_config_means_built_in_defaults():
     r = run_cli(["check-config"])
     assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert "warning" not in r.stderr, r.stderr
     cp = parse_ini(r.stdout)
     assert cp.get("site", "root") == "/home/site"
     assert ms(cp, "policy", "stuck_after") == 45 * 60 * 1000
     assert ms(cp, "policy", "quiet_period") == 2 * 60 * 1000
     assert ms(cp, "scan", "rescan_interval") == 5000
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "conf" / "lockwarden.ini"
+
+
+def test_the_shipped_configuration_is_clean_and_pins_no_default():
+    """A fresh install: no warning, and every value the built-in default,
+    so a later release's defaults reach it."""
+    r = run_cli(["check-config", "-c", SHIPPED])
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert "warning" not in r.stderr, r.stderr
+    assert "; from " not in r.stdout, "a value came from the shipped file:\n" + r.stdout
 
 
 # ------------------------------------------------------------------ usage

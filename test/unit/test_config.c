@@ -1141,7 +1141,14 @@ static void test_sample_is_conf_file(void **state)
 	/* the header says what the brief promises */
 	assert_non_null(strstr(sample, "LOCKWARDEN_<SECTION>_<KEY>"));
 	assert_non_null(strstr(sample, "runs as root, with /bin/sh -c"));
-	assert_non_null(strstr(sample, "\n;command = /usr/lib/lockwarden/hooks/restart-site\n"));
+	assert_non_null(strstr(sample, "\n# command = /usr/lib/lockwarden/hooks/restart-site\n"));
+	/* every default commented out: an upgrade's new defaults apply */
+	assert_non_null(strstr(sample, "\n# stuck_after = "));
+	for (const char *line = sample; line; line = strchr(line, '\n')) {
+		line += *line == '\n';
+		if (*line && *line != ';' && *line != '#' && *line != '[' && *line != '\n')
+			fail_msg("a setting is not commented out: %.40s", line);
+	}
 	free(file);
 	free(sample);
 }
@@ -1154,7 +1161,12 @@ static void test_sample_loads_as_defaults(void **state)
 	assert_int_equal(config_load(&cfg, "conf/lockwarden.ini", no_env, NULL,
 				     err, sizeof(err)), 0);
 	assert_defaults(&cfg);
-	assert_all_from(&cfg, CONFIG_FROM_FILE);
+	/* nothing pinned: every value is the built-in default */
+	assert_all_from(&cfg, CONFIG_FROM_DEFAULT);
+	assert_string_equal(cfg.file, "conf/lockwarden.ini");
+	/* and nothing to warn about on a fresh install */
+	char warnings[CONFIG_WARNINGS_MAX][CONFIG_ERROR_MAX];
+	assert_int_equal(config_warnings(&cfg, warnings, CONFIG_WARNINGS_MAX), 0);
 	config_free(&cfg);
 }
 

@@ -85,11 +85,13 @@ def test_report_lines_fit_100_columns(stuck_cfg, site):
     assert r.returncode == EX_STUCK, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert max(len(ln) for ln in lines) <= 100, "\n".join(ln for ln in lines if len(ln) > 100)
-    # Nothing lost: each entry's reason is there, joined again.
-    joined = " ".join(r.stdout.split())
+    # Nothing lost: each entry's reason is there, joined again (its ages
+    # may have grown between the two reports: numbers are left out).
+    def words(text):
+        return re.sub(r"\d+", "N", " ".join(text.split()))
     _, doc = report_json(stuck_cfg)
     for e in doc["entries"]:
-        assert " ".join(e["reason"].split()) in joined, e["reason"]
+        assert words(e["reason"]) in words(r.stdout), e["reason"]
 
 
 def test_report_json_lists_entries_with_verdicts(stuck_cfg, site):

@@ -337,6 +337,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		incident_saw_stuck(&a->inc);
 	else if (d.claims_running)
 		incident_saw_running(&a->inc);
+	a->metrics.claimed_quiet_ms = d.claims_running ? d.quiet_ms : 0;
 	if (!d.act)
 		a->kudu_work = false;
 

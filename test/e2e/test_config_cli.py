@@ -222,6 +222,30 @@ def test_the_shipped_configuration_is_clean_and_pins_no_default():
     assert "; from " not in r.stdout, "a value came from the shipped file:\n" + r.stdout
 
 
+HOST_ARCHIVE = "/home/LogFiles/lockwarden"
+
+
+@pytest.mark.skipif(os.path.lexists(HOST_ARCHIVE) or os.path.lexists(DEFAULT_PATH),
+                    reason=f"{HOST_ARCHIVE} or {DEFAULT_PATH} exists here: whether the run "
+                    "made it, or what the default file says, cannot be told")
+def test_once_with_a_site_root_writes_nothing_into_this_hosts_home(tmp_path):
+    """[archive] dir left at its default follows the site root (LogFiles/
+    is beside site/ on the share): a run on a copy of a site tree writes
+    beside it, never into this host's /home."""
+    root = tmp_path / "site"
+    (root / "locks").mkdir(parents=True)
+    (root / "deployments").mkdir()
+    r = run_cli(["run", "--once", "--site-root", root],
+                env=clean_env(LOCKWARDEN_POLICY_STUCK_AFTER="1s"), timeout=60)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert not os.path.lexists(HOST_ARCHIVE), "run --once --site-root wrote into /home"
+    r = run_cli(["check-config", "--site-root", root])
+    assert parse_ini(r.stdout).get("archive", "dir") == str(tmp_path / "LogFiles" / "lockwarden")
+    # Without a site root of its own, the archive is where it always was.
+    r = run_cli(["check-config"])
+    assert parse_ini(r.stdout).get("archive", "dir") == HOST_ARCHIVE
+
+
 # ------------------------------------------------------------------ usage
 
 USAGE_ERRORS = [

@@ -125,6 +125,20 @@ static bool env_name_is(const char *env, size_t len, const char *name)
 	return true;
 }
 
+/* The section of ours a LOCKWARDEN_ name's rest (up to eq) starts with,
+ * followed by '_'; NULL when none. */
+static const char *env_section(const char *rest, const char *eq)
+{
+	for (size_t i = 0; i < config_n_keys; i++) {
+		size_t slen = strlen(config_keys[i].section);
+
+		if (rest + slen < eq && rest[slen] == '_' &&
+		    env_name_is(rest, slen, config_keys[i].section))
+			return config_keys[i].section;
+	}
+	return NULL;
+}
+
 static int load_env_one(struct config *cfg, const char *entry, char *err, size_t err_size)
 {
 	const char *eq = strchr(entry, '=');
@@ -138,15 +152,9 @@ static int load_env_one(struct config *cfg, const char *entry, char *err, size_t
 
 	if (!eq)
 		return 0;
-	for (size_t i = 0; i < config_n_keys && !section; i++) {
-		size_t slen = strlen(config_keys[i].section);
-
-		if (rest + slen < eq && rest[slen] == '_' &&
-		    env_name_is(rest, slen, config_keys[i].section))
-			section = config_keys[i].section;
-	}
-	/* LOCKWARDEN_ variables of other sections belong to someone else
-	 * (scripts, tests) and are left alone. */
+	/* Other LOCKWARDEN_ names may be someone else's: config_env_warnings
+	 * says them, nothing fails here. */
+	section = env_section(rest, eq);
 	if (!section)
 		return 0;
 	rest += strlen(section) + 1;
@@ -203,19 +211,6 @@ int config_load_env(struct config *cfg, char *const *envp, char *err, size_t err
 	return 0;
 }
 
-/* Does a LOCKWARDEN_ name's rest start with one of our sections? */
-static bool env_in_our_section(const char *rest, const char *eq)
-{
-	for (size_t i = 0; i < config_n_keys; i++) {
-		size_t slen = strlen(config_keys[i].section);
-
-		if (rest + slen < eq && rest[slen] == '_' &&
-		    env_name_is(rest, slen, config_keys[i].section))
-			return true;
-	}
-	return false;
-}
-
 static bool env_is_other(const char *rest, const char *eq)
 {
 	for (size_t i = 0; i < sizeof(env_others) / sizeof(env_others[0]); i++)
@@ -230,11 +225,13 @@ size_t config_env_warnings(char *const *envp, char (*out)[CONFIG_ERROR_MAX], siz
 	size_t n = 0;
 
 	for (char *const *e = envp; *e; e++) {
-		const char *rest = *e + strlen(ENV_PREFIX), *eq = strchr(*e, '=');
+		const char *rest, *eq = strchr(*e, '=');
 		char name[CONFIG_SHOWN_MAX + 4], hint[96], *copy;
 
-		if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 || !eq ||
-		    env_in_our_section(rest, eq) || env_is_other(rest, eq))
+		if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 || !eq)
+			continue;
+		rest = *e + strlen(ENV_PREFIX);
+		if (env_section(rest, eq) || env_is_other(rest, eq))
 			continue;
 		if (n++ >= max)
 			continue;

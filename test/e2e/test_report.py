@@ -83,8 +83,9 @@ def test_report_lines_fit_100_columns(stuck_cfg, site):
     spaces, each continuation indented under its line."""
     r = run_cli(["report", "-c", stuck_cfg])
     assert r.returncode == EX_STUCK, r.stdout + r.stderr
-    lines = r.stdout.splitlines()
-    assert max(len(ln) for ln in lines) <= 100, "\n".join(ln for ln in lines if len(ln) > 100)
+    # A longer line is one word that no space can break (a long path).
+    long = [ln for ln in r.stdout.splitlines() if len(ln) > 100 and " " in ln.strip()]
+    assert not long, "\n".join(long)
     # Nothing lost: each entry's reason is there, joined again (its ages
     # may have grown between the two reports: numbers are left out).
     def words(text):

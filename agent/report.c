@@ -81,7 +81,7 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 #define REPORT_COLUMNS 100
 
 /* Writes each line of text wrapped at REPORT_COLUMNS, a continuation line
- * indented 4 more than its line. A word longer than a line is left whole. */
+ * indented 4 more than its line. */
 static void wrap_text(FILE *out, const char *text, size_t size)
 {
 	const char *stop = text + size;
@@ -99,8 +99,12 @@ static void wrap_text(FILE *out, const char *text, size_t size)
 
 			while (cut > lead && text[cut] != ' ')
 				cut--;
-			if (cut <= lead)
-				break; /* one long word: left whole */
+			/* A word longer than a line (a long path) is left whole,
+			 * on a line of its own. */
+			for (cut = cut > lead ? cut : room; cut < len && text[cut] != ' '; cut++)
+				;
+			if (cut >= len)
+				break;
 			fprintf(out, "%.*s\n%*s", (int)cut, text, hang, "");
 			text += cut + 1;
 			len -= cut + 1;

@@ -251,18 +251,26 @@ fuzz-regress: deps-fuzz $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 	done
 
 # An existing configuration is never overwritten: the new sample goes
-# beside it as lockwarden.ini.sample.
+# beside it as lockwarden.ini.sample. The sample and the hooks name the
+# hooks' folder of the package and the container (/usr/lib/lockwarden/hooks):
+# they are installed with this install's $(HOOKDIR) written in instead.
+SHIPPED_HOOKDIR := /usr/lib/lockwarden/hooks
+WITH_HOOKDIR = sed 's|$(SHIPPED_HOOKDIR)|$(HOOKDIR)|g'
 install: $(BUILD)/lockwarden
 	install -D -m 0755 $(BUILD)/lockwarden $(DESTDIR)$(BINDIR)/lockwarden
+	@mkdir -p $(BUILD)/install
+	$(WITH_HOOKDIR) conf/lockwarden.ini >$(BUILD)/install/lockwarden.ini
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini ]; then \
 		echo "keeping $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini; the new sample is lockwarden.ini.sample beside it"; \
-		install -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini.sample; \
+		install -m 0644 $(BUILD)/install/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini.sample; \
 	else \
-		install -D -m 0644 conf/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini; \
+		install -D -m 0644 $(BUILD)/install/lockwarden.ini $(DESTDIR)$(SYSCONFDIR)/lockwarden/lockwarden.ini; \
 	fi
 	install -d $(DESTDIR)$(HOOKDIR)
-	install -m 0755 packaging/hooks/restart-site packaging/hooks/restart-container \
-		$(DESTDIR)$(HOOKDIR)/
+	for h in restart-site restart-container; do \
+		$(WITH_HOOKDIR) packaging/hooks/$$h >$(BUILD)/install/$$h && \
+		install -m 0755 $(BUILD)/install/$$h $(DESTDIR)$(HOOKDIR)/$$h || exit 1; \
+	done
 
 # conf/lockwarden.ini is generated from agent/config.def; a unit test checks
 # that it was regenerated after a change.

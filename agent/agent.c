@@ -99,6 +99,11 @@ static void log_settings(const struct agent *a, const char *event)
 		  "watching %s (stuck_after %s, rescan_interval %s%s%s)",
 		  a->cfg.site_root, stuck, rescan, a->cfg.policy_dry_run ? ", dry run" : "",
 		  a->cfg.hook_command[0] ? "" : ", no hook");
+	if (!a->cfg.hook_command[0])
+		log_warning("no restart hook ([hook] command is empty): a cleanup removes Kudu's "
+			    "leftovers but restarts nothing, and a Kudu that keeps its lock in "
+			    "memory keeps answering 409 until something restarts the site; set "
+			    "up restart-site (README.md, \"Choosing and testing a restart hook\")");
 }
 
 static void reload(struct agent *a)
@@ -136,6 +141,7 @@ static void reload(struct agent *a)
 		/* Not freed here: a scan in flight may be reading it; the next
 		 * scan of the old generation is dropped and replaces it. */
 		memset(&a->tree, 0, sizeof(a->tree));
+		a->site_kind_checked = false;
 		watch_set_root(&a->watches, a->cfg.site_root);
 	}
 	agent_update_stuck_after(a);

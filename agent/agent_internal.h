@@ -128,6 +128,7 @@ struct agent {
 	enum silence_basis auto_basis;
 	bool ready_sent;
 	bool was_blocked;
+	bool site_kind_checked;   /* the root was checked to be Kudu's tree (sitekind.h) */
 	struct tree_identity tree; /* to notice the share vanishing or being replaced */
 	char last_status[400];
 	uint64_t last_dry_run_plan;

@@ -18,11 +18,23 @@
 /* The gauges, from the agent's state. */
 static void refresh(struct agent *a)
 {
-	a->metrics.share_up = !a->share_out && !a->tree.gone && !a->was_blocked;
-	a->metrics.hook_ok = a->hooks.runs_ok;
-	a->metrics.restarts_lost = a->inc.restarts_lost;
-	a->metrics.hook_failed = a->hooks.runs_failed;
-	a->metrics.hook_timeout = a->hooks.runs_timeout;
+	struct metrics *m = &a->metrics;
+	const struct hookq *q = &a->hooks;
+
+	m->share_up = !a->share_out && !a->tree.gone && !a->was_blocked;
+	/* A run ended since the last look (each end calls here at once
+	 * through agent_hook_done): it is the last hook. */
+	if (q->runs_ok + q->runs_failed + q->runs_timeout !=
+	    m->hook_ok + m->hook_failed + m->hook_timeout) {
+		uv_update_time(&a->loop);
+		m->last_hook_ns = clock_wall_ns();
+		m->last_hook_ms = uv_now(&a->loop) - q->started_ms;
+		m->last_hook_ok = q->runs_ok != m->hook_ok;
+	}
+	m->hook_ok = q->runs_ok;
+	m->hook_failed = q->runs_failed;
+	m->hook_timeout = q->runs_timeout;
+	m->restarts_lost = a->inc.restarts_lost;
 }
 
 static void start_write(struct agent *a);
@@ -142,6 +154,8 @@ void agent_metrics_cleanup(struct agent *a, const struct cleanup_outcome *out)
 {
 	a->metrics.removed += out->n_removed;
 	a->metrics.kept += out->n_kept;
+	if (out->n_removed)
+		a->metrics.last_cleanup_ns = clock_wall_ns();
 	a->metrics.abandoned += out->abandoned;
 	agent_metrics_update(a);
 }

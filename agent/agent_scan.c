@@ -16,6 +16,7 @@
 #include "isotime.h"
 #include "notify.h"
 #include "scan.h"
+#include "sitekind.h"
 
 /* ---- a share that does not answer ------------------------------------------ */
 
@@ -336,6 +337,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		incident_saw_stuck(&a->inc);
 	else if (d.claims_running)
 		incident_saw_running(&a->inc);
+	a->metrics.claimed_quiet_ms = d.claims_running ? d.quiet_ms : 0;
 	if (!d.act)
 		a->kudu_work = false;
 
@@ -506,6 +508,23 @@ static void tree_unavailable(struct agent *a, const struct scan_job *job)
 	}
 }
 
+/* Once per site root: does it look like Kudu's tree on the share? Said as
+ * warnings only (sitekind.h says why). */
+static void check_site_kind(struct agent *a, const struct site_snapshot *snap)
+{
+	char why[640], fstype[64] = "";
+
+	if (a->site_kind_checked)
+		return;
+	a->site_kind_checked = true;
+	if (sitekind_not_kudu(a->cfg.site_root, snap->locks_err, snap->deployments_err, why,
+			      sizeof(why)))
+		log_warning("%s", why);
+	if (sitekind_fstype(snap->root.dev, fstype, sizeof(fstype)) == 0 &&
+	    sitekind_not_shared(a->cfg.site_root, fstype, why, sizeof(why)))
+		log_warning("%s", why);
+}
+
 /* A whole scan of the current tree: watch, observe, decide. */
 static void judge_scan(struct agent *a, struct scan_job *job)
 {
@@ -517,6 +536,7 @@ static void judge_scan(struct agent *a, struct scan_job *job)
 		tree_unavailable(a, job);
 		return;
 	}
+	check_site_kind(a, &job->snap);
 	if (policy_observe(&a->history, &job->snap, now_ms))
 		log_debug("the site tree changed");
 	observe_incidents(a, job, now_ms);

@@ -579,6 +579,27 @@ static int load_overrides(struct config *cfg, const struct config_overrides *ove
 	return 0;
 }
 
+/* [archive] dir left at its default follows the site root: Kudu keeps
+ * LogFiles/ beside site/ on the share (/home/site, /home/LogFiles), where
+ * the agents meet and the share's clock is measured, and a site root given
+ * for a copy of the tree never writes into this host's /home. */
+static int archive_follows_root(struct config *cfg, char *err, size_t err_size)
+{
+	const char *slash = strrchr(cfg->site_root, '/');
+	char *dir;
+
+	if (cfg->archive_dir_source != CONFIG_FROM_DEFAULT || !slash)
+		return 0;
+	if (asprintf(&dir, "%.*s/LogFiles/lockwarden", (int)(slash - cfg->site_root),
+		     cfg->site_root) < 0) {
+		config_set_err(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	free(cfg->archive_dir);
+	cfg->archive_dir = dir;
+	return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *const *envp,
 		const struct config_overrides *over, char *err, size_t err_size)
 {
@@ -594,6 +615,8 @@ int config_load(struct config *cfg, const char *path, char *const *envp,
 		rc = config_load_env(cfg, envp, err, err_size);
 	if (rc == 0 && over)
 		rc = load_overrides(cfg, over, err, err_size);
+	if (rc == 0)
+		rc = archive_follows_root(cfg, err, err_size);
 	if (rc < 0)
 		config_free(cfg);
 	return rc;

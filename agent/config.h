@@ -77,7 +77,9 @@ struct config_overrides {
  * (missing file named explicitly) or another -errno, writes one line naming
  * file, line, key and value into err, and leaves cfg empty (config_free safe).
  * Unknown LOCKWARDEN_<SECTION>_<KEY> variables whose SECTION is one of ours
- * are errors too (a typo would otherwise be silently ignored). */
+ * are errors too, naming the nearest key: the lost value may be the one
+ * that kept the agent cautious (dry_run), so it does not run without it.
+ * Other unknown LOCKWARDEN_ names: config_env_warnings. */
 int config_load(struct config *cfg, const char *path, char *const *envp,
 		const struct config_overrides *over, char *err, size_t err_size);
 
@@ -88,6 +90,16 @@ int config_load(struct config *cfg, const char *path, char *const *envp,
 #define CONFIG_WARNINGS_MAX 4
 size_t config_warnings(const struct config *cfg, char (*out)[CONFIG_ERROR_MAX], size_t max);
 
+/* LOCKWARDEN_ variables of envp that are no key and none of the names the
+ * entrypoint and hooks read (a misspelled or missing section, e.g.
+ * LOCKWARDEN_HOOKS_COMMAND, LOCKWARDEN_STUCK_AFTER): config_load ignores
+ * them, so each is one line into out[0..max), naming the nearest known
+ * variable when one is close. Returns how many there are (more than max
+ * when some did not fit). The daemon logs them as warnings; check-config
+ * fails on them. */
+#define CONFIG_ENV_WARNINGS_MAX 8
+size_t config_env_warnings(char *const *envp, char (*out)[CONFIG_ERROR_MAX], size_t max);
+
 /* Releases what config_load allocated; cfg is zeroed. */
 void config_free(struct config *cfg);
 
@@ -95,7 +107,8 @@ void config_free(struct config *cfg);
  * line and, when not the default, where its value came from. */
 void config_print(const struct config *cfg, FILE *out);
 
-/* Writes the documented sample file (every key at its default, commented). */
+/* Writes the documented sample file: every key's doc line, and the key at
+ * its default, commented out. */
 void config_print_sample(FILE *out);
 
 /* "90", "90s", "15m", "2h", "250ms", "1h30m" -> milliseconds. A bare number

@@ -191,7 +191,9 @@ void config_print(const struct config *cfg, FILE *out)
 
 static const char sample_header[] =
 	"; lockwarden.ini - settings of lockwarden, which clears stuck App Service\n"
-	"; (Kudu) deployments. Every setting is shown at its built-in default.\n"
+	"; (Kudu) deployments. Every setting is shown at its built-in default,\n"
+	"; commented out (# key = value), so that a later release's better defaults\n"
+	"; reach this install too. To set one, remove its # and change the value.\n"
 	";\n"
 	"; Where a setting comes from, each beating the one before: the built-in\n"
 	"; default < this file < the environment variable LOCKWARDEN_<SECTION>_<KEY>\n"
@@ -209,11 +211,19 @@ static const char sample_header[] =
 	";\n"
 	"; The hook command runs as root, with /bin/sh -c, after a cleanup.\n";
 
+/* The hooks' folder of the Debian package and of the container image;
+ * `make install` writes its own $(HOOKDIR) over it. */
+#define SAMPLE_HOOKDIR "/usr/lib/lockwarden/hooks"
+
+/* Every key commented out at its default: a file that pins a default
+ * would keep it through an upgrade that changed it. */
 static void print_sample_key(FILE *out, const struct key_info *k, const void *ctx)
 {
 	if (strcmp(k->section, "hook") == 0 && strcmp(k->name, "command") == 0)
-		fputs("; to restart the site after a cleanup:\n"
-		      ";command = /usr/lib/lockwarden/hooks/restart-site\n", out);
+		fputs("; to restart the site after a cleanup (README.md, \"Choosing and testing a\n"
+		      "; restart hook\"):\n"
+		      "# command = " SAMPLE_HOOKDIR "/restart-site\n", out);
+	fputs("# ", out);
 	print_key_line(out, k->name, k->def);
 }
 

@@ -45,7 +45,8 @@ static void usage(FILE *out)
 		"\n"
 		"  run           watch the site and clear stuck deployments (the default)\n"
 		"  report        list locks/ and deployments/ with a verdict for each; changes nothing;\n"
-		"                exit 0 when nothing is stuck, 2 when a stuck deployment is found\n"
+		"                exit 0 when nothing is stuck, 2 when a stuck deployment is found,\n"
+		"                1 when the site cannot be read or is not Kudu's tree\n"
 		"  check-config  validate and print the effective configuration\n"
 		"                (--sample: print the documented sample file instead)\n"
 		"\n"
@@ -171,6 +172,21 @@ static void warn_config(const struct config *cfg)
 		log_warning("configuration: %s", warnings[i]);
 }
 
+/* LOCKWARDEN_ variables that are no setting (config_env_warnings): warnings
+ * for the daemon, errors for check-config. Returns how many. */
+static size_t warn_env(enum log_level level)
+{
+	char lines[CONFIG_ENV_WARNINGS_MAX][CONFIG_ERROR_MAX];
+	size_t n = config_env_warnings(environ, lines, CONFIG_ENV_WARNINGS_MAX);
+
+	for (size_t i = 0; i < n && i < CONFIG_ENV_WARNINGS_MAX; i++)
+		log_msg(level, "configuration: %s", lines[i]);
+	if (n > CONFIG_ENV_WARNINGS_MAX)
+		log_msg(level, "configuration: and %zu more such variables",
+			n - CONFIG_ENV_WARNINGS_MAX);
+	return n;
+}
+
 /* check-config: a fixed stuck_after against the longest silence seen in the
  * site's completed deployments (silence.h). A warning, never an error: the
  * site may not be mounted where check-config runs. */
@@ -237,16 +253,20 @@ int main(int argc, char **argv)
 		warn_config(&cfg);
 
 	switch (args.command) {
-	case CMD_CHECK_CONFIG:
+	case CMD_CHECK_CONFIG: {
+		size_t unknown = warn_env(LOG_LEVEL_ERROR);
+
 		warn_history(&cfg);
 		config_print(&cfg, stdout);
 		config_free(&cfg);
-		return 0;
+		return unknown ? EX_CONFIG : 0;
+	}
 	case CMD_REPORT:
 		r = report_run(&cfg, args.json, stdout);
 		config_free(&cfg);
 		return r;
 	case CMD_RUN:
+		warn_env(LOG_LEVEL_WARNING);
 		break;
 	}
 	struct agent_options opt = {

@@ -28,6 +28,7 @@
 #include "site.h"
 #include "silence.h"
 #include "silence_read.h"
+#include "sitekind.h"
 
 /* The entry's own last activity: for a record, the newest of the folder,
  * status.xml and log.log; for the lock folder, info.lock too. */
@@ -72,6 +73,46 @@ static void entry_details(const struct site_entry *e, char *out, size_t size)
 		log_escape(e->lock.operation, a, sizeof(a));
 		isotime_format(e->lock.acquired_ns, "-", when, sizeof(when));
 		snprintf(out, size, "last '%s' at %s", a, when);
+	}
+}
+
+/* Report lines fit the portal's SSH console: at most this many columns,
+ * a longer line wrapped at spaces. */
+#define REPORT_COLUMNS 100
+
+/* Writes each line of text wrapped at REPORT_COLUMNS, a continuation line
+ * indented 4 more than its line. */
+static void wrap_text(FILE *out, const char *text, size_t size)
+{
+	const char *stop = text + size;
+
+	while (text < stop) {
+		const char *nl = memchr(text, '\n', (size_t)(stop - text));
+		size_t len = nl ? (size_t)(nl - text) : (size_t)(stop - text), lead = 0, room;
+
+		while (lead < len && text[lead] == ' ')
+			lead++;
+		int hang = (int)(lead + 4 < 40 ? lead + 4 : 40);
+		room = REPORT_COLUMNS;
+		while (len > room) {
+			size_t cut = room;
+
+			while (cut > lead && text[cut] != ' ')
+				cut--;
+			/* A word longer than a line (a long path) is left whole,
+			 * on a line of its own. */
+			for (cut = cut > lead ? cut : room; cut < len && text[cut] != ' '; cut++)
+				;
+			if (cut >= len)
+				break;
+			fprintf(out, "%.*s\n%*s", (int)cut, text, hang, "");
+			text += cut + 1;
+			len -= cut + 1;
+			room = REPORT_COLUMNS - (size_t)hang;
+			lead = 0;
+		}
+		fprintf(out, "%.*s\n", (int)len, text);
+		text += len + (nl ? 1 : 0);
 	}
 }
 
@@ -191,6 +232,12 @@ struct report_timing {
 	char line[512];            /* "10 completed deployments; longest silence ..." */
 };
 
+/* Whether the site root looks like Kudu's tree on the share (sitekind.h). */
+struct report_site {
+	bool not_kudu;             /* neither locks/ nor deployments/: exit 1 */
+	char problem[640];         /* why not, or why it is not on a share; "" */
+};
+
 /* Reads every completed record's log.log of snap (a one-shot command can
  * afford it) and works out stuck_after as the agent would. */
 static void report_timing(const struct config *cfg, const struct site_snapshot *snap,
@@ -297,7 +344,8 @@ static void print_entry_json(const struct site_snapshot *snap, const struct site
 
 static void print_json(const struct config *cfg, const struct site_snapshot *snap,
 		       const struct policy_decision *d, const struct policy_decision *w,
-		       const struct report_timing *t, bool silent, FILE *out)
+		       const struct report_timing *t, bool silent, const struct report_site *site,
+		       FILE *out)
 {
 	/* "schema" changes only when a field changes meaning or goes away
 	 * (README "report --json"); new fields may appear within a schema. */
@@ -315,6 +363,11 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 		fputs("null", out);
 	else
 		fprintf(out, "%lld", (long long)(d->activity_age_ms / 1000));
+	fputs(",\n  \"site_problem\": ", out);
+	if (site->problem[0])
+		jsonw_string(out, site->problem);
+	else
+		fputs("null", out);
 	fputs(",\n  \"deployment_id\": ", out);
 	jsonw_string(out, d->deployment_id);
 	fprintf(out, ",\n  \"recurred\": %s,\n  \"step\": ", w->recurred ? "true" : "false");
@@ -351,7 +404,8 @@ static void print_json(const struct config *cfg, const struct site_snapshot *sna
 
 static void print_text(const struct config *cfg, const struct site_snapshot *snap,
 		       const struct policy_decision *d, const struct policy_decision *w,
-		       const struct report_timing *t, bool silent, FILE *out)
+		       const struct report_timing *t, bool silent, const struct report_site *site,
+		       FILE *out)
 {
 	char when[40];
 
@@ -365,7 +419,8 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		fprintf(out, "locks/: %s\n", strerror(-snap->locks_err));
 	if (snap->deployments_err)
 		fprintf(out, "deployments/: %s\n", strerror(-snap->deployments_err));
-	/* The ENTRY column fits the longest path (a git SHA record is 52). */
+	/* The ENTRY column fits the longest path (a git SHA record is 52); the
+	 * reason and the details follow on lines of their own. */
 	int width = 20;
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		char path[NAME_MAX + 32], escaped[sizeof(path) * 4];
@@ -373,10 +428,9 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		log_escape(path, escaped, sizeof(escaped));
 		int len = (int)strlen(escaped);
 		if (len > width)
-			width = len < 60 ? len : 60;
+			width = len < 52 ? len : 52;
 	}
-	fprintf(out, "\n%-*s %-22s %9s  %-10s %s\n", width, "ENTRY", "WHAT", "FILE AGE", "VERDICT",
-		"WHY");
+	fprintf(out, "\n%-*s %-22s %9s  %s\n", width, "ENTRY", "WHAT", "FILE AGE", "VERDICT, WHY");
 	for (size_t i = 0; i < snap->n_entries; i++) {
 		const struct site_entry *e = &snap->entries[i];
 		const struct policy_entry *p = &d->entries[i];
@@ -384,11 +438,11 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 		site_entry_path(e, path, sizeof(path));
 		log_escape(path, escaped, sizeof(escaped));
 		fmt_age(entry_age_ms(snap, e), age, sizeof(age));
-		fprintf(out, "%-*s %-22s %9s  %-10s %s\n", width, escaped, kudu_name_describe(e->kind), age,
-			policy_verdict_name(p->verdict), p->reason);
+		fprintf(out, "%-*s %-22s %9s  %s\n    %s\n", width, escaped,
+			kudu_name_describe(e->kind), age, policy_verdict_name(p->verdict), p->reason);
 		entry_details(e, details, sizeof(details));
 		if (details[0])
-			fprintf(out, "%-*s %s\n", width, "", details);
+			fprintf(out, "    %s\n", details);
 	}
 	if (snap->n_entries == 0)
 		fprintf(out, "(no entries)\n");
@@ -398,8 +452,13 @@ static void print_text(const struct config *cfg, const struct site_snapshot *sna
 
 	fprintf(out, "(FILE AGE: by the newest file time and this host's clock, for a person to "
 		"read; never evidence that a deployment is dead)\n");
-	fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : silent ? "SILENT BY FILE TIMES"
-		: d->claims_running ? "RUNNING" : "OK", d->reason);
+	if (site->not_kudu)
+		fprintf(out, "\nNOT KUDU'S SITE: %s\n", site->problem);
+	else
+		fprintf(out, "\n%s: %s\n", d->blocked ? "UNREADABLE" : silent ? "SILENT BY FILE TIMES"
+			: d->claims_running ? "RUNNING" : "OK", d->reason);
+	if (site->problem[0] && !site->not_kudu)
+		fprintf(out, "NOT ON THE SHARE? %s\n", site->problem);
 	fprintf(out, "history: %s\n", t->line);
 	if (t->is_auto)
 		fprintf(out, "stuck_after auto: %s\n", t->auto_why);
@@ -483,11 +542,21 @@ static int report_body(const struct config *cfg, bool json, FILE *out)
 	 * times say nothing was written for stuck_after. */
 	bool silent = !d.blocked && d.claims_running && d.activity_age_ms >= 0 &&
 		      (uint64_t)d.activity_age_ms >= params.stuck_after_ms;
+	/* Not Kudu's tree is certain and fails the report; a local filesystem
+	 * is a hint, said only (sitekind.h). */
+	struct report_site site = { 0 };
+	char fstype[64] = "";
+	site.not_kudu = snap.root_err == 0 &&
+			sitekind_not_kudu(cfg->site_root, snap.locks_err, snap.deployments_err,
+					  site.problem, sizeof(site.problem));
+	if (!site.not_kudu && snap.root_err == 0 && sitekind_fstype(snap.root.dev, fstype,
+								      sizeof(fstype)) == 0)
+		sitekind_not_shared(cfg->site_root, fstype, site.problem, sizeof(site.problem));
 	if (json)
-		print_json(cfg, &snap, &d, &w, &timing, silent, out);
+		print_json(cfg, &snap, &d, &w, &timing, silent, &site, out);
 	else
-		print_text(cfg, &snap, &d, &w, &timing, silent, out);
-	int code = d.blocked ? 1 : silent ? 2 : 0;
+		print_text(cfg, &snap, &d, &w, &timing, silent, &site, out);
+	int code = d.blocked || site.not_kudu ? 1 : silent ? 2 : 0;
 	policy_decision_free(&w);
 	policy_decision_free(&d);
 	site_snapshot_free(&snap);
@@ -652,7 +721,10 @@ int report_run(const struct config *cfg, bool json, FILE *out)
 		fprintf(stderr, "lockwarden: the report ended without a result\n");
 	else {
 		code = (unsigned char)res[0];
-		fwrite(res + 1, 1, res_len - 1, out);
+		if (json)
+			fwrite(res + 1, 1, res_len - 1, out);
+		else
+			wrap_text(out, res + 1, res_len - 1);
 	}
 	free(res);
 	return code;

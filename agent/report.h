@@ -17,7 +17,8 @@
 #define REPORT_JSON_SCHEMA 1
 
 /* Returns the exit code: 0 nothing stuck, 2 a stuck deployment found,
- * 1 the site could not be read. */
+ * 1 the site could not be read or is not Kudu's tree (neither locks/ nor
+ * deployments/: sitekind.h). */
 int report_run(const struct config *cfg, bool json, FILE *out);
 
 #endif

@@ -134,6 +134,8 @@ settled=$(( $(date +%s) + 4 ))
 while [ "$(date +%s)" -lt "$settled" ]; do sleep 0.2; done
 
 say "What 'lockwarden report' sees (changes nothing; exit 2 means stuck)"
+echo "(This demo's site is a folder of this host, not App Service's share: the report and"
+echo " the daemon say so, as they would if /home were not Kudu's share.)"
 set +e
 "$bin" report -c "$work/lockwarden.ini"
 echo "(report exit code: $?)"

@@ -35,6 +35,12 @@
 #   - when the app exits by itself, lockwarden gets SIGTERM, is waited for
 #     (SIGKILL after 10 s), and the script exits with the app's status, so
 #     the container stops and the platform starts it again;
+#   - when lockwarden exits while the app runs (a mistyped app setting
+#     makes it exit 78 at start), the app goes on, and a small supervisor
+#     (a background subshell) says so on stderr with the exit status and
+#     what it means, and starts it again after a back-off: 1 s, doubling
+#     to 60 s, back to 1 s once it had run for 10 minutes. Without it the
+#     app would run on unprotected and nobody would be told;
 #   - as PID 1 the shell also reaps orphaned processes while it waits.
 # The restart-container hook relies on this: its SIGTERM to PID 1 ends the
 # app and the container the same way a platform stop does.
@@ -149,20 +155,97 @@ if sshd=$(command -v sshd 2>/dev/null); then
 	fi
 fi
 
-# ---- lockwarden -----------------------------------------------------------
+# ---- lockwarden, kept running ---------------------------------------------
 
-# Its output is the container's: inherited stdout and stderr. Its stdin is
-# /dev/null (the shell does that for background commands).
-if agent=$(command -v lockwarden 2>/dev/null); then
-	if [ -n "${LOCKWARDEN_CONFIG-}" ]; then
-		"$agent" run -c "$LOCKWARDEN_CONFIG" &
+# What an exit status of lockwarden means (lockwarden(8), EXIT STATUS).
+exit_meaning() {
+	case $1 in
+	0) echo "it stopped by itself" ;;
+	1) echo "a runtime failure: its own last lines above say what" ;;
+	64) echo "a usage error" ;;
+	78) echo "a configuration error: its own lines above name the setting to fix" ;;
+	126 | 127) echo "it could not be run" ;;
+	*) if [ "$1" -gt 128 ]; then
+		echo "killed by signal $(($1 - 128))"
 	else
-		# Without -c it reads /etc/lockwarden/lockwarden.ini when that
-		# exists, and otherwise runs on its defaults and app settings.
-		"$agent" run &
-	fi
+		echo "see its own lines above"
+	fi ;;
+	esac
+}
+
+# The supervisor: runs lockwarden, and when it exits starts it again after
+# the back-off, until SIGTERM, which it passes on (SIGKILL after 10 s). It
+# exits with lockwarden's last status. Its output is the container's:
+# inherited stdout and stderr; lockwarden's stdin is /dev/null (the shell
+# does that for background commands).
+supervise() {
+	child=""
+	stopping=""
+	trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
+	delay_s=1
+	status=0
+	while [ -z "$stopping" ]; do
+		started_s=$(date +%s)
+		if [ -n "${LOCKWARDEN_CONFIG-}" ]; then
+			"$agent" run -c "$LOCKWARDEN_CONFIG" &
+		else
+			# Without -c it reads /etc/lockwarden/lockwarden.ini when
+			# that exists, and otherwise runs on its defaults and app
+			# settings.
+			"$agent" run &
+		fi
+		child=$!
+		# A SIGTERM that came before $! was known found no child.
+		[ -n "$stopping" ] && kill -TERM "$child" 2>/dev/null
+		log "lockwarden started (pid $child)"
+		while :; do
+			[ -n "$stopping" ] && stop_within 10 "$child"
+			wait "$child"
+			status=$?
+			alive "$child" || break
+		done
+		# See the app's wait below: dash and busybox forget a child
+		# once a wait returned its status.
+		wait "$child" 2>/dev/null
+		again=$?
+		[ "$again" -ne 127 ] && status=$again
+		child=""
+		[ -n "$stopping" ] && break
+		[ $(($(date +%s) - started_s)) -ge 600 ] && delay_s=1
+		log "lockwarden exited with status $status ($(exit_meaning "$status")); the app" \
+			"runs on unprotected; starting lockwarden again in $delay_s s"
+		sleep "$delay_s" &
+		child=$!
+		wait "$child"
+		child=""
+		delay_s=$((delay_s * 2))
+		[ "$delay_s" -gt 60 ] && delay_s=60
+	done
+	exit "$status"
+}
+
+# Waits until pid is gone, at most limit_s seconds, then SIGKILLs it.
+stop_within() {
+	step=0.1
+	sleep "$step" 2>/dev/null || step=1
+	ticks=0
+	limit=$(($1 * 10))
+	[ "$step" = 1 ] && limit=$1
+	while alive "$2"; do
+		if [ "$ticks" -ge "$limit" ]; then
+			log "lockwarden did not stop within $1 s of SIGTERM; killing it"
+			kill -KILL "$2" 2>/dev/null
+			return 0
+		fi
+		sleep "$step"
+		ticks=$((ticks + 1))
+	done
+	return 0
+}
+
+if agent=$(command -v lockwarden 2>/dev/null); then
+	supervise &
 	agent_pid=$!
-	log "lockwarden started (pid $agent_pid)"
 else
 	log "lockwarden is not installed (not in PATH); the app starts without it"
 fi
@@ -204,21 +287,10 @@ log "the app exited with status $app_status; stopping lockwarden"
 # ---- stop lockwarden and leave ------------------------------------------
 
 if [ -n "$agent_pid" ]; then
+	# The supervisor SIGKILLs lockwarden after 10 s; it is itself given
+	# two more.
 	stop_agent
-	step=0.1
-	sleep "$step" 2>/dev/null || step=1
-	ticks=0
-	limit=100
-	[ "$step" = 1 ] && limit=10
-	while alive "$agent_pid"; do
-		if [ "$ticks" -ge "$limit" ]; then
-			log "lockwarden did not stop within 10 s of SIGTERM; killing it"
-			kill -KILL "$agent_pid" 2>/dev/null
-			break
-		fi
-		sleep "$step"
-		ticks=$((ticks + 1))
-	done
+	stop_within 12 "$agent_pid"
 	wait "$agent_pid"
 	log "lockwarden stopped (status $?)"
 fi

@@ -82,13 +82,18 @@ def test_auto_leaves_a_live_deployment_silent_below_the_history_alone(site, agen
     agent.wait_for_log(rf"watched with no change for \S+ \(stuck_after {AUTO_S}s\)")
 
 
+def joined(text):
+    """report's text with its blanks joined: long lines wrap at 100 columns."""
+    return " ".join(text.split())
+
+
 def test_report_and_check_config_show_the_history(site, tmp_path):
     build_history(site)
     cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "9s"})
     r = run_cli(["report", "-c", cfg])
     assert r.returncode == EX_OK, r.stdout + r.stderr
     assert (f"history: 3 completed deployments; longest silence 5s in {LONG}; stuck_after 9s "
-            f"is 1.8× that; longest deployment 7s in {LONG}") in r.stdout, r.stdout
+            f"is 1.8× that; longest deployment 7s in {LONG}") in joined(r.stdout), r.stdout
 
     r = run_cli(["check-config", "--insecure-config", "-c", cfg])
     assert r.returncode == EX_OK, r.stderr
@@ -105,9 +110,9 @@ def test_report_and_check_config_show_the_history(site, tmp_path):
                        policy={"stuck_after": "auto", "auto_floor": "1s"})
     r = run_cli(["report", "-c", cfg])
     assert r.returncode == EX_OK, r.stdout + r.stderr
-    assert "stuck_after auto (15s) is 3.0× that" in r.stdout, r.stdout
+    assert "stuck_after auto (15s) is 3.0× that" in joined(r.stdout), r.stdout
     assert (f"stuck_after auto: 15s (3 × longest silence 5s in {LONG}, floor 1s, cap 45m)"
-            in r.stdout), r.stdout
+            in joined(r.stdout)), r.stdout
 
     # A site that cannot be read: said, and the comparison skipped.
     cfg = write_config(tmp_path / "lw.ini", tmp_path / "no-such-site", policy={"stuck_after": "9s"})
@@ -121,7 +126,7 @@ def test_auto_without_history_is_the_default(site, tmp_path):
     cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "auto"})
     r = run_cli(["report", "-c", cfg])
     assert r.returncode == EX_OK, r.stdout + r.stderr
-    assert "stuck_after auto: 45m (the default: no usable history" in r.stdout, r.stdout
+    assert "stuck_after auto: 45m (the default: no usable history" in joined(r.stdout), r.stdout
 
 
 def test_auto_by_reload_is_logged_and_learned(site, agents, tmp_path):

@@ -5,6 +5,7 @@ name where the bad value came from, check-config, and precedence
 import configparser
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -138,6 +139,52 @@ def test_bad_environment_override_is_exit_78_naming_the_variable(site, tmp_path,
     assert value in r.stderr, r.stderr
 
 
+def test_a_typo_in_one_of_our_sections_names_the_nearest_key(site, tmp_path):
+    cfg = write_config(tmp_path / "lw.ini", site)
+    r = run_cli(["check-config", "-c", cfg], env=clean_env(LOCKWARDEN_POLICY_STUCK_AFTR="20m"))
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    assert "did you mean LOCKWARDEN_POLICY_STUCK_AFTER?" in r.stderr, r.stderr
+
+
+# A misspelled or missing section: config_load cannot tell it from someone
+# else's variable, so it is ignored; it is said, with the nearest name.
+UNKNOWN_ENV = [
+    ("LOCKWARDEN_HOOKS_COMMAND", "LOCKWARDEN_HOOK_COMMAND"),
+    ("LOCKWARDEN_STUCK_AFTER", "LOCKWARDEN_POLICY_STUCK_AFTER"),
+    ("LOCKWARDEN_POLICYSTUCK_AFTER", "LOCKWARDEN_POLICY_STUCK_AFTER"),
+]
+
+
+@pytest.mark.parametrize("name,near", UNKNOWN_ENV, ids=[n for n, _ in UNKNOWN_ENV])
+def test_an_unknown_variable_fails_check_config_naming_the_nearest(site, tmp_path, name, near):
+    cfg = write_config(tmp_path / "lw.ini", site)
+    r = run_cli(["check-config", "-c", cfg], env=clean_env(**{name: "20m"}))
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    assert f"environment {name} is not a setting of lockwarden" in r.stderr, r.stderr
+    assert f"did you mean {near}?" in r.stderr, r.stderr
+    # Its value may be a secret: never shown.
+    assert "20m" not in r.stderr
+
+
+def test_an_unknown_variable_is_a_warning_for_the_daemon(site, agents, tmp_path):
+    cfg = write_config(tmp_path / "lw.ini", site)
+    agent = start_agent(agents, cfg, env=clean_env(LOCKWARDEN_STUCK_AFTER="20m"))
+    agent.wait_for_log(r"warning: configuration: environment LOCKWARDEN_STUCK_AFTER is not a "
+                       r"setting of lockwarden and is ignored; did you mean "
+                       r"LOCKWARDEN_POLICY_STUCK_AFTER\?")
+    agent.wait_scan(1)
+    assert agent.running()
+
+
+def test_the_names_the_hooks_read_are_no_warning(site, tmp_path):
+    cfg = write_config(tmp_path / "lw.ini", site)
+    r = run_cli(["check-config", "-c", cfg],
+                env=clean_env(LOCKWARDEN_RESTART_SLOT="Production", LOCKWARDEN_CONFIG=cfg,
+                              LOCKWARDEN_ENV_FILE=""))
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert "not a setting" not in r.stderr
+
+
 def test_missing_config_file_named_with_c_is_exit_78(tmp_path):
     missing = tmp_path / "no-such.ini"
     for command in (["check-config"], ["run", "--once"], ["report"]):
@@ -155,11 +202,48 @@ DEFAULT_PATH = "/etc/lockwarden/lockwarden.ini"
 def test_missing_default_config_means_built_in_defaults():
     r = run_cli(["check-config"])
     assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert "warning" not in r.stderr, r.stderr
     cp = parse_ini(r.stdout)
     assert cp.get("site", "root") == "/home/site"
     assert ms(cp, "policy", "stuck_after") == 45 * 60 * 1000
     assert ms(cp, "policy", "quiet_period") == 2 * 60 * 1000
     assert ms(cp, "scan", "rescan_interval") == 5000
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "conf" / "lockwarden.ini"
+
+
+def test_the_shipped_configuration_is_clean_and_pins_no_default():
+    """A fresh install: no warning, and every value the built-in default,
+    so a later release's defaults reach it."""
+    r = run_cli(["check-config", "-c", SHIPPED])
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert "warning" not in r.stderr, r.stderr
+    assert "; from " not in r.stdout, "a value came from the shipped file:\n" + r.stdout
+
+
+HOST_ARCHIVE = "/home/LogFiles/lockwarden"
+
+
+@pytest.mark.skipif(os.path.lexists(HOST_ARCHIVE) or os.path.lexists(DEFAULT_PATH),
+                    reason=f"{HOST_ARCHIVE} or {DEFAULT_PATH} exists here: whether the run "
+                    "made it, or what the default file says, cannot be told")
+def test_once_with_a_site_root_writes_nothing_into_this_hosts_home(tmp_path):
+    """[archive] dir left at its default follows the site root (LogFiles/
+    is beside site/ on the share): a run on a copy of a site tree writes
+    beside it, never into this host's /home."""
+    root = tmp_path / "site"
+    (root / "locks").mkdir(parents=True)
+    (root / "deployments").mkdir()
+    r = run_cli(["run", "--once", "--site-root", root],
+                env=clean_env(LOCKWARDEN_POLICY_STUCK_AFTER="1s"), timeout=60)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    assert not os.path.lexists(HOST_ARCHIVE), "run --once --site-root wrote into /home"
+    r = run_cli(["check-config", "--site-root", root])
+    assert parse_ini(r.stdout).get("archive", "dir") == str(tmp_path / "LogFiles" / "lockwarden")
+    # Without a site root of its own, the archive is where it always was.
+    r = run_cli(["check-config"])
+    assert parse_ini(r.stdout).get("archive", "dir") == HOST_ARCHIVE
 
 
 # ------------------------------------------------------------------ usage

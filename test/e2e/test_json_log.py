@@ -177,7 +177,8 @@ def test_an_entry_that_changed_under_the_agent_is_put_back(site, agents, tmp_pat
     (abandoned,) = events(lines, "abandoned")
     assert "deployments/pending" in abandoned["why"] and abandoned["incident"]
     wait_for(lambda: metrics.exists() and
-             "\nlockwarden_cleanups_abandoned_total 1\n" in metrics.read_text(),
+             re.search(r"\nlockwarden_cleanups_abandoned_total\{instance_id=\"[^\"]+\"\} 1\n",
+                       metrics.read_text()),
              ACT_TIMEOUT_S, "lockwarden_cleanups_abandoned_total 1", agent.tail)
     assert not events(lines, "removed")
     assert target.exists()

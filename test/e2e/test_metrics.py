@@ -23,19 +23,26 @@ SECOND_LEFTOVERS = ["locks/status.lock", "deployments/pending", f"deployments/{S
                     "locks/deployment"]
 
 
-def read_metrics(path):
+def read_metrics(path, instance=None):
     """{(sample name, frozenset(labels)): value}, parsed by prometheus_client,
-    with each family's TYPE checked; None while the file does not exist."""
+    with each family's TYPE checked and every sample's instance_id label
+    (instance when given) checked and left out of the key; None while the
+    file does not exist."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         return None
     samples = {}
     types = {}
+    ids = set()
     for family in parser.text_string_to_metric_families(text):
         types[family.name] = family.type
         for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
+            labels = dict(s.labels)
+            ids.add(labels.pop("instance_id", None))
+            samples[(s.name, frozenset(labels.items()))] = s.value
+    assert len(ids) == 1 and None not in ids, f"every sample names one instance: {ids}"
+    assert instance is None or ids == {instance}, ids
     assert types.get("lockwarden_incidents") == "counter", types
     assert types.get("lockwarden_hook_runs") == "counter", types
     assert types.get("lockwarden_stuck") == "gauge", types
@@ -90,7 +97,8 @@ def test_counters_match_two_incidents_and_a_failing_hook(site, agents, tmp_path)
                                                          result="failed") == 1 else None)(
         read_metrics(path)), ACT_TIMEOUT_S, "the file to show the failed hook", agent.tail)
     assert value(first, "lockwarden_incidents_total") == 1
-    assert value(first, "lockwarden_removed_total") == len(STUCK_LEFTOVERS)
+    assert value(first, "lockwarden_last_hook_success") == 0
+    assert value(first, "lockwarden_removed_entries_total") == len(STUCK_LEFTOVERS)
 
     build_second_stuck(site)
     wait_for(lambda: gone(site, SECOND_LEFTOVERS), ACT_TIMEOUT_S, "the second cleanup",
@@ -106,19 +114,26 @@ def test_counters_match_two_incidents_and_a_failing_hook(site, agents, tmp_path)
 
     # What the file says is what the log says happened.
     assert value(m, "lockwarden_incidents_total") == len(json_events(agent, "incident")) == 2
-    assert value(m, "lockwarden_removed_total") == len(json_events(agent, "removed")) == \
+    assert value(m, "lockwarden_removed_entries_total") == len(json_events(agent, "removed")) == \
         len(STUCK_LEFTOVERS) + len(SECOND_LEFTOVERS)
     results = [h["result"] for h in json_events(agent, "hook")]
     assert results == ["failed", "ok"]
     assert value(m, "lockwarden_hook_runs_total", result="failed") == 1
     assert value(m, "lockwarden_hook_runs_total", result="ok") == 1
     assert value(m, "lockwarden_hook_runs_total", result="timeout") == 0
-    assert value(m, "lockwarden_kept_total") == 0
+    assert value(m, "lockwarden_kept_entries_total") == 0
     assert value(m, "lockwarden_share_up") == 1
     info = [k for k in m if k[0] == "lockwarden_build_info"]
-    assert len(info) == 1 and dict(info[0][1])["instance_id"] == "a1b2c3d4e5f6"
-    assert dict(info[0][1])["version"]
+    assert len(info) == 1 and dict(info[0][1])["version"]
+    read_metrics(path, instance="a1b2c3d4e5f6")
     start = value(m, "lockwarden_start_time_seconds")
+    # The gauges worth an alert: the last cleanup and the last hook.
+    assert value(m, "lockwarden_last_cleanup_timestamp_seconds") >= start
+    assert value(m, "lockwarden_last_hook_success") == 1
+    assert value(m, "lockwarden_last_hook_timestamp_seconds") >= \
+        value(m, "lockwarden_last_cleanup_timestamp_seconds")
+    assert 0 <= value(m, "lockwarden_last_hook_duration_seconds") < ACT_TIMEOUT_S
+    assert value(m, "lockwarden_claimed_quiet_seconds") == 0
     assert value(m, "lockwarden_last_scan_timestamp_seconds") >= start > 0
     # Written atomically: no temporary file is left beside it.
     assert sorted(os.listdir(path.parent)) == [path.name]
@@ -152,7 +167,7 @@ def test_an_unwritable_file_is_said_once_and_never_stops_a_cleanup(site, agents,
     m = wait_for(lambda: (lambda x: x if x and value(x, "lockwarden_incidents_total") == 2
                           else None)(read_metrics(metrics)), ACT_TIMEOUT_S, "the counters",
                  agent.tail)
-    assert value(m, "lockwarden_removed_total") == len(STUCK_LEFTOVERS) + len(SECOND_LEFTOVERS)
+    assert value(m, "lockwarden_removed_entries_total") == len(STUCK_LEFTOVERS) + len(SECOND_LEFTOVERS)
 
 
 def test_a_hung_metrics_write_never_holds_a_cleanup(site, agents, tmp_path, pause_shim):
@@ -172,7 +187,7 @@ def test_a_hung_metrics_write_never_holds_a_cleanup(site, agents, tmp_path, paus
     finally:
         pause.release()
     # Released, the write that was held back finishes, then the newer values.
-    m = wait_for(lambda: (lambda x: x if x and value(x, "lockwarden_removed_total") ==
+    m = wait_for(lambda: (lambda x: x if x and value(x, "lockwarden_removed_entries_total") ==
                           len(STUCK_LEFTOVERS) else None)(read_metrics(metrics)),
                  ACT_TIMEOUT_S, "the file after the release", agent.tail)
     assert value(m, "lockwarden_incidents_total") == 1
@@ -190,3 +205,37 @@ def test_a_reload_that_names_a_file_writes_it_at_once(site, agents, tmp_path):
                  agent.tail)
     assert value(m, "lockwarden_incidents_total") == 0
     assert value(m, "lockwarden_share_up") == 1
+
+
+def test_a_deployment_that_claims_to_run_quietly_is_counted_in_seconds(site, agents, tmp_path):
+    """lockwarden_claimed_quiet_seconds: how long a deployment has claimed
+    to run with no change seen, the gauge to alert on long before it is
+    stuck. Its start is written at once; its growth with the minute's
+    write."""
+    build_stuck_site(site)
+    metrics = tmp_path / "lockwarden.prom"
+    cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "1h"},
+                       metrics={"file": str(metrics)})
+    agent = start_agent(agents, cfg)
+    m = wait_for(lambda: (lambda x: x if x and value(x, "lockwarden_claimed_quiet_seconds") > 0
+                          else None)(read_metrics(metrics)), ACT_TIMEOUT_S,
+                 "the quiet deployment in the file", agent.tail)
+    assert value(m, "lockwarden_stuck") == 0
+    assert value(m, "lockwarden_claimed_quiet_seconds") < ACT_TIMEOUT_S + 60
+    assert value(m, "lockwarden_last_cleanup_timestamp_seconds") == 0
+    assert not [k for k in m if k[0].startswith("lockwarden_last_hook_")], "no hook ran"
+
+
+def test_the_file_can_be_read_by_a_collector_under_a_strict_umask(site, agents, tmp_path):
+    """The systemd unit runs the agent with UMask=0077; node_exporter runs
+    as another user: the file and a folder the agent made stay readable."""
+    metrics = tmp_path / "made" / "lockwarden.prom"
+    cfg = write_config(tmp_path / "lw.ini", site, metrics={"file": str(metrics)})
+    old = os.umask(0o077)
+    try:
+        agent = start_agent(agents, cfg)
+    finally:
+        os.umask(old)
+    wait_for(lambda: read_metrics(metrics), ACT_TIMEOUT_S, "the file", agent.tail)
+    assert stat.S_IMODE(metrics.stat().st_mode) == 0o644
+    assert stat.S_IMODE(metrics.parent.stat().st_mode) == 0o755

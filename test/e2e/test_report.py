@@ -78,6 +78,23 @@ def test_report_text_names_every_entry_and_its_verdict(stuck_cfg, site):
     assert tree_hash(site) == before
 
 
+def test_report_lines_fit_100_columns(stuck_cfg, site):
+    """The portal's SSH console wraps anything longer: long reasons wrap at
+    spaces, each continuation indented under its line."""
+    r = run_cli(["report", "-c", stuck_cfg])
+    assert r.returncode == EX_STUCK, r.stdout + r.stderr
+    # A longer line is one word that no space can break (a long path).
+    long = [ln for ln in r.stdout.splitlines() if len(ln) > 100 and " " in ln.strip()]
+    assert not long, "\n".join(long)
+    # Nothing lost: each entry's reason is there, joined again (its ages
+    # may have grown between the two reports: numbers are left out).
+    def words(text):
+        return re.sub(r"\d+", "N", " ".join(text.split()))
+    _, doc = report_json(stuck_cfg)
+    for e in doc["entries"]:
+        assert words(e["reason"]) in words(r.stdout), e["reason"]
+
+
 def test_report_json_lists_entries_with_verdicts(stuck_cfg, site):
     before = tree_hash(site)
     r, doc = report_json(stuck_cfg)

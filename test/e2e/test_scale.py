@@ -172,8 +172,9 @@ def test_owner_killed_before_the_hook(site, hook, agents, tmp_path, pause_shim, 
     assert not claim_gone(cfg), "the owner works without a claim"
     # report shows who is at work on the incident.
     r = run_cli(["report", "-c", cfg])
-    assert re.search(r"incident claim .*: incident \S+, owner inst0aaaaaaa, renewed", r.stdout), \
-        r.stdout
+    # Long report lines wrap at 100 columns: compared with blanks joined.
+    assert re.search(r"incident claim .*: incident \S+, owner inst0aaaaaaa, renewed",
+                     " ".join(r.stdout.split())), r.stdout
     claim = json.loads(run_cli(["report", "-c", cfg, "--json"]).stdout)["claim"]
     assert claim["owner"] == "inst0aaaaaaa" and claim["trusted"] is True
     kill_owner_then_check(agents, site, cfg, hook, tmp_path, owner, pause)

@@ -172,7 +172,8 @@ def test_a_sign_of_life_at_the_lock_rolls_back_everything(site, agents, tmp_path
     assert not agent.count(r"cleared"), agent.tail()
     assert hook.count() == 0, "a cleanup that did not commit runs no hook"
     wait_for(lambda: metrics.exists() and
-             "lockwarden_cleanups_abandoned_total 1" in metrics.read_text(),
+             re.search(r'\nlockwarden_cleanups_abandoned_total\{instance_id="[^"]+"\} 1\n',
+                       metrics.read_text()),
              ACT_TIMEOUT_S, "the abandoned counter", agent.tail)
     # Judged afresh: once silent for stuck_after again, it is cleared, and
     # the hook runs once, for that committed cleanup.

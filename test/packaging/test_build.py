@@ -33,18 +33,43 @@ def test_the_binary_is_hardened():
     assert "_chk@" in symbols.replace("__stack_chk_fail@", ""), "no FORTIFY checks"
 
 
+SHIPPED_HOOKDIR = "/usr/lib/lockwarden/hooks"
+
+
+def shipped_conf(hookdir):
+    """conf/lockwarden.ini as `make install` writes it for hookdir."""
+    return (REPO / "conf" / "lockwarden.ini").read_text().replace(SHIPPED_HOOKDIR, hookdir)
+
+
 def test_make_install_keeps_an_existing_configuration(tmp_path):
     dest = tmp_path / "root"
     make = ["make", "-C", str(REPO), "--no-print-directory", f"DESTDIR={dest}", "install"]
     subprocess.run(make, check=True, capture_output=True)
     conf = dest / "etc" / "lockwarden" / "lockwarden.ini"
-    assert conf.read_text() == (REPO / "conf" / "lockwarden.ini").read_text()
+    assert conf.read_text() == shipped_conf("/usr/local/lib/lockwarden/hooks")
     conf.write_text("[site]\nroot = /srv/mine\n")
     r = subprocess.run(make, check=True, capture_output=True, text=True)
     assert conf.read_text() == "[site]\nroot = /srv/mine\n", "make install overwrote it"
     assert (conf.parent / "lockwarden.ini.sample").read_text() == \
-        (REPO / "conf" / "lockwarden.ini").read_text()
+        shipped_conf("/usr/local/lib/lockwarden/hooks")
     assert "keeping" in r.stdout
+
+
+@pytest.mark.parametrize("prefix", ["/usr/local", "/opt/lw"])
+def test_make_install_names_the_hooks_where_it_put_them(tmp_path, prefix):
+    dest = tmp_path / "root"
+    subprocess.run(["make", "-C", str(REPO), "--no-print-directory", f"DESTDIR={dest}",
+                    f"PREFIX={prefix}", "install"], check=True, capture_output=True)
+    hookdir = f"{prefix}/lib/lockwarden/hooks"
+    conf = (dest / "etc" / "lockwarden" / "lockwarden.ini").read_text()
+    assert f"\n# command = {hookdir}/restart-site\n" in conf, conf
+    for hook in ("restart-site", "restart-container"):
+        installed = dest / hookdir.lstrip("/") / hook
+        assert os.access(installed, os.X_OK), installed
+        text = installed.read_text()
+        assert f"command = {hookdir}/{hook}" in text
+        assert SHIPPED_HOOKDIR not in text
+    assert SHIPPED_HOOKDIR not in conf
 
 
 def test_plain_make_only_names_missing_packages(tmp_path):

@@ -272,6 +272,76 @@ def test_the_config_file_is_passed_when_named(entrypoints, tmp_path):
     assert_agent_stopped_cleanly(e)
 
 
+SHELLS = ["sh", "busybox sh", "bash"]
+
+
+def _skip_missing(shell):
+    if shell.split()[0] != "sh" and not shutil.which(shell.split()[0]):
+        pytest.skip(f"{shell} is not installed")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_agent_that_exits_is_started_again_and_the_reason_said(entrypoints, shell):
+    """A mistyped app setting makes lockwarden exit 78 at start: the app
+    runs on, and the entrypoint says so each time, with the status and what
+    it means, and starts it again after a growing back-off."""
+    _skip_missing(shell)
+    e = entrypoints("plain", shell=shell,
+                    env_extra={"LOCKWARDEN_POLICY_STUCK_AFTR": "20m"})
+    e.send_stdin("")
+    wait_for(lambda: "app: started" in e.out(), START_TIMEOUT_S, "the app", e.both)
+    exited = ("lockwarden-entrypoint: lockwarden exited with status 78 (a configuration "
+              "error: its own lines above name the setting to fix)")
+    wait_for(lambda: "starting lockwarden again in 2 s" in e.err(), START_TIMEOUT_S,
+             "the second restart", e.both)
+    err = e.err()
+    assert err.count(exited) >= 2, e.both()
+    assert "starting lockwarden again in 1 s" in err
+    assert err.index("again in 1 s") < err.index("again in 2 s")
+    # The agent's own line names the setting.
+    assert "LOCKWARDEN_POLICY_STUCK_AFTR" in err, e.both()
+    assert err.count("lockwarden-entrypoint: lockwarden started (pid ") >= 2
+    # A stop during the back-off stops at once, and leaves nothing behind.
+    os.kill(e.pid1(), signal.SIGTERM)
+    assert e.wait_exit() == APP_TERM_STATUS, e.both()
+    assert "lockwarden-entrypoint: lockwarden stopped (status 78)" in e.err(), e.both()
+    assert e.left_running() == [], e.both()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_config_fixed_while_the_agent_is_down_brings_it_back(entrypoints, tmp_path, shell):
+    _skip_missing(shell)
+    cfg = tmp_path / "lw.ini"
+    cfg.write_text("[policy]\nstuck_after = banana\n")
+    e = entrypoints("plain", shell=shell, env_extra={"LOCKWARDEN_CONFIG": str(cfg)})
+    e.send_stdin("")
+    wait_for(lambda: "lockwarden exited with status 78" in e.err(), START_TIMEOUT_S,
+             "the agent to refuse its configuration", e.both)
+    assert "stuck_after" in e.err()
+    cfg.write_text("[policy]\nstuck_after = 20m\n")
+    e.wait_started()
+    # Running again; a stop is the clean one.
+    os.kill(e.pid1(), signal.SIGTERM)
+    assert e.wait_exit() == APP_TERM_STATUS, e.both()
+    assert_agent_stopped_cleanly(e)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_agent_killed_is_started_again(entrypoints, shell):
+    _skip_missing(shell)
+    e = entrypoints("plain", shell=shell)
+    e.send_stdin("")
+    e.wait_started()
+    first = int(e.err().split("lockwarden-entrypoint: lockwarden started (pid ")[1].split(")")[0])
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: e.err().count(f"watching {e.site}") == 2, START_TIMEOUT_S,
+             "the agent to watch again", e.both)
+    assert "lockwarden exited with status 137 (killed by signal 9)" in e.err(), e.both()
+    (e.work / "stop-app").touch()
+    assert e.wait_exit() == 3, e.both()
+    assert_agent_stopped_cleanly(e)
+
+
 def test_without_lockwarden_the_app_still_runs(entrypoints):
     e = entrypoints("plain", with_agent=False)
     e.send_stdin("")
@@ -333,44 +403,89 @@ def test_restart_container_hook_ends_pid1_and_with_it_the_container(entrypoints,
 
 # ----------------------------------------------------------- supervisord
 
-def test_supervisord_block_runs_the_agent_and_stops_it(tmp_path):
-    supervisord = shutil.which("supervisord")
-    assert supervisord, "supervisor is in packaging/deps-container.txt"
-    site = tmp_path / "site"
-    (site / "locks").mkdir(parents=True)
-    (site / "deployments").mkdir()
-    text = (CONTAINER / "supervisord.conf").read_text()
-    assert "command=/usr/bin/lockwarden run\n" in text
-    conf = tmp_path / "supervisord.conf"
-    conf.write_text(text.replace("command=/usr/bin/lockwarden run\n", f"command={BIN} run\n"))
-    token = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWARDEN_")}
-    env.update({"LOCKWARDEN_SITE_ROOT": str(site), "LW_ENTRYPOINT_TEST": token,
-                "LOCKWARDEN_ARCHIVE_DIR": str(tmp_path / "archive")})
-    out_path = tmp_path / "out"
-    # Append mode: supervisord opens /dev/stdout again for its own log, and
-    # a second open of a plain file would write over the first.
-    with open(out_path, "ab") as out:
-        proc = subprocess.Popen([supervisord, "-n", "-c", str(conf),
-                                 "-j", str(tmp_path / "supervisord.pid"),
-                                 "-d", str(tmp_path)],
-                                env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        text_of = lambda: out_path.read_text(errors="replace")  # noqa: E731
-        wait_for(lambda: f"watching {site}" in text_of(), START_TIMEOUT_S,
-                 "the agent's log on supervisord's stdout", text_of)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=STOP_TIMEOUT_S) == 0
-        log = text_of()
-        assert "info: stopping on SIGTERM" in log
-        assert "stopped: lockwarden (exit status 0)" in log
-    finally:
+class Supervisord:
+    """The example block run by a real supervisord in the foreground, as a
+    container's main process, its output collected in one file."""
+
+    def __init__(self, tmp_path, env_extra=None):
+        supervisord = shutil.which("supervisord")
+        assert supervisord, "supervisor is in packaging/deps-container.txt"
+        self.site = tmp_path / "site"
+        (self.site / "locks").mkdir(parents=True)
+        (self.site / "deployments").mkdir()
+        text = (CONTAINER / "supervisord.conf").read_text()
+        assert "command=/usr/bin/lockwarden run\n" in text
+        conf = tmp_path / "supervisord.conf"
+        conf.write_text(text.replace("command=/usr/bin/lockwarden run\n", f"command={BIN} run\n"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWARDEN_")}
+        env.update({"LOCKWARDEN_SITE_ROOT": str(self.site), "LW_ENTRYPOINT_TEST": uuid.uuid4().hex,
+                    "LOCKWARDEN_ARCHIVE_DIR": str(tmp_path / "archive")})
+        env.update(env_extra or {})
+        self.out_path = tmp_path / "out"
+        # Append mode: a second open of the file (supervisord's children
+        # open /dev/fd/1) must not write over the first.
+        with open(self.out_path, "ab") as out:
+            self.proc = subprocess.Popen([supervisord, "-n", "-c", str(conf),
+                                          "-j", str(tmp_path / "supervisord.pid"),
+                                          "-d", str(tmp_path)],
+                                         env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self):
+        return self.out_path.read_text(errors="replace")
+
+    def close(self):
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        proc.wait()
+        self.proc.wait()
+
+
+@pytest.fixture
+def supervisord(tmp_path):
+    started = []
+
+    def start(**kw):
+        started.append(Supervisord(tmp_path, **kw))
+        return started[-1]
+    yield start
+    for s in started:
+        s.close()
+        print(f"==== supervisord\n{s.text()}")
+
+
+def test_supervisord_block_runs_the_agent_and_stops_it(supervisord):
+    s = supervisord()
+    wait_for(lambda: f"watching {s.site}" in s.text(), START_TIMEOUT_S,
+             "the agent's log on supervisord's stdout", s.text)
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=STOP_TIMEOUT_S) == 0
+    log = s.text()
+    assert "info: stopping on SIGTERM" in log
+    assert "stopped: lockwarden (exit status 0)" in log
+    # supervisord's own lines once each: in the foreground they go to
+    # stdout, and a log file on /dev/stdout would print each twice.
+    spawned = [ln for ln in log.splitlines() if "spawned: 'lockwarden'" in ln]
+    assert len(spawned) == 1, log
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    assert len(lines) == len(set(lines)), log
+
+
+def test_supervisord_keeps_starting_an_agent_that_exits(supervisord):
+    """A configuration error exits 78 at once: supervisord retries with its
+    back-off (one second more each time) and does not give up after a few
+    tries, which would leave the app unprotected for good."""
+    s = supervisord(env_extra={"LOCKWARDEN_POLICY_STUCK_AFTR": "20m"})
+    exited = "exited: lockwarden (exit status 78; not expected)"
+    # Four failures are what the old startretries=3 allowed; the fifth
+    # comes after 1+2+3+4 s of back-off.
+    tries = lambda: len({ln for ln in s.text().splitlines() if exited in ln})  # noqa: E731
+    wait_for(lambda: tries() >= 5 or "gave up" in s.text(), 40, "a fifth try", s.text)
+    assert "gave up" not in s.text()
+    assert "LOCKWARDEN_POLICY_STUCK_AFTR" in s.text()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=STOP_TIMEOUT_S) == 0
 
 
 # ------------------------------------------------------------------- sshd

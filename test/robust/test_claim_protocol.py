@@ -8,6 +8,7 @@ aside / compare / put back with RENAME_NOREPLACE, the hook mark written into
 the claim) and passes with the claim built on exclusive create alone."""
 
 import json
+import re
 import os
 import signal
 import threading
@@ -200,10 +201,11 @@ def test_an_owner_killed_after_the_hook_mark_is_said_on_every_instance(
     events = [json.loads(line) for line in others[1].log_lines() if line.startswith("{")]
     assert any(e.get("event") == "restart_lost" for e in events)
     wait_for(lambda: metrics.exists() and
-             "lockwarden_restarts_maybe_lost_total 1" in metrics.read_text(), 70,
+             re.search(r'\nlockwarden_restarts_maybe_lost_total\{instance_id="[^"]+"\} 1\n',
+                       metrics.read_text()), 70,
              "the metric", tails(*others))
     r = run_cli(["report", "-c", cfg0])
-    assert "restart may have been lost" in r.stdout, r.stdout
+    assert "restart may have been lost" in " ".join(r.stdout.split()), r.stdout
     # Never a second restart for it (the one the owner may have made is
     # the one of this incident).
     assert hook.count() == 0

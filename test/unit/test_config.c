@@ -779,7 +779,13 @@ static void test_env_errors(void **state)
 		{ "LOCKWARDEN_POLICY_STUCK_AFTER=", -EINVAL,
 		  "environment LOCKWARDEN_POLICY_STUCK_AFTER='': not a duration (use 90s, 15m or 2h, or auto)" },
 		{ "LOCKWARDEN_POLICY_STUK_AFTER=15m", -EINVAL,
-		  "environment LOCKWARDEN_POLICY_STUK_AFTER='15m': unknown key in [policy]" },
+		  "environment LOCKWARDEN_POLICY_STUK_AFTER='15m': unknown key in [policy]; "
+		  "did you mean LOCKWARDEN_POLICY_STUCK_AFTER?" },
+		{ "LOCKWARDEN_POLICY_QUIET_PERIOD_S=15m", -EINVAL,
+		  "environment LOCKWARDEN_POLICY_QUIET_PERIOD_S='15m': unknown key in [policy]; "
+		  "did you mean LOCKWARDEN_POLICY_QUIET_PERIOD?" },
+		{ "LOCKWARDEN_POLICY_COFFEE=15m", -EINVAL,
+		  "environment LOCKWARDEN_POLICY_COFFEE='15m': unknown key in [policy]" },
 		{ "LOCKWARDEN_POLICY_=15m", -EINVAL,
 		  "environment LOCKWARDEN_POLICY_='15m': unknown key in [policy]" },
 		{ "LOCKWARDEN_HOOK_TIMEOUT=0s", -EINVAL,
@@ -815,6 +821,56 @@ static void test_env_errors(void **state)
 		assert_zeroed(&cfg);
 	}
 	assert_int_equal(failed, 0);
+}
+
+/* LOCKWARDEN_ names outside our sections: a warning naming the nearest
+ * known variable; the names the entrypoint and hooks read are left alone. */
+static void test_env_warnings(void **state)
+{
+	static const struct {
+		const char *entry;
+		const char *message; /* NULL: no warning */
+	} cases[] = {
+		{ "LOCKWARDEN_HOOKS_COMMAND=/x", "environment LOCKWARDEN_HOOKS_COMMAND is not a "
+		  "setting of lockwarden and is ignored; did you mean LOCKWARDEN_HOOK_COMMAND?" },
+		{ "LOCKWARDEN_STUCK_AFTER=20m", "environment LOCKWARDEN_STUCK_AFTER is not a "
+		  "setting of lockwarden and is ignored; did you mean LOCKWARDEN_POLICY_STUCK_AFTER?" },
+		{ "LOCKWARDEN_DRYRUN=true", "environment LOCKWARDEN_DRYRUN is not a setting of "
+		  "lockwarden and is ignored; did you mean LOCKWARDEN_POLICY_DRY_RUN?" },
+		{ "LOCKWARDEN_RESTART_SLOTS=Production", "environment LOCKWARDEN_RESTART_SLOTS is "
+		  "not a setting of lockwarden and is ignored; did you mean LOCKWARDEN_RESTART_SLOT?" },
+		{ "LOCKWARDEN_XYZZY=1", "environment LOCKWARDEN_XYZZY is not a setting of lockwarden "
+		  "and is ignored (settings are LOCKWARDEN_<SECTION>_<KEY>: check-config lists them)" },
+		{ "LOCKWARDEN_RESTART_SLOT=Production", NULL },
+		{ "LOCKWARDEN_CONFIG=/etc/x.ini", NULL },
+		{ "LOCKWARDEN_ENV_FILE=", NULL },
+		{ "LOCKWARDEN_REMOVED=locks/deployment", NULL },
+		/* our sections: config_load's business (an error there) */
+		{ "LOCKWARDEN_POLICY_STUK_AFTER=15m", NULL },
+		{ "LOCKWARDEN_SITE_ROOT=/srv/site", NULL },
+		{ "LOCKWARDEN_HOOKS_COMMAND", NULL }, /* no '=': not a variable */
+		{ "PATH=/bin", NULL },
+	};
+	int failed = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *env[] = { (char *)cases[i].entry, NULL };
+		char out[CONFIG_ENV_WARNINGS_MAX][CONFIG_ERROR_MAX];
+		size_t n = config_env_warnings(env, out, CONFIG_ENV_WARNINGS_MAX);
+
+		if (cases[i].message ? n != 1 || strcmp(out[0], cases[i].message) != 0 : n != 0) {
+			print_error("%s: %zu \"%s\"\n    want \"%s\"\n", cases[i].entry, n,
+				    n ? out[0] : "", cases[i].message ? cases[i].message : "(none)");
+			failed++;
+		}
+	}
+	assert_int_equal(failed, 0);
+
+	/* More than fit: counted, the first ones said. */
+	char *many[] = { "LOCKWARDEN_A1=1", "LOCKWARDEN_A2=1", "LOCKWARDEN_A3=1", NULL };
+	char out[2][CONFIG_ERROR_MAX];
+	assert_int_equal(config_env_warnings(many, out, 2), 3);
+	assert_non_null(strstr(out[1], "LOCKWARDEN_A2"));
 }
 
 static void test_overrides_beat_env(void **state)
@@ -1085,7 +1141,14 @@ static void test_sample_is_conf_file(void **state)
 	/* the header says what the brief promises */
 	assert_non_null(strstr(sample, "LOCKWARDEN_<SECTION>_<KEY>"));
 	assert_non_null(strstr(sample, "runs as root, with /bin/sh -c"));
-	assert_non_null(strstr(sample, "\n;command = /usr/lib/lockwarden/hooks/restart-site\n"));
+	assert_non_null(strstr(sample, "\n# command = /usr/lib/lockwarden/hooks/restart-site\n"));
+	/* every default commented out: an upgrade's new defaults apply */
+	assert_non_null(strstr(sample, "\n# stuck_after = "));
+	for (const char *line = sample; line; line = strchr(line, '\n')) {
+		line += *line == '\n';
+		if (*line && *line != ';' && *line != '#' && *line != '[' && *line != '\n')
+			fail_msg("a setting is not commented out: %.40s", line);
+	}
 	free(file);
 	free(sample);
 }
@@ -1098,7 +1161,12 @@ static void test_sample_loads_as_defaults(void **state)
 	assert_int_equal(config_load(&cfg, "conf/lockwarden.ini", no_env, NULL,
 				     err, sizeof(err)), 0);
 	assert_defaults(&cfg);
-	assert_all_from(&cfg, CONFIG_FROM_FILE);
+	/* nothing pinned: every value is the built-in default */
+	assert_all_from(&cfg, CONFIG_FROM_DEFAULT);
+	assert_string_equal(cfg.file, "conf/lockwarden.ini");
+	/* and nothing to warn about on a fresh install */
+	char warnings[CONFIG_WARNINGS_MAX][CONFIG_ERROR_MAX];
+	assert_int_equal(config_warnings(&cfg, warnings, CONFIG_WARNINGS_MAX), 0);
 	config_free(&cfg);
 }
 
@@ -1131,6 +1199,7 @@ int main(void)
 		cmocka_unit_test(test_env_not_ours_is_ignored),
 		cmocka_unit_test(test_env_first_definition_wins),
 		cmocka_unit_test(test_env_errors),
+		cmocka_unit_test(test_env_warnings),
 		cmocka_unit_test(test_overrides_beat_env),
 		cmocka_unit_test(test_site_root_forms),
 		cmocka_unit_test_setup_teardown(test_print_round_trip, make_temp_dir,

@@ -65,7 +65,16 @@ static void usage(FILE *out)
 		"which beats the file.\n"
 		"\n"
 		"Exit codes: 0 ok, 1 runtime failure, 2 report found a stuck deployment,\n"
-		"64 usage error, 78 configuration error.\n",
+		"64 usage error, 78 configuration error. run --once ends with:\n"
+		"  0 nothing stuck (nothing runs, or a change was seen); nothing removed\n"
+		"  2 stuck, nothing removed because of --dry-run\n"
+		"  3 cleared: every leftover removed, and the hook (if any) succeeded\n"
+		"  4 partial: something was kept (a sign of life) or could not be removed\n"
+		"  5 cleared, but the hook failed, timed out or could not be started\n"
+		"  6 the tree is unavailable (site root missing, share not mounted or answering)\n"
+		"  7 the tree cannot be read (permissions, I/O)\n"
+		"\n"
+		"Documentation: man lockwarden, man lockwarden.ini, /usr/share/doc/lockwarden/\n",
 		CONFIG_DEFAULT_PATH);
 }
 

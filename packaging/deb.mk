@@ -19,8 +19,8 @@ DEB_CLEAN_ENV := MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES WERROR SAN BUILD CC CF
 	CPPFLAGS LDFLAGS PKG_CONFIG PREFIX DESTDIR BINDIR SYSCONFDIR UNITDIR MANDIR HOOKDIR \
 	UNIT_OUT
 # What goes into the copy; the .deb is rebuilt when any of it changes.
-DEB_TREE := Makefile README.md LICENSE agent conf packaging
-DEB_INPUTS := Makefile README.md LICENSE $(wildcard agent/* conf/* packaging/* \
+DEB_TREE := Makefile README.md LICENSE agent conf docs packaging
+DEB_INPUTS := Makefile README.md LICENSE $(wildcard agent/* conf/* docs/* packaging/* \
 	packaging/*/* packaging/*/*/*)
 
 .PHONY: deb deb-lint

@@ -1,6 +1,6 @@
 """[log] format = json: every stderr line is one JSON object with time,
-level, event, instance and message, plus the event's fields (README "Logs
-for Log Analytics"), whatever the names in the tree hold."""
+level, event, instance and message, plus the event's fields (docs/fleet.md
+"Logs for Log Analytics"), whatever the names in the tree hold."""
 
 import json
 import os
@@ -14,12 +14,12 @@ from conftest import (ACT_TIMEOUT_S, HOUR_S, Pause, STUCK_LEFTOVERS, TEMP_STUCK,
                       write_config)
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-README = Path(__file__).resolve().parents[2] / "README.md"
+FLEET_DOC = Path(__file__).resolve().parents[2] / "docs" / "fleet.md"
 
 
 def documented_events():
-    """The event names of README.md's event table (| `name` | level | ...)."""
-    text = README.read_text()
+    """The event names of docs/fleet.md's event table (| `name` | level | ...)."""
+    text = FLEET_DOC.read_text()
     start = text.index("| event | level | when | fields |")
     table = text[start:text.index("\n\n", start)]
     return set(re.findall(r"^\| `(\w+)` \|", table, re.M))
@@ -29,7 +29,7 @@ EVENTS = documented_events()
 INSTANCE_ID = "0f3c9a1b2d4e6f80a1b2c3d4e5f60718"
 
 
-def test_the_readme_documents_the_events():
+def test_the_docs_document_the_events():
     assert {"start", "reload", "stop", "incident", "removed", "kept", "archive", "hook",
             "share", "error", "log", "metrics"} <= EVENTS
 

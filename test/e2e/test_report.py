@@ -179,14 +179,14 @@ def test_report_survives_hostile_names(stuck_cfg, site):
     assert tree_hash(site) == before
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+FLEET_DOC = Path(__file__).resolve().parents[2] / "docs" / "fleet.md"
 
 
 def documented_report_fields():
-    """The field paths of README.md's `report --json` table."""
-    text = README.read_text()
-    start = text.index("### `report --json`")
-    table = text[start:text.index("\n## ", start)]
+    """The field paths of docs/fleet.md's `report --json` table."""
+    text = FLEET_DOC.read_text() + "\n## "
+    start = text.index("## `report --json`")
+    table = text[start:text.index("\n## ", start + 3)]
     return set(re.findall(r"^\| `([\w.\[\]]+)` \|", table, re.M))
 
 
@@ -206,7 +206,7 @@ def field_paths(value, prefix=""):
 
 def test_report_json_has_a_schema_and_every_field_is_documented(site, tmp_path):
     """A site cleared once (so there is history and a claim), then stuck
-    again: every field report --json writes is in README.md's table."""
+    again: every field report --json writes is in docs/fleet.md's table."""
     build_stuck_site(site)
     cfg = write_config(tmp_path / "lw.ini", site, policy={"stuck_after": "2s"})
     r = run_cli(["run", "-c", cfg, "--once"], timeout=60)
@@ -218,7 +218,7 @@ def test_report_json_has_a_schema_and_every_field_is_documented(site, tmp_path):
     assert doc["history"] and doc["entries"]
     seen = field_paths(doc)
     documented = documented_report_fields()
-    assert seen - documented == set(), "fields report --json writes that README.md's " \
+    assert seen - documented == set(), "fields report --json writes that docs/fleet.md's " \
         f"table does not list: {sorted(seen - documented)}"
     # The table names nothing the program does not write (the claim's two
     # forms cannot both appear at once).

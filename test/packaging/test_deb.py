@@ -81,6 +81,11 @@ EXPECTED_FILES = [
     ("usr/share/man/man5/lockwarden.ini.5.gz", 0o644),
     ("usr/share/doc/lockwarden/copyright", 0o644),
     ("usr/share/doc/lockwarden/README.Debian", 0o644),
+    # The pages lockwarden(8) and --help point at, uncompressed so that
+    # their links to each other still resolve.
+    ("usr/share/doc/lockwarden/README.md", 0o644),
+    ("usr/share/doc/lockwarden/docs/configuration.md", 0o644),
+    ("usr/share/doc/lockwarden/docs/fleet.md", 0o644),
 ]
 
 

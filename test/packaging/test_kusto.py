@@ -1,8 +1,8 @@
-"""The README's Kusto queries over AppServiceConsoleLogs, parsed and analysed
+"""The Kusto queries of docs/fleet.md over AppServiceConsoleLogs, parsed and analysed
 by Microsoft's Kusto language library (npm @kusto/language-service-next,
 installed into build/kusto/ on first use) against the table's documented
 columns: syntax, column names, functions and types. No workspace is
-queried here (README says what that leaves unchecked)."""
+queried here (docs/fleet.md says what that leaves unchecked)."""
 
 import json
 import os
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
+FLEET_DOC = REPO / "docs" / "fleet.md"
 CHECKER = Path(__file__).resolve().parent / "kusto_check.js"
 KUSTO_DIR = REPO / "build" / "kusto"
 PACKAGE = "@kusto/language-service-next@12.4.1"
@@ -22,14 +22,14 @@ MODULE = KUSTO_DIR / "node_modules" / "@kusto" / "language-service-next"
 
 
 def readme_queries():
-    return re.findall(r"```kusto\n(.*?)```", README.read_text(), re.S)
+    return re.findall(r"```kusto\n(.*?)```", FLEET_DOC.read_text(), re.S)
 
 
 @pytest.fixture(scope="module")
 def kusto():
     """The path holding node_modules, or a skip naming what is missing."""
     if shutil.which("node") is None:
-        pytest.skip("node is not installed: the README's Kusto queries were not parsed")
+        pytest.skip("node is not installed: docs/fleet.md's Kusto queries were not parsed")
     if not MODULE.is_dir():
         if shutil.which("npm") is None:
             pytest.skip("npm is not installed: cannot fetch " + PACKAGE)
@@ -59,7 +59,7 @@ def check(kusto, tmp_path, queries):
 
 def test_readme_has_the_operators_queries():
     queries = readme_queries()
-    assert len(queries) >= 4, "the README's Kusto queries are missing"
+    assert len(queries) >= 4, "docs/fleet.md's Kusto queries are missing"
     for q in queries:
         assert q.lstrip().startswith("AppServiceConsoleLogs"), q
         assert "parse_json(ResultDescription)" in q, q

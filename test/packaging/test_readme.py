@@ -1,4 +1,4 @@
-"""The README's Dockerfile snippet, and packaging/container/Dockerfile, against
+"""The Dockerfile snippets of README.md and docs/install.md, and packaging/container/Dockerfile, against
 Docker's parsing rules.
 
 No Docker engine runs here, so a small checker applies the rules a build
@@ -22,6 +22,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+INSTALL_DOC = REPO / "docs" / "install.md"
+# The front page and the pages its depth moved to, read as one text.
+PAGES = [README] + sorted((REPO / "docs").glob("*.md"))
 DOCKERFILE = REPO / "packaging" / "container" / "Dockerfile"
 
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY",
@@ -125,13 +128,13 @@ def check_dockerfile(text):
 
 
 def readme_snippets():
-    text = README.read_text()
+    text = README.read_text() + INSTALL_DOC.read_text()
     return re.findall(r"^```dockerfile\n(.*?)^```", text, re.M | re.S)
 
 
 def test_readme_has_a_dockerfile_snippet():
     snippets = readme_snippets()
-    assert snippets, "README.md holds no ```dockerfile block"
+    assert snippets, "README.md and docs/install.md hold no ```dockerfile block"
     assert any("ENTRYPOINT" in s and "CMD" in s for s in snippets)
 
 
@@ -184,7 +187,7 @@ def test_readme_snippet_installs_into_any_base_in_three_lines():
 
 
 def test_readme_has_the_base_image_table():
-    text = README.read_text()
+    text = INSTALL_DOC.read_text()
     section = text[text.index("## Base images: what to install and what was tested"):]
     section = section[:section.index("\n## ", 5)]
     for base in ("Debian 12", "Debian 13", "Debian 11", "Ubuntu", "Alpine", "Azure Linux"):
@@ -243,7 +246,7 @@ def test_checker_accepts_comment_lines_inside_a_continuation():
 
 def readme_text():
     # Markdown wraps lines anywhere: compare with single spaces.
-    return " ".join(README.read_text().split())
+    return " ".join(" ".join(p.read_text() for p in PAGES).split())
 
 
 def test_readme_turns_on_container_logging_for_the_log_stream():
@@ -269,7 +272,7 @@ def test_readme_explains_slots_and_scopes_the_role_to_the_site_or_slot():
     assert "defaultHostName" in text and "WEBSITE_HOSTNAME" in text
     assert "on the site or slot itself" in text
     assert "LOCKWARDEN_RESTART_CLIENT_ID" in text
-    for path in (README, REPO / "packaging" / "hooks" / "restart-site",
+    for path in (*PAGES, REPO / "packaging" / "hooks" / "restart-site",
                  REPO / "packaging" / "debian" / "README.Debian"):
         flat = " ".join(path.read_text().replace("#", " ").split())
         assert "on the site or its resource group" not in flat, path

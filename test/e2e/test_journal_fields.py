@@ -12,6 +12,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 
 import pytest
 
@@ -63,19 +64,39 @@ def test_events_reach_the_journal_with_their_fields(site, tmp_path):
     err_path.touch()
     script = ('mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && '
               'mount --bind "$0" /run/systemd/journal && exec "$@"')
-    with open(err_path, "r+b") as err:
-        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                            str(journal_dir), BIN, "run", "-c", str(cfg), "--once"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                           env=clean_env(JOURNAL_STREAM=stream_of(err_path)), timeout=60)
-    entries = []
+    # The stand-in journal is read while the agent runs, as journald does: a
+    # datagram socket queues only net.unix.max_dgram_qlen (10) datagrams,
+    # and sd_journal_sendv then waits for room.
+    datagrams = []
+    done = threading.Event()
+
+    def drain():
+        sock.settimeout(0.1)
+        while not done.is_set():
+            try:
+                datagrams.append(sock.recv(1 << 20))
+            except socket.timeout:
+                continue
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        with open(err_path, "r+b") as err:
+            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                script, str(journal_dir), BIN, "run", "-c", str(cfg), "--once"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                               env=clean_env(JOURNAL_STREAM=stream_of(err_path)), timeout=60)
+    finally:
+        done.set()
+        reader.join()
     sock.setblocking(False)
     while True:
         try:
-            entries.append(parse_native(sock.recv(1 << 20)))
+            datagrams.append(sock.recv(1 << 20))
         except BlockingIOError:
             break
     sock.close()
+    entries = [parse_native(d) for d in datagrams]
     assert r.returncode == ONCE_CLEARED, err_path.read_text(errors="replace")
     # Everything went to the journal: nothing doubled on stderr.
     assert err_path.read_bytes() == b""

@@ -364,6 +364,10 @@ class KuduProcess:
             self.conflicts += 1
             return 409, {}, MSG_IN_PROGRESS
         self.started += 1
+        # Noted here, with the lock taken and before the deployment's thread
+        # starts: the HTTP layer notes "zipdeploy 202" only once this returns,
+        # by which time a deployment made to die at its first step is dead.
+        self.note("zipdeploy accepted")
         # CreateTemporaryDeployment (DeploymentManager.cs): temp- and 8
         # characters of "0123456789abcdfe" (sic), Pending, "Receiving
         # changes.", is_temp True, saved before the request returns.

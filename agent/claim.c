@@ -556,6 +556,15 @@ int claim_take(int dir_fd, uint64_t top_seen, struct claim *c, struct claim_held
 		r = claim_check(dir_fd, h);
 	}
 	if (r < 0) {
+		/* A name ours that says nothing (the share full, the write
+		 * refused) carries no authority: it goes at once, by its maker,
+		 * rather than being waited out by everyone for claim_expiry (in
+		 * the model: a crash right after claim.create, then the removal
+		 * of one's own stale name, which only its maker may do). A
+		 * claim that was written and then found lost is not ours to
+		 * remove: claim.check already saw a newer name. */
+		if (r != -ESTALE && r != -EAGAIN)
+			unlinkat(dir_fd, name, 0);
 		close(fd);
 		h->fd = -1;
 	}

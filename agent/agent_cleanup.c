@@ -439,10 +439,12 @@ void agent_act(struct agent *a, const struct site_snapshot *snap, const struct p
 void agent_sweep(struct agent *a, const struct site_snapshot *snap)
 {
 	/* Only the trash of committed cleanups, and only while no other
-	 * instance is at work on the site. A scan begun before the last sweep
-	 * returned still lists the trash that sweep removed: the next scan
-	 * sweeps what is left. */
-	if (!a->sweep && !a->stopping && !a->cfg.policy_dry_run && !a->opt.once &&
+	 * instance is at work on the site, nor a cleanup of this agent's: the
+	 * one that just committed deletes its own files itself (a sweep beside
+	 * it took them first, and its log then missed their removal). A scan
+	 * begun before the last sweep returned still lists the trash that
+	 * sweep removed: the next scan sweeps what is left. */
+	if (!a->sweep && !a->reap && !a->stopping && !a->cfg.policy_dry_run && !a->opt.once &&
 	    snap->scanned_mono_ms > a->sweep_ended_mono_ms &&
 	    (incident_held(&a->inc) || incident_unclaimed(&a->inc))) {
 		struct cleanup_job *job = prepare_cleanup(a, snap, NULL);

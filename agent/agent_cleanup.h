@@ -1,6 +1,6 @@
 /* agent_cleanup.h - what a verdict starts: the claim, the cleanup, the trash
  * sweep, the dry run, the hook, and how --once ends (its exit codes:
- * agent.h). */
+ * agent_options.h). */
 #ifndef LOCKWARDEN_AGENT_CLEANUP_H
 #define LOCKWARDEN_AGENT_CLEANUP_H
 

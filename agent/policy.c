@@ -2,7 +2,7 @@
  * one line, and say when time alone could change them. The plan is in
  * policy_plan.c, the history of scans in policy_history.c. Pure: no clock,
  * no file, no environment; see policy.h for the rule. */
-#include "policy_internal.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,36 +13,6 @@
 #include "clock.h"
 #include "fmt.h"
 #include "log.h"
-
-/* ---- words ----------------------------------------------------------------- */
-
-const char *policy_verdict_name(enum policy_verdict v)
-{
-	switch (v) {
-	case POLICY_LIVE: return "live";
-	case POLICY_STUCK: return "stuck";
-	case POLICY_LEFTOVER: return "leftover";
-	case POLICY_KEPT: return "kept";
-	case POLICY_FOREIGN: return "not Kudu's";
-	case POLICY_CLEARED: return "cleared";
-	}
-	return "?";
-}
-
-const char *policy_step_name(enum policy_step s)
-{
-	switch (s) {
-	case POLICY_STEP_NONE: return "none";
-	case POLICY_STEP_CLEAR: return "clear";
-	case POLICY_STEP_FULL_CLEAR: return "full-clear";
-	}
-	return "?";
-}
-
-const char *policy_step_hook_name(enum policy_step s)
-{
-	return s == POLICY_STEP_FULL_CLEAR ? "full-clear" : "clear";
-}
 
 /* ---- step 1: assess -------------------------------------------------------- */
 

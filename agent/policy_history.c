@@ -1,7 +1,7 @@
 /* policy_history.c - what counts as activity in a snapshot and a record (the
  * fingerprint, the newest file time) and the history of observed scans
  * (policy_observe): when this agent last saw a change. Pure; see policy.h. */
-#include "policy_internal.h"
+#include "policy_history.h"
 
 #include <string.h>
 #include <sys/stat.h>

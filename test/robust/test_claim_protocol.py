@@ -169,6 +169,9 @@ def test_an_owner_stalled_in_the_hook_mark_past_the_expiry_runs_no_second_hook(
             Pause(pause_shim, tmp_path / "owner", "pwrite", has=".lockwarden-claim",
                   data="hook started"))
     owner = start(agents, config(tmp_path, hosts, 0, hook), 0, env=mark.env())
+    # The other host starts once the owner holds the incident: started
+    # together, either may claim it first.
+    wait_for(lambda: claim_held(hosts.archive()), ACT_TIMEOUT_S, "the owner's claim", owner.tail)
     other = start(agents, config(tmp_path, hosts, 1, hook), 1)
     mark.wait_paused(detail=tails(owner, other))
     wait_for(lambda: hook.count() >= 1, ACT_TIMEOUT_S + 6 * EXPIRY_S,

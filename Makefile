@@ -181,7 +181,9 @@ model:
 ROBUST_JOBS ?= 12
 ROBUST_PYTEST = cd test && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 	/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider
-robust: robust-parallel robust-serial
+# The serial ones after the others, even under make -j.
+robust: robust-parallel
+	@$(MAKE) --no-print-directory robust-serial
 robust-parallel: deps-check $(BUILD)/lockwarden
 	$(ROBUST_PYTEST) -n $(ROBUST_JOBS) -m "not serial" robust attack
 robust-serial: deps-check $(BUILD)/lockwarden
@@ -194,7 +196,8 @@ robust-serial: deps-check $(BUILD)/lockwarden
 SHARE_JOBS ?= 2
 SHARE_PYTEST = cd test/share && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 	/usr/bin/python3 -m pytest -q -rsx -p no:cacheprovider
-share-check: share-parallel share-serial
+share-check: share-parallel
+	@$(MAKE) --no-print-directory share-serial
 share-parallel: deps-check $(BUILD)/lockwarden
 	$(SHARE_PYTEST) -n $(SHARE_JOBS) -m "not serial" .
 share-serial: deps-check $(BUILD)/lockwarden

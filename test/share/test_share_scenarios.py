@@ -349,6 +349,9 @@ def samba_gives_up(tmp_path):
         s.stop()
 
 
+# Rests on the SMB client's timeouts (one 12 s wait, then EIO at once), which
+# a busy machine stretches: one at a time.
+@pytest.mark.serial
 def test_the_clients_eio_is_not_the_share_answering(samba_gives_up, agents, tmp_path):
     """Finding 7: "answers again" was logged when the client returned EIO
     after its own timeout, with the server still paused. It is said only

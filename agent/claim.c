@@ -24,6 +24,9 @@
 /* How many times claim.inherit reads the list again after a name it
  * listed was pruned under it (each time an owner above wrote first). */
 #define INHERIT_TRIES 8
+/* The file inside each name's folder (create_name). */
+#define CLAIM_INNER "claim"
+#define MARK_INNER "mark"
 
 /* A path of ours: printable ASCII, no spaces. */
 static bool is_token(const char *s, size_t n)
@@ -323,12 +326,84 @@ static ssize_t read_small(int dir_fd, const char *name, char *buf, size_t size, 
 	return (size_t)got >= size ? -EFBIG : got;
 }
 
+/* A name of the protocol, read: a folder holding one small file `inner`
+ * (what this version makes: the folder's exclusive create is the atomic
+ * step), or a regular file under the name itself (what versions before
+ * made with O_EXCL, or a forgery: read the same way, believed no more).
+ * Returns the text's length or a negative errno; a folder without its file
+ * (made, not yet written; or half removed) is -EINVAL, like an empty file. */
+static ssize_t read_name(int dir_fd, const char *name, const char *inner, char *buf,
+			 size_t size, int64_t *mtime_ns)
+{
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return read_small(dir_fd, name, buf, size, mtime_ns);
+	if (mtime_ns)
+		*mtime_ns = clock_ns_from(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR ? -ENXIO : -errno;
+	ssize_t got = read_small(fd, inner, buf, size, mtime_ns);
+	close(fd);
+	return got == -ENOENT ? -EINVAL : got;
+}
+
+/* Removes a name this agent may remove (claim.h): the folder's file, then
+ * the folder; or an older version's file. 0, or a negative errno (-ENOENT:
+ * already gone). */
+static int remove_name(int dir_fd, const char *name, const char *inner)
+{
+	if (unlinkat(dir_fd, name, AT_REMOVEDIR) == 0)
+		return 0;
+	if (errno == ENOTDIR)
+		return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
+	if (errno != ENOTEMPTY && errno != EEXIST)
+		return -errno;
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = unlinkat(fd, inner, 0) < 0 && errno != ENOENT ? -errno : 0;
+	close(fd);
+	if (r == 0 && unlinkat(dir_fd, name, AT_REMOVEDIR) < 0)
+		r = -errno;
+	return r;
+}
+
+/* claim.create and hook.mark: the exclusive create of the folder `name`,
+ * then its file `inner`, which only the folder's maker ever creates. Not
+ * O_CREAT|O_EXCL of a file: smbnetfs (a FUSE SMB client) opens a new file
+ * with smbc_creat(), O_CREAT|O_TRUNC, dropping O_EXCL, so two hosts' creates
+ * of one name both succeed - the kernel's lookup before it is the only
+ * check, and it is not atomic with the create; a folder's create is
+ * (SMB's FILE_CREATE disposition) on every client and file system. Returns
+ * the file's descriptor, -EEXIST when the name was made before (by anyone),
+ * or another negative errno (the folder then removed again). */
+static int create_name(int dir_fd, const char *name, const char *inner, int flags)
+{
+	if (mkdirat(dir_fd, name, 0755) < 0)
+		return -errno;
+	int r, dfd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		r = -errno;
+	} else {
+		r = openat(dfd, inner, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (r < 0)
+			r = -errno;
+		close(dfd);
+	}
+	if (r < 0 && r != -ENOENT)
+		remove_name(dir_fd, name, inner); /* ours: it says nothing */
+	return r;
+}
+
 /* Reads claim n into *c: 0, -ENOENT, -EINVAL (empty or not ours), ... */
 static int read_claim(int dir_fd, uint64_t n, struct claim *c, uint64_t *hash, int64_t *mtime_ns)
 {
 	char name[64], buf[CLAIM_FILE_MAX + 1];
 	claim_name(n, name, sizeof(name));
-	ssize_t got = read_small(dir_fd, name, buf, CLAIM_FILE_MAX + 1, mtime_ns);
+	ssize_t got = read_name(dir_fd, name, CLAIM_INNER, buf, CLAIM_FILE_MAX + 1, mtime_ns);
 	if (got < 0)
 		return (int)got;
 	if (hash)
@@ -446,9 +521,9 @@ int claim_check(int dir_fd, const struct claim_held *h)
 	claim_name(h->n, name, sizeof(name));
 	/* claim.check: our name holds exactly our last text (not its inode:
 	 * not every client keeps it), and nobody made the next name. */
-	ssize_t got = read_small(dir_fd, name, buf, sizeof(buf), NULL);
+	ssize_t got = read_name(dir_fd, name, CLAIM_INNER, buf, sizeof(buf), NULL);
 	if (got < 0)
-		return got == -ENOENT || got == -ELOOP || got == -ENXIO || got == -EFBIG
+		return got == -ENOENT || got == -EINVAL || got == -ELOOP || got == -ENXIO || got == -EFBIG
 		       ? -ESTALE : (int)got;
 	if ((size_t)got != h->len || memcmp(buf, h->text, h->len) != 0)
 		return -ESTALE;
@@ -511,7 +586,8 @@ static void prune(int dir_fd, uint64_t mine)
 	char name[64];
 	while (list_names(dir_fd, 0, &top, NULL, &low) == 0 && low && low < mine) {
 		claim_name(low, name, sizeof(name));
-		if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
+		int r = remove_name(dir_fd, name, CLAIM_INNER);
+		if (r < 0 && r != -ENOENT)
 			return;
 	}
 }
@@ -527,14 +603,14 @@ int claim_take(int dir_fd, uint64_t top_seen, struct claim *c, struct claim_held
 	*inherited = false;
 	/* claim.create */
 	claim_name(n, name, sizeof(name));
-	int fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int fd = create_name(dir_fd, name, CLAIM_INNER, O_RDWR);
 	if (fd < 0)
-		return -errno;
+		return fd == -ENOENT ? -EAGAIN : fd;
 	/* claim.verify: a name above ours means the top we saw was pruned and
 	 * ours is a hole below the real top: ours goes (it is ours). */
 	int r = list_names(dir_fd, 0, &top, NULL, NULL);
 	if (r < 0 || top > n) {
-		unlinkat(dir_fd, name, 0);
+		remove_name(dir_fd, name, CLAIM_INNER);
 		close(fd);
 		return r < 0 ? r : -EAGAIN;
 	}
@@ -557,7 +633,7 @@ int claim_take(int dir_fd, uint64_t top_seen, struct claim *c, struct claim_held
 		 * claim that was written and then found lost is not ours to
 		 * remove: claim.check already saw a newer name. */
 		if (r != -ESTALE && r != -EAGAIN)
-			unlinkat(dir_fd, name, 0);
+			remove_name(dir_fd, name, CLAIM_INNER);
 		close(fd);
 		h->fd = -1;
 	}
@@ -643,10 +719,12 @@ int claim_mark_hook(int dir_fd, const char *incident, const char *instance, int 
 	int r = mark_name(incident, name, sizeof(name));
 	if (r < 0)
 		return r;
-	/* hook.mark: whoever creates it, and only they, start the hook. */
-	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* hook.mark: whoever creates it, and only they, start the hook. A
+	 * folder whose file could not be made goes again (create_name): a
+	 * mark that exists always has its maker about to start the hook. */
+	int fd = create_name(dir_fd, name, MARK_INNER, O_WRONLY);
 	if (fd < 0)
-		return -errno;
+		return fd == -ENOENT ? -EEXIST : fd;
 	/* hook.started: a failure here still leaves the mark (empty): read as
 	 * started by every instance, which is what it is about to be. */
 	write_mark(fd, incident, instance, false, 0);
@@ -691,7 +769,7 @@ void claim_read_mark(int dir_fd, const char *incident, struct claim_mark *m)
 	memset(m, 0, sizeof(*m));
 	if ((m->err = mark_name(incident, name, sizeof(name))) < 0)
 		return;
-	ssize_t got = read_small(dir_fd, name, buf, sizeof(buf), NULL);
+	ssize_t got = read_name(dir_fd, name, MARK_INNER, buf, sizeof(buf), NULL);
 	if (got < 0) {
 		m->err = (int)got;
 		return;
@@ -727,7 +805,7 @@ unsigned claim_prune_marks(int dir_fd, uint64_t keep_ms, int64_t now_ns)
 		/* Safe to remove: no instance still works on an incident that
 		 * old (every step re-checks the claim, and a request the share
 		 * holds ends within its client's timeout, minutes at most). */
-		if (now_ns - when > keep_ns && unlinkat(dirfd(d), de->d_name, 0) == 0)
+		if (now_ns - when > keep_ns && remove_name(dirfd(d), de->d_name, MARK_INNER) == 0)
 			gone++;
 	}
 	closedir(d);

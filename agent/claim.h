@@ -3,27 +3,35 @@
  *
  * Every scaled-out instance mounts the same /home and runs its own agent on
  * the same files. The share (SMB, reached through cifs or FUSE) offers
- * exclusive create (O_CREAT|O_EXCL), read, write, unlink and a rename that
- * replaces; no RENAME_EXCHANGE or RENAME_NOREPLACE, no reliable ftruncate,
- * no ctime, no inode number that survives a rename. The protocol uses
- * exclusive create, read, write and unlink, and nothing else.
+ * exclusive create, read, write, unlink and a rename that replaces; no
+ * RENAME_EXCHANGE or RENAME_NOREPLACE, no reliable ftruncate, no ctime, no
+ * inode number that survives a rename. The exclusive create relied on is
+ * mkdir's: O_CREAT|O_EXCL of a file is not exclusive through every client
+ * (smbnetfs turns it into a create that truncates: two hosts both "make"
+ * one name), while a folder's create fails with EEXIST on every one (SMB's
+ * FILE_CREATE disposition). The protocol uses that create, read, write and
+ * unlink, and nothing else.
  *
  * Names, in the archive folder (outside the site tree: Kudu never sees
- * them, the scan never lists them):
- *   .lockwarden-claim-<n>      the incident's ownership, a sequence: the
+ * them, the scan never lists them), each a folder holding one file that
+ * only the folder's maker creates and writes:
+ *   .lockwarden-claim-<n>/claim the incident's ownership, a sequence: the
  *                              owner is the maker of the highest n. A new
  *                              incident or a takeover exclusively creates
  *                              the next name, so of two agents making the
  *                              same name exactly one wins, and nobody ever
  *                              writes or removes another's live claim.
- *   .lockwarden-hook-<incident> the hook mark: exclusively created before
- *                              the site-scope hook is spawned, so however
- *                              an owner stalls, one incident's hook starts
- *                              at most once; "ended" is written into it
- *                              when the hook is over.
+ *   .lockwarden-hook-<incident>/mark the hook mark: exclusively created
+ *                              before the site-scope hook is spawned, so
+ *                              however an owner stalls, one incident's hook
+ *                              starts at most once; "ended" is written into
+ *                              it when the hook is over.
+ * A name that is a regular file (made by an earlier version, or forged) is
+ * read the same way and believed no more; it is never written.
  *
  * The steps (test/model/claim_model.py explores them, named the same):
- *   claim.create  O_EXCL of name top+1 (the top seen by claim.look);
+ *   claim.create  mkdir of name top+1 (the top seen by claim.look), then
+ *                 its file (O_EXCL: only the folder's maker makes it);
  *   claim.verify  list the names: one above ours means our look was stale
  *                 (a name pruned and made again): ours is removed, -EAGAIN;
  *   claim.inherit the highest name below ours is read: a held claim hands

@@ -304,6 +304,7 @@ static void now_held(struct incident *inc, const struct claim_held *h)
 {
 	inc->expiry_ms = inc->cfg->site_claim_expiry;
 	inc->renew_err = 0;
+	inc->lost = false;
 	set_held(inc, h);
 	inc->hook_queued = inc->hook_marked = inc->hook_settled = inc->hook_ran = false;
 	inc->seen_known = false;
@@ -317,6 +318,7 @@ static void lost_it(struct incident *inc, int r)
 	log_warning("lost the claim on incident %s: %s", inc->mine.incident,
 		    r == -ESTALE ? "another instance took it over" : strerror(-r));
 	uv_timer_stop(&inc->renew_timer);
+	inc->lost = true;
 	uv_mutex_lock(&inc->lock);
 	claim_leave(&inc->held);
 	inc->fd = -1;
@@ -688,8 +690,12 @@ bool incident_hook_due(const struct incident *inc)
 
 int incident_hook_starting(struct incident *inc)
 {
+	/* Lost between the cleanup's commit and its hook (stalled past the
+	 * expiry while noting its removals): no hook.mark without the claim
+	 * (the model's claim.check(lost) goes back to idle), or the taker and
+	 * this agent both restart the site. */
 	if (!incident_held(inc))
-		return 0;
+		return inc->lost ? -ESTALE : 0;
 	/* Marked by us and not yet run (a start that failed): ours to retry.
 	 * Run once, or marked by another: never again. */
 	if (inc->hook_settled)

@@ -150,6 +150,8 @@ struct incident {
 	bool hook_marked;             /* this agent made its hook mark */
 	bool hook_settled;            /* its mark exists (ours or another's) */
 	bool hook_ran;                /* ours ran to its end: one restart per incident */
+	bool lost;                    /* the last claim held was taken over (claim.check
+				       * said lost): its hook is the taker's to mark */
 	int mark_fd;
 	int hook_exit;
 	unsigned claims_made;
@@ -209,8 +211,10 @@ void incident_removed(struct incident *inc, const char *path);
 bool incident_hook_due(const struct incident *inc);
 
 /* Right before the site-scope hook starts: 0 to start it, 1 when its mark
- * exists (not repeated), or INCIDENT_HOOK_ASKED: the mark is being made,
- * and done() answers with INCIDENT_OP_HOOK_MARK. */
+ * exists (not repeated), -ESTALE when the claim was lost meanwhile (the
+ * taker inherited "began": the restart is its to mark, or to say lost), or
+ * INCIDENT_HOOK_ASKED: the mark is being made, and done() answers with
+ * INCIDENT_OP_HOOK_MARK. */
 #define INCIDENT_HOOK_ASKED 2
 int incident_hook_starting(struct incident *inc);
 /* The hook started under our mark is over. */

@@ -114,7 +114,7 @@ class TreeGuard:
 
 
 # The claim protocol's files in the archive folder (agent/claim.h).
-PROTOCOL_RE = re.compile(r"^\.lockwarden-(claim|hook)-[^/]*$")
+PROTOCOL_RE = re.compile(r"^\.lockwarden-(claim|hook)-[^/]*(/[^/]*)?$")
 
 
 class ArchiveGuard:
@@ -133,10 +133,12 @@ class ArchiveGuard:
 
     def check(self):
         # The incident's claim names and hook marks (claim.h) come and go by
-        # the protocol's own rules: each must be a plain file, never a link.
+        # the protocol's own rules: each a folder holding its one plain
+        # file, never a link.
         protocol = [n for n in self.new_sessions() if PROTOCOL_RE.match(n)]
-        bad = [n for n in protocol if (self.dir / n).is_symlink() or not (self.dir / n).is_file()]
-        assert not bad, f"the claim protocol's names are not plain files: {bad}"
+        bad = [n for n in protocol if (self.dir / n).is_symlink() or not (self.dir / n).is_dir()
+               or any(p.is_symlink() or not p.is_file() for p in (self.dir / n).iterdir())]
+        assert not bad, f"the claim protocol's names are not folders of plain files: {bad}"
         new = [n for n in self.new_sessions() if not PROTOCOL_RE.match(n)]
         bad = [n for n in new if not SESSION_RE.match(n) or not (self.dir / n).is_dir()
                or (self.dir / n).is_symlink()]

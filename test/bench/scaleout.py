@@ -40,7 +40,8 @@ def claim_held(archive):
         return False
     top = max(names, key=lambda n: int(n[18:]))
     try:
-        with open(os.path.join(archive, top)) as f:
+        path = os.path.join(archive, top)
+        with open(os.path.join(path, "claim") if os.path.isdir(path) else path) as f:
             return '"state": "released"' not in f.read()
     except OSError:
         return True

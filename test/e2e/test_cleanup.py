@@ -62,7 +62,8 @@ def test_stuck_deployment_is_cleared_and_everything_else_kept(site, hook, agents
 
 def list_sessions(cfg):
     d = archive_dir_for(cfg)
-    return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if d.is_dir() else []
 
 
 def test_cleanup_is_archived_before_removal(site, agents, tmp_path):

@@ -34,7 +34,8 @@ ALWAYS_KEPT = ["deployments/tools", "deployments/settings.xml", "locks/sshkey.lo
 
 def sessions(cfg):
     d = archive_dir_for(cfg)
-    return sorted(p for p in d.iterdir() if p.is_dir()) if d.exists() else []
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if d.exists() else []
 
 
 def claim_gone(cfg):

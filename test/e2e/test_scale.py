@@ -37,7 +37,8 @@ def start(agents, cfg, i, env=None):
 
 def sessions(cfg):
     d = archive_dir_for(cfg)
-    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if d.exists() else []
 
 
 def claim_path(cfg):

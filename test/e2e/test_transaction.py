@@ -29,7 +29,8 @@ def sessions(cfg):
     """The archive's session folders (the incident's claim, a file beside
     them while an agent works, is not one)."""
     d = archive_dir_for(cfg)
-    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if d.exists() else []
 
 
 def note_states(cfg):

@@ -60,7 +60,7 @@ def session_of(cfg):
     """The one session of a cleanup that committed (an abandoned one, rolled
     back, keeps its session and note as a record of the attempt)."""
     d = archive_dir_for(cfg)
-    sessions = [p for p in d.iterdir() if p.is_dir() and
+    sessions = [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and
                 json.loads((p / "note.json").read_text()).get("state") in ("committed", "done")]
     assert len(sessions) == 1, sorted(d.iterdir())
     return sessions[0]

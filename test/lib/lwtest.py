@@ -947,13 +947,20 @@ def claim_names(archive):
     return [p for _, p in sorted(out)]
 
 
+def name_text(path, inner):
+    """A protocol name's text: the file in its folder (`inner`: "claim" or
+    "mark"), or the name itself when it is a file (an earlier version's)."""
+    path = Path(path)
+    return (path / inner if path.is_dir() and not path.is_symlink() else path).read_bytes()
+
+
 def top_claim(archive):
     """The top claim as parsed JSON, or None (none, or not ours/not written)."""
     names = claim_names(archive)
     if not names:
         return None
     try:
-        return json.loads(names[-1].read_text())
+        return json.loads(name_text(names[-1], "claim"))
     except (OSError, ValueError):
         return None
 

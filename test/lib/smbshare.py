@@ -190,8 +190,13 @@ class SmbMount:
     """One smbnetfs client (in the foreground, so its pid is known) mounting
     the server on `mountpoint`; `.root` is the share's top folder in it."""
 
-    def __init__(self, server, mountpoint, home, smb_timeout_ms=SMB_TIMEOUT_MS, retries=None):
+    def __init__(self, server, mountpoint, home, smb_timeout_ms=SMB_TIMEOUT_MS, retries=None,
+                 env=None):
+        """env: more environment for smbnetfs (a test preloads pause_shim.c
+        into it to hold one create between the kernel's lookup and the
+        server)."""
         self.server = server
+        self.extra_env = dict(env or {})
         self.retries = retries
         self.mountpoint = Path(mountpoint)
         self.home = Path(home)
@@ -228,7 +233,7 @@ auth "127.0.0.1" "{USER}" "{PASSWORD}"
 """)
         os.chmod(conf, 0o600)
         self._log = open(self.home / "smbnetfs.log", "wb")
-        env = dict(os.environ, HOME=str(self.home))
+        env = dict(os.environ, HOME=str(self.home), **self.extra_env)
         self.proc = subprocess.Popen(["smbnetfs", str(self.mountpoint), "-f",
                                       "-o", f"config={conf}"],
                                      stdin=subprocess.DEVNULL, stdout=self._log,

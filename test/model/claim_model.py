@@ -24,6 +24,15 @@ Invariants, checked on every state or every terminal state:
   I4 an episode is never left with work to do once every live agent has
      nothing more to do (a terminal state).
 
+Exclusive create is one atomic step: what a folder's create (mkdir) is on
+every client, and what agent/claim.c uses for each name. CREATE = "lookup"
+models instead an O_CREAT|O_EXCL open through smbnetfs, a FUSE SMB client
+that turns it into smbc_creat() (O_CREAT|O_TRUNC): the kernel's lookup
+("no such name") and the create that follows are two steps, and the create
+succeeds over a name made in between, emptying it (same file: every handle
+on it writes to it). The checker shows that the names made that way (the
+claim as a file, before) break the invariants on such a share.
+
 Two protocols: NEW (what agent/claim.c does now, step names as in its
 comments) and OLD (main at 5ad7536: one claim name, taken over by rename
 aside / compare / put back with RENAME_NOREPLACE, which the share refuses,
@@ -48,6 +57,9 @@ World = collections.namedtuple(
 class Violation(Exception):
     pass
 
+
+# How the share makes a name (explore() sets it): "atomic" or "lookup".
+CREATE = {"how": "atomic"}
 
 # The invariants checked (explore() sets them): the old protocol breaks I3
 # first, so the other findings are shown with it left out.
@@ -184,10 +196,26 @@ def new_steps(state, me):
         yield "claim.look(nothing)", go("idle", loc2, warned2=w)
         return
 
-    if pc == "create":  # claim.create: O_CREAT|O_EXCL of name t+1
+    if pc == "create":  # claim.create: the exclusive create (mkdir) of name t+1
         name = ("C", loc.t + 1)
         if fget(files, name):
             yield "claim.create(EEXIST)", go("idle", loc._replace(obs=False))
+            return
+        if CREATE["how"] == "lookup":
+            yield "claim.create(lookup: no such name)", go("create2")
+            return
+        f2 = fput(files, name, world.next_obj, me, None)
+        yield "claim.create", go("verify", loc._replace(n=loc.t + 1, m=loc.t, obj=world.next_obj),
+                                 files2=f2, world2=world._replace(next_obj=world.next_obj + 1))
+        return
+
+    if pc == "create2":  # the truncating create after the lookup ("lookup" shares)
+        name = ("C", loc.t + 1)
+        f = fget(files, name)
+        if f:  # made meanwhile: emptied, and shared with its maker's handle
+            yield "claim.create(over a name made meanwhile)", go(
+                "verify", loc._replace(n=loc.t + 1, m=loc.t, obj=f[1]),
+                files2=fwrite_obj(files, f[1], None))
             return
         f2 = fput(files, name, world.next_obj, me, None)
         yield "claim.create", go("verify", loc._replace(n=loc.t + 1, m=loc.t, obj=world.next_obj),
@@ -272,12 +300,19 @@ def new_steps(state, me):
         yield "cleanup.remove", go("check", loc._replace(m=0), world2=w2)
         return
 
-    if pc == "mark":  # hook.mark: O_CREAT|O_EXCL of the incident's marker
+    if pc in ("mark", "mark2"):  # hook.mark: the exclusive create of the incident's marker
         name = ("H", loc.X)
         h = fget(files, name)
+        if h and pc == "mark2":  # "lookup" shares: the create goes over it
+            yield "hook.mark(over a mark made meanwhile)", go(
+                "started", loc._replace(hook=True), files2=fwrite_obj(files, h[1], None))
+            return
         if h:
             w = warned | {loc.X} if h[3] != "ended" else warned
             yield "hook.mark(EEXIST)", go("check", loc._replace(hook=True), warned2=w)
+            return
+        if CREATE["how"] == "lookup" and pc == "mark":
+            yield "hook.mark(lookup: no such name)", go("mark2")
             return
         f2 = fput(files, name, world.next_obj, me, None)
         yield "hook.mark", go("started", loc._replace(hook=True), files2=f2,
@@ -523,10 +558,12 @@ def initial(n_agents, crashes, premature):
 
 
 def explore(protocol, n_agents=2, crashes=None, premature=1, limit=5_000_000,
-            checks=("I1", "I2", "I3", "I4")):
+            checks=("I1", "I2", "I3", "I4"), create="atomic"):
     """Breadth-first over every interleaving. Returns (states, None) or
-    (states, (violation, trace))."""
+    (states, (violation, trace)). create: how the share makes a name
+    ("atomic", or "lookup": see the module's doc)."""
     steps = new_steps if protocol == "new" else old_steps
+    CREATE["how"] = create
     ENABLED.clear()
     ENABLED.update(checks)
     crashes = n_agents - 1 if crashes is None else crashes

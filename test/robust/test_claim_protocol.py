@@ -5,7 +5,10 @@ one exact call (pause_shim.c), so every race window is reached on purpose.
 
 Each test here fails on main at 5ad7536 (the claim taken over by rename
 aside / compare / put back with RENAME_NOREPLACE, the hook mark written into
-the claim) and passes with the claim built on exclusive create alone."""
+the claim) and passes with the claim built on exclusive create alone. The
+twenty incidents fail on main at ed3c128 too: an owner that lost its claim
+after its cleanup committed started its hook without a mark, beside the
+taker's (incident 15: paused while noting a removal)."""
 
 import json
 import re
@@ -18,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (ACT_TIMEOUT_S, HOUR_S, STUCK_LEFTOVERS, Pause, build_finished_site,
-                      build_stuck_site, claim_held, clean_env, gone, run_cli, start_agent,
+                      build_stuck_site, claim_held, clean_env, gone, name_text, run_cli, start_agent,
                       wait_for, write_config)
 from robust_util import bind_mounts  # noqa: F401
 
@@ -84,10 +87,10 @@ def config(tmp_path, hosts, i, hook, scope="site", **extra):
                         archive={"dir": str(hosts.mounts[i].mountpoint / "archive")})
 
 
-def start(agents, cfg, i, env=None):
+def start(agents, cfg, i, env=None, name=None):
     env = dict(env or clean_env())
     env["WEBSITE_INSTANCE_ID"] = INSTANCES[i]
-    return start_agent(agents, cfg, env=env, name=f"agent{i}")
+    return start_agent(agents, cfg, env=env, name=name or f"agent{i}")
 
 
 def tails(*started):
@@ -108,7 +111,10 @@ def settle_runs(hook, started, want, seconds=3 * EXPIRY_S + 2):
 def top_text(hosts):
     names = sorted((p for p in hosts.archive().iterdir() if p.name.startswith(".lockwarden-claim")),
                    key=lambda p: (len(p.name), p.name))
-    return names[-1].read_bytes() if names else b""
+    try:
+        return name_text(names[-1], "claim") if names else b""
+    except OSError:
+        return b""
 
 
 # ---- finding 1: a takeover while the owner renews ---------------------------------
@@ -128,7 +134,7 @@ def test_a_takeover_racing_a_renewal_never_loses_the_restart(hosts, agents, tmp_
     assert claim_held(hosts.archive())
     # The taker's window: the exclusive create of the next name now; main's
     # rename of the claim aside.
-    window = (Pause(pause_shim, tmp_path / "taker", "openat", ".lockwarden-claim-2")
+    window = (Pause(pause_shim, tmp_path / "taker", "create", ".lockwarden-claim-2")
               if is_new_protocol() else
               Pause(pause_shim, tmp_path / "taker", "rename", "-stale-" + INSTANCES[1]))
     taker = start(agents, config(tmp_path, hosts, 1, hook), 1, env=window.env())
@@ -158,11 +164,14 @@ def test_an_owner_stalled_in_the_hook_mark_past_the_expiry_runs_no_second_hook(
     SMB reconnect); the other host takes over and restarts the site. When
     the owner's call returns, it must not restart it again."""
     build_stuck_site(hosts.site())
-    mark = (Pause(pause_shim, tmp_path / "owner", "openat", has=".lockwarden-hook-")
+    mark = (Pause(pause_shim, tmp_path / "owner", "create", has=".lockwarden-hook-")
             if is_new_protocol() else
             Pause(pause_shim, tmp_path / "owner", "pwrite", has=".lockwarden-claim",
                   data="hook started"))
     owner = start(agents, config(tmp_path, hosts, 0, hook), 0, env=mark.env())
+    # The other host starts once the owner holds the incident: started
+    # together, either may claim it first.
+    wait_for(lambda: claim_held(hosts.archive()), ACT_TIMEOUT_S, "the owner's claim", owner.tail)
     other = start(agents, config(tmp_path, hosts, 1, hook), 1)
     mark.wait_paused(detail=tails(owner, other))
     wait_for(lambda: hook.count() >= 1, ACT_TIMEOUT_S + 6 * EXPIRY_S,
@@ -297,46 +306,126 @@ def test_renewals_go_on_while_every_pool_thread_is_blocked(hosts, agents, tmp_pa
     assert other.count(r"took over incident") == 0
 
 
-# ---- every step of the protocol: the owner killed there ---------------------------
+# ---- twenty incidents: the owner killed or paused at every step in turn ----------
 
+# Where the owner is held, in the order it gets there; each step twice (the
+# owner killed there, then paused there past the expiry): 20 incidents.
 STEPS = [
-    ("claim.create", dict(call="openat", has=".lockwarden-claim-")),
+    ("claim.create", dict(call="create", has=".lockwarden-claim-")),
     ("claim.write", dict(call="pwrite", has=".lockwarden-claim-")),
+    ("archive note", dict(call="rename", name="note.json")),
     ("cleanup removal", dict(call="rename", name="-temp-1a2b3c4d")),
-    ("hook.mark", dict(call="openat", has=".lockwarden-hook-")),
+    ("removal noted", dict(call="pwrite", has=".lockwarden-claim-", data="temp-1a2b3c4d")),
+    ("claim renewal", dict(call="pwrite", has=".lockwarden-claim-", data='"renewals": 4,')),
+    ("hook.mark", dict(call="create", has=".lockwarden-hook-")),
     ("hook.started", dict(call="pwrite", has=".lockwarden-hook-")),
     ("hook.end", dict(call="pwrite", has=".lockwarden-hook-", data="ended")),
     ("claim.release", dict(call="pwrite", has=".lockwarden-claim-", data="released")),
 ]
+INCIDENTS = [(step, where, action) for action in ("killed", "paused") for step, where in STEPS]
+LOST = r"restart may have been lost"
 
 
-@pytest.mark.parametrize("step,where", STEPS, ids=[s for s, _ in STEPS])
-def test_the_owner_killed_at_every_step(hosts, agents, tmp_path, hook, pause_shim, step, where):
-    """Three agents on two FUSE mounts of one folder; the owner killed at
-    one step of the protocol: exactly one restart, or a warning on every
-    other instance that one may have been lost - never a second one."""
-    build_stuck_site(hosts.site())
-    call = where.pop("call")
-    pause = Pause(pause_shim, tmp_path / "owner", call, **where)
-    owner = start(agents, config(tmp_path, hosts, 0, hook), 0, env=pause.env())
-    pause.wait_paused(detail=owner.tail)
-    others = [start(agents, config(tmp_path, hosts, 1, hook), 1),
-              start(agents, config(tmp_path, hosts, 0, hook), 2)]
-    for a in others:
-        a.wait_scan(2)
-    owner.send(signal.SIGKILL)
-    owner.wait_exit(10)
-    pause.release()
+class Fleet:
+    """Three agents on two bindfs mounts of one folder (agents 0 and 2 share
+    host 0's mount), each with pause_shim.c moved by one control file: for
+    incident g it pauses the first thread of any agent that reaches the
+    step (paused-<g> says whose), until go-<g>. A killed agent is started
+    again, on its host, once the incident is over."""
 
-    def settled():
-        if not gone(hosts.site(), STUCK_LEFTOVERS) or claim_held(hosts.archive()):
-            return False
-        return hook.count() >= 1 or all(a.count(r"restart may have been lost") for a in others)
+    def __init__(self, hosts, agents, tmp_path, hook, shim):
+        self.hosts, self.agents, self.tmp_path, self.hook = hosts, agents, tmp_path, hook
+        self.dir = tmp_path / "pauses"
+        self.dir.mkdir()
+        self.ctl = tmp_path / "pause.ctl"
+        self.ctl.write_text("gen=0\n")
+        self.env = clean_env(LD_PRELOAD=str(shim), LW_PAUSE_CTL=str(self.ctl),
+                             LW_PAUSE_DIR=str(self.dir))
+        self.cfg = [config(tmp_path, hosts, i % 2, hook) for i in range(3)]
+        self.live = [start(agents, self.cfg[i], i, env=self.env) for i in range(3)]
 
-    wait_for(settled, ACT_TIMEOUT_S + 8 * EXPIRY_S, f"the incident settled after {step}",
-             tails(*others))
-    runs = settle_runs(hook, others, 1)
-    assert len(runs) <= 1, [r["LOCKWARDEN_INSTANCE"] for r in runs]
-    if not runs:
-        for a in others:
-            assert a.count(r"restart may have been lost") >= 1, tails(a)()
+    def arm(self, gen, where):
+        text = "".join(f"{k}={v}\n" for k, v in dict(where, gen=gen).items())
+        tmp = self.ctl.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.ctl)
+
+    def paused(self, gen):
+        """[the index of the agent holding gen's pause], or None."""
+        try:
+            pid = int((self.dir / f"paused-{gen}").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return [next(i for i, a in enumerate(self.live) if a.pid == pid)]
+
+    def release(self, gen):
+        (self.dir / f"go-{gen}").touch()
+
+    def tails(self):
+        return tails(*self.live)()
+
+
+def test_three_agents_twenty_incidents_the_owner_killed_or_paused_at_every_step(
+        hosts, agents, tmp_path, hook, pause_shim):
+    """Three agents on two FUSE mounts of one folder, 20 incidents, one
+    after the other; in each, the owner is killed, or paused past the claim's
+    expiry, at one step of the protocol (every step in turn). Each incident:
+    exactly one restart, or a warning on every instance that lived through
+    it that one may have been lost - never a second one."""
+    fleet = Fleet(hosts, agents, tmp_path, hook, pause_shim)
+    for a in fleet.live:
+        a.wait_scan(1)
+    began = time.monotonic()
+    outcomes = []
+    for gen, (step, where, action) in enumerate(INCIDENTS, start=1):
+        what = f"incident {gen} ({step}, owner {action})"
+        fleet.arm(gen, where)
+        runs_before = hook.count()
+        witnesses = list(fleet.live)
+        lost_before = {a.name: a.count(LOST) for a in witnesses}
+        took_before = sum(a.count(r"took over incident|replaced the claim") for a in witnesses)
+        build_stuck_site(hosts.site())
+        [owner_i] = wait_for(lambda: fleet.paused(gen), ACT_TIMEOUT_S + 4 * EXPIRY_S,
+                             f"{what}: an owner at the step", fleet.tails)
+        owner = fleet.live[owner_i]
+        others = [a for a in fleet.live if a is not owner]
+        if action == "killed":
+            owner.send(signal.SIGKILL)
+            owner.wait_exit(10)
+            witnesses.remove(owner)
+        else:
+            # Held until another instance took the incident over, or, when
+            # its claim is still renewed (its claim's thread is free), until
+            # the others have watched it for twice the expiry.
+            scans = {a.name: a.scans_done() for a in others}
+            wait_for(lambda: sum(a.count(r"took over incident|replaced the claim")
+                                 for a in fleet.live) > took_before or
+                     all(a.scans_done() - scans[a.name] > 4 * EXPIRY_S / 0.5 for a in others),
+                     ACT_TIMEOUT_S + 4 * EXPIRY_S, f"{what}: a takeover, or the expiry twice",
+                     fleet.tails)
+        fleet.release(gen)
+
+        def settled():
+            if not gone(hosts.site(), STUCK_LEFTOVERS) or claim_held(hosts.archive()):
+                return False
+            return hook.count() > runs_before or \
+                all(a.count(LOST) > lost_before[a.name] for a in witnesses)
+
+        wait_for(settled, ACT_TIMEOUT_S + 8 * EXPIRY_S, f"{what} settled", fleet.tails)
+        for a in witnesses:
+            a.wait_fresh_scans(2)
+        runs = hook.count() - runs_before
+        assert runs <= 1, f"{what}: {runs} restarts: " + ", ".join(
+            f"{r.get('LOCKWARDEN_INSTANCE')} for {r.get('LOCKWARDEN_INCIDENT')}"
+            for r in hook.runs()[runs_before:])
+        if runs == 0:
+            silent = [a.name for a in witnesses if a.count(LOST) == lost_before[a.name]]
+            assert not silent, f"{what}: no restart, and no warning on {silent}"
+        outcomes.append((step, action, runs))
+        if action == "killed":
+            fleet.live[owner_i] = start(agents, fleet.cfg[owner_i], owner_i, env=fleet.env,
+                                        name=f"agent{owner_i}.{gen}")
+            fleet.live[owner_i].wait_scan(1)
+    took = time.monotonic() - began
+    print(f"20 incidents in {took:.1f} s: " +
+          ", ".join(f"{s} {a}: {'restart' if r else 'warned'}" for s, a, r in outcomes))

@@ -259,7 +259,8 @@ def claim_gone(share):
 
 def sessions(share):
     d = share.backing / "LogFiles" / "lockwarden"
-    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if d.exists() else []
 
 
 def test_a_claim_that_hangs_is_said_and_the_incident_is_cleared_once_after(
@@ -269,7 +270,7 @@ def test_a_claim_that_hangs_is_said_and_the_incident_is_cleared_once_after(
     share answers the incident is cleared exactly once, with one hook."""
     build_stuck_site(share.backing / "site", age_s=HOUR_S)
     cfg = scaled_config(tmp_path, share, hook)
-    pause = Pause(pause_shim, tmp_path / "pause", "openat", CLAIM)
+    pause = Pause(pause_shim, tmp_path / "pause", "create", CLAIM)
     agent = start_agent(agents, cfg, env=pause.env(NOTIFY_SOCKET=notify_socket.env_value))
     pause.wait_paused(detail=agent.tail)
     # The claim's own openat now blocks in the kernel on the frozen share.

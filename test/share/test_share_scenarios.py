@@ -19,9 +19,11 @@ import pytest
 
 from conftest import (HOUR_S, claim_held, STUCK_LEFTOVERS, TEMP_STUCK, age_tree, build_finished_site,
                       build_stuck_site, clean_env, hook, kudu_time, make_file_lock,  # noqa: F401
-                      make_lock, make_pending, make_record, start_agent, utc_in, wait_for,
-                      write_config)
+                      make_lock, make_pending, make_record, Pause, start_agent, utc_in,
+                      wait_for, write_config)
 from robust_util import STUCK_PATHS
+
+import smbshare
 
 RESCAN_S = 1.0
 STUCK_AFTER_S = 8.0
@@ -199,34 +201,79 @@ def test_a_live_deployment_is_never_touched(share, agents, tmp_path, hold_open):
 # cleanup rolled back on the first's removals, and the restart was lost with a
 # warning ("hook not run: the incident was taken over"). Nothing live was
 # removed. Not strict: it passes in most runs.
-@pytest.mark.xfail(strict=False, reason="issue 19: two claims within one listing cache "
-                   "period on smbnetfs can lose the restart (with a warning)")
-def test_two_agents_on_two_mounts_clear_one_incident_once(request, share, agents, tmp_path,
-                                                          hook):
-    """Two instances on two hosts: on SMB each has its own client mount; on
-    bindfs the second watches the backing folder. One owner clears it, one
-    site-scope hook."""
+def test_two_agents_on_two_mounts_clear_one_incident_once(share, agents, tmp_path, hook,
+                                                          pause_shim):
+    """Two instances on two hosts both judge the site stuck, see no claim,
+    and create the first claim name: agent b's create is held inside its
+    client after the client's lookup said "no such name", while agent a
+    makes the name and claims the incident; then b's create goes on.
+    Exactly one wins; one owner clears it, one site-scope hook, no restart
+    said lost.
+
+    On SMB, b has a client mount of its own (smbnetfs) that holds the create
+    right before it reaches the server. smbnetfs opens a file with
+    O_CREAT|O_EXCL through smbc_creat(), that is O_CREAT|O_TRUNC, so with
+    the claim an exclusively created file (versions before) b's create
+    succeeded too, over a's claim: two owners, and the restart lost. A
+    folder's create is exclusive through every client. On bindfs b uses
+    the backing folder, and is simply held at its create."""
     build_stuck_site(site_local(share), age_s=HOUR_S)
-    cfg_a = config(tmp_path, share, hook)
-    other_root = share.kudu
-    cfg_b = write_config(tmp_path / "lw-b.ini", other_root / "site",
-                         policy={"stuck_after": f"{int(STUCK_AFTER_S)}s"},
-                         scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"},
-                         archive={"dir": str(other_root / "LogFiles" / "lockwarden")},
-                         site={"claim_expiry": "10s"},
-                         hook={"command": hook.command(), "scope": "site", "cooldown": "0s"})
-    a = start_agent(agents, cfg_a, env=clean_env(WEBSITE_INSTANCE_ID="inst0aaaaaaa"), name="a")
-    b = start_agent(agents, cfg_b, env=clean_env(WEBSITE_INSTANCE_ID="inst1bbbbbbb"), name="b")
-    wait_for(lambda: gone_on_share(share, STUCK_LEFTOVERS),
-             STUCK_AFTER_S + 4 * RESCAN_S + MARGIN_S, "the incident to be cleared",
-             lambda: a.tail() + "\n" + b.tail())
-    wait_for(lambda: hook.count() >= 1 and not claim_held(share.local / "LogFiles" / "lockwarden"),
-             MARGIN_S * 2, "the hook and the claim's release", lambda: a.tail() + b.tail())
-    a.wait_fresh_scans(2)
-    b.wait_fresh_scans(2)
-    assert hook.count() == 1, a.tail() + b.tail()
-    assert a.count(r"claimed incident") + b.count(r"claimed incident") == 1
-    assert sorted(a.removed() + b.removed()) == sorted(STUCK_LEFTOVERS)
+    # As on App Service, the archive folder is there before the incident.
+    (share.local / "LogFiles" / "lockwarden").mkdir(parents=True)
+    hold_a = Pause(pause_shim, tmp_path / "hold-a", "create", ".lockwarden-claim-1")
+    other = None
+    if share.kind == "samba":
+        hold_b = Pause(pause_shim, tmp_path / "hold-b", "smbc-create", ".lockwarden-claim-1")
+        other = smbshare.SmbMount(share.server, tmp_path / "host-b", tmp_path / "home-b",
+                                  env=hold_b.vars)
+        why = other.mount()
+        if why:
+            other.unmount()
+            pytest.fail(f"a third smbnetfs mount could not be made: {why}", pytrace=False)
+        other_root, b_env = other.root, clean_env()
+    else:
+        hold_b = Pause(pause_shim, tmp_path / "hold-b", "create", ".lockwarden-claim-1")
+        other_root, b_env = share.kudu, hold_b.env()
+    b = None
+    try:
+        cfg_a = config(tmp_path, share, hook)
+        cfg_b = write_config(tmp_path / "lw-b.ini", other_root / "site",
+                             policy={"stuck_after": f"{int(STUCK_AFTER_S)}s"},
+                             scan={"rescan_interval": f"{int(RESCAN_S * 1000)}ms"},
+                             archive={"dir": str(other_root / "LogFiles" / "lockwarden")},
+                             site={"claim_expiry": "10s"},
+                             hook={"command": hook.command(), "scope": "site", "cooldown": "0s"})
+        a = start_agent(agents, cfg_a, env=hold_a.env(WEBSITE_INSTANCE_ID="inst0aaaaaaa"),
+                        name="a")
+        b = start_agent(agents, cfg_b, env=dict(b_env, WEBSITE_INSTANCE_ID="inst1bbbbbbb"),
+                        name="b")
+        both = lambda: a.tail() + "\n" + b.tail()  # noqa: E731
+        timeout = STUCK_AFTER_S + 4 * RESCAN_S + MARGIN_S
+        # b's create: after its lookup, before the share has it; a's: before.
+        hold_b.wait_paused(timeout=timeout, detail=both)
+        hold_a.wait_paused(timeout=timeout, detail=both)
+        hold_a.release()
+        a.wait_for_log(r"claimed incident", timeout=MARGIN_S)
+        hold_b.release()
+        wait_for(lambda: gone_on_share(share, STUCK_LEFTOVERS), timeout,
+                 "the incident to be cleared", both)
+        wait_for(lambda: hook.count() >= 1 and
+                 not claim_held(share.local / "LogFiles" / "lockwarden"),
+                 MARGIN_S * 2, "the hook and the claim's release", both)
+        a.wait_fresh_scans(2)
+        b.wait_fresh_scans(2)
+        assert hook.count() == 1, both()
+        assert a.count(r"claimed incident") + b.count(r"claimed incident") == 1, both()
+        assert a.count(r"restart may have been lost") + \
+            b.count(r"restart may have been lost") == 0, both()
+        assert sorted(a.removed() + b.removed()) == sorted(STUCK_LEFTOVERS)
+    finally:
+        hold_a.release()
+        hold_b.release()
+        if other is not None:
+            if b is not None:
+                b.stop()          # before its mount goes
+            other.unmount()
 
 
 # ------------------------------------------------------------ a paused server

@@ -231,9 +231,14 @@ static void test_inherit_past_an_empty_name(void **state)
 	bool inherited;
 	a.began = true;
 	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
-	int fd = openat(adir, CLAIM_NAME "-2", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	close(fd);
+	/* claim.create's folder made, its file not yet: "not yet written". */
+	assert_int_equal(mkdirat(adir, CLAIM_NAME "-2", 0755), 0);
+	struct claim_view v;
+	claim_look(adir, 1, &v);
+	assert_int_equal(v.err, -EINVAL);
+	assert_true(v.top == 2);
+	/* Made by another: never made twice. */
+	assert_int_equal(claim_take(adir, 1, &c, &hc, &inherited), -EEXIST);
 	assert_int_equal(claim_take(adir, 2, &c, &hc, &inherited), 0);
 	assert_true(inherited);
 	assert_string_equal(c.incident, "A1");

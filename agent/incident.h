@@ -252,11 +252,14 @@ struct incident_notes {
 	struct site_stat dir_st;
 	uint64_t dir_seen_ms;     /* when that lstat was first seen */
 	bool dir_settled;         /* listed SCAN_SETTLE_MS after it was */
-	uint64_t listed_ms;       /* the last listing, kept or not: every
-				   * SCAN_FULL_EVERY_MS all is read again */
+	uint64_t listed_ms;       /* the last time all was read again (every
+				   * INCIDENT_NOTES_FULL_EVERY_MS) */
 };
 
-#define INCIDENT_NOTES_MAX 1024
+/* The newest sessions by name: a real archive holds those of [archive]
+ * keep (30 days), a few per incident. Every scan goes through each one kept,
+ * so the bound is also the work a flood of session-shaped folders causes. */
+#define INCIDENT_NOTES_MAX 256
 
 /* On the scan's worker (blocking): lists the archive's sessions (the newest
  * INCIDENT_NOTES_MAX by name) and reads the note of each one prev did not
@@ -267,8 +270,11 @@ struct incident_notes {
  * read again, another one only when its lstat changed, and a session
  * whose note is absent or not ours is looked at less and less often while
  * nothing changes (up to INCIDENT_NOTES_RECHECK_MAX_MS). Every
- * SCAN_FULL_EVERY_MS everything is listed and read again. */
-#define INCIDENT_NOTES_RECHECK_MAX_MS 60000ULL
+ * INCIDENT_NOTES_FULL_EVERY_MS everything is listed and read again (a
+ * safety net, as scan.h's; rarer, as a listing of the archive folder costs
+ * what anyone put there). */
+#define INCIDENT_NOTES_RECHECK_MAX_MS (5 * 60 * 1000ULL)
+#define INCIDENT_NOTES_FULL_EVERY_MS (60 * 60 * 1000ULL)
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
 			 struct incident_notes *out);
 void incident_notes_free(struct incident_notes *n);

@@ -94,9 +94,9 @@ static bool same_stat(const struct site_stat *a, const struct site_stat *b)
  * changes. A note is rewritten through a new name and a rename
  * (archive_write_note), so its lstat changes with every rewrite: an
  * unchanged one is not read again. One that is absent or not ours (a
- * folder being made, or anything anyone put there) is looked at after a
- * wait that doubles while it stays the same: a forged flood costs a few
- * calls a minute, not one per scan each. */
+ * folder being made, or anything anyone put there) is looked at again
+ * after 2 s, then 8, 32, 128 s and every 5 minutes while it stays the same:
+ * a forged flood costs one call each per 5 minutes, not one per scan. */
 static void look_at_note(int dir_fd, const struct incident_note *old, bool full, uint64_t now_ms,
 			 struct incident_note *note)
 {
@@ -117,7 +117,7 @@ static void look_at_note(int dir_fd, const struct incident_note *old, bool full,
 		*note = *old;
 		note->checked_ms = now_ms;
 		if (!note->ours) {
-			uint64_t wait = old->recheck_ms ? 2 * old->recheck_ms : 1000;
+			uint64_t wait = old->recheck_ms ? 4 * old->recheck_ms : 2000;
 			note->recheck_ms = wait > INCIDENT_NOTES_RECHECK_MAX_MS
 				? INCIDENT_NOTES_RECHECK_MAX_MS : wait;
 		}
@@ -226,13 +226,14 @@ void incident_read_notes(const char *dir, const struct incident_notes *prev,
 	stat_at(dfd, ".", &dir_st);
 	if (prev && !prev->read)
 		prev = NULL;
-	bool full = !prev || now.mono_ms - prev->listed_ms >= SCAN_FULL_EVERY_MS;
+	bool full = !prev || now.mono_ms - prev->listed_ms >= INCIDENT_NOTES_FULL_EVERY_MS;
 	bool same = prev && same_stat(&dir_st, &prev->dir_st);
 	out->dir_st = dir_st;
 	out->dir_seen_ms = same ? prev->dir_seen_ms : now.mono_ms;
 	out->listed_ms = full ? now.mono_ms : prev->listed_ms;
 	int r;
-	if (!full && same && prev->dir_settled) {
+	bool kept = !full && same && prev->dir_settled;
+	if (kept) {
 		r = keep_sessions(prev, out);
 		out->dir_settled = true;
 	} else {
@@ -244,8 +245,10 @@ void incident_read_notes(const char *dir, const struct incident_notes *prev,
 		close(dfd);
 		return;
 	}
+	/* A kept listing is prev's, name for name: no search. */
 	for (size_t i = 0; i < out->n; i++)
-		look_at_note(dfd, find_note(prev, out->v[i].session), full, now.mono_ms, &out->v[i]);
+		look_at_note(dfd, kept ? &prev->v[i] : find_note(prev, out->v[i].session), full,
+			     now.mono_ms, &out->v[i]);
 	close(dfd);
 	out->read = true;
 }

@@ -8,7 +8,7 @@ archive into memory at every scan.
 Each test builds many such folders, lets the agent scan them several times
 and reads its peak resident memory (VmHWM in /proc/<pid>/status). The bound
 is structural, not a timing: main peaks near 100 MiB with 20,000 record
-folders and near 40 MiB with 100,000 sessions; bounded, the agent stays
+folders and near 90 MiB with 100,000 sessions; bounded, the agent stays
 near its idle size (under 8 MiB, `make bench` prints the figure). Over the
 cap the verdict is "cannot tell": a stuck deployment beside too many
 record folders is never judged stuck, with a warning, and is judged again
@@ -16,6 +16,7 @@ once they are gone."""
 
 import os
 import shutil
+import time
 
 from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, build_finished_site, build_stuck_site,
                       gone, start_agent, tree_state, wait_for, write_config)
@@ -79,8 +80,12 @@ def test_many_archive_sessions_bounded_memory(site, agents, tmp_path):
     cfg = write_config(tmp_path / "lw.ini", site)
     archive = tmp_path / "archive"
     archive.mkdir()
+    # Dated the last SESSION_FOLDERS seconds: within [archive] keep, so
+    # the agent's prune leaves them.
+    now = time.time()
     for i in range(SESSION_FOLDERS):
-        os.mkdir(archive / ("20260101T%06dZ-%08x" % (i % 1_000_000, i)))
+        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now - i))
+        os.mkdir(archive / ("%s-%08x" % (when, i)))
     agent = start_agent(agents, cfg)
     agent.wait_scan(4, timeout=ACT_TIMEOUT_S)
     # One more session made meanwhile: the folder is listed again.

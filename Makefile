@@ -143,7 +143,7 @@ $(STATIC_BUILD)/lockwarden: $(STATIC_OBJ)
 PARSER_OBJ := $(BUILD)/agent/kudu.o $(BUILD)/agent/json.o $(BUILD)/agent/xml.o \
 	$(BUILD)/agent/isotime.o $(BUILD)/agent/text.o
 $(BUILD)/test_kudu: $(PARSER_OBJ)
-$(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(BUILD)/agent/log.o
+$(BUILD)/test_config: $(BUILD)/agent/config.o $(BUILD)/agent/config_table.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(BUILD)/agent/log.o
 $(BUILD)/test_policy: $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/fmt.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(PARSER_OBJ) $(BUILD)/agent/log.o
 $(BUILD)/test_reap: $(BUILD)/agent/reap.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/log.o $(PARSER_OBJ)
 $(BUILD)/test_verify: $(BUILD)/agent/verify.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/clock.o
@@ -152,7 +152,7 @@ $(BUILD)/test_metrics: $(BUILD)/agent/metrics.o
 $(BUILD)/test_log: $(BUILD)/agent/log.o
 $(BUILD)/test_claim: $(BUILD)/agent/claim.o $(BUILD)/agent/incident_notes.o $(BUILD)/agent/archive.o $(BUILD)/agent/archdir.o $(BUILD)/agent/recordwalk.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/reap.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
 $(BUILD)/test_archive: $(BUILD)/agent/archive.o $(BUILD)/agent/archdir.o $(BUILD)/agent/recordwalk.o $(BUILD)/agent/rmtree.o $(PARSER_OBJ) $(BUILD)/agent/clock.o $(BUILD)/agent/jsonw.o $(BUILD)/agent/log.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o
-$(BUILD)/test_silence: $(BUILD)/agent/silence.o $(BUILD)/agent/silence_read.o $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/scan.o $(BUILD)/agent/recordwalk.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/config.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(PARSER_OBJ) $(BUILD)/agent/log.o
+$(BUILD)/test_silence: $(BUILD)/agent/silence.o $(BUILD)/agent/silence_read.o $(BUILD)/agent/policy.o $(BUILD)/agent/policy_plan.o $(BUILD)/agent/policy_history.o $(BUILD)/agent/scan.o $(BUILD)/agent/recordwalk.o $(BUILD)/agent/rmtree.o $(BUILD)/agent/clock.o $(BUILD)/agent/site.o $(BUILD)/agent/hash.o $(BUILD)/agent/fmt.o $(BUILD)/agent/config.o $(BUILD)/agent/config_table.o $(BUILD)/agent/config_value.o $(BUILD)/agent/config_print.o $(BUILD)/agent/config_env.o $(PARSER_OBJ) $(BUILD)/agent/log.o
 $(BUILD)/test_%: test/unit/test_%.c
 	$(CC) $(ALL_CFLAGS) -Iagent -o $@ $< $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
@@ -220,7 +220,7 @@ FUZZ_SRC_xml := agent/xml.c agent/text.c
 FUZZ_SRC_isotime := agent/isotime.c agent/text.c
 FUZZ_SRC_policy := agent/policy.c agent/policy_plan.c agent/policy_history.c agent/fmt.c agent/hash.c agent/clock.c agent/site.c \
 	agent/log.c $(PARSER_SRC)
-FUZZ_SRC_config := agent/config.c agent/config_value.c agent/config_print.c agent/config_env.c agent/log.c
+FUZZ_SRC_config := agent/config.c agent/config_table.c agent/config_value.c agent/config_print.c agent/config_env.c agent/log.c
 FUZZ_SRC_silence := agent/silence.c agent/fmt.c agent/clock.c agent/isotime.c agent/text.c
 FUZZ_TARGETS := kudu json xml isotime policy config silence
 

@@ -1,7 +1,15 @@
-/* agent.c - the daemon's lifecycle: start, signals, reload, shutdown, the
- * watchdog and archive pruning, around one struct agent (agent_internal.h).
- * Scans and decisions: agent_scan.c; what they start: agent_cleanup.c. */
-#include "agent_internal.h"
+/* agent.c - the daemon's top: set-up, the loop, signals, reload, shutdown,
+ * the watchdog and archive pruning, around one struct agent (agent_state.h).
+ * Scans and verdicts: agent_scan.c; what they start: agent_cleanup.c. Those
+ * below never call up here: they set a request (a stop, a scan) that wakes
+ * the loop, and their events go to the observers registered here. */
+#include "agent.h"
+#include "agent_cleanup.h"
+#include "agent_metrics.h"
+#include "agent_observe.h"
+#include "agent_scan.h"
+#include "agent_share.h"
+#include "agent_state.h"
 #include "container_of.h"
 
 #include <errno.h>
@@ -51,7 +59,7 @@ static void prune_after(uv_work_t *req, int status)
 		log_warning("archive: pruning %s: %s", job->dir, strerror(-job->err));
 	free(job);
 	if (a->stopping)
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 }
 
 static void on_prune_timer(uv_timer_t *t)
@@ -197,12 +205,11 @@ static void on_exit_timer(uv_timer_t *t)
 }
 
 /* Stops everything; the loop ends when the last handle is closed. Called
- * again from the reap/scan/hook callbacks until nothing is in flight. */
-void agent_begin_shutdown(struct agent *a, int exit_code)
+ * again (through on_wake) as each job in flight returns, until none is. */
+static void shut_down(struct agent *a)
 {
-	if (!a->stopping) {
-		a->stopping = true;
-		a->exit_code = exit_code;
+	if (!a->stop_begun) {
+		a->stop_begun = true;
 		notify_stopping();
 		atomic_store(&a->cancel, true);
 		if (a->scan)
@@ -241,6 +248,7 @@ void agent_begin_shutdown(struct agent *a, int exit_code)
 	uv_close((uv_handle_t *)&a->sigterm, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, on_stop_signal_closed);
 	uv_close((uv_handle_t *)&a->sighup, on_close_noop);
+	uv_close((uv_handle_t *)&a->wake, on_close_noop);
 	agent_metrics_close(a);
 	hookq_close(&a->hooks);
 }
@@ -259,7 +267,37 @@ static void on_signal(uv_signal_t *s, int signum)
 	log_event(LOG_LEVEL_INFO, "stop",
 		  LOG_FIELDS(LOG_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")),
 		  "stopping on %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	agent_begin_shutdown(a, 0);
+	agent_request_stop(a, 0);
+	shut_down(a);
+}
+
+/* A request from below (agent_state.h): a stop, or a scan. */
+static void on_wake(uv_async_t *h)
+{
+	struct agent *a = container_of(h, struct agent, wake);
+
+	if (a->stopping) {
+		shut_down(a);
+		return;
+	}
+	if (a->scan_wanted) {
+		a->scan_wanted = false;
+		agent_request_scan(a);
+	}
+}
+
+/* The decision path's events go to the log, sd_notify and the metrics file,
+ * in that order (event.h). */
+static int observe_events(struct agent *a)
+{
+	int r = agent_events_observe(&a->events, agent_observe_log, a);
+	if (r == 0)
+		r = agent_events_observe(&a->events, agent_observe_notify, a);
+	if (r == 0)
+		r = agent_events_observe(&a->events, agent_metrics_observe, a);
+	if (r < 0)
+		log_error("cannot observe the agent's events: %s", strerror(-r));
+	return r;
 }
 
 static int start_signal(struct agent *a, uv_signal_t *s, int signum)
@@ -287,7 +325,17 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	a->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	a->opt = *opt;
+	if (observe_events(a) < 0) {
+		config_free(&a->cfg);
+		free(a);
+		return 1;
+	}
 	r = uv_loop_init(&a->loop);
+	if (r == 0) {
+		r = uv_async_init(&a->loop, &a->wake, on_wake);
+		if (r < 0)
+			uv_loop_close(&a->loop);
+	}
 	if (r < 0) {
 		log_error("cannot start the event loop: %s", uv_strerror(r));
 		config_free(&a->cfg);
@@ -314,8 +362,8 @@ int agent_run(struct config *cfg, const struct agent_options *opt)
 	watch_set_root(&a->watches, a->cfg.site_root);
 	if (start_signal(a, &a->sigterm, SIGTERM) < 0 || start_signal(a, &a->sigint, SIGINT) < 0 ||
 	    start_signal(a, &a->sighup, SIGHUP) < 0) {
-		a->exit_code = 1;
-		agent_begin_shutdown(a, 1);
+		agent_request_stop(a, 1);
+		shut_down(a);
 	} else {
 		agent_update_stuck_after(a);
 		log_settings(a, "start");

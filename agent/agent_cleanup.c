@@ -1,7 +1,10 @@
-/* agent_cleanup.c - what a decision starts: the cleanup and the trash sweep
- * off the loop, the dry run's report, the hook after a cleanup, and how
- * --once ends. */
-#include "agent_internal.h"
+/* agent_cleanup.c - what a verdict starts: the claim, the cleanup and the
+ * trash sweep off the loop, the dry run, the hook after a cleanup, and how
+ * --once ends. What they did is told as events (event.h); a stop or a scan
+ * they need is asked of the top (agent_state.h), never called. */
+#include "agent_cleanup.h"
+#include "agent_share.h"
+#include "agent_state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +29,7 @@ void agent_settle(struct agent *a)
 
 	/* Not while the last decision found the site stuck: a taker judges
 	 * afresh first, and the one restart comes after what is left went. */
-	if (!incident_held(inc) || a->reap || a->kudu_work || a->metrics.stuck)
+	if (!incident_held(inc) || a->reap || a->kudu_work || a->stuck)
 		return;
 	/* Taken over while a deployment still claims to run (the dead
 	 * owner's cleanup left the lock or a record): that goes first, once
@@ -88,14 +91,14 @@ void agent_hook_done(struct hookq *q, bool failed)
 	struct agent *a = container_of(q, struct agent, hooks);
 
 	incident_hook_ended(&a->inc, failed ? 1 : 0);
-	agent_metrics_update(a);
+	agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_HOOK_DONE, .failed = failed });
 	if (a->stopping) {
-		agent_begin_shutdown(a, a->exit_code); /* the hook was the last thing running */
+		agent_request_stop(a, a->exit_code); /* the hook was the last thing running */
 		return;
 	}
 	if (!a->opt.once) {
 		agent_settle(a);
-		agent_request_scan(a); /* the incident may be over */
+		agent_request_rescan(a); /* the incident may be over */
 	}
 	if (a->verify_due && !failed)
 		verify_arm(&a->verify, &a->verify_lock, uv_now(&a->loop), a->cfg.hook_verify_within);
@@ -106,7 +109,7 @@ void agent_hook_done(struct hookq *q, bool failed)
 		if (failed && a->exit_code == AGENT_ONCE_CLEARED)
 			a->exit_code = AGENT_ONCE_HOOK_FAILED;
 		if (!q->pending)
-			agent_begin_shutdown(a, a->exit_code);
+			agent_request_stop(a, a->exit_code);
 	}
 }
 
@@ -118,7 +121,7 @@ static void once_cleanup_done(struct agent *a, const struct cleanup_outcome *out
 {
 	a->exit_code = out->committed && !out->any_failed ? AGENT_ONCE_CLEARED : AGENT_ONCE_PARTIAL;
 	if (!hookq_busy(&a->hooks))
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 }
 
 /* On the worker thread. */
@@ -168,7 +171,10 @@ static void reap_after(uv_work_t *req, int status)
 		if (job->sweep)
 			forget_already_gone(job);
 		cleanup_log(job, *last_failure, &out);
-		agent_metrics_cleanup(a, &out);
+		agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_CLEANUP_DONE,
+			   .job = job, .outcome = &out,
+			   .no_hook = !job->sweep && !a->stopping && out.committed &&
+				      !a->cfg.hook_command[0] });
 		*last_failure = out.failure_plan;
 		if (out.lock_removed && job->has_lock) {
 			a->verify_due = true;
@@ -189,8 +195,6 @@ static void reap_after(uv_work_t *req, int status)
 		    (agent_site_scope(a) || a->opt.once)) {
 			hookq_add(&a->hooks, job);
 			a->inc.hook_queued = true;
-		} else if (out.committed && !a->cfg.hook_command[0]) {
-			log_info("cleanup done; no hook configured");
 		}
 		/* Everything went: the incident ends now, unless its hook is
 		 * due (then when the hook is over). Otherwise the next scan
@@ -204,7 +208,7 @@ static void reap_after(uv_work_t *req, int status)
 	cleanup_free(job);
 
 	if (a->stopping) {
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 		return;
 	}
 	if (a->opt.once && !was_sweep) {
@@ -215,32 +219,7 @@ static void reap_after(uv_work_t *req, int status)
 	 * look at the tree again. A cleanup that failed otherwise is retried at
 	 * the rescan pace, never at once. */
 	if (out.any_removed || out.abandoned)
-		agent_request_scan(a);
-}
-
-/* The incident event: why, and what is about to be removed. The first
- * cleanup of each incident counts once in the metrics. */
-static void log_incident(struct agent *a, const struct cleanup_job *job, bool repeated)
-{
-	char (*paths)[NAME_MAX + 32] = calloc(job->n ? job->n : 1, sizeof(*paths));
-	const char **entries = calloc(job->n ? job->n : 1, sizeof(*entries));
-	size_t n = paths && entries ? job->n : 0;
-
-	for (size_t i = 0; i < n; i++) {
-		snprintf(paths[i], sizeof(paths[i]), "%s/%s", job->targets[i].area,
-			 job->targets[i].name);
-		entries[i] = paths[i];
-	}
-	log_event(repeated ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "incident",
-		  LOG_FIELDS(LOG_STR("incident", job->incident), LOG_STR("reason", job->reason),
-			     LOG_STR("deployment_id", job->deployment_id),
-			     LOG_STR("step", policy_step_name(job->step)),
-			     LOG_LIST("will_remove", entries, n), LOG_BOOL("dry_run", false)),
-		  "stuck deployment: %s; cleaning up", job->reason);
-	free(entries);
-	free(paths);
-	if (!repeated)
-		agent_metrics_incident(a, job->incident);
+		agent_request_rescan(a);
 }
 
 /* Prepares a cleanup of the decision's Kudu leftovers (d: archived, moved
@@ -278,13 +257,10 @@ static void launch_cleanup(struct agent *a, struct cleanup_job *job)
 	if (!sweep) {
 		/* A cleanup that keeps failing is retried every rescan; say so
 		 * once, not on every attempt. */
-		log_incident(a, job, job->plan == a->last_cleanup_plan && a->last_failure_plan[0]);
-		size_t foreign = job->evidence.n_foreign;
-		if (job->step == POLICY_STEP_FULL_CLEAR && job->plan != a->last_cleanup_plan)
-			log_warning("full clear ([policy] allow_full_clear): every deployment record, "
-				    "active and pending go too, each archived first; tools/, settings.xml "
-				    "and %zu %s that %s not Kudu's stay", foreign,
-				    foreign == 1 ? "entry" : "entries", foreign == 1 ? "is" : "are");
+		agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_INCIDENT, .job = job,
+			   .repeated = job->plan == a->last_cleanup_plan && a->last_failure_plan[0],
+			   .full_clear_new = job->step == POLICY_STEP_FULL_CLEAR &&
+					     job->plan != a->last_cleanup_plan });
 		a->last_cleanup_plan = job->plan;
 		job->started_ns = clock_wall_ns(); /* the claim took its time */
 	}
@@ -329,9 +305,9 @@ static void claim_answered(struct agent *a, int result)
 			log_warning("once: stuck, but nothing could be removed: %s",
 				    result == 1 ? "the incident is another instance's"
 						: "the share did not answer in time");
-			agent_begin_shutdown(a, AGENT_ONCE_PARTIAL);
+			agent_request_stop(a, AGENT_ONCE_PARTIAL);
 		} else {
-			agent_request_scan(a);
+			agent_request_rescan(a);
 		}
 		return;
 	}
@@ -357,7 +333,7 @@ void agent_on_incident_done(struct incident *inc, enum incident_op op, int resul
 	case INCIDENT_OP_TAKE_OVER:
 		/* Judged afresh, not from the scan that saw it expire. */
 		if (result == 0)
-			agent_request_scan(a);
+			agent_request_rescan(a);
 		break;
 	case INCIDENT_OP_HOOK_MARK:
 		hookq_starting_answer(&a->hooks, result);
@@ -370,45 +346,29 @@ void agent_on_incident_done(struct incident *inc, enum incident_op op, int resul
 	}
 	agent_check_share(a);
 	if (a->stopping) {
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 		return;
 	}
 	if (a->act_again && !incident_busy(inc)) {
 		a->act_again = false;
-		agent_request_scan(a);
+		agent_request_rescan(a);
 	}
 }
 
-void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
-			const struct policy_decision *d)
+void agent_dry_run(struct agent *a, const struct site_snapshot *snap,
+		   const struct policy_decision *d)
 {
 	const char *names[64] = { 0 };
 	size_t n = 0;
 	for (size_t i = 0; i < d->n_removals && n < 64; i++)
 		names[n++] = snap->entries[d->removals[i]].name;
+	/* Said once per plan, not on every scan that finds it again. */
 	uint64_t plan = cleanup_plan_hash(names, n, NULL) ^ (uint64_t)d->n_removals;
 	if (plan == a->last_dry_run_plan)
 		return;
 	a->last_dry_run_plan = plan;
-	char paths[64][NAME_MAX + 32];
-	for (size_t i = 0; i < n; i++) {
-		const struct site_entry *e = &snap->entries[d->removals[i]];
-		site_entry_path(e, paths[i], sizeof(paths[i]));
-		names[i] = paths[i];
-	}
-	log_event(LOG_LEVEL_WARNING, "incident",
-		  LOG_FIELDS(LOG_STR("reason", d->reason), LOG_STR("deployment_id", d->deployment_id),
-			     LOG_LIST("will_remove", names, n), LOG_BOOL("dry_run", true)),
-		  "dry run: stuck deployment: %s", d->reason);
-	agent_metrics_incident(a, "");
-	for (size_t i = 0; i < d->n_removals; i++) {
-		const struct site_entry *e = &snap->entries[d->removals[i]];
-		char path[NAME_MAX * 4 + 32], escaped[sizeof(path)];
-		site_entry_path(e, path, sizeof(path));
-		log_escape(path, escaped, sizeof(escaped));
-		log_info("dry run: would remove %s: %s", escaped, d->entries[d->removals[i]].reason);
-	}
-	log_info("dry run: nothing removed, no hook run");
+	agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_DRY_RUN, .snap = snap,
+		   .decision = d });
 }
 
 void agent_act(struct agent *a, const struct site_snapshot *snap, const struct policy_decision *d)

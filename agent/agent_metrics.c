@@ -3,17 +3,31 @@
  * always on a worker thread since the file is usually on the share. While a
  * write has not returned no other starts: a hung share holds one worker,
  * never the loop, and never a cleanup. A failed write is said once, and once
- * when the file can be written again. */
-#include "agent_internal.h"
+ * when the file can be written again. It observes the decision path's
+ * events (event.h); nothing on that path calls it. */
+#include "agent_metrics.h"
+#include "agent_state.h"
 #include "container_of.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "cleanup.h"
 #include "log.h"
+#include "policy.h"
 
 #define METRICS_EVERY_MS (60 * 1000)
+
+struct metrics_job {
+	uv_work_t req;
+	struct agent *agent;
+	char path[PATH_MAX];
+	char text[4096];
+	size_t len;
+	int err;
+};
 
 /* The gauges, from the agent's state. */
 static void refresh(struct agent *a)
@@ -22,8 +36,8 @@ static void refresh(struct agent *a)
 	const struct hookq *q = &a->hooks;
 
 	m->share_up = !a->share_out && !a->tree.gone && !a->was_blocked;
-	/* A run ended since the last look (each end calls here at once
-	 * through agent_hook_done): it is the last hook. */
+	/* A run ended since the last look (each end is an AGENT_EV_HOOK_DONE,
+	 * seen here at once): it is the last hook. */
 	if (q->runs_ok + q->runs_failed + q->runs_timeout !=
 	    m->hook_ok + m->hook_failed + m->hook_timeout) {
 		uv_update_time(&a->loop);
@@ -76,7 +90,7 @@ static void write_after(uv_work_t *req, int status)
 		start_write(a);
 	}
 	if (a->stopping && !a->metrics_job)
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 }
 
 static void start_write(struct agent *a)
@@ -133,37 +147,72 @@ void agent_metrics_reloaded(struct agent *a)
 	start_write(a); /* a new path gets the file now */
 }
 
-void agent_metrics_update(struct agent *a)
+/* Something the file shows may have changed: written now if it did. */
+static void update(struct agent *a)
 {
 	refresh(a);
 	if (metrics_changed(&a->metrics, &a->metrics_shown))
 		start_write(a);
 }
 
-void agent_metrics_incident(struct agent *a, const char *incident)
+/* A stuck deployment found; incident "" (a dry run) counts every time. */
+static void count_incident(struct agent *a, const char *incident)
 {
 	/* A cleanup retried for the same incident is the same incident. */
 	if (incident[0] && strcmp(incident, a->metrics_incident) == 0)
 		return;
 	snprintf(a->metrics_incident, sizeof(a->metrics_incident), "%s", incident);
 	a->metrics.incidents++;
-	agent_metrics_update(a);
+	update(a);
 }
 
-void agent_metrics_cleanup(struct agent *a, const struct cleanup_outcome *out)
+static void count_cleanup(struct agent *a, const struct cleanup_outcome *out)
 {
 	a->metrics.removed += out->n_removed;
 	a->metrics.kept += out->n_kept;
 	if (out->n_removed)
 		a->metrics.last_cleanup_ns = clock_wall_ns();
 	a->metrics.abandoned += out->abandoned;
-	agent_metrics_update(a);
+	update(a);
 }
 
-void agent_metrics_scanned(struct agent *a, int64_t scanned_ns)
+void agent_metrics_observe(void *ctx, const struct agent_event *ev)
 {
-	if (scanned_ns > 0)
-		a->metrics.last_scan_ns = scanned_ns;
+	struct agent *a = ctx;
+
+	switch (ev->type) {
+	case AGENT_EV_DECIDED:
+		/* Written with the scan's end (AGENT_EV_SCANNED), just after. */
+		a->metrics.stuck = ev->decision->stuck;
+		a->metrics.claimed_quiet_ms = ev->decision->claims_running ? ev->decision->quiet_ms : 0;
+		break;
+	case AGENT_EV_SCANNED:
+		if (ev->read && ev->scanned_ns > 0)
+			a->metrics.last_scan_ns = ev->scanned_ns;
+		update(a);
+		break;
+	case AGENT_EV_INCIDENT:
+		if (!ev->repeated)
+			count_incident(a, ev->job->incident);
+		break;
+	case AGENT_EV_DRY_RUN:
+		count_incident(a, "");
+		break;
+	case AGENT_EV_CLEANUP_DONE:
+		count_cleanup(a, ev->outcome);
+		break;
+	case AGENT_EV_SHARE_OUT:
+	case AGENT_EV_HOOK_DONE:
+		update(a);
+		break;
+	case AGENT_EV_SHARE_BACK:
+	case AGENT_EV_TREE_GONE:
+	case AGENT_EV_TREE_BACK:
+	case AGENT_EV_TREE_UNAVAILABLE:
+	case AGENT_EV_RECURRED:
+	case AGENT_EV_RESTART_CHECKED:
+		break;
+	}
 }
 
 bool agent_metrics_busy(struct agent *a)
@@ -175,9 +224,7 @@ void agent_metrics_stop(struct agent *a)
 {
 	uv_timer_stop(&a->metrics_timer);
 	/* --once ends here: the file shows the pass's end. */
-	refresh(a);
-	if (metrics_changed(&a->metrics, &a->metrics_shown))
-		start_write(a);
+	update(a);
 }
 
 void agent_metrics_close(struct agent *a)

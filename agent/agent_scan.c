@@ -1,7 +1,11 @@
-/* agent_scan.c - scans off the loop, and the decision after each: events
- * and the periodic rescan only ask for a scan; the policy decides; the
- * status, the restart check and the next timer follow. */
-#include "agent_internal.h"
+/* agent_scan.c - scans off the loop, and the decision after each: inotify
+ * events and the periodic rescan only ask for a scan; the policy decides;
+ * the restart check and the next timer follow, and what the verdict starts
+ * is agent_cleanup.c's. What a scan found is told as events (event.h). */
+#include "agent_scan.h"
+#include "agent_cleanup.h"
+#include "agent_share.h"
+#include "agent_state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,120 +17,8 @@
 #include "fmt.h"
 #include "log.h"
 #include "clock.h"
-#include "isotime.h"
-#include "notify.h"
 #include "scan.h"
 #include "sitekind.h"
-
-/* ---- a share that does not answer ------------------------------------------ */
-
-/* During a storage failover the share stops answering: every call on it
- * blocks in the kernel until the share is back. Every job on the share runs
- * on a worker thread - scans, cleanups, trash sweeps, the claim's I/O,
- * archive pruning - and the loop thread reads nothing there (it only
- * re-arms an inotify watch whose folder was replaced), so the agent notices
- * from here: a job that has not returned after scan_hang_limit_ms. */
-
-struct busy_job {
-	uint64_t since_ms;        /* UINT64_MAX when nothing is in flight */
-	const char *what;
-};
-
-static void consider(struct busy_job *oldest, bool busy, uint64_t since_ms, const char *what)
-{
-	if (busy && since_ms < oldest->since_ms) {
-		oldest->since_ms = since_ms;
-		oldest->what = what;
-	}
-}
-
-/* The oldest job on the share in flight. */
-static struct busy_job oldest_busy(const struct agent *a)
-{
-	struct busy_job oldest = { UINT64_MAX, "" };
-	consider(&oldest, a->scan, a->last_scan_ms, "scan");
-	consider(&oldest, a->reap, a->reap_started_ms, "cleanup");
-	consider(&oldest, a->sweep, a->sweep_started_ms, "trash sweep");
-	consider(&oldest, a->prune, a->prune_started_ms, "archive pruning");
-	consider(&oldest, incident_busy(&a->inc), incident_busy_since_ms(&a->inc),
-		 incident_busy_what(&a->inc));
-	return oldest;
-}
-
-static void on_hang_timer(uv_timer_t *t)
-{
-	agent_check_share(container_of(t, struct agent, hang_timer));
-}
-
-static void say_share_out(struct agent *a, uint64_t now_ms, const struct busy_job *oldest)
-{
-	char took[32];
-
-	a->share_out = true;
-	a->share_out_ms = oldest->since_ms;
-	config_format_duration(now_ms - oldest->since_ms, took, sizeof(took));
-	log_event(LOG_LEVEL_WARNING, "share",
-		  LOG_FIELDS(LOG_STR("state", "unreachable"), LOG_STR("site_root", a->cfg.site_root),
-			     LOG_STR("operation", oldest->what),
-			     LOG_INT("out_ms", now_ms - oldest->since_ms)),
-		  "site root %s is not answering: a %s has not returned for %s; "
-		  "judging and removing nothing until it answers", a->cfg.site_root,
-		  oldest->what, took);
-	agent_metrics_update(a);
-	snprintf(a->last_status, sizeof(a->last_status),
-		 "blocked: site root %s is not answering", a->cfg.site_root);
-	if (!a->ready_sent) {
-		notify_ready(a->last_status);
-		a->ready_sent = true;
-	} else {
-		notify_status(a->last_status);
-	}
-	/* One pass (run from cron) cannot wait for the share: passes would
-	 * pile up behind it. */
-	if (a->opt.once && !a->stopping) {
-		a->once_done = true;
-		agent_begin_shutdown(a, AGENT_ONCE_UNAVAILABLE);
-	}
-}
-
-void agent_check_share(struct agent *a)
-{
-	agent_check_share_reply(a, false);
-}
-
-void agent_check_share_reply(struct agent *a, bool answered)
-{
-	uint64_t now_ms = agent_mono_now_ms(a);
-	struct busy_job oldest = oldest_busy(a);
-	uint64_t limit_ms = scan_hang_limit_ms(a->cfg.scan_rescan_interval);
-	char took[32];
-
-	if (oldest.since_ms != UINT64_MAX && now_ms - oldest.since_ms >= limit_ms) {
-		uv_timer_stop(&a->hang_timer);
-		if (!a->share_out)
-			say_share_out(a, now_ms, &oldest);
-		return;
-	}
-	/* Only a real reply ends the outage: a share's client that gave up on
-	 * the server returns EIO, which proves nothing about the server. */
-	if (a->share_out && answered) {
-		a->share_out = false;
-		config_format_duration(now_ms - a->share_out_ms, took, sizeof(took));
-		log_event(LOG_LEVEL_INFO, "share",
-			  LOG_FIELDS(LOG_STR("state", "back"), LOG_STR("site_root", a->cfg.site_root),
-				     LOG_INT("out_ms", now_ms - a->share_out_ms)),
-			  "site root %s answers again after %s out; watching it afresh for "
-			  "stuck_after before any removal", a->cfg.site_root, took);
-		a->share_back_ms = now_ms;
-		/* Nothing was seen while it was out: a change that came and went
-		 * meanwhile must not pass for quiet. */
-		memset(&a->history, 0, sizeof(a->history));
-	}
-	if (oldest.since_ms != UINT64_MAX && !a->stopping)
-		uv_timer_start(&a->hang_timer, on_hang_timer, oldest.since_ms + limit_ms - now_ms, 0);
-	else
-		uv_timer_stop(&a->hang_timer);
-}
 
 /* ---- scanning -------------------------------------------------------------- */
 
@@ -220,23 +112,6 @@ static void adopt_silence(struct agent *a, struct scan_job *job)
 		a->scan_again = true;
 }
 
-static void set_status(struct agent *a, const struct policy_decision *d)
-{
-	char status[400];
-	if (d->blocked)
-		snprintf(status, sizeof(status), "blocked: %s", d->reason);
-	else
-		snprintf(status, sizeof(status), "%s: %s", d->stuck ? "stuck" : d->claims_running ? "running" : "idle",
-			 d->reason);
-	if (!a->ready_sent) {
-		notify_ready(status);
-		a->ready_sent = true;
-	} else if (strcmp(status, a->last_status) != 0) {
-		notify_status(status);
-	}
-	snprintf(a->last_status, sizeof(a->last_status), "%s", status);
-}
-
 static void on_decide_timer(uv_timer_t *t)
 {
 	agent_request_scan(container_of(t, struct agent, decide_timer));
@@ -261,20 +136,13 @@ static void ladder_params(const struct agent *a, struct policy_params *params)
 static void say_recurrence(struct agent *a, const struct policy_params *params,
 			   const struct policy_decision *d)
 {
-	char since[32], within[32];
-
 	if (!d->recurred || params->allow_full_clear ||
 	    (a->said_recurrence && a->said_recurrence_ns == params->previous_clear_ns))
 		return;
 	a->said_recurrence = true;
 	a->said_recurrence_ns = params->previous_clear_ns;
-	config_format_duration((uint64_t)d->since_clear_ms, since, sizeof(since));
-	config_format_duration(params->escalate_within_ms, within, sizeof(within));
-	log_warning("the stuck deployment recurred %s after the site's previous cleanup "
-		    "(within [policy] escalate_within = %s): the usual cleanup is taken again. The "
-		    "manual procedure's last step, removing everything in deployments/ but tools/ "
-		    "and settings.xml (the deployment history goes with it; each record is archived "
-		    "first), is taken only with [policy] allow_full_clear = true", since, within);
+	agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_RECURRED, .decision = d,
+		   .escalate_within_ms = params->escalate_within_ms });
 }
 
 /* --once: how the pass ends when it starts nothing (nothing removed, or
@@ -302,7 +170,7 @@ static bool once_ends(struct agent *a, const struct policy_decision *d)
 		return false;
 	}
 	a->once_done = true;
-	agent_begin_shutdown(a, code);
+	agent_request_stop(a, code);
 	return true;
 }
 
@@ -318,26 +186,16 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 		return;
 	}
 	a->scans++;
-	log_debug("scan %lu done: %zu entries, %s%s%s, quiet %llu ms, next check %s%llu ms",
-		  a->scans, snap->n_entries, d.stuck ? "stuck" : d.claims_running ? "running" : "idle",
-		  d.act ? ", act" : "", d.blocked ? ", blocked" : "",
-		  (unsigned long long)d.quiet_ms, d.next_check_ms == UINT64_MAX ? "never " : "",
-		  d.next_check_ms == UINT64_MAX ? 0ULL : (unsigned long long)d.next_check_ms);
-	if (d.blocked != a->was_blocked) {
-		if (d.blocked)
-			log_warning("%s", d.reason);
-		else
-			log_info("the site tree can be read again");
-		a->was_blocked = d.blocked;
-	}
-	set_status(a, &d);
-	a->metrics.stuck = d.stuck;
+	bool blocked_changed = d.blocked != a->was_blocked;
+	a->was_blocked = d.blocked;
+	a->stuck = d.stuck;
+	agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_DECIDED, .scan = a->scans,
+		   .snap = snap, .decision = &d, .blocked_changed = blocked_changed });
 	a->site_claims_running = d.claims_running;
 	if (d.stuck || d.act)
 		incident_saw_stuck(&a->inc);
 	else if (d.claims_running)
 		incident_saw_running(&a->inc);
-	a->metrics.claimed_quiet_ms = d.claims_running ? d.quiet_ms : 0;
 	if (!d.act)
 		a->kudu_work = false;
 
@@ -355,7 +213,7 @@ static void decide(struct agent *a, struct site_snapshot *snap, uint64_t now_ms)
 	if (d.act && !a->stopping) {
 		say_recurrence(a, &params, &d);
 		if (a->cfg.policy_dry_run) {
-			agent_log_dry_run(a, snap, &d);
+			agent_dry_run(a, snap, &d);
 		} else {
 			agent_act(a, snap, &d);
 		}
@@ -403,18 +261,12 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 	switch (tree_check(&a->tree, snap, &why)) {
 	case TREE_GONE:
 		if (!was_gone)
-			log_event(LOG_LEVEL_WARNING, "share",
-				  LOG_FIELDS(LOG_STR("state", "unreachable"),
-					     LOG_STR("site_root", a->cfg.site_root), LOG_STR("why", why)),
-				  "site root %s: %s; removing nothing until it is back",
-				  a->cfg.site_root, why);
+			agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_TREE_GONE,
+				   .what = why });
 		memset(&a->history, 0, sizeof(a->history));
 		return false;
 	case TREE_BACK:
-		log_event(LOG_LEVEL_INFO, "share",
-			  LOG_FIELDS(LOG_STR("state", "back"), LOG_STR("site_root", a->cfg.site_root)),
-			  "site root %s is back; watching it afresh for stuck_after before any removal",
-			  a->cfg.site_root);
+		agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_TREE_BACK });
 		return true;
 	case TREE_SAME:
 		break;
@@ -425,26 +277,11 @@ static bool same_tree(struct agent *a, const struct site_snapshot *snap)
 /* Did the restart end the lock it was run for (verify.h)? */
 static void check_restart(struct agent *a, const struct site_snapshot *snap, uint64_t now_ms)
 {
-	char within[32], expiry[40];
+	enum verify_outcome v = verify_check(&a->verify, snap, now_ms);
 
-	switch (verify_check(&a->verify, snap, now_ms)) {
-	case VERIFY_LOCK_BACK:
-		isotime_format(a->verify.removed.expiry_ns, "-", expiry, sizeof(expiry));
-		log_error("the restart did not end the stuck lock: locks/deployment came back %llu s "
-			  "after the hook succeeded, with the same holder and lockExpiry %s and no new "
-			  "deployment, so Kudu still holds it; restart the site with its Kudu (scm) "
-			  "container by hand, or wait for the lockExpiry",
-			  (unsigned long long)((now_ms - a->verify.since_ms) / 1000), expiry);
-		break;
-	case VERIFY_DONE:
-		config_format_duration(a->cfg.hook_verify_within, within, sizeof(within));
-		log_info("the restart ended the stuck lock: locks/deployment did not come back within "
-			 "%s ([hook] verify_within)", within);
-		break;
-	case VERIFY_IDLE:
-	case VERIFY_WATCHING:
-		break;
-	}
+	if (v == VERIFY_LOCK_BACK || v == VERIFY_DONE)
+		agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_RESTART_CHECKED,
+			   .verify = v, .ms = now_ms });
 }
 
 /* A scan that outlasted the hang limit straddles an outage: what it read
@@ -461,7 +298,7 @@ static void drop_overdue_scan(struct agent *a, struct scan_job *job)
 	site_snapshot_free(&job->snap);
 	free(job);
 	if (a->stopping)
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 	else
 		agent_request_scan(a);
 }
@@ -495,17 +332,14 @@ static void tree_unavailable(struct agent *a, const struct scan_job *job)
 	if (a->opt.once) {
 		/* One pass cannot wait for the share to come back. */
 		a->once_done = true;
-		agent_begin_shutdown(a, job->snap.root_err && job->snap.root_err != -ENOENT
-					  ? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
+		agent_request_stop(a, job->snap.root_err && job->snap.root_err != -ENOENT
+					? AGENT_ONCE_UNREADABLE : AGENT_ONCE_UNAVAILABLE);
 		return;
 	}
 	a->scans++;
-	log_debug("scan %lu done: site tree unavailable", a->scans);
 	uv_timer_stop(&a->decide_timer);
-	if (!a->ready_sent) {
-		notify_ready("blocked: the site tree is unavailable");
-		a->ready_sent = true;
-	}
+	agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_TREE_UNAVAILABLE,
+		   .scan = a->scans });
 }
 
 /* Once per site root: does it look like Kudu's tree on the share? Said as
@@ -578,9 +412,8 @@ static void scan_after(uv_work_t *req, int status)
 		log_error("scan of %s failed: %s", job->root, strerror(-job->err));
 	if (read && !a->stopping && job->generation == a->generation)
 		judge_scan(a, job);
-	if (read)
-		agent_metrics_scanned(a, job->snap.scanned_ns);
-	agent_metrics_update(a);
+	agent_emit(&a->events, &(struct agent_event){ .type = AGENT_EV_SCANNED, .read = read,
+		   .scanned_ns = job->snap.scanned_ns });
 	if (read && job->generation == a->generation)
 		keep_snapshot(a, job);
 	site_snapshot_free(&job->snap);
@@ -588,7 +421,7 @@ static void scan_after(uv_work_t *req, int status)
 	incident_notes_free(&job->notes);
 	free(job);
 	if (a->stopping) {
-		agent_begin_shutdown(a, a->exit_code);
+		agent_request_stop(a, a->exit_code);
 		return;
 	}
 	if (a->scan_again) {

@@ -15,6 +15,7 @@
 #include "archdir.h"
 #include "archive.h"
 #include "clock.h"
+#include "hash.h"
 #include "isotime.h"
 #include "json.h"
 #include "kudu.h"
@@ -23,14 +24,6 @@
 /* How many times claim.inherit reads the list again after a name it
  * listed was pruned under it (each time an owner above wrote first). */
 #define INHERIT_TRIES 8
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ULL;
-	return h;
-}
 
 /* A path of ours: printable ASCII, no spaces. */
 static bool is_token(const char *s, size_t n)
@@ -339,7 +332,7 @@ static int read_claim(int dir_fd, uint64_t n, struct claim *c, uint64_t *hash, i
 	if (got < 0)
 		return (int)got;
 	if (hash)
-		*hash = fnv(fnv(0xcbf29ce484222325ULL, &n, sizeof(n)), buf, (size_t)got);
+		*hash = hash_fnv1a(hash_fnv1a(HASH_FNV1A_INIT, &n, sizeof(n)), buf, (size_t)got);
 	int r = claim_parse(buf, (size_t)got, c);
 	/* A claim that says another number than its name's is not believed. */
 	return r == 0 && c->n != n ? -EINVAL : r;
@@ -414,9 +407,9 @@ void claim_look(int dir_fd, uint64_t hint, struct claim_view *v)
 	if (v->err < 0 && v->err != -ENOENT) {
 		/* The content is not ours: compared by the name's number and
 		 * its time, so that the same bad file is the same. */
-		v->hash = fnv(fnv(0xcbf29ce484222325ULL, &top, sizeof(top)), &v->mtime_ns,
-			      sizeof(v->mtime_ns));
-		v->hash = fnv(v->hash, &v->err, sizeof(v->err));
+		v->hash = hash_fnv1a(hash_fnv1a(HASH_FNV1A_INIT, &top, sizeof(top)), &v->mtime_ns,
+				     sizeof(v->mtime_ns));
+		v->hash = hash_fnv1a(v->hash, &v->err, sizeof(v->err));
 	}
 }
 

@@ -4,8 +4,9 @@
  * LOCKWARDEN_ name that is neither a key nor one the pieces around the agent
  * read is a warning. Both name the nearest known variable ("did you
  * mean"). */
-#include "config.h"
-#include "config_internal.h"
+#include "config_env.h"
+#include "config_table.h"
+#include "config_value.h"
 
 #include <errno.h>
 #include <stdint.h>

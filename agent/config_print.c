@@ -3,7 +3,7 @@
  * and the man page come from it), and the warnings about values that are
  * valid but risky. */
 #include "config.h"
-#include "config_internal.h"
+#include "config_table.h"
 
 #include <stdio.h>
 #include <string.h>

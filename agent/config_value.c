@@ -1,14 +1,18 @@
 /* config_value.c - the syntax of durations and booleans, wherever a value
  * comes from (the file, the environment, the command line), and durations
  * shown back the way they are written. */
-#include "config.h"
-#include "config_internal.h"
+#include "config_value.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+bool config_is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 static bool is_digit(char c)
 {

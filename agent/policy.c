@@ -2,7 +2,7 @@
  * one line, and say when time alone could change them. The plan is in
  * policy_plan.c, the history of scans in policy_history.c. Pure: no clock,
  * no file, no environment; see policy.h for the rule. */
-#include "policy_internal.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,65 +14,7 @@
 #include "fmt.h"
 #include "log.h"
 
-/* ---- words ----------------------------------------------------------------- */
-
-const char *policy_verdict_name(enum policy_verdict v)
-{
-	switch (v) {
-	case POLICY_LIVE: return "live";
-	case POLICY_STUCK: return "stuck";
-	case POLICY_LEFTOVER: return "leftover";
-	case POLICY_KEPT: return "kept";
-	case POLICY_FOREIGN: return "not Kudu's";
-	case POLICY_CLEARED: return "cleared";
-	}
-	return "?";
-}
-
-const char *policy_step_name(enum policy_step s)
-{
-	switch (s) {
-	case POLICY_STEP_NONE: return "none";
-	case POLICY_STEP_CLEAR: return "clear";
-	case POLICY_STEP_FULL_CLEAR: return "full-clear";
-	}
-	return "?";
-}
-
-const char *policy_step_hook_name(enum policy_step s)
-{
-	return s == POLICY_STEP_FULL_CLEAR ? "full-clear" : "clear";
-}
-
 /* ---- step 1: assess -------------------------------------------------------- */
-
-/* By mtime: what Kudu wrote. ctime also moves when anyone changes an
- * inode's owner or mode (a chmod -R over /home/site), which says nothing
- * about which deployment ran last. Whether the tree is idle still counts
- * ctime (policy_newest_activity_ns). */
-static void later_of(int64_t *latest, const struct site_stat *st)
-{
-	if (st->present && st->mtime_ns > *latest)
-		*latest = st->mtime_ns;
-}
-
-int64_t policy_record_activity_ns(const struct site_entry *e)
-{
-	int64_t latest = INT64_MIN;
-	int64_t received = e->status.received_ns != KUDU_TIME_NONE ? e->status.received_ns
-									  : e->status.start_ns;
-
-	later_of(&latest, &e->status_st);
-	later_of(&latest, &e->log_st);
-	/* receivedTime is the writing Kudu instance's clock, written into
-	 * status.xml: a record cannot have been received after that file was
-	 * written, so a later receivedTime (a clock ahead) is not believed. */
-	if (received != KUDU_TIME_NONE && e->status_st.present && received > e->status_st.mtime_ns)
-		received = e->status_st.mtime_ns;
-	if (received != KUDU_TIME_NONE && received > latest)
-		latest = received;
-	return latest;
-}
 
 /* When the record says it was received (else started). */
 static int64_t record_received(const struct site_entry *e)
@@ -154,7 +96,7 @@ static bool snapshot_blocked(const struct site_snapshot *snap)
 
 /* Shown, never acted on: lockExpiry has passed by this host's clock. A
  * missing, null or unreadable lockExpiry is unknown, not expired. */
-static bool lock_expired(const struct policy_assessment *a, int64_t now_wall_ns)
+static bool lock_has_expired(const struct policy_assessment *a, int64_t now_wall_ns)
 {
 	const struct site_entry *lf;
 
@@ -194,7 +136,7 @@ static void assess(struct policy_assessment *a, const struct site_snapshot *snap
 	a->newest = find_newest_record(snap);
 	a->newest_running = a->newest != NO_INDEX && !policy_record_finished(&snap->entries[a->newest]);
 	a->claims = (a->lock_folder != NO_INDEX || a->newest_running) && !a->blocked;
-	a->lock_expired = lock_expired(a, now_wall_ns);
+	a->lock_expired = lock_has_expired(a, now_wall_ns);
 	/* The file times' age is for a person to read; a future one shows as 0. */
 	a->activity_age_ms = -1;
 	if (newest_ns != INT64_MIN)

@@ -38,8 +38,9 @@
  *
  * policy_decide works in four steps, each its own function: assess (the
  * facts: what claims to run, how long it was watched unchanged), plan (a
- * verdict per entry and the removals in order), explain (the one-line
- * reason) and next check (when time alone could change it).
+ * verdict per entry and the removals in order: policy_plan.h), explain
+ * (the one-line reason) and next check (when time alone could change it).
+ * What counts as activity, and the history of scans: policy_history.h.
  */
 #ifndef LOCKWARDEN_POLICY_H
 #define LOCKWARDEN_POLICY_H
@@ -48,6 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy_history.h"
+#include "policy_plan.h"
 #include "site.h"
 
 struct policy_params {
@@ -65,93 +68,6 @@ struct policy_params {
 	int64_t previous_clear_ns;
 	uint64_t escalate_within_ms;
 	bool allow_full_clear;
-};
-
-/* What the agent has observed scan after scan, carried by its owner. (Not
- * "watch": that word is for inotify, watch.c.) Zeroed: nothing observed. */
-struct policy_history {
-	bool started;             /* at least one scan was observed */
-	uint64_t start_ms;        /* monotonic time of the first observed scan */
-	bool seen_change;         /* a change was seen since start */
-	uint64_t last_change_ms;  /* monotonic time of the scan that saw the last change */
-	uint64_t fingerprint;     /* of the last observed snapshot */
-};
-
-/* A hash of everything whose change counts as activity: the identity of
- * the site root, locks/ and deployments/; the name and lstat (type, inode,
- * mtime, ctime, size) of every entry of locks/ and deployments/ but lockwarden's
- * own trash; info.lock; and status.xml and log.log of every record that is
- * not finished. */
-uint64_t policy_fingerprint(const struct site_snapshot *snap);
-
-/* Folds one scan, finished at monotonic now_ms, into h. The first scan
- * starts the watch and is not a change. Returns true when it saw a change:
- * a fingerprint unlike the last one, or a file time in the future of the
- * scan's wall time (snap->scanned_ns). The change is dated at now_ms, never
- * earlier: a file time may say when something was written, but a clock
- * that is off would then date it back and make the agent act sooner. */
-bool policy_observe(struct policy_history *h, const struct site_snapshot *snap,
-		    uint64_t now_ms);
-
-enum policy_verdict {
-	POLICY_LIVE,      /* part of a deployment that is running or may be */
-	POLICY_STUCK,     /* part of a stuck deployment */
-	POLICY_LEFTOVER,  /* a harmless leftover of a finished operation */
-	POLICY_KEPT,      /* Kudu's, never removed (history, active, tools, ...) */
-	POLICY_FOREIGN,   /* not Kudu's, or not of the shape Kudu makes */
-	POLICY_CLEARED,   /* Kudu's deployment state, removed by the full clear only */
-};
-const char *policy_verdict_name(enum policy_verdict v); /* "live", ..., "not Kudu's" */
-
-/* Which step of the manual procedure a cleanup takes. */
-enum policy_step {
-	POLICY_STEP_NONE,       /* nothing of Kudu's is removed */
-	POLICY_STEP_CLEAR,      /* the usual step: locks, pending, temp-* */
-	POLICY_STEP_FULL_CLEAR, /* the last step: deployments/ but tools/ and settings.xml */
-};
-/* "none", "clear", "full-clear": the archive note's words. */
-const char *policy_step_name(enum policy_step s);
-/* The hook's LOCKWARDEN_STEP: "full-clear" for the last step, "clear"
- * otherwise. */
-const char *policy_step_hook_name(enum policy_step s);
-
-struct policy_entry {
-	enum policy_verdict verdict;
-	bool remove;              /* removed by the cleanup this decision calls for */
-	char reason[192];
-};
-
-struct policy_decision {
-	bool blocked;             /* the site root is unusable: nothing may be removed */
-	bool claims_running;
-	/* The lock folder's lockExpiry has passed by this host's clock: shown,
-	 * never acted on. A missing, null or unreadable lockExpiry is unknown,
-	 * not expired. */
-	bool lock_expired;
-	bool stuck;               /* claims to run, watched unchanged for stuck_after */
-	bool act;                 /* remove the entries marked remove, now */
-	/* A stuck deployment found again within escalate_within of the
-	 * previous cleanup (policy_params); the cleanup takes the last step
-	 * only with allow_full_clear. */
-	bool recurred;
-	enum policy_step step;    /* what the removals amount to */
-	int64_t since_clear_ms;   /* age of the previous cleanup when recurred, else -1 */
-	/* The newest file time's age by this host's clock, for a person to
-	 * read (report); never evidence. -1 when nothing tells. */
-	int64_t activity_age_ms;
-	uint64_t quiet_ms;        /* watched without a change (0 before the first scan) */
-	/* How long until the decision could change with nothing new on disk:
-	 * the agent re-scans then. UINT64_MAX: not by time alone. */
-	uint64_t next_check_ms;
-	/* The record that claims to run, else the unfinished record the
-	 * cleanup removes (the newest by activity), "" when none. */
-	char deployment_id[KUDU_TEXT_MAX];
-	char reason[320];         /* one line, also the hook's LOCKWARDEN_REASON */
-
-	struct policy_entry *entries;   /* one per snapshot entry, same order */
-	size_t n_entries;
-	size_t *removals;         /* indexes into entries, in removal order */
-	size_t n_removals;
 };
 
 /* Decides on snap. history may be NULL (report: nothing observed, so never

@@ -1,7 +1,7 @@
-/* policy_history.c - what counts as activity in a snapshot (the
+/* policy_history.c - what counts as activity in a snapshot and a record (the
  * fingerprint, the newest file time) and the history of observed scans
  * (policy_observe): when this agent last saw a change. Pure; see policy.h. */
-#include "policy_internal.h"
+#include "policy_history.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -117,6 +117,34 @@ int64_t policy_newest_activity_ns(const struct site_snapshot *snap)
 		}
 	}
 	return newest;
+}
+
+/* By mtime: what Kudu wrote. ctime also moves when anyone changes an
+ * inode's owner or mode (a chmod -R over /home/site), which says nothing
+ * about which deployment ran last. Whether the tree is idle still counts
+ * ctime (policy_newest_activity_ns). */
+static void later_of(int64_t *latest, const struct site_stat *st)
+{
+	if (st->present && st->mtime_ns > *latest)
+		*latest = st->mtime_ns;
+}
+
+int64_t policy_record_activity_ns(const struct site_entry *e)
+{
+	int64_t latest = INT64_MIN;
+	int64_t received = e->status.received_ns != KUDU_TIME_NONE ? e->status.received_ns
+									  : e->status.start_ns;
+
+	later_of(&latest, &e->status_st);
+	later_of(&latest, &e->log_st);
+	/* receivedTime is the writing Kudu instance's clock, written into
+	 * status.xml: a record cannot have been received after that file was
+	 * written, so a later receivedTime (a clock ahead) is not believed. */
+	if (received != KUDU_TIME_NONE && e->status_st.present && received > e->status_st.mtime_ns)
+		received = e->status_st.mtime_ns;
+	if (received != KUDU_TIME_NONE && received > latest)
+		latest = received;
+	return latest;
 }
 
 /* ---- the history of observed scans --------------------------------------- */

@@ -1,7 +1,8 @@
 /* policy_plan.c - step 2 of a decision: a verdict and a reason for each
  * entry, and what a cleanup removes, in the manual procedure's order. Pure;
  * see policy.h. */
-#include "policy_internal.h"
+#include "policy_plan.h"
+#include "policy_history.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,36 @@
 
 #include "fmt.h"
 #include "log.h"
+
+/* ---- words ----------------------------------------------------------------- */
+
+const char *policy_verdict_name(enum policy_verdict v)
+{
+	switch (v) {
+	case POLICY_LIVE: return "live";
+	case POLICY_STUCK: return "stuck";
+	case POLICY_LEFTOVER: return "leftover";
+	case POLICY_KEPT: return "kept";
+	case POLICY_FOREIGN: return "not Kudu's";
+	case POLICY_CLEARED: return "cleared";
+	}
+	return "?";
+}
+
+const char *policy_step_name(enum policy_step s)
+{
+	switch (s) {
+	case POLICY_STEP_NONE: return "none";
+	case POLICY_STEP_CLEAR: return "clear";
+	case POLICY_STEP_FULL_CLEAR: return "full-clear";
+	}
+	return "?";
+}
+
+const char *policy_step_hook_name(enum policy_step s)
+{
+	return s == POLICY_STEP_FULL_CLEAR ? "full-clear" : "clear";
+}
 
 /* ---- step 2: plan (a verdict for each entry, the removals in order) -------- */
 

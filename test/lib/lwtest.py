@@ -34,7 +34,7 @@ BIN = os.environ.get("LOCKWARDEN_BIN", "")
 EX_OK = 0
 EX_FAILURE = 1
 EX_STUCK = 2
-# --once outcomes (agent.h, README "Exit codes").
+# --once outcomes (agent_options.h, README "Exit codes").
 ONCE_NOTHING_STUCK = 0
 ONCE_STUCK_DRY_RUN = 2
 ONCE_CLEARED = 3

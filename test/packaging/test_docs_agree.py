@@ -3,7 +3,7 @@ pages must say the same thing where a user relies on it.
 
   - the removal order: locks/status.lock, locks/deployments.lock,
     deployments/pending, deployments/temp-*, and locks/deployment last;
-  - the `run --once` exit codes: every value of agent/agent.h's
+  - the `run --once` exit codes: every value of agent/agent_options.h's
     enum agent_once_exit, in --help, lockwarden(8) and docs/usage.md;
   - every configuration key and its default, from agent/config.def, in
     docs/configuration.md and lockwarden.ini(5);
@@ -30,7 +30,7 @@ REMOVAL_ORDER = ["locks/status.lock", "locks/deployments.lock", "deployments/pen
 
 
 def once_exit_codes():
-    text = (REPO / "agent" / "agent.h").read_text()
+    text = (REPO / "agent" / "agent_options.h").read_text()
     enum = re.search(r"enum agent_once_exit \{(.*?)\};", text, re.S).group(1)
     return sorted(int(v) for v in re.findall(r"=\s*(\d+)", enum))
 

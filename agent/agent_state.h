@@ -1,10 +1,17 @@
-/* agent_internal.h - the daemon's state, shared by its three files:
- * agent.c (lifecycle: start, signals, reload, shutdown, pruning), agent_scan.c
- * (scans and the decision after each) and agent_cleanup.c (what a decision
- * starts: the cleanup, the dry run, the hook, --once's outcome). Not for
- * other modules. */
-#ifndef LOCKWARDEN_AGENT_INTERNAL_H
-#define LOCKWARDEN_AGENT_INTERNAL_H
+/* agent_state.h - the daemon's state, one struct agent shared by the
+ * daemon's files, and the few things every one of them may ask of the top
+ * (agent.c) without calling up: the loop's clock, a stop, a scan. Not for
+ * other modules.
+ *
+ * The daemon's files, top down (each calls only those below it):
+ *   agent.c          set-up, the loop, signals, reload, shutdown, pruning
+ *   agent_scan.c     scans off the loop, the verdict after each
+ *   agent_cleanup.c  what a verdict starts: the claim, the cleanup, the hook
+ *   agent_share.c    a share that does not answer
+ *   agent_observe.c, agent_metrics.c  observers of the events (event.h)
+ *   agent_state.c    this struct's requests to the top */
+#ifndef LOCKWARDEN_AGENT_STATE_H
+#define LOCKWARDEN_AGENT_STATE_H
 
 #include <limits.h>
 #include <stdatomic.h>
@@ -12,9 +19,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "agent.h"
+#include "agent_options.h"
 #include "cleanup.h"
 #include "config.h"
+#include "event.h"
 #include "hookq.h"
 #include "incident.h"
 #include "kudu.h"
@@ -76,14 +84,7 @@ struct prune_job {
 	int err;
 };
 
-struct metrics_job {
-	uv_work_t req;
-	struct agent *agent;
-	char path[PATH_MAX];
-	char text[4096];
-	size_t len;
-	int err;
-};
+struct metrics_job;
 
 struct agent {
 	uv_loop_t loop;
@@ -98,6 +99,9 @@ struct agent {
 	uv_timer_t hang_timer;    /* a scan or cleanup that does not return */
 	uv_timer_t exit_timer;    /* a stop that a blocked worker holds up */
 	uv_signal_t sigterm, sigint, sighup;
+	uv_async_t wake;          /* a request to the top: a stop, a scan (agent_state.c) */
+	bool scan_wanted;         /* a scan was asked for from below (agent_request_rescan) */
+	struct agent_events events; /* the observers of the decision path (event.h) */
 	struct watch_set watches;
 	struct hookq hooks;       /* when the hook runs */
 	struct incident inc;      /* the claim shared with the other instances */
@@ -128,6 +132,7 @@ struct agent {
 	enum silence_basis auto_basis;
 	bool ready_sent;
 	bool was_blocked;
+	bool stuck;               /* the last decision found the site stuck */
 	bool site_kind_checked;   /* the root was checked to be Kudu's tree (sitekind.h) */
 	struct tree_identity tree; /* to notice the share vanishing or being replaced */
 	char last_status[400];
@@ -168,73 +173,22 @@ struct agent {
 	char metrics_incident[64]; /* the last incident counted */
 
 	bool once_done;           /* --once: the final decision has been made */
-	bool stopping;
+	bool stopping;            /* a stop was asked for: nothing new starts */
+	bool stop_begun;          /* ... and agent.c has begun it */
 	int exit_code;
 };
 
-static inline uint64_t agent_mono_now_ms(struct agent *a)
-{
-	uv_update_time(&a->loop);
-	return uv_now(&a->loop);
-}
+/* The loop's monotonic clock, brought up to date. */
+uint64_t agent_mono_now_ms(struct agent *a);
 
-/* agent_scan.c */
-void agent_request_scan(struct agent *a);
-void agent_forget_last_snapshot(struct agent *a);
-void agent_on_watch_event(struct watch_set *set);
-void agent_on_rescan_timer(uv_timer_t *t);
-/* Called whenever a job on the share (scan, cleanup, trash sweep, claim,
- * archive pruning) starts or returns: says once that the share is not
- * answering, and once that it answers again. */
-void agent_check_share(struct agent *a);
-/* The same, after a scan returned: answered when it read the site root (a
- * real reply from the share); only that ends an outage said before. */
-void agent_check_share_reply(struct agent *a, bool answered);
-/* Sets a->stuck_after_ms from the configuration and, for auto, the history;
- * logs auto's value and why at start and whenever it changes. */
-void agent_update_stuck_after(struct agent *a);
+/* Asks the top to stop with exit_code (the first request's code stays):
+ * every part sees a->stopping at once, and agent.c carries the stop out on
+ * the loop's next turn. Also called when a job returns while stopping, so
+ * that the stop can finish once nothing is in flight. */
+void agent_request_stop(struct agent *a, int exit_code);
 
-/* agent_cleanup.c */
-/* The decision's removals: Kudu's leftovers need the incident's claim; our
- * own trash is swept only while no other instance is at work. */
-/* Starts the sweep of committed trash the snapshot shows, when it may run. */
-void agent_sweep(struct agent *a, const struct site_snapshot *snap);
-void agent_act(struct agent *a, const struct site_snapshot *snap,
-	       const struct policy_decision *d);
-/* After each decision and hook: what the incident still needs. */
-void agent_settle(struct agent *a);
-/* The hook runs once per incident across instances ([hook] scope = site). */
-bool agent_site_scope(const struct agent *a);
-/* An incident cleared on the share (by any instance, this one too). */
-void agent_on_incident_cleared(struct incident *inc, const struct incident_note *note);
-/* Before the hook starts (hookq): a site-scope start is written into the claim. */
-int agent_on_hook_starting(struct hookq *q);
-/* A claim operation was queued on, and returned from, a worker thread
- * (incident.h): each is timed like any other job on the share. */
-void agent_on_incident_queued(struct incident *inc);
-void agent_on_incident_done(struct incident *inc, enum incident_op op, int result);
-void agent_log_dry_run(struct agent *a, const struct site_snapshot *snap,
-		       const struct policy_decision *d);
-void agent_hook_done(struct hookq *q, bool failed);
-
-/* agent_metrics.c */
-void agent_metrics_init(struct agent *a);
-/* After a reload: the minute's timer runs only while a file is set. */
-void agent_metrics_reloaded(struct agent *a);
-/* Something the file shows may have changed: written now if it did. */
-void agent_metrics_update(struct agent *a);
-/* A stuck deployment found; incident "" (a dry run) counts every time. */
-void agent_metrics_incident(struct agent *a, const char *incident);
-void agent_metrics_cleanup(struct agent *a, const struct cleanup_outcome *out);
-void agent_metrics_scanned(struct agent *a, int64_t scanned_ns);
-/* Stopping: one last write if anything changed; true while a write is in flight. */
-bool agent_metrics_busy(struct agent *a);
-void agent_metrics_stop(struct agent *a);
-void agent_metrics_close(struct agent *a);
-
-/* agent.c */
-/* Stops everything; the loop ends when the last handle is closed. Called
- * again from the reap/scan/hook callbacks until nothing is in flight. */
-void agent_begin_shutdown(struct agent *a, int exit_code);
+/* Asks the top for a scan on the loop's next turn: what a cleanup, a hook or
+ * a claim's answer changed is judged afresh. */
+void agent_request_rescan(struct agent *a);
 
 #endif

@@ -245,8 +245,6 @@ struct incident_notes {
 	struct incident_note *v;  /* sorted by session name */
 	size_t n;
 	bool read;                /* the archive could be listed */
-	size_t listed;            /* session names the listing held (n is at most
-				   * INCIDENT_NOTES_MAX of them) */
 	/* The archive folder when it was listed: an unchanged folder is not
 	 * listed again (as scan.h does for locks/ and deployments/). */
 	struct site_stat dir_st;

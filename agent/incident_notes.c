@@ -166,7 +166,6 @@ static int list_sessions(int dfd, struct incident_notes *out)
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		if (!is_session_name(de->d_name))
 			continue;
-		out->listed++;
 		if (floor && strcmp(de->d_name, names[0]) < 0)
 			continue;
 		if (n == cap) {
@@ -208,7 +207,6 @@ static int keep_sessions(const struct incident_notes *prev, struct incident_note
 	for (size_t i = 0; i < prev->n; i++)
 		memcpy(out->v[i].session, prev->v[i].session, sizeof(out->v[i].session));
 	out->n = prev->n;
-	out->listed = prev->listed;
 	return 0;
 }
 

@@ -236,8 +236,8 @@ int main(int argc, char **argv)
 	 * own mappings, given back when freed. glibc's default threshold
 	 * rises to the size of the first one freed, after which each lands in
 	 * a worker thread's heap, and the peak memory becomes the sum of every
-	 * size an array grew through. Below it (the archive's notes, 300 KiB,
-	 * made again every scan) the heap reuses the same room. */
+	 * size an array grew through. Below it (the archive's notes, made
+	 * again every scan) the heap reuses the same room. */
 	if (mallopt(M_MMAP_THRESHOLD, MAIN_MMAP_THRESHOLD_BYTES) != 1)
 		fprintf(stderr, "lockwarden: warning: mallopt(M_MMAP_THRESHOLD) failed\n");
 

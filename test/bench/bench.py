@@ -788,7 +788,7 @@ def metadata_per_scan(bench, binary, name, site, window_s, stuck_after="1h"):
     try:
         agent.wait_ready()
         # auto reads the history first, in back-to-back scans.
-        if stuck_after == "auto" and not agent.wait_log("stuck_after auto: 5m (the floor", 20):
+        if stuck_after == "auto" and not agent.wait_log("(the floor: ", 20):
             raise RuntimeError("the history was not read\n" + agent.log_tail())
         # Let the listings settle (scan.h): the steady state is measured.
         settled = scans_logged(agent) + 4

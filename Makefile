@@ -3,7 +3,9 @@
 #   make          build build/lockwarden
 #   make check    build and run every test (unit, end to end, robustness,
 #                 attacks, packaging, deploys against a Kudu stand-in, fuzz
-#                 corpus, and again under sanitizers)
+#                 corpus, and again under sanitizers), overlapped, with a
+#                 table of each part's time at the end (test/run-check.sh)
+#   make check-fast  the unit tests and a smoke run of the end-to-end suite
 #   make demo     a first run on a throwaway site tree
 #   make bench    print reaction time, memory and idle CPU figures
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS=30 each)
@@ -72,7 +74,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/%,$(UNIT_SRC))
 DEPS_STAMP := build/.deps-build
 
-.PHONY: model static kudu-check fuzz-regress deps-fuzz sample all check unit e2e robust packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
+.PHONY: model static kudu-check fuzz-regress deps-fuzz sample all check check-fast check-build unit e2e robust robust-parallel robust-serial share-check share-parallel share-serial packaging-check san-check demo bench install uninstall clean deps-check deps-build fuzz
 
 all: $(BUILD)/lockwarden
 
@@ -159,9 +161,10 @@ $(BUILD)/test_%: test/unit/test_%.c
 unit: deps-check $(UNIT_BIN)
 	@sh test/run-unit.sh $(BUILD) $(UNIT_BIN)
 
-# The tests mostly wait for the agent, so they run four at a time (xdist):
-# each has its own site tree, agent and sockets.
-E2E_JOBS ?= 4
+# The tests mostly wait for the agent (the whole suite uses a fraction of one
+# core), so they run eight at a time (xdist): each has its own site tree,
+# agent and sockets.
+E2E_JOBS ?= 8
 e2e: deps-check $(BUILD)/lockwarden
 	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
 		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider -n $(E2E_JOBS) .
@@ -170,19 +173,44 @@ e2e: deps-check $(BUILD)/lockwarden
 model:
 	cd test/model && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -rs -s -p no:cacheprovider -n 2 .
 
-# The daemon under faults (issue 3), under attack (issue 4), and on the two
-# kinds of share (test/share: bindfs, and Samba through smbnetfs): the normal
-# build only, since several tests measure or limit resources.
-robust: deps-check $(BUILD)/lockwarden
-	cd test && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
-		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider robust attack
-	cd test/share && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
-		/usr/bin/python3 -m pytest -q -rsx -p no:cacheprovider -n 2 .
+# The daemon under faults (issue 3) and under attack (issue 4), on the
+# normal build only, since several tests measure or limit resources. Those
+# (marked serial, test/pytest.ini) run one at a time after the others, which
+# run ROBUST_JOBS at a time: they mostly wait for the agent, each with its
+# own site tree, mounts and sockets.
+ROBUST_JOBS ?= 12
+ROBUST_PYTEST = cd test && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+	/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider
+# The serial ones after the others, even under make -j.
+robust: robust-parallel
+	@$(MAKE) --no-print-directory robust-serial
+robust-parallel: deps-check $(BUILD)/lockwarden
+	$(ROBUST_PYTEST) -n $(ROBUST_JOBS) -m "not serial" robust attack
+robust-serial: deps-check $(BUILD)/lockwarden
+	$(ROBUST_PYTEST) -m serial robust attack
 
-# Packaging, hooks, man pages, the unit file and the container entrypoint.
-packaging-check: deps-check $(BUILD)/lockwarden
+# The two kinds of share (test/share: bindfs, and Samba through smbnetfs),
+# two at a time: each test has its own smbd on a free port, its own mounts.
+# The ones marked serial (they rest on the SMB client's own timeouts) then
+# one at a time.
+SHARE_JOBS ?= 2
+SHARE_PYTEST = cd test/share && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+	/usr/bin/python3 -m pytest -q -rsx -p no:cacheprovider
+share-check: share-parallel
+	@$(MAKE) --no-print-directory share-serial
+share-parallel: deps-check $(BUILD)/lockwarden
+	$(SHARE_PYTEST) -n $(SHARE_JOBS) -m "not serial" .
+share-serial: deps-check $(BUILD)/lockwarden
+	$(SHARE_PYTEST) -m serial .
+
+# Packaging, hooks, man pages, the unit file and the container entrypoint,
+# four files at a time (--dist loadfile: the tests of one file share what
+# they build, `make install` into build/install or the unit file). What the
+# tests would make is made first, so that no two of them run the same make.
+PACKAGING_JOBS ?= 4
+packaging-check: deps-check $(BUILD)/lockwarden static man deb
 	cd test/packaging && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
-		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider .
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider -n $(PACKAGING_JOBS) --dist loadfile .
 
 # Deploys against a Kudu stand-in (test/kudu): the 409s stop after a dead
 # deployment, with the real agent and the real restart-site hook.
@@ -194,9 +222,16 @@ kudu-check: deps-check $(BUILD)/lockwarden
 san-check:
 	$(MAKE) SAN=1 unit e2e
 
+# Every suite; test/run-check.sh says how they overlap, logs each part in
+# build/check/ and prints each part's time at the end.
 check: deps-check
-	$(MAKE) unit model e2e robust packaging-check kudu-check fuzz-regress
-	$(MAKE) san-check
+	@MAKE="$(MAKE)" bash test/run-check.sh
+
+# The inner loop (under 2 minutes): the unit tests, then the end-to-end
+# tests marked smoke (the agent's main path once).
+check-fast: deps-check unit $(BUILD)/lockwarden
+	cd test/e2e && PYTHONDONTWRITEBYTECODE=1 LOCKWARDEN_BIN=$(CURDIR)/$(BUILD)/lockwarden \
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider -n $(E2E_JOBS) -m smoke .
 
 demo:
 	@sh packaging/ensure-deps.sh demo
@@ -249,6 +284,13 @@ fuzz-regress: deps-fuzz $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 			|| { tail -40 build/fuzz/regress-$$t.log; exit 1; }; \
 		echo "fuzz corpus $$t: $$(ls test/fuzz/corpus/$$t | wc -l) inputs, no crash"; \
 	done
+
+# What make check compiles before any suite starts (test/run-check.sh runs
+# it for both builds at once):
+# each build's binary and unit tests; the normal build also makes what
+# packaging-check would (static, man pages, the .deb); the sanitizer build
+# also the fuzz targets.
+check-build: $(BUILD)/lockwarden $(UNIT_BIN) $(if $(filter 1,$(SAN)),$(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS)),static man deb)
 
 # An existing configuration is never overwritten: the new sample goes
 # beside it as lockwarden.ini.sample. The sample and the hooks name the

@@ -123,6 +123,8 @@ def outcome(log, name):
     return "not judged"
 
 
+# Thousands of swaps: most of a minute.
+@pytest.mark.long
 def test_swap_with_symlink_race_for_thousands_of_swaps(site, outside, tmp_path, pause_shim):
     """At least 3,000 successful swaps over at least 40 incidents (each lasts
     at least quiet_period, 1 s at the least, so the racer swaps all along), each

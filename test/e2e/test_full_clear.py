@@ -140,6 +140,8 @@ def test_a_recurring_incident_escalates_only_with_allow_full_clear(site, agents,
             agent.tail()
 
 
+# A stuck site cleared and the hook run once: make check-fast's smoke run.
+@pytest.mark.smoke
 def test_an_incident_that_does_not_recur_takes_the_usual_step(site, agents, tmp_path, hook):
     """allow_full_clear alone never clears history: a first incident (no
     earlier cleanup in the archive) takes the usual step."""

@@ -10,8 +10,13 @@ loads, is said to have no effect, and changes nothing."""
 import threading
 import time
 
+import pytest
+
 from conftest import (TEMP_STUCK, append_log, build_finished_site, make_file_lock, make_lock,
                       make_record, start_agent, wait_for, write_config)
+
+# The rule itself, both ways: part of make check-fast's smoke run.
+pytestmark = pytest.mark.smoke
 
 STUCK_AFTER_S = 3.0
 QUIET_PERIOD_IGNORED = r"quiet_period no longer has any effect: nothing is removed before " \

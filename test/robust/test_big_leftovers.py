@@ -19,10 +19,15 @@ background sweep then empties that trash."""
 import re
 import time
 
+import pytest
+
 from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, Pause, build_stuck_site,
                       gone, trash_of, tree_state, wait_for, write_config)
 from faults_util import (StopFirst, bindfs, count_entries, fill_folder,  # noqa: F401 (fixtures)
                          make_second_incident, tmpfs)
+
+# Bounds the gap between watchdog pings: one at a time.
+pytestmark = pytest.mark.serial
 
 # The issue names 100,000 files; half as many again keeps the sweep (4 to 12 s
 # for 100,000 here, by load) longer than the second incident takes (2.5 s).

@@ -91,6 +91,8 @@ def measure_clearing(site, agent, last_write, what):
     assert agent.wait_removed(STUCK_PATHS) == STUCK_PATHS
 
 
+# Bounds how late the clearing comes (measure_clearing): one at a time.
+@pytest.mark.serial
 @pytest.mark.parametrize("skew_s", [3 * HOUR_S, -10 * DAY_S], ids=["3h-ahead", "10d-behind"])
 def test_skewed_mtimes_live_deployment_kept_then_cleared_by_the_agents_watch(
         site, agents, tmp_path, skew_s):
@@ -138,6 +140,8 @@ def libfaketime_path():
     return found[0] if found else None
 
 
+# Bounds how late the clearing comes (measure_clearing): one at a time.
+@pytest.mark.serial
 def test_wall_clock_jumping_hours_ahead_keeps_a_live_deployment(site, agents, tmp_path):
     """libfaketime moves the agent's wall clock (CLOCK_REALTIME) 3 h ahead in
     the middle of the run; the monotonic clock and file times stay true. The

@@ -13,9 +13,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import (HOUR_S, TEMP_STUCK, age_tree, build_finished_site, gone, make_file_lock,
                       make_lock, make_pending, make_record, start_agent, wait_for, write_config)
 from robust_util import STUCK_PATHS, add_stuck_deployment, cpu_ns, present, unwatched
+
+# Measures the agent's CPU against the writer's: one at a time.
+pytestmark = pytest.mark.serial
 
 # The writer: `rounds` times, create n_dep files in deployments/ and n_rec in
 # the record folder, append n_lines lines to the record's log.log, then delete

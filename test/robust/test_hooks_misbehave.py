@@ -125,6 +125,8 @@ MISBEHAVIOURS = [
 ]
 
 
+# Measures the agent's peak RSS: one at a time.
+@pytest.mark.serial
 @pytest.mark.parametrize("command,logged", [m[1:] for m in MISBEHAVIOURS],
                          ids=[m[0] for m in MISBEHAVIOURS])
 def test_misbehaving_hook_is_logged_and_the_agent_goes_on(
@@ -160,6 +162,8 @@ def test_misbehaving_hook_is_logged_and_the_agent_goes_on(
         assert agent.count(r"hook output: \(\d+ earlier lines not shown\)") == 2
 
 
+# Bounds how long SIGTERM takes (2 s): one at a time.
+@pytest.mark.serial
 def test_sigterm_stops_a_running_hook_group_and_exits_0_within_2s(
         site, agents, tmp_path, hook_runs):
     build_stuck_site(site)

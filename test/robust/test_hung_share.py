@@ -139,6 +139,8 @@ def test_a_hung_share_is_said_once_in_the_log_and_status_and_the_agent_resumes(
     assert agent.removed() == []
 
 
+# Bounds how long SIGTERM takes (2 s): one at a time.
+@pytest.mark.serial
 def test_sigterm_exits_within_2s_while_a_worker_is_blocked_on_the_share(
         share, agents, tmp_path):
     build_finished_site(share.backing)
@@ -296,6 +298,8 @@ def test_a_claim_that_hangs_is_said_and_the_incident_is_cleared_once_after(
     assert agent.count(ANSWERS_AGAIN) == 1, agent.tail()
 
 
+# Bounds how long SIGTERM takes (2 s): one at a time.
+@pytest.mark.serial
 def test_a_renewal_that_hangs_is_said_sigterm_still_exits_and_the_incident_ends_once(
         share, agents, tmp_path, hook):
     """The owner holds the claim while its site-scope hook runs, renewing it

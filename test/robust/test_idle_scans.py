@@ -78,6 +78,8 @@ def build(root):
 # auto reads every finished record's log.log once (agent/silence_read.h): the
 # same writes must be seen as with a fixed stuck_after. (A floor of 25m makes
 # auto as long as the fixed value's purpose here needs.)
+# The whole table of Kudu writes: half a minute.
+@pytest.mark.long
 @pytest.mark.parametrize("policy", [
     {"stuck_after": "1h", "quiet_period": "1h"},
     {"stuck_after": "auto", "auto_floor": "25m", "quiet_period": "1h"},

@@ -16,6 +16,8 @@ from conftest import build_stuck_site, write_config  # noqa: E402
 from robust_util import bind_mounts  # noqa: E402,F401
 
 
+# Twenty incidents in turn: over a minute.
+@pytest.mark.long
 @pytest.mark.parametrize("scope,per_incident", [("site", 1), ("instance", 3)])
 def test_twenty_incidents_three_agents_on_a_blind_share(bind_mounts, hook, agents, tmp_path,  # noqa: F811
                                                         monkeypatch, scope, per_incident):

@@ -15,6 +15,9 @@ import pytest
 from conftest import BIN, STUCK_LEFTOVERS, build_stuck_site, gone, wait_for, write_config
 from faults_util import wrapped_agents  # noqa: F401 (fixture)
 
+# Valgrind takes a core for itself: one at a time.
+pytestmark = pytest.mark.serial
+
 # valgrind runs the agent 20 to 50 times slower: deadlines to match.
 SLOW_S = 90
 

@@ -349,6 +349,9 @@ def samba_gives_up(tmp_path):
         s.stop()
 
 
+# Rests on the SMB client's timeouts (one 12 s wait, then EIO at once), which
+# a busy machine stretches: one at a time.
+@pytest.mark.serial
 def test_the_clients_eio_is_not_the_share_answering(samba_gives_up, agents, tmp_path):
     """Finding 7: "answers again" was logged when the client returned EIO
     after its own timeout, with the server still paused. It is said only
@@ -361,9 +364,11 @@ def test_the_clients_eio_is_not_the_share_answering(samba_gives_up, agents, tmp_
     try:
         agent.wait_for_log(NOT_ANSWERING, timeout=HANG_LIMIT_S + RESCAN_S + MARGIN_S)
         n = agent.scans_done()
-        # The blocked scan comes back with the client's EIO (12 s after it
-        # began), and the next ones fail at once: the server is still paused.
-        agent.wait_scan(n + 2, timeout=12 + 4 * RESCAN_S + MARGIN_S)
+        # The blocked scan comes back with the client's EIO (about 12 s after
+        # it began on a quiet machine, over 30 s under load), and the next
+        # ones fail at once: the server is still paused. The deadline only
+        # bounds a failure, so it is generous: the client's timeout is its own.
+        agent.wait_scan(n + 2, timeout=120)
         assert agent.count(r"answers again") == 0, agent.tail()
     finally:
         share.resume()

@@ -43,6 +43,7 @@
 
 #include "claim.h"
 #include "config.h"
+#include "site.h"
 
 /* How long one incident may stay claimed by others before this agent takes
  * it over whatever the claim says: longer than any real incident (its
@@ -237,19 +238,45 @@ struct incident_note {
 	bool complete;            /* done, and everything it named was removed */
 	bool tied;                /* its incident is one this agent saw (incident_tie_notes) */
 	char token[17];           /* its trash names' token, "" in older notes */
+	/* When its note.json is looked at again (incident_read_notes): */
+	struct site_stat note_st; /* its lstat when it was read (present false: none) */
+	bool ours;                /* it read as a note of ours */
+	uint64_t checked_ms;      /* monotonic time of the last look */
+	uint64_t recheck_ms;      /* how long the next look may wait */
 };
 
 struct incident_notes {
 	struct incident_note *v;  /* sorted by session name */
 	size_t n;
 	bool read;                /* the archive could be listed */
+	/* The archive folder when it was listed: an unchanged folder is not
+	 * listed again (as scan.h does for locks/ and deployments/). */
+	struct site_stat dir_st;
+	uint64_t dir_seen_ms;     /* when that lstat was first seen */
+	bool dir_settled;         /* listed SCAN_SETTLE_MS after it was */
+	uint64_t listed_ms;       /* the last time all was read again (every
+				   * INCIDENT_NOTES_FULL_EVERY_MS) */
 };
 
-#define INCIDENT_NOTES_MAX 1024
+/* The newest sessions by name: a real archive holds those of [archive]
+ * keep (30 days), a few per incident. Every scan goes through each one kept,
+ * so the bound is also the work a flood of session-shaped folders causes. */
+#define INCIDENT_NOTES_MAX 256
 
 /* On the scan's worker (blocking): lists the archive's sessions (the newest
  * INCIDENT_NOTES_MAX by name) and reads the note of each one prev did not
- * already show done. prev is only read. */
+ * already show final. prev is only read. Memory and calls are bounded
+ * whatever the archive folder holds: the listing keeps at most
+ * 2 x INCIDENT_NOTES_MAX names while it reads; the folder is listed again
+ * only when its lstat changed (or has not settled); a final note is never
+ * read again, another one only when its lstat changed, and a session
+ * whose note is absent or not ours is looked at less and less often while
+ * nothing changes (up to INCIDENT_NOTES_RECHECK_MAX_MS). Every
+ * INCIDENT_NOTES_FULL_EVERY_MS everything is listed and read again (a
+ * safety net, as scan.h's; rarer, as a listing of the archive folder costs
+ * what anyone put there). */
+#define INCIDENT_NOTES_RECHECK_MAX_MS (5 * 60 * 1000ULL)
+#define INCIDENT_NOTES_FULL_EVERY_MS (60 * 60 * 1000ULL)
 void incident_read_notes(const char *dir, const struct incident_notes *prev,
 			 struct incident_notes *out);
 void incident_notes_free(struct incident_notes *n);

@@ -89,7 +89,7 @@ static size_t blind_record(const struct site_snapshot *snap)
  * the running deployment's activity. */
 static bool snapshot_blocked(const struct site_snapshot *snap)
 {
-	return snap->root_err != 0 || snap->truncated || blind_record(snap) != NO_INDEX ||
+	return snap->root_err != 0 || snap->over_cap || blind_record(snap) != NO_INDEX ||
 	       (snap->locks_err != 0 && snap->locks_err != -ENOENT) ||
 	       (snap->deployments_err != 0 && snap->deployments_err != -ENOENT);
 }
@@ -199,7 +199,7 @@ static int blocked_errno(const struct site_snapshot *snap)
 		return snap->locks_err;
 	if (snap->deployments_err && snap->deployments_err != -ENOENT)
 		return snap->deployments_err;
-	return -E2BIG; /* truncated */
+	return -E2BIG; /* over the cap */
 }
 
 static void explain(const struct policy_assessment *a, const struct policy_params *params,
@@ -218,6 +218,12 @@ static void explain(const struct policy_assessment *a, const struct policy_param
 		snprintf(out, size,
 			 "deployment %s cannot be seen whole (%s): never judged stuck, nothing is removed",
 			 label, site_tree_why(&a->snap->entries[blind].tree));
+	} else if (a->blocked && a->snap->over_cap) {
+		snprintf(out, size, "%s/ holds %zu entries of Kudu's shape, more than the "
+			 SITE_MAX_ENTRIES_TEXT " this agent judges: cannot tell, never judged stuck, "
+			 "nothing is removed",
+			 a->snap->over_cap_area == SITE_AREA_LOCKS ? "locks" : "deployments",
+			 a->snap->n_over_cap);
 	} else if (a->blocked) {
 		snprintf(out, size,
 			 "the site tree cannot be read whole (%s): nothing is judged or removed",

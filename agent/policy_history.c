@@ -76,6 +76,7 @@ uint64_t policy_fingerprint(const struct site_snapshot *snap)
 	}
 	h = hash_fnv1a_u64(h, snap->n_foreign);
 	h = hash_fnv1a_u64(h, snap->foreign_sum);
+	h = hash_fnv1a_u64(h, snap->n_over_cap);
 	return h;
 }
 

@@ -483,12 +483,30 @@ static bool note_active(int fd, const struct site_snapshot *prev, bool full, uin
 	return status_saved;
 }
 
+/* Whether a name of the listing is Kudu's once the area is over the cap
+ * (counted, not kept): by the type readdir gives, lstat only when it gives
+ * none. */
+static bool kudu_shaped(int fd, const struct dirent *d, enum kudu_name kind)
+{
+	struct site_stat st;
+
+	if (kind != KUDU_NAME_RECORD && kind != KUDU_NAME_TEMP_RECORD)
+		return kind != KUDU_NAME_UNKNOWN;
+	if (d->d_type != DT_UNKNOWN)
+		return d->d_type == DT_DIR;
+	return stat_at(fd, d->d_name, &st) == 0 && st.type == S_IFDIR;
+}
+
 /* Every entry of the listing into snap: Kudu's kept with what their kind
  * calls for, foreign ones counted (the first SITE_FOREIGN_KEPT kept for
- * report). Returns 0 or -ENOMEM; a failed readdir sets *area_err. */
+ * report). Past SITE_MAX_ENTRIES the area's entries are dropped and the
+ * rest of the listing only counted (site.h: over_cap), so memory stays
+ * bounded whatever the folder holds. Returns 0 or -ENOMEM; a failed
+ * readdir sets *area_err. */
 static int list_entries(DIR *dir, int fd, enum site_area area, const struct site_snapshot *prev,
 			bool status_saved, struct site_snapshot *snap, int *area_err)
 {
+	size_t first = snap->n_entries;
 	struct dirent *d;
 	int err = 0;
 
@@ -499,6 +517,13 @@ static int list_entries(DIR *dir, int fd, enum site_area area, const struct site
 			continue;
 		enum kudu_name kind = area == SITE_AREA_LOCKS ? kudu_classify_lock(d->d_name)
 							      : kudu_classify_deployment(d->d_name);
+		if (snap->over_cap) {
+			if (kudu_shaped(fd, d, kind))
+				snap->n_over_cap++;
+			else
+				snap->n_foreign++;
+			continue;
+		}
 		struct site_stat st_now;
 		int stat_err = stat_at(fd, d->d_name, &st_now);
 		if (stat_err == 0 && site_is_foreign(kind, st_now.type)) {
@@ -510,9 +535,20 @@ static int list_entries(DIR *dir, int fd, enum site_area area, const struct site
 			continue; /* gone between readdir and lstat */
 		}
 		struct site_entry *e = site_add_entry(snap);
+		if (!e && snap->over_cap) {
+			/* Nothing of the area is kept: a part of it is no view
+			 * to judge from (policy.h). */
+			snap->over_cap_area = area;
+			snap->n_over_cap = 1;
+			for (size_t i = first; i < snap->n_entries; i++)
+				snap->n_over_cap += !site_is_foreign(snap->entries[i].kind,
+								     snap->entries[i].st.type);
+			snap->n_entries = first;
+			site_shrink(snap);
+			continue;
+		}
 		if (!e) {
-			if (!snap->truncated)
-				err = -ENOMEM;
+			err = -ENOMEM;
 			break;
 		}
 		e->area = area;
@@ -559,7 +595,7 @@ static int scan_area(int rootfd, const char *area_name, enum site_area area,
 	bool status_saved = area != SITE_AREA_DEPLOYMENTS ||
 			    note_active(fd, prev, full, now_ms, memo);
 
-	if (!full && same && prev->memo.area_settled[area] && !prev->truncated) {
+	if (!full && same && prev->memo.area_settled[area] && !prev->over_cap) {
 		int kept = keep_area(fd, area, prev, status_saved, snap);
 		if (kept != 0) {
 			memo->area_settled[area] = true;
@@ -628,7 +664,7 @@ int scan_site(const char *root, const struct clock_now *now, const struct site_s
 		prev = NULL;
 	/* The safety net: now and then everything is re-checked, whatever
 	 * the folders say. */
-	if (!prev || prev->truncated || now->mono_ms - prev->memo.full_ms >= SCAN_FULL_EVERY_MS)
+	if (!prev || prev->over_cap || now->mono_ms - prev->memo.full_ms >= SCAN_FULL_EVERY_MS)
 		full = true;
 	snap->memo.full = full;
 	snap->memo.full_ms = full ? now->mono_ms : prev->memo.full_ms;

@@ -12,11 +12,13 @@
 struct site_entry *site_add_entry(struct site_snapshot *snap)
 {
 	if (snap->n_entries >= SITE_MAX_ENTRIES) {
-		snap->truncated = true;
+		snap->over_cap = true;
 		return NULL;
 	}
 	if (snap->n_entries == snap->cap_entries) {
 		size_t cap = snap->cap_entries ? snap->cap_entries * 2 : 32;
+		if (cap > SITE_MAX_ENTRIES)
+			cap = SITE_MAX_ENTRIES;
 		struct site_entry *grown = realloc(snap->entries, cap * sizeof(*grown));
 		if (!grown)
 			return NULL;
@@ -26,6 +28,21 @@ struct site_entry *site_add_entry(struct site_snapshot *snap)
 	struct site_entry *e = &snap->entries[snap->n_entries++];
 	site_entry_clear(e);
 	return e;
+}
+
+void site_shrink(struct site_snapshot *snap)
+{
+	if (snap->n_entries == 0) {
+		free(snap->entries);
+		snap->entries = NULL;
+		snap->cap_entries = 0;
+		return;
+	}
+	struct site_entry *less = realloc(snap->entries, snap->n_entries * sizeof(*less));
+	if (less) {
+		snap->entries = less;
+		snap->cap_entries = snap->n_entries;
+	}
 }
 
 void site_entry_clear(struct site_entry *e)

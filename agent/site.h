@@ -121,7 +121,14 @@ struct site_snapshot {
 	struct site_entry *entries;     /* locks/ entries first, then deployments/ */
 	size_t n_entries;
 	size_t cap_entries;
-	bool truncated;                 /* more entries than SITE_MAX_ENTRIES */
+	/* More of Kudu's entries than SITE_MAX_ENTRIES (folders with a record's
+	 * name are many by nature, and anyone who can write /home can make
+	 * more): the area that went over is not kept at all (no partial view
+	 * to judge from), its entries are only counted in n_over_cap, and the
+	 * verdict is "cannot tell" (policy.h): never stuck, nothing removed. */
+	bool over_cap;
+	enum site_area over_cap_area;
+	size_t n_over_cap;              /* Kudu's entries of that area, listed */
 
 	/* Entries that are not Kudu's (any name can be created in the share
 	 * by anyone with FTP or SSH access) are counted, not stored, so that
@@ -136,7 +143,11 @@ struct site_snapshot {
 	struct site_scan_memo memo;
 };
 
-#define SITE_MAX_ENTRIES 100000
+/* What two snapshots (the last one and the one being taken) may hold:
+ * about 1.8 KiB an entry, so 3.6 MiB at the cap. Kudu purges its old
+ * records itself (KUDU.md), so a real site holds far fewer. */
+#define SITE_MAX_ENTRIES 1000
+#define SITE_MAX_ENTRIES_TEXT "1000"
 #define SITE_FOREIGN_KEPT 32
 
 /* Whether an entry of this kind and type is Kudu's at all (else foreign:
@@ -146,8 +157,11 @@ bool site_is_foreign(enum kudu_name kind, mode_t type);
 uint64_t site_foreign_hash(enum site_area area, const char *name, const struct site_stat *st);
 
 /* Appends a zeroed entry (parse fields set to -ENOENT); NULL when out of
- * memory or full. */
+ * memory or full (then over_cap is set). */
 struct site_entry *site_add_entry(struct site_snapshot *snap);
+/* Gives back the room of the entries past n_entries (the snapshot is held
+ * until the next scan is done). */
+void site_shrink(struct site_snapshot *snap);
 /* Zeroes an entry, parse fields set to -ENOENT, as site_add_entry does. */
 void site_entry_clear(struct site_entry *e);
 void site_snapshot_free(struct site_snapshot *snap);

@@ -6,7 +6,7 @@
 
 static bool any_entries(const struct site_snapshot *snap)
 {
-	return snap->n_entries > 0 || snap->n_foreign > 0;
+	return snap->n_entries > 0 || snap->n_foreign > 0 || snap->n_over_cap > 0;
 }
 
 static const char *why_gone(const struct tree_identity *id, const struct site_snapshot *snap)

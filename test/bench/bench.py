@@ -9,9 +9,9 @@ Prints measurements next to the budgets of the issue and says "within" or
 "OVER" for each; it asserts nothing and exits 0 whatever it measured (130
 when interrupted). What is measured:
 
-  reaction, local folder   a lock whose lockExpiry passes, and a live
-                           deployment that stops writing, on a local tree
-                           the agent sees through inotify (budget 50 ms);
+  reaction, local folder   a live deployment that stops writing, on a
+                           local tree the agent sees through inotify, timed
+                           from its last write + stuck_after (budget 50 ms);
   reaction, blind share    the same through a bindfs FUSE view, every change
                            made in the folder underneath so the agent gets no
                            inotify event (budget rescan_interval + 50 ms);
@@ -38,13 +38,19 @@ when interrupted). What is measured:
                            on the share per rescan, lockwarden's CPU and the
                            server's and client's, against the find loop
                            (share_bench.py);
-  big-removal (issue 12)   a 100,000-file leftover record removed by the
-                           agent against rm -rf of a copy, with the event
-                           loop's latency meanwhile (big_removal.py).
+  big-removal (issue 12)   the largest stuck record the agent removes (just
+                           under the walk bound, 10,000 entries) against
+                           rm -rf of a copy, with the event loop's latency
+                           meanwhile (big_removal.py);
+  untrusted (issue 19)     peak memory with 100,000 record-named folders and
+                           with 100,000 entries in the archive folder, and
+                           idle CPU with those entries against an empty
+                           archive (untrusted.py).
 
-The lock-expiry scenario uses stuck_after 2h, not 1h: its tree is aged
-1 h, and a tree exactly stuck_after old is stuck by age at once, which would
-time quiet_period instead of lockExpiry.
+Nothing here is timed from lockExpiry or file times: no file time and no
+lockExpiry makes the agent act (policy.h); a deployment is stuck once the
+agent itself watched it unchanged for stuck_after, so reactions are timed
+from the last change + stuck_after.
 
 The agent runs in the foreground with a temporary config (-c) on a
 temporary site tree; it says READY=1 through a NOTIFY_SOCKET we own once its
@@ -77,6 +83,7 @@ import peer_reaction  # noqa: E402  issue 12: the peers' reaction
 import recovery  # noqa: E402  the deploys-to-recovery figure, against the Kudu stand-in
 import scaleout  # noqa: E402  issue 10: three agents against one
 import share_bench  # noqa: E402  issue 22: the idle figures on a Samba share
+import untrusted  # noqa: E402  issue 19: memory and CPU against untrusted folders
 
 MS = 1_000_000          # nanoseconds
 S = 1_000_000_000       # nanoseconds
@@ -93,9 +100,6 @@ RSS_BUDGET_BYTES = 3 * MIB
 IDLE_CPU_BUDGET_MS_PER_MIN = 10.0
 
 # The scenarios' settings (see the module docstring and each scenario).
-EXPIRY_LEAD_S = 2.0       # lockExpiry this far after the tree is written
-QUIET_PERIOD = "1s"
-EXPIRY_STUCK_AFTER = "2h" # longer than the tree's age (1 h): not stuck by age
 TREE_AGE_S = 3600
 LIVE_STUCK_AFTER_MS = 2000
 LIVE_WRITES = 12          # log.log appends of the live deployment ...
@@ -177,14 +181,6 @@ def age_tree(root, age_s):
         for name in dirnames + filenames:
             os.utime(os.path.join(dirpath, name), ns=(then_ns, then_ns), follow_symlinks=False)
     os.utime(root, ns=(then_ns, then_ns))
-
-
-def make_expired_lock_site(site, expiry_ns):
-    """Nothing but a deployment lock whose lockExpiry is expiry_ns, the whole
-    tree an hour old: it becomes removable exactly at expiry_ns."""
-    write(os.path.join(site, "locks/deployment/info.lock"), info_lock(expiry_ns))
-    os.makedirs(os.path.join(site, "deployments"))
-    age_tree(site, TREE_AGE_S)
 
 
 def make_live_site(site, now_ns):
@@ -431,31 +427,6 @@ def verdict(value, budget):
     return "within" if value <= budget else "OVER"
 
 
-def reaction_expiry(bench, view_parent, backing_parent, settings):
-    """A lock that becomes removable at its lockExpiry. Returns ms from
-    lockExpiry to the lock folder's disappearance."""
-    site_backing = bench.fresh(backing_parent)
-    site_view = os.path.join(view_parent, os.path.basename(site_backing))
-    expiry_ns = time.time_ns() + int(EXPIRY_LEAD_S * S)
-    make_expired_lock_site(site_backing, expiry_ns)
-    agent = Agent(bench, os.path.basename(site_backing), site_view,
-                  dict(settings, **{"policy.stuck_after": EXPIRY_STUCK_AFTER,
-                                    "policy.quiet_period": QUIET_PERIOD}))
-    try:
-        agent.wait_ready()
-        if time.time_ns() + 1 * S >= expiry_ns:
-            raise RuntimeError("the agent started too late to watch quiet_period before lockExpiry")
-        gone_ns = wait_gone(os.path.join(site_backing, "locks/deployment"),
-                            time.monotonic() + EXPIRY_LEAD_S + 15, agent)
-        if gone_ns is None:
-            raise RuntimeError("locks/deployment was not removed\n" + agent.log_tail())
-        if not agent.wait_log("removed locks/deployment", 5):
-            raise RuntimeError("locks/deployment vanished, but not by the agent\n" + agent.log_tail())
-        return (gone_ns - expiry_ns) / MS
-    finally:
-        agent.stop()
-
-
 def reaction_live(bench, view_parent, backing_parent, settings):
     """A live deployment appends to log.log every 100 ms, then stops at t0.
     Returns ms from t0 + stuck_after to the lock folder's disappearance."""
@@ -463,8 +434,7 @@ def reaction_live(bench, view_parent, backing_parent, settings):
     site_view = os.path.join(view_parent, os.path.basename(site_backing))
     log = make_live_site(site_backing, time.time_ns())
     agent = Agent(bench, os.path.basename(site_backing), site_view,
-                  dict(settings, **{"policy.stuck_after": "%dms" % LIVE_STUCK_AFTER_MS,
-                                    "policy.quiet_period": QUIET_PERIOD}))
+                  dict(settings, **{"policy.stuck_after": "%dms" % LIVE_STUCK_AFTER_MS}))
     try:
         agent.wait_ready()
         t0_ns = 0
@@ -489,7 +459,6 @@ def reaction_live(bench, view_parent, backing_parent, settings):
 
 def run_reaction(bench, where, view_parent, backing_parent, settings, budget_ms, rescan_note):
     scenarios = (
-        ("lock expiry", "removal - lockExpiry", reaction_expiry),
         ("deployment stops", "removal - (t0 + stuck_after)", reaction_live),
     )
     for name, what, fn in scenarios:
@@ -515,12 +484,9 @@ def run_reaction(bench, where, view_parent, backing_parent, settings, budget_ms,
 
 
 def describe_scenarios():
-    print("  lock expiry:      tree aged %d h, lockExpiry %.0f s after it is written, stuck_after %s,"
-          " quiet_period %s" % (TREE_AGE_S // 3600, EXPIRY_LEAD_S, EXPIRY_STUCK_AFTER, QUIET_PERIOD))
     print("  deployment stops: log.log appended every %d ms for %.1f s, the last at t0;"
-          " stuck_after %d ms, quiet_period %s"
-          % (LIVE_WRITE_EVERY_S * 1000, LIVE_WRITES * LIVE_WRITE_EVERY_S, LIVE_STUCK_AFTER_MS,
-             QUIET_PERIOD))
+          " stuck_after %d ms" % (LIVE_WRITE_EVERY_S * 1000, LIVE_WRITES * LIVE_WRITE_EVERY_S,
+                                  LIVE_STUCK_AFTER_MS))
 
 
 def bench_reaction_local(bench):
@@ -815,15 +781,14 @@ def metadata_per_scan(bench, binary, name, site, window_s, stuck_after="1h"):
     bench.binary = binary
     try:
         agent = Agent(bench, name, site, {"scan.rescan_interval": "%dms" % META_RESCAN_MS,
-                                          "policy.stuck_after": stuck_after,
-                                          "policy.quiet_period": "1h"},
+                                          "policy.stuck_after": stuck_after},
                       notify=False, verbose=True)
     finally:
         bench.binary = saved
     try:
         agent.wait_ready()
         # auto reads the history first, in back-to-back scans.
-        if stuck_after == "auto" and not agent.wait_log("stuck_after auto: 5m (the floor", 20):
+        if stuck_after == "auto" and not agent.wait_log("(the floor: ", 20):
             raise RuntimeError("the history was not read\n" + agent.log_tail())
         # Let the listings settle (scan.h): the steady state is measured.
         settled = scans_logged(agent) + 4
@@ -1122,6 +1087,7 @@ PARTS = (("local", bench_reaction_local), ("blind", bench_reaction_blind),
          ("metadata", bench_metadata), ("peers", bench_peers),
          ("scaleout", scaleout.bench_scaleout), ("peer-reaction", peer_reaction.bench_peer_reaction),
          ("big-removal", big_removal.bench_big_removal),
+         ("untrusted", untrusted.bench_untrusted),
          ("recovery", recovery.bench_recovery), ("share", share_bench.bench_share))
 
 

@@ -7,17 +7,16 @@ threshold of STUCK_S it becomes removable at t0 + STUCK_S. Each tool gets its
 own copy of the site, written at the same moments, and the same threshold
 in its own terms, at the same pace (PACE_S):
 
-  lockwarden   stuck_after = STUCK_S, quiet_period 1 s, rescan_interval
-               PACE_S (locally inotify brings a scan forward);
+  lockwarden   stuck_after = STUCK_S, rescan_interval PACE_S (locally
+               inotify brings a scan forward);
   find loop    every PACE_S: if nothing under locks/ and deployments/ was
                modified in the last STUCK_S (`find -mmin -0.0833`) and the
                lock folder is there, remove the lock folder, status.lock,
                pending and every temp-* record. It reads mtimes only: it
-               cannot see lockExpiry (a lock Kudu already treats as free
-               waits out STUCK_S like any other), cannot tell a finished
-               record from a running one, and a build step that writes
-               nothing for STUCK_S (an `npm install`, a test run) is taken
-               for dead;
+               cannot tell a finished record from a running one, trusts
+               file times (a clock ahead or behind moves its verdict), and
+               a build step that writes nothing for STUCK_S (an `npm
+               install`, a test run) is taken for dead;
   monit        a cycle of PACE_S, `check directory` on locks/deployment,
                `if timestamp > STUCK_S seconds then exec` the same removal.
                It can watch fixed paths only: the running record is a
@@ -37,12 +36,12 @@ Reaction = the lock folder's disappearance (polled underneath every
 Each incident starts at a random moment of the pace, so no poller's phase
 locks onto the incidents'.
 
-On the blind view lockwarden dates activity by the younger of the file
-times and the time since it last saw a change itself (policy.c,
-assess_activity); a last write it sees late (at the next rescan, or one
-later while the client's attribute cache still shows the previous one)
-postpones the removal by as much. The find loop compares the file times with its own clock and is
-not held back that way.
+t0 + STUCK_S is when lockwarden can first have watched the deployment
+unchanged for stuck_after: it dates a change at the scan that saw it, never
+by a file time (policy.h). On the blind view a last write it sees late (at
+the next rescan, or one later while the client's attribute cache still
+shows the previous one) postpones the removal by as much. The find loop
+compares the file times with its own clock and is not held back that way.
 """
 
 import os
@@ -124,7 +123,7 @@ class Tool:
 
 def start_lockwarden(bench, tool, where):
     agent = lw.Agent(bench, "peer-react-%s" % where, tool.view,
-                     {"policy.stuck_after": "%ds" % STUCK_S, "policy.quiet_period": "1s",
+                     {"policy.stuck_after": "%ds" % STUCK_S,
                       "scan.rescan_interval": "%ds" % PACE_S,
                       "archive.dir": os.path.join(bench.work, "archive-peer-react-" + where)})
     agent.wait_ready()

@@ -6,17 +6,21 @@ site tree, keep one archive folder on that tree (where the incident's claim
 lives) and have a `[hook] scope = site` hook that writes down when it
 starts. The same incidents are then run with one agent, in the same run:
 
-  incident      the bench's lock-expiry scenario: a deployment lock whose
-                lockExpiry passes at a known moment T (the lock folder aged
-                1 h; stuck_after 2 h, so it is not stuck by age first);
+  incident      a deployment takes the lock (locks/deployment/info.lock
+                written at W) and dies at once: nothing is written again,
+                so it becomes stuck at T = W + stuck_after (STUCK_AFTER_MS),
+                the earliest an agent can have watched it unchanged that
+                long (lockExpiry decides nothing: policy.h);
   removal       T to the lock folder's disappearance (seen in the folder
                 underneath, polled every 0.5 ms);
   hook start    T to the hook's first step (`date +%s%N` in the hook, so
                 the shell's and date's start-up, about 1-2 ms, are in it).
 
-On the local tree the agents see the new lock through inotify; on the blind
-bindfs view (every change made underneath) only by rescanning. Each incident
-is cleared, hooked and its claim released before the next one is written.
+On the local tree the agents see the new lock through inotify at once; on
+the blind bindfs view (every change made underneath) only at their next
+rescan, which starts their watch up to one rescan_interval after W. Each
+incident is cleared, hooked and its claim released before the next one is
+written.
 
 The goal (issue 10): the three-agent median at most 1.1 times the one-agent
 median, plus one rescan_interval on the blind share (an agent may look one
@@ -49,11 +53,7 @@ def claim_held(archive):
 INSTANCES = ("bench0aaaaaa", "bench1bbbbbb", "bench2cccccc")
 GOAL_RATIO = 1.1
 BLIND_RESCAN_MS = 1000
-# lockExpiry this far after the lock is written: the agents must see it
-# (at once through inotify, within one rescan on the blind view) and then
-# watch it unchanged for quiet_period (1 s) before it passes.
-LEAD_LOCAL_S = 2.5
-LEAD_BLIND_S = 3.5
+STUCK_AFTER_MS = 2000
 STEP_TIMEOUT_S = 20.0
 
 # Writes the hook's start time (ns since the epoch) into the name of an
@@ -97,10 +97,12 @@ def wait_until(cond, timeout_s, what, agents):
         time.sleep(lw.POLL_S)
 
 
-def write_incident(site, expiry_ns):
+def write_incident(site):
+    """The lock of a deployment that dies at once; returns when it was
+    written (wall ns)."""
     lock = os.path.join(site, "locks/deployment")
-    lw.write(os.path.join(lock, "info.lock"), lw.info_lock(expiry_ns))
-    lw.age_tree(lock, lw.TREE_AGE_S)
+    lw.write(os.path.join(lock, "info.lock"), lw.info_lock(time.time_ns() + 1500 * lw.S))
+    return time.time_ns()
 
 
 def removed_count(agents):
@@ -108,7 +110,7 @@ def removed_count(agents):
 
 
 def run_incidents(bench, label, n_agents, site_backing, site_view, archive_view,
-                  archive_backing, settings, lead_s):
+                  archive_backing, settings):
     """Starts n_agents agents, runs the incidents; returns ([removal ms],
     [hook start ms])."""
     os.makedirs(os.path.join(site_backing, "locks"))
@@ -116,7 +118,7 @@ def run_incidents(bench, label, n_agents, site_backing, site_view, archive_view,
     lw.age_tree(site_backing, lw.TREE_AGE_S)
     hooks = Hooks(os.path.join(bench.work, "hooks-%s-%d" % (label, n_agents)))
     cfg = dict(settings, **{
-        "policy.stuck_after": lw.EXPIRY_STUCK_AFTER, "policy.quiet_period": lw.QUIET_PERIOD,
+        "policy.stuck_after": "%dms" % STUCK_AFTER_MS,
         "hook.command": hooks.command(), "hook.scope": "site", "hook.cooldown": "0s",
         "archive.dir": archive_view})
     agents = [lw.Agent(bench, "scale-%s-%d-%d" % (label, n_agents, i), site_view, cfg,
@@ -128,10 +130,10 @@ def run_incidents(bench, label, n_agents, site_backing, site_view, archive_view,
             a.wait_ready()
             a.read_notify()
         for n in range(1, bench.args.incidents + 1):
-            expiry_ns = time.time_ns() + int(lead_s * lw.S)
-            write_incident(site_backing, expiry_ns)
+            stuck_ns = write_incident(site_backing) + STUCK_AFTER_MS * lw.MS
             gone_ns = wait_until(lambda: not os.path.lexists(lock) and time.time_ns(),
-                                 lead_s + STEP_TIMEOUT_S, "incident %d's lock removed" % n, agents)
+                                 STUCK_AFTER_MS / 1000 + STEP_TIMEOUT_S,
+                                 "incident %d's lock removed" % n, agents)
             starts = wait_until(lambda: len(hooks.starts()) >= n and hooks.starts(),
                                 STEP_TIMEOUT_S, "incident %d's hook" % n, agents)
             wait_until(lambda: not claim_held(archive_backing), STEP_TIMEOUT_S,
@@ -140,8 +142,8 @@ def run_incidents(bench, label, n_agents, site_backing, site_view, archive_view,
                 raise RuntimeError("incident %d's lock vanished, but not by an agent" % n)
             if len(starts) != n:
                 raise RuntimeError("%d hook runs for %d incidents (scope = site)" % (len(starts), n))
-            removal_ms.append((gone_ns - expiry_ns) / lw.MS)
-            hook_ms.append((starts[-1][0] - expiry_ns) / lw.MS)
+            removal_ms.append((gone_ns - stuck_ns) / lw.MS)
+            hook_ms.append((starts[-1][0] - stuck_ns) / lw.MS)
             print(" %.1f/%.1f" % (removal_ms[-1], hook_ms[-1]), end="", flush=True)
     finally:
         for a in agents:
@@ -166,18 +168,18 @@ def compare(bench, where, one, three, slack_ms):
                   "%s (%.1f ms)" % (goal, limit), "met" if met else "NOT met")
 
 
-def run_location(bench, where, view_parent, backing_parent, settings, lead_s, slack_ms):
+def run_location(bench, where, view_parent, backing_parent, settings, slack_ms):
     results = {}
     for n_agents in (1, 3):
         site_backing = bench.fresh(backing_parent)
         site_view = os.path.join(view_parent, os.path.basename(site_backing))
         archive = "archive-%s-%d" % (where, n_agents)
-        print("  %d agent%s (removal/hook start ms after lockExpiry):"
+        print("  %d agent%s (removal/hook start ms after lock written + stuck_after):"
               % (n_agents, "s" if n_agents > 1 else ""), end="", flush=True)
         try:
             results[n_agents] = run_incidents(
                 bench, where, n_agents, site_backing, site_view, os.path.join(view_parent, archive),
-                os.path.join(backing_parent, archive), settings, lead_s)
+                os.path.join(backing_parent, archive), settings)
         except RuntimeError as e:
             print("\n    failed: %s" % e, flush=True)
             bench.row("3 agents, %s" % where, "failed (%d agents)" % n_agents, "", "n/a")
@@ -188,12 +190,12 @@ def run_location(bench, where, view_parent, backing_parent, settings, lead_s, sl
 
 def bench_scaleout(bench):
     print("scale-out: 3 agents (distinct WEBSITE_INSTANCE_ID, one tree, one archive on it, "
-          "[hook] scope = site) against 1, %d incidents each: a lock whose lockExpiry passes"
-          % bench.args.incidents)
+          "[hook] scope = site) against 1, %d incidents each: a lock left by a deployment that "
+          "died at once, stuck_after %d ms" % (bench.args.incidents, STUCK_AFTER_MS))
     parent = os.path.join(bench.work, "scale-local")
     os.makedirs(parent)
-    print(" local tree (inotify), lockExpiry %.1f s after the lock is written" % LEAD_LOCAL_S)
-    run_location(bench, "local", parent, parent, {}, LEAD_LOCAL_S, 0)
+    print(" local tree (inotify)")
+    run_location(bench, "local", parent, parent, {}, 0)
 
     backing = os.path.join(bench.work, "scale-backing")
     view = os.path.join(bench.work, "scale-view")
@@ -204,10 +206,8 @@ def bench_scaleout(bench):
         return
     try:
         print(" blind share (bindfs view, changes made underneath; rescan_interval %d ms; claims "
-              "and archive on the view), lockExpiry %.1f s after the lock is written"
-              % (BLIND_RESCAN_MS, LEAD_BLIND_S))
+              "and archive on the view)" % BLIND_RESCAN_MS)
         run_location(bench, "blind", view, backing,
-                     {"scan.rescan_interval": "%dms" % BLIND_RESCAN_MS}, LEAD_BLIND_S,
-                     BLIND_RESCAN_MS)
+                     {"scan.rescan_interval": "%dms" % BLIND_RESCAN_MS}, BLIND_RESCAN_MS)
     finally:
         bench.unmount(view)

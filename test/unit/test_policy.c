@@ -578,6 +578,33 @@ static void test_whole_record(void **state)
 	site_snapshot_free(&snap);
 }
 
+/* Issue 19, finding 5: more of Kudu's entries than the cap (site.h) are
+ * counted, not kept: the verdict is "cannot tell", never stuck, and the
+ * count is activity (a fingerprint of its own). */
+static void test_over_the_cap_cannot_tell(void **state)
+{
+	struct site_snapshot snap;
+	struct policy_decision d;
+	struct policy_history w = { 0 };
+	build_stuck_tree(&snap);
+	assert_false(policy_observe(&w, &snap, 5000));
+	snap.over_cap = true;
+	snap.over_cap_area = SITE_AREA_DEPLOYMENTS;
+	snap.n_over_cap = 20000;
+	assert_true(policy_observe(&w, &snap, 6000));
+
+	struct policy_history watched_long = watched(1000 * M, 100 * M, false);
+	assert_int_equal(policy_decide(&snap, &watched_long, &params, NOW_WALL, 1000 * M, &d), 0);
+	assert_true(d.blocked);
+	assert_false(d.stuck);
+	assert_false(d.act);
+	assert_int_equal(d.n_removals, 0);
+	assert_non_null(strstr(d.reason, "deployments/ holds 20000 entries of Kudu's shape, more "
+					 "than the " SITE_MAX_ENTRIES_TEXT " this agent judges: cannot tell"));
+	policy_decision_free(&d);
+	site_snapshot_free(&snap);
+}
+
 /* Issue 18, finding 4: a name proves nothing about who made it. A
  * .lockwarden-trash-* entry is foreign to the policy: counted, reported,
  * never planned for removal, in a stuck tree or alone. */
@@ -1275,6 +1302,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_area_blocks),
 		cmocka_unit_test(test_lockwarden_names_are_never_removed),
 		cmocka_unit_test(test_whole_record),
+		cmocka_unit_test(test_over_the_cap_cannot_tell),
 		cmocka_unit_test(test_observe_baseline_and_changes),
 		cmocka_unit_test(test_observed_change_dated_at_the_scan),
 		cmocka_unit_test(test_host_clock_off_waits_stuck_after),

@@ -191,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snap.root_err = b & 1 ? -EIO : 0;
 	snap.locks_err = b & 2 ? -ENOENT : b & 4 ? -EACCES : 0;
 	snap.deployments_err = b & 8 ? -ENOENT : 0;
-	snap.truncated = b & 16;
+	snap.over_cap = b & 16;
 	snap.root = take_stat(&r, wall);
 	snap.locks = take_stat(&r, wall);
 	snap.deployments = take_stat(&r, wall);

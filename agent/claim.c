@@ -454,7 +454,32 @@ static int list_names(int dir_fd, uint64_t below, uint64_t *top, uint64_t *under
 	return 0;
 }
 
-void claim_look(int dir_fd, uint64_t hint, struct claim_view *v)
+/* The folder's own stat as claim_absent keeps it (false: no stat). */
+static bool folder_stat(int dir_fd, struct claim_absent *s)
+{
+	struct stat st;
+	if (fstat(dir_fd, &st) < 0)
+		return false;
+	*s = (struct claim_absent){
+		.known = true,
+		.dev = (uint64_t)st.st_dev,
+		.ino = (uint64_t)st.st_ino,
+		.size = (uint64_t)st.st_size,
+		.nlink = (uint64_t)st.st_nlink,
+		.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+		.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec,
+	};
+	return true;
+}
+
+static bool same_folder(const struct claim_absent *a, const struct claim_absent *b)
+{
+	return a->known && b->known && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->nlink == b->nlink && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_ns == b->ctime_ns;
+}
+
+void claim_look(int dir_fd, uint64_t hint, struct claim_absent *absent, struct claim_view *v)
 {
 	uint64_t top = 0;
 	memset(v, 0, sizeof(*v));
@@ -467,11 +492,21 @@ void claim_look(int dir_fd, uint64_t hint, struct claim_view *v)
 		while (exists(dir_fd, top + 1))
 			top++;
 	} else {
+		/* The stat before the listing: a name made while it runs changes
+		 * it after, and the next look lists again. */
+		struct claim_absent now = { 0 };
+		bool have = absent && folder_stat(dir_fd, &now);
+		if (have && same_folder(&now, absent)) {
+			v->err = -ENOENT;
+			return;
+		}
 		int r = list_names(dir_fd, 0, &top, NULL, NULL);
 		if (r < 0) {
 			v->err = r;
 			return;
 		}
+		if (absent)
+			*absent = have && !top ? now : (struct claim_absent){ 0 };
 	}
 	v->top = top;
 	if (!top) {

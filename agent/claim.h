@@ -128,11 +128,25 @@ const char *claim_describe(const struct claim_view *v);
 /* "<archive_dir>/.lockwarden-claim": the names' prefix (cleanup.c). */
 void claim_path_for(const char *archive_dir, char *out, size_t size);
 
+/* A listing of the folder found no claim name, with the folder's own
+ * stat as it was just before: while that stat stays the same, no name was
+ * made since, and the folder (100,000 names if someone put them there) is
+ * not listed again. Making a name changes the folder's time, size or link
+ * count on every file system and share; the caller drops what it knows
+ * when its own create meets a name (EEXIST) and at least hourly. */
+struct claim_absent {
+	bool known;
+	uint64_t dev, ino, size, nlink;
+	int64_t mtime_ns, ctime_ns;
+};
+
 /* claim.look: the top of the sequence in the folder dir_fd. hint is the
  * top seen last (0: none): from there the next names are probed, so an
  * idle look lists nothing; without it, or with it gone, the folder's names
- * are listed (names only: nothing is opened but the top). */
-void claim_look(int dir_fd, uint64_t hint, struct claim_view *v);
+ * are listed (names only: nothing is opened but the top), unless absent
+ * (may be NULL) says no name was made since the last listing found none.
+ * absent is updated. */
+void claim_look(int dir_fd, uint64_t hint, struct claim_absent *absent, struct claim_view *v);
 
 /* claim.create .. claim.check for a new incident or a takeover: c holds
  * what a new incident says (incident, instance, fingerprint, began); on

@@ -14,6 +14,10 @@
 #include "clock.h"
 #include "log.h"
 
+/* How long a listing that found no claim name is believed while the
+ * folder's stat stays the same (incident_look_prepare). */
+#define ABSENT_TRUSTED_MS (60u * 60u * 1000u)
+
 static uint64_t mono_ms(void)
 {
 	return uv_hrtime() / 1000000u;
@@ -336,6 +340,7 @@ static int claim_done(struct incident *inc, struct incident_job *job)
 	}
 	if (r == -EEXIST || r == -EAGAIN) {
 		inc->seen_known = false; /* the next scan shows whose it is */
+		inc->absent.known = false;
 		return 1;
 	}
 	if (r < 0)
@@ -359,6 +364,7 @@ static int take_over_done(struct incident *inc, struct incident_job *job)
 
 	if (r < 0) {
 		inc->seen_known = false;
+		inc->absent.known = false;
 		if (r != -EAGAIN && r != -EEXIST)
 			log_warning("cannot take over the claim in %s: %s", job->dir, strerror(-r));
 		return r;
@@ -502,6 +508,10 @@ void incident_look_prepare(const struct incident *inc, struct incident_look *loo
 {
 	memset(look, 0, sizeof(*look));
 	look->hint = inc->seen_known ? inc->seen.top : 0;
+	/* A claim name made since changes the folder's stat; the hour only
+	 * bounds a share that would not show it. */
+	if (inc->absent.known && mono_ms() - inc->absent_since_ms < ABSENT_TRUSTED_MS)
+		look->absent = inc->absent;
 	for (unsigned i = 0; i < INCIDENT_WATCHED; i++)
 		if (inc->watched[i].id[0] && !inc->watched[i].done)
 			snprintf(look->mark_of[look->n_marks++], CLAIM_ID_MAX, "%s", inc->watched[i].id);
@@ -515,7 +525,7 @@ void incident_look_run(const char *archive_dir, struct incident_look *look)
 		look->n_marks = 0;
 		return;
 	}
-	claim_look(dfd, look->hint, &look->claim);
+	claim_look(dfd, look->hint, &look->absent, &look->claim);
 	for (unsigned i = 0; i < look->n_marks; i++)
 		claim_read_mark(dfd, look->mark_of[i], &look->marks[i]);
 	close(dfd);
@@ -563,6 +573,10 @@ static void check_marks(struct incident *inc, const struct incident_look *look, 
 void incident_observe(struct incident *inc, const struct incident_look *look, uint64_t now)
 {
 	const struct claim_view *v = &look->claim;
+
+	if (look->absent.known && !inc->absent.known)
+		inc->absent_since_ms = mono_ms();
+	inc->absent = look->absent;
 	bool same = inc->seen_known && inc->seen.err == v->err && inc->seen.hash == v->hash &&
 		    inc->seen.top == v->top;
 

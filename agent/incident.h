@@ -95,6 +95,7 @@ struct incident_job {
 #define INCIDENT_WATCHED 16
 struct incident_look {
 	uint64_t hint;
+	struct claim_absent absent;   /* in and out: the listing that found no name */
 	struct claim_view claim;
 	unsigned n_marks;
 	char mark_of[INCIDENT_WATCHED][CLAIM_ID_MAX];
@@ -127,6 +128,8 @@ struct incident {
 	/* The top claim as this agent last saw it, and since when (monotonic). */
 	struct claim_view seen;
 	uint64_t seen_since_ms;
+	struct claim_absent absent;   /* no claim name since this folder stat (claim.h) */
+	uint64_t absent_since_ms;     /* when that was first known: trusted an hour */
 	bool seen_known;
 	uint64_t others_since_ms;     /* claimed by others without a break since (0: not) */
 	uint64_t said_hostile;

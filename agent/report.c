@@ -147,7 +147,7 @@ static void report_look(const struct config *cfg, struct report_claim *rc)
 		rc->v.err = dfd;
 		return;
 	}
-	claim_look(dfd, 0, &rc->v);
+	claim_look(dfd, 0, NULL, &rc->v);
 	if (rc->v.err == 0)
 		claim_read_mark(dfd, rc->v.c.incident, &rc->mark);
 	close(dfd);

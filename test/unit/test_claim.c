@@ -152,7 +152,7 @@ static void test_sequence_of_names(void **state)
 	struct claim_view v;
 	bool inherited;
 
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_int_equal(v.err, -ENOENT);
 	a.began = true;
 	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
@@ -160,14 +160,14 @@ static void test_sequence_of_names(void **state)
 	assert_true(ha.n == 1);
 	/* Two agents that saw the same top: exactly one makes the name. */
 	assert_int_equal(claim_take(adir, 0, &other, &hc, &inherited), -EEXIST);
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_int_equal(v.err, 0);
 	assert_true(v.top == 1);
 	assert_string_equal(v.c.incident, "A1");
 	uint64_t seen = v.hash;
 	claim_add_removed(&a, "locks/status.lock");
 	assert_int_equal(claim_write(adir, &ha, &a), 0);
-	claim_look(adir, 1, &v);
+	claim_look(adir, 1, NULL, &v);
 	assert_true(v.hash != seen);            /* a renewal is a change */
 	assert_int_equal(claim_check(adir, &ha), 0);
 
@@ -191,7 +191,7 @@ static void test_sequence_of_names(void **state)
 
 	/* The release stays as the top; the next incident goes over it. */
 	assert_int_equal(claim_release(adir, &hb, &b), 0);
-	claim_look(adir, 2, &v);
+	claim_look(adir, 2, NULL, &v);
 	assert_int_equal(v.err, 0);
 	assert_true(v.c.released);
 	struct claim next = fresh("instc", "C2");
@@ -201,6 +201,47 @@ static void test_sequence_of_names(void **state)
 	assert_false(name_exists(2));
 	assert_true(name_exists(3));
 	claim_leave(&hc);
+}
+
+/* A listing that found no claim name is not repeated while the folder's
+ * stat stays the same; a name made in it changes that stat, and the next
+ * look lists and finds it. */
+static void test_absent_not_listed_again(void **state)
+{
+	struct claim a = fresh("insta", "A1");
+	struct claim_held ha;
+	struct claim_absent absent = { 0 };
+	struct claim_view v;
+	bool inherited;
+
+	claim_look(adir, 0, &absent, &v);
+	assert_int_equal(v.err, -ENOENT);
+	assert_true(absent.known);
+	struct claim_absent kept = absent;
+	assert_int_equal(claim_take(adir, 0, &a, &ha, &inherited), 0);
+	/* Given the folder's stat as it is now, as if a listing had found no
+	 * name at it, the look believes it and lists nothing. */
+	struct stat st;
+	assert_int_equal(fstat(adir, &st), 0);
+	struct claim_absent trusted = {
+		.known = true, .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
+		.size = (uint64_t)st.st_size, .nlink = (uint64_t)st.st_nlink,
+		.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+		.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec,
+	};
+	claim_look(adir, 0, &trusted, &v);
+	assert_int_equal(v.err, -ENOENT);
+	/* What the earlier listing kept no longer matches: listed again. */
+	struct claim_absent stale = kept;
+	claim_look(adir, 0, &stale, &v);
+	assert_int_equal(v.err, 0);             /* the stat changed: listed */
+	assert_true(v.top == 1);
+	assert_false(stale.known);              /* a name is there: nothing absent */
+	struct claim_absent now = { 0 };
+	assert_int_equal(claim_release(adir, &ha, &a), 0);
+	claim_look(adir, 0, &now, &v);
+	assert_false(now.known);                /* the released name stays the top */
+	claim_leave(&ha);
 }
 
 /* A look made long ago: the name it would make was pruned and is free
@@ -234,7 +275,7 @@ static void test_inherit_past_an_empty_name(void **state)
 	/* claim.create's folder made, its file not yet: "not yet written". */
 	assert_int_equal(mkdirat(adir, CLAIM_NAME "-2", 0755), 0);
 	struct claim_view v;
-	claim_look(adir, 1, &v);
+	claim_look(adir, 1, NULL, &v);
 	assert_int_equal(v.err, -EINVAL);
 	assert_true(v.top == 2);
 	/* Made by another: never made twice. */
@@ -260,7 +301,7 @@ static void test_rewrite_without_truncate(void **state)
 	memset(a.removed, 0, sizeof(a.removed));
 	a.n_removed = 0;
 	assert_int_equal(claim_write(adir, &h, &a), 0); /* shorter: padded */
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_int_equal(v.err, 0);
 	assert_int_equal(v.c.n_removed, 0);
 	claim_leave(&h);
@@ -272,26 +313,26 @@ static void test_hostile_files(void **state)
 	char name[64];
 	snprintf(name, sizeof(name), CLAIM_NAME "-1");
 	assert_int_equal(symlinkat("/etc/passwd", adir, name), 0);
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_int_equal(v.err, -ELOOP);
 	assert_true(v.top == 1);
 	snprintf(name, sizeof(name), CLAIM_NAME "-2");
 	assert_int_equal(mkfifoat(adir, name, 0600), 0);
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_int_equal(v.err, -ENXIO);
 	snprintf(name, sizeof(name), CLAIM_NAME "-3");
 	int fd = openat(adir, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 1 << 20), 0);
 	close(fd);
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_int_equal(v.err, -EFBIG);
 	/* Names that are not the sequence's are not counted. */
 	fd = openat(adir, CLAIM_NAME "-07", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	close(fd);
 	fd = openat(adir, CLAIM_NAME "-9x", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	close(fd);
-	claim_look(adir, 0, &v);
+	claim_look(adir, 0, NULL, &v);
 	assert_true(v.top == 3);
 }
 
@@ -508,6 +549,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_note_not_json, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_sequence_of_names, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_stale_look, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_absent_not_listed_again, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_inherit_past_an_empty_name, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_rewrite_without_truncate, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_hostile_files, make_dir, remove_dir),

@@ -238,8 +238,10 @@ int main(int argc, char **argv)
 	 * a worker thread's heap, and the peak memory becomes the sum of every
 	 * size an array grew through. Below it (the archive's notes, made
 	 * again every scan) the heap reuses the same room. */
+#ifndef __SANITIZE_ADDRESS__
 	if (mallopt(M_MMAP_THRESHOLD, MAIN_MMAP_THRESHOLD_BYTES) != 1)
 		fprintf(stderr, "lockwarden: warning: mallopt(M_MMAP_THRESHOLD) failed\n");
+#endif /* under AddressSanitizer malloc is its own, and mallopt says no */
 
 	r = parse_args(argc, argv, &args);
 	if (r != 0)

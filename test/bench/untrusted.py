@@ -14,8 +14,8 @@
                    same finished site, one with an empty archive folder, one
                    with the SESSION_FOLDERS entries, and the same two with a
                    released claim name in the archive (as after any
-                   incident; without one the claim's look lists the whole
-                   folder every scan, claim.c): CPU time (schedstat)
+                   incident; without one the claim's look lists the folder
+                   again only when its stat changed, claim.c): CPU time (schedstat)
                    over a window after a warm-up (the first listing). A
                    session without a note is looked at again after 2, 8, 32,
                    128 s and then every 5 minutes (incident.h): the full

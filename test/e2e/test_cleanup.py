@@ -12,7 +12,7 @@ from conftest import (ACT_TIMEOUT_S, archive_dir_for, HOUR_S, LOG_LINE_RE,
                       START_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_FAILED, TEMP_STUCK,
                       age_tree, build_finished_site, build_stuck_site, clean_env,
                       gone, make_file_lock, make_lock, make_pending, make_record,
-                      set_active, start_agent, state_diff, tree_state, wait_for,
+                      set_active, start_agent, state_diff, settled_tree_state, tree_state, wait_for,
                       without, write_config, ONCE_CLEARED, ONCE_STUCK_DRY_RUN)
 
 
@@ -22,7 +22,7 @@ def wait_cleared(agent, root, paths, timeout=ACT_TIMEOUT_S):
 
 
 def assert_kept(before, root, removed):
-    seen = tree_state(root)
+    seen = settled_tree_state(root)
     expected = without(before, removed)
     assert seen == expected, "the tree is not the one expected after the cleanup:\n" + \
         state_diff(expected, seen)

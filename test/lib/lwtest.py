@@ -380,6 +380,21 @@ def tree_state(root):
     return state
 
 
+def settled_tree_state(root, timeout=ACT_TIMEOUT_S):
+    """tree_state(root) once no moved-aside folder is left in locks/ or
+    deployments/: a cleanup's folders are emptied in the background, beside
+    its hook, so the tree after a cleanup is compared once that is done."""
+    root = Path(root)
+
+    def trash_left():
+        return [f"{area}/{n}" for area in ("locks", "deployments")
+                if (root / area).is_dir() for n in os.listdir(root / area)
+                if n.startswith(".lockwarden-trash-")]
+    wait_for(lambda: not trash_left(), timeout, f"the moved-aside folders in {root} to be emptied",
+             lambda: "\n".join(trash_left()))
+    return tree_state(root)
+
+
 def tree_hash(root):
     """One digest of tree_state(root)."""
     h = hashlib.sha256()

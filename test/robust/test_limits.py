@@ -18,7 +18,7 @@ import pytest
 
 from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, archive_dir_for, build_finished_site,
                       build_stuck_site, gone, start_agent, state_diff,
-                      tree_state, wait_for, without, write_config)
+                      settled_tree_state, tree_state, wait_for, without, write_config)
 from faults_util import CpuWindow, StopFirst, tmpfs, wait_cleared, wrapped_agents  # noqa: F401 (fixture)
 
 # Measures the agent's CPU over a window and limits its fds: one at a time.
@@ -136,7 +136,7 @@ def test_emfile_is_logged_once_removes_nothing_and_recovers(site, agents, tmp_pa
         resource.prlimit(agent.pid, resource.RLIMIT_NOFILE, (soft, hard))
 
     wait_cleared(agent, site, STUCK_LEFTOVERS, "the cleanup once descriptors are available again")
-    assert tree_state(site) == without(stuck, STUCK_LEFTOVERS)
+    assert settled_tree_state(site) == without(stuck, STUCK_LEFTOVERS)
 
     # How the fault was told, checked last so the behaviour above is
     # checked whatever the wording.
@@ -202,7 +202,7 @@ def test_eacces_on_deployments_is_logged_once_and_removes_nothing(
 
     (site / "deployments").chmod(0o755)
     wait_cleared(agent, site, STUCK_LEFTOVERS, "the cleanup once deployments/ can be read")
-    assert tree_state(site) == without(stuck, STUCK_LEFTOVERS)
+    assert settled_tree_state(site) == without(stuck, STUCK_LEFTOVERS)
 
 
 # -------------------------------------------------------------- disk full
@@ -244,7 +244,7 @@ def test_full_archive_disk_refuses_the_cleanup_without_a_busy_loop(site, agents,
         filler.unlink()
         wait_cleared(agent, site, STUCK_LEFTOVERS, "the cleanup once the archive has room")
         agent.wait_for_log(r"archive: what was removed is recorded in", start=mark)
-        assert tree_state(site) == without(stuck, STUCK_LEFTOVERS)
+        assert settled_tree_state(site) == without(stuck, STUCK_LEFTOVERS)
     assert not stops.complaints, stops.complaints
 
     # How the refusals went, checked last so that the recovery above is

@@ -11,7 +11,7 @@ import time
 
 from conftest import (ACT_TIMEOUT_S, STUCK_LEFTOVERS, TEMP_STUCK, Pause,
                       build_finished_site, build_stuck_site, gone, make_skeleton,
-                      pause_shim, start_agent, state_diff, trash_of, tree_state, wait_for,
+                      pause_shim, start_agent, state_diff, trash_of, settled_tree_state, tree_state, wait_for,
                       without, write_config)  # noqa: F401 (pause_shim: a fixture)
 from faults_util import StopFirst, count_entries, fill_folder, tmpfs, wait_cleared
 
@@ -80,7 +80,7 @@ def test_reload_with_a_shorter_stuck_after_takes_effect(site, agents, tmp_path):
              agent.tail)
     print(f"[reload] cleared {time.monotonic() - reloaded:.2f} s after SIGHUP set stuck_after 1s")
     wait_cleared(agent, site, STUCK_LEFTOVERS, "the trash to be emptied")
-    assert tree_state(site) == without(before, STUCK_LEFTOVERS)
+    assert settled_tree_state(site) == without(before, STUCK_LEFTOVERS)
 
 
 # (id, the file's lines after [site] root, the line the error must name, a
@@ -181,7 +181,7 @@ def test_sigterm_during_a_large_removal_then_a_restart_finishes_the_trash(tmp_pa
                      "the restarted agent to finish the cleanup and the trash")
         again.wait_for_log(rf"finished removing deployments/{re.escape(trash.name)} "
                            r"\(\d+ entries\)")
-        assert tree_state(site) == without(before, STUCK_LEFTOVERS)
+        assert settled_tree_state(site) == without(before, STUCK_LEFTOVERS)
         again.send(signal.SIGTERM)
         assert again.wait_exit(2.0) == 0
     assert not stops.complaints, stops.complaints

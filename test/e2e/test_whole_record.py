@@ -58,12 +58,18 @@ class Writer:
 
 def session_of(cfg):
     """The one session of a cleanup that committed (an abandoned one, rolled
-    back, keeps its session and note as a record of the attempt)."""
+    back, keeps its session and note as a record of the attempt). The
+    leftovers are gone from the site once moved aside, a moment before the
+    note says "committed": waited for, with a deadline."""
     d = archive_dir_for(cfg)
-    sessions = [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and
+
+    def committed():
+        return [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and
+                (p / "note.json").exists() and
                 json.loads((p / "note.json").read_text()).get("state") in ("committed", "done")]
-    assert len(sessions) == 1, sorted(d.iterdir())
-    return sessions[0]
+    wait_for(lambda: len(committed()) == 1, ACT_TIMEOUT_S, "one committed session",
+             lambda: "\n".join(map(str, sorted(d.iterdir()))))
+    return committed()[0]
 
 
 def test_a_write_inside_artifact_keeps_the_record(site, agents, tmp_path):

@@ -574,8 +574,14 @@ void incident_observe(struct incident *inc, const struct incident_look *look, ui
 {
 	const struct claim_view *v = &look->claim;
 
-	if (look->absent.known && !inc->absent.known)
-		inc->absent_since_ms = mono_ms();
+	/* A listing that found no name (the first, or the one the hour
+	 * asked for) starts the hour again; one the look did not need keeps
+	 * it. Without the second case the hour, once past, would never be
+	 * renewed and every look after it would list the folder. */
+	uint64_t mono = mono_ms();
+	if (look->absent.known &&
+	    (!inc->absent.known || mono - inc->absent_since_ms >= ABSENT_TRUSTED_MS))
+		inc->absent_since_ms = mono;
 	inc->absent = look->absent;
 	bool same = inc->seen_known && inc->seen.err == v->err && inc->seen.hash == v->hash &&
 		    inc->seen.top == v->top;
